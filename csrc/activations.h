@@ -1,0 +1,42 @@
+// activations.h -- elementwise activations, softmax, fused softmax + cross-entropy, dropout.
+#pragma once
+#include <cstdint>
+
+namespace cnnfast {
+
+enum class Activation : int { Linear = 0, ReLU = 1, Sigmoid = 2, Tanh = 3, Softmax = 4 };
+
+// out (rows,cols) overwritten; may alias inp. Softmax is over the last axis (cols).
+void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols, Activation a);
+// dinp overwritten, may alias dout. Uses the forward OUTPUT `out` (ReLU: out > 0 <=> inp > 0,
+// so the derivative at 0 is 0 as in TF's ReluGrad).
+void activation_backward(float* dinp, const float* dout, const float* out, int64_t rows,
+                         int64_t cols, Activation a);
+
+// ---- cross-entropy, (B,K) rows; per-sample losses into loss (B), overwritten ----
+// From logits (TF's cached-logits rule / from_logits=True):
+//   loss = logsumexp(z) - z[y];  dlogits = grad_scale * (softmax(z) - onehot(y)).
+// labels are int32 in [0,K) (checked; throws otherwise). dlogits may be nullptr.
+void softmax_xent_sparse(float* loss, float* dlogits, const float* logits, const int32_t* labels,
+                         int B, int K, float grad_scale);
+// Dense targets t (B,K): loss = sum_k t_k (logsumexp(z) - z_k); dlogits = scale*(softmax - t).
+void softmax_xent_dense(float* loss, float* dlogits, const float* logits, const float* targets,
+                        int B, int K, float grad_scale);
+// From probabilities (Keras TF backend, from_logits=False without cached logits):
+//   sparse: q = clip(p, eps, 1-eps); loss = -log(q_y / sum(q))
+//   dense:  q = clip(p / sum(p), eps, 1-eps); loss = -sum_k t_k log q_k
+// dprobs = grad_scale * dloss/dp (zero where clipping applied); may be nullptr.
+void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels,
+                       int B, int K, float eps, float grad_scale);
+void xent_probs_dense(float* loss, float* dprobs, const float* probs, const float* targets, int B,
+                      int K, float eps, float grad_scale);
+
+// ---- inverted dropout ----
+// keep[i] = 1 with probability 1-rate from a counter-based hash of (seed, i): the same mask for
+// any thread count. out = inp * keep / (1-rate). rate in [0,1); mask (n) overwritten.
+void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, float rate,
+                     uint64_t seed);
+void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n,
+                      float rate);
+
+}  // namespace cnnfast

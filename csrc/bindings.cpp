@@ -1,0 +1,599 @@
+// bindings.cpp -- PYBIND11_MODULE for cnnfast._core.
+// Validates every array (dtype, C-contiguity, writability, shape), releases the GIL and calls
+// the kernels. No math here. Errors raise ValueError/TypeError with the argument's name and
+// shapes; nothing is converted silently (an output must be the caller's real buffer).
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "activations.h"
+#include "common.h"
+#include "conv2d.h"
+#include "dense.h"
+#include "gemm.h"
+#include "optim.h"
+#include "pool2d.h"
+
+namespace py = pybind11;
+using namespace cnnfast;
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+    std::ostringstream s;
+    s << "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+    s << (a.ndim() == 1 ? ",)" : ")");
+    return s.str();
+}
+
+std::string shape_str(const std::vector<int64_t>& v) {
+    std::ostringstream s;
+    s << "(";
+    for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
+    s << (v.size() == 1 ? ",)" : ")");
+    return s.str();
+}
+
+// Checks dtype T, C-contiguity, (writability) and, when given, the exact shape. -1 = any.
+template <typename T>
+T* data_of(const py::object& obj, const char* fn, const char* name, bool writable,
+           std::vector<int64_t> shape = {}) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(std::string(fn) + ": " + name + " must be a numpy array");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<T>()))
+        throw py::type_error(std::string(fn) + ": " + name + " must have dtype " +
+                             std::string(py::str(py::dtype::of<T>())) + ", got " +
+                             std::string(py::str(a.dtype())));
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(fn) + ": " + name + " must be C-contiguous");
+    if (writable && !a.writeable())
+        throw py::value_error(std::string(fn) + ": " + name + " must be writable");
+    if (!shape.empty()) {
+        bool ok = static_cast<size_t>(a.ndim()) == shape.size();
+        for (size_t i = 0; ok && i < shape.size(); ++i)
+            ok = shape[i] < 0 || a.shape(i) == shape[i];
+        if (!ok)
+            throw py::value_error(std::string(fn) + ": " + name + " has shape " + shape_str(a) +
+                                  ", expected " + shape_str(shape));
+    }
+    return static_cast<T*>(writable ? a.mutable_data() : const_cast<void*>(a.data()));
+}
+
+template <typename T>
+T* optional_data_of(const py::object& obj, const char* fn, const char* name, bool writable,
+                    std::vector<int64_t> shape = {}) {
+    if (obj.is_none()) return nullptr;
+    return data_of<T>(obj, fn, name, writable, std::move(shape));
+}
+
+py::array as_array(const py::object& obj, const char* fn, const char* name) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(std::string(fn) + ": " + name + " must be a numpy array");
+    return py::reinterpret_borrow<py::array>(obj);
+}
+
+void require_ndim(const py::array& a, int ndim, const char* fn, const char* name) {
+    if (a.ndim() != ndim)
+        throw py::value_error(std::string(fn) + ": " + name + " must be " + std::to_string(ndim) +
+                              "-D, got shape " + shape_str(a));
+}
+
+int as_int(py::ssize_t v, const char* fn, const char* what) {
+    if (v > (1LL << 31) - 1)
+        throw py::value_error(std::string(fn) + ": " + what + " too large for the kernels");
+    return static_cast<int>(v);
+}
+
+Padding parse_padding(const std::string& s, const char* fn) {
+    if (s == "valid") return Padding::Valid;
+    if (s == "same") return Padding::Same;
+    throw py::value_error(std::string(fn) + ": padding must be 'valid' or 'same', got '" + s + "'");
+}
+
+std::pair<int, int> pair_of(const std::pair<int, int>& p, const char* fn, const char* what) {
+    if (p.first <= 0 || p.second <= 0)
+        throw py::value_error(std::string(fn) + ": " + what + " must be positive, got (" +
+                              std::to_string(p.first) + ", " + std::to_string(p.second) + ")");
+    return p;
+}
+
+Conv2DParams conv_params(const py::array& inp, const py::array& weight, std::pair<int, int> st,
+                         const std::string& padding, const char* fn) {
+    require_ndim(inp, 4, fn, "inp");
+    require_ndim(weight, 4, fn, "weight");
+    if (weight.shape(2) != inp.shape(3))
+        throw py::value_error(std::string(fn) + ": weight " + shape_str(weight) +
+                              " expects " + std::to_string(weight.shape(2)) +
+                              " input channels but inp has shape " + shape_str(inp));
+    pair_of(st, fn, "strides");
+    return make_conv2d_params(as_int(inp.shape(0), fn, "N"), as_int(inp.shape(1), fn, "H"),
+                              as_int(inp.shape(2), fn, "W"), as_int(inp.shape(3), fn, "C"),
+                              as_int(weight.shape(0), fn, "KH"), as_int(weight.shape(1), fn, "KW"),
+                              as_int(weight.shape(3), fn, "OC"), st.first, st.second,
+                              parse_padding(padding, fn));
+}
+
+Pool2DParams pool_params(const py::array& inp, std::pair<int, int> pool, std::pair<int, int> st,
+                         const std::string& padding, const char* fn) {
+    require_ndim(inp, 4, fn, "input");
+    pair_of(pool, fn, "pool_size");
+    pair_of(st, fn, "strides");
+    return make_pool2d_params(as_int(inp.shape(0), fn, "N"), as_int(inp.shape(1), fn, "H"),
+                              as_int(inp.shape(2), fn, "W"), as_int(inp.shape(3), fn, "C"),
+                              pool.first, pool.second, st.first, st.second,
+                              parse_padding(padding, fn));
+}
+
+// (rows, cols) view of an array whose last axis is the feature axis.
+std::pair<int64_t, int64_t> rows_cols(const py::array& a, const char* fn, const char* name) {
+    if (a.ndim() < 1) throw py::value_error(std::string(fn) + ": " + name + " must be >= 1-D");
+    int64_t cols = a.shape(a.ndim() - 1);
+    int64_t rows = cols ? a.size() / cols : 0;
+    return {rows, cols};
+}
+
+std::vector<int64_t> shape_of(const py::array& a) {
+    return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+Activation parse_activation(int a) {
+    if (a < 0 || a > 4) throw py::value_error("activation code must be 0..4, got " + std::to_string(a));
+    return static_cast<Activation>(a);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "cnnfast native kernels (C++17, OpenMP). Called only from cnnfast.backend.";
+
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::invalid_argument& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+        }
+    });
+
+    // ---- build / runtime information ----
+    m.def("build_info", []() {
+        py::dict d;
+#if defined(__clang__)
+        d["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+        d["compiler"] = std::string("gcc ") + __VERSION__;
+#elif defined(_MSC_VER)
+        d["compiler"] = std::string("msvc ") + std::to_string(_MSC_VER);
+#else
+        d["compiler"] = std::string("unknown");
+#endif
+        d["openmp"] = has_openmp();
+        d["isa"] = std::string(gemm_isa());
+        d["supported_isas"] = std::string(gemm_supported_isas());
+        d["num_threads"] = num_threads();
+        d["cuda"] = false;
+        return d;
+    });
+    m.def("num_threads", &num_threads);
+    m.def("set_num_threads", &set_num_threads, py::arg("n"));
+    m.def("gemm_isa", &gemm_isa);
+    m.def("set_gemm_isa", [](const std::string& s) { set_gemm_isa(s.c_str()); }, py::arg("name"));
+
+    // ---- GEMM (exposed for tests and benchmarks) ----
+    auto bind_gemm = [&m](const char* name, decltype(&sgemm) fn) {
+        m.def(
+            name,
+            [fn, name](py::object c, py::object a, py::object b, bool trans_a, bool trans_b,
+                       float alpha, float beta) {
+                py::array A = as_array(a, name, "a"), B = as_array(b, name, "b");
+                py::array C = as_array(c, name, "c");
+                require_ndim(A, 2, name, "a");
+                require_ndim(B, 2, name, "b");
+                require_ndim(C, 2, name, "c");
+                int M = as_int(trans_a ? A.shape(1) : A.shape(0), name, "M");
+                int K = as_int(trans_a ? A.shape(0) : A.shape(1), name, "K");
+                int Kb = as_int(trans_b ? B.shape(1) : B.shape(0), name, "K");
+                int N = as_int(trans_b ? B.shape(0) : B.shape(1), name, "N");
+                if (K != Kb)
+                    throw py::value_error(std::string(name) + ": inner dimensions differ: a " +
+                                          shape_str(A) + ", b " + shape_str(B));
+                float* pc = data_of<float>(c, name, "c", true, {M, N});
+                const float* pa = data_of<float>(a, name, "a", false);
+                const float* pb = data_of<float>(b, name, "b", false);
+                int lda = as_int(A.shape(1), name, "lda"), ldb = as_int(B.shape(1), name, "ldb");
+                py::gil_scoped_release nogil;
+                fn(trans_a, trans_b, M, N, K, alpha, pa, lda, pb, ldb, beta, pc, N);
+            },
+            py::arg("c"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+            py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+            "c (M,N) = alpha * op(a) @ op(b) + beta * c");
+    };
+    bind_gemm("sgemm", &sgemm);
+    bind_gemm("sgemm_reference", &sgemm_reference);
+
+    // ---- Conv2D ----
+    m.def(
+        "conv2d_geometry",
+        [](std::vector<int64_t> in_shape, std::vector<int64_t> kernel_shape,
+           std::pair<int, int> strides, const std::string& padding) {
+            const char* fn = "conv2d_geometry";
+            if (in_shape.size() != 4 || kernel_shape.size() != 4)
+                throw py::value_error("conv2d_geometry: shapes must be 4-D");
+            pair_of(strides, fn, "strides");
+            Conv2DParams p = make_conv2d_params(
+                (int)in_shape[0], (int)in_shape[1], (int)in_shape[2], (int)in_shape[3],
+                (int)kernel_shape[0], (int)kernel_shape[1], (int)kernel_shape[3], strides.first,
+                strides.second, parse_padding(padding, fn));
+            py::dict d;
+            d["out_shape"] = py::make_tuple(p.N, p.OH, p.OW, p.OC);
+            d["pad"] = py::make_tuple(p.PT, p.PL);
+            d["workspace"] = conv2d_workspace_size(p);
+            return d;
+        },
+        py::arg("in_shape"), py::arg("kernel_shape"), py::arg("strides"), py::arg("padding"));
+    m.def(
+        "conv2d_forward",
+        [](py::object out, py::object inp, py::object weight, py::object bias,
+           std::pair<int, int> strides, const std::string& padding, py::object workspace) {
+            const char* fn = "conv2d_forward";
+            py::array I = as_array(inp, fn, "inp"), Wt = as_array(weight, fn, "weight");
+            Conv2DParams p = conv_params(I, Wt, strides, padding, fn);
+            float* po = data_of<float>(out, fn, "out", true, {p.N, p.OH, p.OW, p.OC});
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            const float* pw = data_of<float>(weight, fn, "weight", false);
+            const float* pb = optional_data_of<float>(bias, fn, "bias", false, {p.OC});
+            size_t need = conv2d_workspace_size(p);
+            float* ws = optional_data_of<float>(workspace, fn, "workspace", true);
+            if (need && (!ws || (size_t)as_array(workspace, fn, "workspace").size() < need))
+                throw py::value_error("conv2d_forward: workspace needs " + std::to_string(need) +
+                                      " floats");
+            py::gil_scoped_release nogil;
+            conv2d_forward(po, pi, pw, pb, p, ws);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"), py::arg("strides"),
+        py::arg("padding"), py::arg("workspace"));
+    m.def(
+        "conv2d_backward",
+        [](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
+           py::object weight, std::pair<int, int> strides, const std::string& padding,
+           py::object workspace) {
+            const char* fn = "conv2d_backward";
+            py::array I = as_array(inp, fn, "inp"), Wt = as_array(weight, fn, "weight");
+            Conv2DParams p = conv_params(I, Wt, strides, padding, fn);
+            float* pdi = optional_data_of<float>(dinp, fn, "dinp", true, shape_of(I));
+            float* pdw = data_of<float>(dweight, fn, "dweight", true, shape_of(Wt));
+            float* pdb = optional_data_of<float>(dbias, fn, "dbias", true, {p.OC});
+            const float* pdo = data_of<float>(dout, fn, "dout", false, {p.N, p.OH, p.OW, p.OC});
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            const float* pw = data_of<float>(weight, fn, "weight", false);
+            size_t need = conv2d_workspace_size(p);
+            float* ws = optional_data_of<float>(workspace, fn, "workspace", true);
+            if (need && (!ws || (size_t)as_array(workspace, fn, "workspace").size() < need))
+                throw py::value_error("conv2d_backward: workspace needs " + std::to_string(need) +
+                                      " floats");
+            py::gil_scoped_release nogil;
+            conv2d_backward(pdi, pdw, pdb, pdo, pi, pw, p, ws);
+        },
+        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
+        py::arg("weight"), py::arg("strides"), py::arg("padding"), py::arg("workspace"));
+
+    // ---- Pooling ----
+    m.def(
+        "pool2d_geometry",
+        [](std::vector<int64_t> in_shape, std::pair<int, int> pool, std::pair<int, int> strides,
+           const std::string& padding) {
+            const char* fn = "pool2d_geometry";
+            if (in_shape.size() != 4) throw py::value_error("pool2d_geometry: shape must be 4-D");
+            pair_of(pool, fn, "pool_size");
+            pair_of(strides, fn, "strides");
+            Pool2DParams p = make_pool2d_params((int)in_shape[0], (int)in_shape[1],
+                                                (int)in_shape[2], (int)in_shape[3], pool.first,
+                                                pool.second, strides.first, strides.second,
+                                                parse_padding(padding, fn));
+            py::dict d;
+            d["out_shape"] = py::make_tuple(p.N, p.OH, p.OW, p.C);
+            d["pad"] = py::make_tuple(p.PT, p.PL);
+            return d;
+        },
+        py::arg("in_shape"), py::arg("pool_size"), py::arg("strides"), py::arg("padding"));
+    m.def(
+        "maxpool2d_forward",
+        [](py::object out, py::object argmax, py::object inp, std::pair<int, int> pool,
+           std::pair<int, int> strides, const std::string& padding) {
+            const char* fn = "maxpool2d_forward";
+            Pool2DParams p = pool_params(as_array(inp, fn, "inp"), pool, strides, padding, fn);
+            std::vector<int64_t> os = {p.N, p.OH, p.OW, p.C};
+            float* po = data_of<float>(out, fn, "out", true, os);
+            int32_t* pa = optional_data_of<int32_t>(argmax, fn, "argmax", true, os);
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            py::gil_scoped_release nogil;
+            maxpool2d_forward(po, pa, pi, p);
+        },
+        py::arg("out"), py::arg("argmax"), py::arg("inp"), py::arg("pool_size"),
+        py::arg("strides"), py::arg("padding"));
+    m.def(
+        "maxpool2d_backward",
+        [](py::object dinp, py::object dout, py::object argmax, std::pair<int, int> pool,
+           std::pair<int, int> strides, const std::string& padding) {
+            const char* fn = "maxpool2d_backward";
+            Pool2DParams p = pool_params(as_array(dinp, fn, "dinp"), pool, strides, padding, fn);
+            std::vector<int64_t> os = {p.N, p.OH, p.OW, p.C};
+            float* pdi = data_of<float>(dinp, fn, "dinp", true);
+            const float* pdo = data_of<float>(dout, fn, "dout", false, os);
+            const int32_t* pa = data_of<int32_t>(argmax, fn, "argmax", false, os);
+            py::gil_scoped_release nogil;
+            maxpool2d_backward(pdi, pdo, pa, p);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("argmax"), py::arg("pool_size"),
+        py::arg("strides"), py::arg("padding"));
+    m.def(
+        "avgpool2d_forward",
+        [](py::object out, py::object inp, std::pair<int, int> pool, std::pair<int, int> strides,
+           const std::string& padding) {
+            const char* fn = "avgpool2d_forward";
+            Pool2DParams p = pool_params(as_array(inp, fn, "inp"), pool, strides, padding, fn);
+            float* po = data_of<float>(out, fn, "out", true, {p.N, p.OH, p.OW, p.C});
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            py::gil_scoped_release nogil;
+            avgpool2d_forward(po, pi, p);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("pool_size"), py::arg("strides"),
+        py::arg("padding"));
+    m.def(
+        "avgpool2d_backward",
+        [](py::object dinp, py::object dout, std::pair<int, int> pool,
+           std::pair<int, int> strides, const std::string& padding) {
+            const char* fn = "avgpool2d_backward";
+            Pool2DParams p = pool_params(as_array(dinp, fn, "dinp"), pool, strides, padding, fn);
+            float* pdi = data_of<float>(dinp, fn, "dinp", true);
+            const float* pdo = data_of<float>(dout, fn, "dout", false, {p.N, p.OH, p.OW, p.C});
+            py::gil_scoped_release nogil;
+            avgpool2d_backward(pdi, pdo, p);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("pool_size"), py::arg("strides"),
+        py::arg("padding"));
+
+    // ---- Dense ----
+    m.def(
+        "dense_forward",
+        [](py::object out, py::object inp, py::object weight, py::object bias) {
+            const char* fn = "dense_forward";
+            py::array I = as_array(inp, fn, "inp"), Wt = as_array(weight, fn, "weight");
+            require_ndim(I, 2, fn, "inp");
+            require_ndim(Wt, 2, fn, "weight");
+            if (Wt.shape(0) != I.shape(1))
+                throw py::value_error("dense_forward: inp " + shape_str(I) +
+                                      " does not match weight " + shape_str(Wt));
+            int B = as_int(I.shape(0), fn, "B"), IN = as_int(I.shape(1), fn, "IN"),
+                OUT = as_int(Wt.shape(1), fn, "OUT");
+            float* po = data_of<float>(out, fn, "out", true, {B, OUT});
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            const float* pw = data_of<float>(weight, fn, "weight", false);
+            const float* pb = optional_data_of<float>(bias, fn, "bias", false, {OUT});
+            py::gil_scoped_release nogil;
+            dense_forward(po, pi, pw, pb, B, IN, OUT);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"));
+    m.def(
+        "dense_backward",
+        [](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
+           py::object weight) {
+            const char* fn = "dense_backward";
+            py::array I = as_array(inp, fn, "inp"), Wt = as_array(weight, fn, "weight");
+            require_ndim(I, 2, fn, "inp");
+            require_ndim(Wt, 2, fn, "weight");
+            if (Wt.shape(0) != I.shape(1))
+                throw py::value_error("dense_backward: inp " + shape_str(I) +
+                                      " does not match weight " + shape_str(Wt));
+            int B = as_int(I.shape(0), fn, "B"), IN = as_int(I.shape(1), fn, "IN"),
+                OUT = as_int(Wt.shape(1), fn, "OUT");
+            float* pdi = optional_data_of<float>(dinp, fn, "dinp", true, {B, IN});
+            float* pdw = data_of<float>(dweight, fn, "dweight", true, {IN, OUT});
+            float* pdb = optional_data_of<float>(dbias, fn, "dbias", true, {OUT});
+            const float* pdo = data_of<float>(dout, fn, "dout", false, {B, OUT});
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            const float* pw = data_of<float>(weight, fn, "weight", false);
+            py::gil_scoped_release nogil;
+            dense_backward(pdi, pdw, pdb, pdo, pi, pw, B, IN, OUT);
+        },
+        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
+        py::arg("weight"));
+
+    // ---- Activations ----
+    m.def(
+        "activation_forward",
+        [](py::object out, py::object inp, int act) {
+            const char* fn = "activation_forward";
+            py::array I = as_array(inp, fn, "inp");
+            auto rc = rows_cols(I, fn, "inp");
+            float* po = data_of<float>(out, fn, "out", true, shape_of(I));
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            Activation a = parse_activation(act);
+            py::gil_scoped_release nogil;
+            activation_forward(po, pi, rc.first, rc.second, a);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("activation"));
+    m.def(
+        "activation_backward",
+        [](py::object dinp, py::object dout, py::object out, int act) {
+            const char* fn = "activation_backward";
+            py::array O = as_array(out, fn, "out");
+            auto rc = rows_cols(O, fn, "out");
+            float* pdi = data_of<float>(dinp, fn, "dinp", true, shape_of(O));
+            const float* pdo = data_of<float>(dout, fn, "dout", false, shape_of(O));
+            const float* po = data_of<float>(out, fn, "out", false);
+            Activation a = parse_activation(act);
+            py::gil_scoped_release nogil;
+            activation_backward(pdi, pdo, po, rc.first, rc.second, a);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"));
+
+    // ---- Cross-entropy ----
+    m.def(
+        "softmax_xent_sparse",
+        [](py::object loss, py::object dlogits, py::object logits, py::object labels,
+           float grad_scale) {
+            const char* fn = "softmax_xent_sparse";
+            py::array L = as_array(logits, fn, "logits");
+            require_ndim(L, 2, fn, "logits");
+            int B = as_int(L.shape(0), fn, "B"), K = as_int(L.shape(1), fn, "K");
+            float* pl = data_of<float>(loss, fn, "loss", true, {B});
+            float* pd = optional_data_of<float>(dlogits, fn, "dlogits", true, {B, K});
+            const float* pz = data_of<float>(logits, fn, "logits", false);
+            const int32_t* py_ = data_of<int32_t>(labels, fn, "labels", false, {B});
+            py::gil_scoped_release nogil;
+            softmax_xent_sparse(pl, pd, pz, py_, B, K, grad_scale);
+        },
+        py::arg("loss"), py::arg("dlogits"), py::arg("logits"), py::arg("labels"),
+        py::arg("grad_scale"));
+    m.def(
+        "softmax_xent_dense",
+        [](py::object loss, py::object dlogits, py::object logits, py::object targets,
+           float grad_scale) {
+            const char* fn = "softmax_xent_dense";
+            py::array L = as_array(logits, fn, "logits");
+            require_ndim(L, 2, fn, "logits");
+            int B = as_int(L.shape(0), fn, "B"), K = as_int(L.shape(1), fn, "K");
+            float* pl = data_of<float>(loss, fn, "loss", true, {B});
+            float* pd = optional_data_of<float>(dlogits, fn, "dlogits", true, {B, K});
+            const float* pz = data_of<float>(logits, fn, "logits", false);
+            const float* pt = data_of<float>(targets, fn, "targets", false, {B, K});
+            py::gil_scoped_release nogil;
+            softmax_xent_dense(pl, pd, pz, pt, B, K, grad_scale);
+        },
+        py::arg("loss"), py::arg("dlogits"), py::arg("logits"), py::arg("targets"),
+        py::arg("grad_scale"));
+    m.def(
+        "xent_probs_sparse",
+        [](py::object loss, py::object dprobs, py::object probs, py::object labels, float eps,
+           float grad_scale) {
+            const char* fn = "xent_probs_sparse";
+            py::array P = as_array(probs, fn, "probs");
+            require_ndim(P, 2, fn, "probs");
+            int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
+            float* pl = data_of<float>(loss, fn, "loss", true, {B});
+            float* pd = optional_data_of<float>(dprobs, fn, "dprobs", true, {B, K});
+            const float* pp = data_of<float>(probs, fn, "probs", false);
+            const int32_t* py_ = data_of<int32_t>(labels, fn, "labels", false, {B});
+            py::gil_scoped_release nogil;
+            xent_probs_sparse(pl, pd, pp, py_, B, K, eps, grad_scale);
+        },
+        py::arg("loss"), py::arg("dprobs"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
+        py::arg("grad_scale"));
+    m.def(
+        "xent_probs_dense",
+        [](py::object loss, py::object dprobs, py::object probs, py::object targets, float eps,
+           float grad_scale) {
+            const char* fn = "xent_probs_dense";
+            py::array P = as_array(probs, fn, "probs");
+            require_ndim(P, 2, fn, "probs");
+            int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
+            float* pl = data_of<float>(loss, fn, "loss", true, {B});
+            float* pd = optional_data_of<float>(dprobs, fn, "dprobs", true, {B, K});
+            const float* pp = data_of<float>(probs, fn, "probs", false);
+            const float* pt = data_of<float>(targets, fn, "targets", false, {B, K});
+            py::gil_scoped_release nogil;
+            xent_probs_dense(pl, pd, pp, pt, B, K, eps, grad_scale);
+        },
+        py::arg("loss"), py::arg("dprobs"), py::arg("probs"), py::arg("targets"), py::arg("eps"),
+        py::arg("grad_scale"));
+
+    // ---- Dropout ----
+    m.def(
+        "dropout_forward",
+        [](py::object out, py::object mask, py::object inp, float rate, uint64_t seed) {
+            const char* fn = "dropout_forward";
+            py::array I = as_array(inp, fn, "inp");
+            if (!(rate >= 0.0f && rate < 1.0f))
+                throw py::value_error("dropout_forward: rate must be in [0, 1), got " +
+                                      std::to_string(rate));
+            float* po = data_of<float>(out, fn, "out", true, shape_of(I));
+            uint8_t* pm = data_of<uint8_t>(mask, fn, "mask", true, shape_of(I));
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            int64_t n = I.size();
+            py::gil_scoped_release nogil;
+            dropout_forward(po, pm, pi, n, rate, seed);
+        },
+        py::arg("out"), py::arg("mask"), py::arg("inp"), py::arg("rate"), py::arg("seed"));
+    m.def(
+        "dropout_backward",
+        [](py::object dinp, py::object dout, py::object mask, float rate) {
+            const char* fn = "dropout_backward";
+            py::array D = as_array(dout, fn, "dout");
+            if (!(rate >= 0.0f && rate < 1.0f))
+                throw py::value_error("dropout_backward: rate must be in [0, 1), got " +
+                                      std::to_string(rate));
+            float* pdi = data_of<float>(dinp, fn, "dinp", true, shape_of(D));
+            const float* pdo = data_of<float>(dout, fn, "dout", false);
+            const uint8_t* pm = data_of<uint8_t>(mask, fn, "mask", false, shape_of(D));
+            int64_t n = D.size();
+            py::gil_scoped_release nogil;
+            dropout_backward(pdi, pdo, pm, n, rate);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("mask"), py::arg("rate"));
+
+    // ---- Optimizers ----
+    m.def(
+        "adam_update",
+        [](py::object w, py::object mo, py::object v, py::object vhat, py::object g, float lr,
+           double beta1, double beta2, double eps, int64_t step) {
+            const char* fn = "adam_update";
+            py::array Wa = as_array(w, fn, "w");
+            auto s = shape_of(Wa);
+            float* pw = data_of<float>(w, fn, "w", true);
+            float* pm = data_of<float>(mo, fn, "m", true, s);
+            float* pv = data_of<float>(v, fn, "v", true, s);
+            float* pvh = optional_data_of<float>(vhat, fn, "vhat", true, s);
+            const float* pg = data_of<float>(g, fn, "g", false, s);
+            if (step < 1) throw py::value_error("adam_update: step must be >= 1");
+            int64_t n = Wa.size();
+            py::gil_scoped_release nogil;
+            adam_update(pw, pm, pv, pvh, pg, n, lr, beta1, beta2, eps, step);
+        },
+        py::arg("w"), py::arg("m"), py::arg("v"), py::arg("vhat"), py::arg("g"), py::arg("lr"),
+        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("step"));
+    m.def(
+        "sgd_update",
+        [](py::object w, py::object vel, py::object g, float lr, double momentum, bool nesterov) {
+            const char* fn = "sgd_update";
+            py::array Wa = as_array(w, fn, "w");
+            auto s = shape_of(Wa);
+            float* pw = data_of<float>(w, fn, "w", true);
+            float* pv = optional_data_of<float>(vel, fn, "velocity", true, s);
+            const float* pg = data_of<float>(g, fn, "g", false, s);
+            if (momentum != 0.0 && !pv)
+                throw py::value_error("sgd_update: momentum != 0 needs a velocity buffer");
+            int64_t n = Wa.size();
+            py::gil_scoped_release nogil;
+            sgd_update(pw, pv, pg, n, lr, momentum, nesterov);
+        },
+        py::arg("w"), py::arg("velocity"), py::arg("g"), py::arg("lr"), py::arg("momentum"),
+        py::arg("nesterov"));
+    m.def(
+        "rmsprop_update",
+        [](py::object w, py::object v, py::object mom, py::object avg, py::object g, float lr,
+           double rho, double momentum, double eps, bool centered) {
+            const char* fn = "rmsprop_update";
+            py::array Wa = as_array(w, fn, "w");
+            auto s = shape_of(Wa);
+            float* pw = data_of<float>(w, fn, "w", true);
+            float* pv = data_of<float>(v, fn, "v", true, s);
+            float* pmo = optional_data_of<float>(mom, fn, "mom", true, s);
+            float* pa = optional_data_of<float>(avg, fn, "avg", true, s);
+            const float* pg = data_of<float>(g, fn, "g", false, s);
+            if (momentum > 0.0 && !pmo)
+                throw py::value_error("rmsprop_update: momentum > 0 needs a momentum buffer");
+            if (centered && !pa)
+                throw py::value_error("rmsprop_update: centered needs an average-gradient buffer");
+            int64_t n = Wa.size();
+            py::gil_scoped_release nogil;
+            rmsprop_update(pw, pv, pmo, pa, pg, n, lr, rho, momentum, eps, centered);
+        },
+        py::arg("w"), py::arg("v"), py::arg("mom"), py::arg("avg"), py::arg("g"), py::arg("lr"),
+        py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"));
+}

@@ -1,0 +1,56 @@
+// common.h -- checks, padding geometry and threading shared by every cnnfast kernel.
+//
+// Dimension legend used in every csrc/ file:
+//   N  batch            H, W   input height/width      C   input channels
+//   OH, OW output h/w   KH, KW kernel/pool size        OC  output channels (filters)
+//   SH, SW strides      PT, PL leading (top/left) zero padding; trailing padding is implied
+// Tensors are float32, row-major, NHWC; conv kernels (KH,KW,C,OC); dense kernels (IN,OUT).
+// Kernels take raw pointers, outputs first, then inputs, then sizes. They never see pybind11.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace cnnfast {
+
+[[noreturn]] inline void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+// Precondition check: throws std::invalid_argument (Python ValueError), never aborts.
+#define CNNFAST_CHECK(cond, msg)                                                    \
+    do {                                                                            \
+        if (!(cond)) ::cnnfast::fail(std::string("cnnfast: ") + (msg) +             \
+                                     " (check failed: " #cond ")");                 \
+    } while (0)
+
+enum class Padding : int { Valid = 0, Same = 1 };
+
+// Output size and leading pad of one spatial axis, exactly as TF/Keras compute them:
+//   valid: out = floor((in - k) / s) + 1, no padding
+//   same:  out = ceil(in / s), total = max(0, (out-1)*s + k - in), before = total / 2
+//          (the odd extra pixel goes at the END: bottom/right).
+struct Window1D {
+    int out;
+    int pad_before;
+};
+
+inline Window1D window_1d(int in, int k, int s, Padding pad) {
+    CNNFAST_CHECK(in > 0 && k > 0 && s > 0, "window sizes must be positive: in=" +
+                  std::to_string(in) + " k=" + std::to_string(k) + " s=" + std::to_string(s));
+    if (pad == Padding::Valid) {
+        CNNFAST_CHECK(in >= k, "window " + std::to_string(k) + " larger than input " +
+                      std::to_string(in) + " with padding='valid'");
+        return {(in - k) / s + 1, 0};
+    }
+    int out = (in + s - 1) / s;
+    int total = (out - 1) * s + k - in;
+    if (total < 0) total = 0;
+    return {out, total / 2};
+}
+
+// Threads used by the OpenMP-parallel kernels (1 in a serial build).
+int num_threads();
+void set_num_threads(int n);
+bool has_openmp();
+
+}  // namespace cnnfast

@@ -1,0 +1,34 @@
+// conv2d.h -- 2-D convolution (cross-correlation), NHWC, Keras/TF padding rules.
+#pragma once
+#include <cstddef>
+#include "common.h"
+
+namespace cnnfast {
+
+struct Conv2DParams {
+    int N, H, W, C;  // input (N,H,W,C)
+    int KH, KW, OC;  // kernel (KH,KW,C,OC), bias (OC)
+    int SH, SW;      // strides
+    int OH, OW;      // output (N,OH,OW,OC)
+    int PT, PL;      // leading zero padding; rows/cols past the input are zeros too
+};
+
+// Validates sizes and computes OH/OW/PT/PL with window_1d(); throws on bad sizes.
+Conv2DParams make_conv2d_params(int N, int H, int W, int C, int KH, int KW, int OC, int SH,
+                                int SW, Padding pad);
+
+// Floats of scratch memory conv2d_forward/backward need (caller allocates once, reuses).
+size_t conv2d_workspace_size(const Conv2DParams& p);
+
+// out (N,OH,OW,OC) overwritten; inp (N,H,W,C); weight (KH,KW,C,OC); bias (OC) or nullptr.
+void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
+                    const Conv2DParams& p, float* workspace);
+
+// dinp (N,H,W,C) overwritten, or nullptr to skip (first layer);
+// dweight (KH,KW,C,OC) and dbias (OC) overwritten; dbias may be nullptr (no bias).
+// dout (N,OH,OW,OC); inp and weight as in forward.
+void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, const Conv2DParams& p,
+                     float* workspace);
+
+}  // namespace cnnfast

@@ -1,0 +1,29 @@
+// gemm.h -- single-precision GEMM with runtime ISA dispatch (AVX-512 / AVX2+FMA / generic).
+#pragma once
+#include <cstdint>
+
+namespace cnnfast {
+
+// C (M,N) = alpha * op(A) @ op(B) + beta * C, all row-major.
+// op(A) is (M,K): A is (M,K) with leading dim lda, or (K,M) when trans_a.
+// op(B) is (K,N): B is (K,N) with leading dim ldb, or (N,K) when trans_b.
+// beta == 0 overwrites C without reading it (NaN in C does not propagate).
+// OpenMP-parallel over blocks of C; no split-K across threads, so results are
+// bit-identical for any thread count.
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc);
+
+// Plain triple loop with the same contract: the oracle for sgemm's tests.
+void sgemm_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                     const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                     int ldc);
+
+// The instruction set sgemm dispatches to now: "avx512", "avx2" or "generic".
+const char* gemm_isa();
+// Comma-separated instruction sets this CPU supports, best first (always ends in "generic").
+const char* gemm_supported_isas();
+// Force an instruction set ("avx512", "avx2", "generic" or "auto"); throws if unsupported.
+// The environment variable CNNFAST_ISA sets the initial choice.
+void set_gemm_isa(const char* name);
+
+}  // namespace cnnfast

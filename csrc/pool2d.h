@@ -1,0 +1,30 @@
+// pool2d.h -- max and average pooling, NHWC, Keras/TF padding rules.
+#pragma once
+#include <cstdint>
+#include "common.h"
+
+namespace cnnfast {
+
+struct Pool2DParams {
+    int N, H, W, C;  // input (N,H,W,C)
+    int PH, PW;      // pool size
+    int SH, SW;      // strides
+    int OH, OW;      // output (N,OH,OW,C)
+    int PT, PL;      // leading padding; padded cells are ignored (never win a max, never averaged)
+};
+
+Pool2DParams make_pool2d_params(int N, int H, int W, int C, int PH, int PW, int SH, int SW,
+                                Padding pad);
+
+// out (N,OH,OW,C) overwritten. argmax (N,OH,OW,C) overwritten with the winning input's
+// flat spatial index h*W+w, or nullptr (inference). Ties go to the first cell in row-major scan.
+void maxpool2d_forward(float* out, int32_t* argmax, const float* inp, const Pool2DParams& p);
+// dinp (N,H,W,C) overwritten: each dout goes to its argmax cell (summed where windows overlap).
+void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
+                        const Pool2DParams& p);
+
+// Average over the window's cells inside the input (TF excludes SAME padding from the count).
+void avgpool2d_forward(float* out, const float* inp, const Pool2DParams& p);
+void avgpool2d_backward(float* dinp, const float* dout, const Pool2DParams& p);
+
+}  // namespace cnnfast
