@@ -1,0 +1,84 @@
+"""The only caller of cnnfast._core: kernel wrappers, buffers, dtype/contiguity coercion.
+
+Layers call the functions here with float32 C-contiguous arrays they own. The C++ side checks
+every precondition again and raises ValueError/TypeError; nothing here converts an output
+silently, so a kernel always writes into the caller's real buffer.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _core
+
+# Kernels, re-exported under their C++ names (see csrc/*.h for the contracts).
+conv2d_geometry = _core.conv2d_geometry
+conv2d_forward = _core.conv2d_forward
+conv2d_backward = _core.conv2d_backward
+pool2d_geometry = _core.pool2d_geometry
+maxpool2d_forward = _core.maxpool2d_forward
+maxpool2d_backward = _core.maxpool2d_backward
+avgpool2d_forward = _core.avgpool2d_forward
+avgpool2d_backward = _core.avgpool2d_backward
+dense_forward = _core.dense_forward
+dense_backward = _core.dense_backward
+activation_forward = _core.activation_forward
+activation_backward = _core.activation_backward
+softmax_xent_sparse = _core.softmax_xent_sparse
+softmax_xent_dense = _core.softmax_xent_dense
+xent_probs_sparse = _core.xent_probs_sparse
+xent_probs_dense = _core.xent_probs_dense
+dropout_forward = _core.dropout_forward
+dropout_backward = _core.dropout_backward
+adam_update = _core.adam_update
+sgd_update = _core.sgd_update
+rmsprop_update = _core.rmsprop_update
+
+# Activation codes shared with csrc/activations.h.
+ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+
+
+class Workspace:
+    """One grow-only scratch buffer shared by all conv layers (they run one at a time)."""
+
+    def __init__(self):
+        self._buf = np.empty(1, np.float32)
+
+    def get(self, n):
+        if self._buf.size < n:
+            self._buf = np.empty(int(n), np.float32)
+        return self._buf
+
+
+workspace = Workspace()
+
+
+def build_info():
+    """Compiler, OpenMP, instruction set in use and thread count of the native core."""
+    info = dict(_core.build_info())
+    info["version"] = __import__("cnnfast").__version__
+    info["num_threads"] = _core.num_threads()
+    info["isa"] = _core.gemm_isa()
+    return info
+
+
+def set_num_threads(n):
+    """Threads used by the native kernels (OpenMP). Raises ValueError for n < 1."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads():
+    return _core.num_threads()
+
+
+def as_f32(x):
+    """float32, C-contiguous view or copy (float64 and strided inputs are converted)."""
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+_threads_env = os.environ.get("CNNFAST_NUM_THREADS")
+if _threads_env:
+    set_num_threads(int(_threads_env))

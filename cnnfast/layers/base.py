@@ -1,0 +1,277 @@
+"""Layer base class, symbolic KerasTensor, Input / InputLayer.
+
+Every layer has Keras's public face (`build`, `call`, `compute_output_shape`, `get_config`,
+`get_weights`/`set_weights`, `name`, `input`, `output`) and cnnfast's execution face:
+`forward(x, training)` returns the output (a buffer the layer owns and reuses), and
+`backward(dout)` fills `self.grads` (same order and shapes as `self.weights`) and returns
+d(input). Buffers are cached per shape, so a training loop allocates nothing after its first
+two steps (a full and a last partial batch).
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+
+_name_counts: dict = defaultdict(int)
+
+
+def _snake(name):
+    # Keras's to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d.
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def unique_name(base):
+    """Keras-style automatic names: conv2d, conv2d_1, conv2d_2, ..."""
+    n = _name_counts[base]
+    _name_counts[base] += 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def reset_names():
+    _name_counts.clear()
+
+
+def shape_str(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (batch axis None) and the layer call that produces it."""
+
+    def __init__(self, shape, layer=None, inbound=(), name=None):
+        self.shape = tuple(shape)
+        self.dtype = "float32"
+        self._layer = layer
+        self._inbound = list(inbound)
+        self.name = name or (layer.name if layer is not None else "keras_tensor")
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={shape_str(self.shape)}, dtype=float32, name={self.name}>"
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("A symbolic KerasTensor has no value; call model.predict() to compute it")
+
+
+_COMMON_KWARGS = {"name", "trainable", "dtype", "input_shape", "batch_input_shape", "input_dim",
+                  "batch_size"}
+
+
+class Layer:
+    """Base class of every cnnfast layer."""
+
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
+                 batch_input_shape=None, input_dim=None, batch_size=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unrecognized keyword arguments "
+                            f"{sorted(kwargs)}")
+        if dtype not in (None, "float32", np.float32):
+            raise NotImplementedError(f"{type(self).__name__}: dtype={dtype!r}; cnnfast "
+                                      "computes in float32 only")
+        self.name = name or unique_name(_snake(type(self).__name__))
+        self.trainable = bool(trainable)
+        self.built = False
+        self.weights_list: list = []    # Keras order: kernel, bias
+        self.grads: list = []
+        self._bufs: dict = {}
+        self.input = None
+        self.output = None
+        self._n_calls = 0
+        self._batch_input_shape = None
+        if batch_input_shape is not None:
+            self._batch_input_shape = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self._batch_input_shape = (batch_size,) + tuple(_as_shape(input_shape, self.name))
+        elif input_dim is not None:
+            self._batch_input_shape = (batch_size, int(input_dim))
+
+    # ---- Keras face -------------------------------------------------------------------------
+    def build(self, input_shape):
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def call(self, inputs, training=False):
+        """Eager call on a NumPy array (returns a new array)."""
+        return np.array(self.forward(_as_input(inputs), bool(training)), copy=True)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+
+    @property
+    def weights(self):
+        return list(self.weights_list)
+
+    @property
+    def trainable_weights(self):
+        return list(self.weights_list) if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [] if self.trainable else list(self.weights_list)
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights_list]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self.weights_list):
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) expects "
+                             f"{len(self.weights_list)} weight arrays, got {len(weights)}")
+        for i, (dst, src) in enumerate(zip(self.weights_list, weights)):
+            src = np.asarray(src)
+            if src.shape != dst.shape:
+                raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): weight {i} has "
+                                 f"shape {shape_str(dst.shape)}, got {shape_str(src.shape)}")
+            if not np.all(np.isfinite(src)):
+                raise ValueError(f"Layer '{self.name}': weight {i} contains NaN or inf")
+            dst[...] = src  # in place: optimizer slots and buffers keep pointing at it
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights_list))
+
+    def __call__(self, inputs, training=None, **kwargs):
+        if kwargs:
+            raise NotImplementedError(f"{type(self).__name__}.__call__: arguments "
+                                      f"{sorted(kwargs)} are not supported")
+        if isinstance(inputs, (list, tuple)) and inputs and \
+                all(isinstance(t, KerasTensor) for t in inputs):
+            if len(inputs) == 1:
+                inputs = inputs[0]
+            else:
+                raise NotImplementedError(f"{type(self).__name__} takes one input, got "
+                                          f"{len(inputs)}")
+        if isinstance(inputs, KerasTensor):
+            self._ensure_built(inputs.shape)
+            out = KerasTensor(self.compute_output_shape(inputs.shape), self, [inputs])
+            if self._n_calls == 0:
+                self.input, self.output = inputs, out
+            self._n_calls += 1
+            return out
+        x = _as_input(inputs)
+        self._ensure_built((None,) + x.shape[1:])
+        return self.call(x, training=bool(training))
+
+    # ---- execution face ---------------------------------------------------------------------
+    def forward(self, x, training):
+        raise NotImplementedError
+
+    def backward(self, dout, need_dinp=True):
+        raise NotImplementedError
+
+    def _ensure_built(self, input_shape):
+        if not self.built:
+            self._check_input_shape(tuple(input_shape))
+            self.build(tuple(input_shape))
+            self.built = True
+            self._built_input_shape = tuple(input_shape)
+            self.grads = [np.zeros_like(w) for w in self.weights_list]
+        else:
+            self._check_compatible(tuple(input_shape))
+
+    def _check_input_shape(self, input_shape):
+        """Subclasses raise ValueError naming the layer when the rank/shape is unusable."""
+
+    def _check_compatible(self, input_shape):
+        ref = getattr(self, "_built_input_shape", None)
+        if ref is None:
+            return
+        ok = len(ref) == len(input_shape) and all(
+            a is None or b is None or a == b for a, b in zip(ref[1:], input_shape[1:]))
+        if not ok:
+            raise ValueError(f"Input of layer '{self.name}' ({type(self).__name__}) is "
+                             f"incompatible with the layer: expected shape {shape_str(ref)}, "
+                             f"found shape {shape_str(input_shape)}")
+
+    def _add_weight(self, shape, initializer):
+        w = np.ascontiguousarray(initializer(tuple(shape)), dtype=np.float32)
+        if w.shape != tuple(shape):
+            raise ValueError(f"Layer '{self.name}': initializer returned shape {w.shape}, "
+                             f"expected {tuple(shape)}")
+        self.weights_list.append(w)
+        return w
+
+    def _buffer(self, key, shape, dtype=np.float32):
+        """A reusable array for (key, shape): allocated once per distinct batch size."""
+        k = (key, tuple(shape))
+        b = self._bufs.get(k)
+        if b is None:
+            b = self._bufs[k] = np.empty(shape, dtype=dtype)
+        return b
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _as_shape(shape, where):
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"{where}: shape must be a tuple of ints, got {shape!r}") from None
+    for d in shape:
+        if d is not None and d <= 0:
+            raise ValueError(f"{where}: shape dimensions must be positive, got {shape}")
+    return shape
+
+
+def _as_input(x):
+    x = np.asarray(x)
+    if x.dtype == object:
+        raise TypeError("layer input must be a numeric array")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class InputLayer(Layer):
+    """The graph's entry: holds the input shape (batch axis None)."""
+
+    def __init__(self, shape=None, batch_size=None, name=None, input_shape=None,
+                 batch_shape=None, dtype=None, sparse=None, **kwargs):
+        if sparse:
+            raise NotImplementedError("InputLayer: sparse inputs are not supported")
+        if shape is None and input_shape is not None:
+            shape = input_shape
+        super().__init__(name=name or unique_name("input_layer"), dtype=dtype, **kwargs)
+        if batch_shape is not None:
+            full = tuple(batch_shape)
+        elif shape is not None:
+            full = (batch_size,) + _as_shape(shape, "Input")
+        else:
+            raise ValueError("Input/InputLayer needs shape=(...) (without the batch axis)")
+        self._batch_input_shape = full
+        self.built = True
+        self._built_input_shape = full
+        self.output = KerasTensor(full, self, [], name=self.name)
+        self.input = self.output
+        self._n_calls = 1
+
+    def compute_output_shape(self, input_shape):
+        return self._batch_input_shape
+
+    def forward(self, x, training):
+        return x
+
+    def backward(self, dout, need_dinp=True):
+        return dout
+
+    def get_config(self):
+        return {"name": self.name, "batch_shape": self._batch_input_shape}
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, sparse=None,
+          tensor=None, **kwargs):
+    """A symbolic input tensor, as keras.Input(shape=(28, 28, 1))."""
+    if tensor is not None:
+        raise NotImplementedError("Input(tensor=...) is not supported")
+    layer = InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype,
+                       batch_shape=batch_shape, sparse=sparse, **kwargs)
+    return layer.output

@@ -1,0 +1,163 @@
+"""Optimizers with Keras's update rules (fused native kernels; see csrc/optim.h).
+
+`learning_rate` is a plain attribute (rounded to float32 when applied, like Keras's float32
+variable); callbacks such as ReduceLROnPlateau set it between steps. `iterations` counts
+applied updates, starting at 0."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+
+_UNSUPPORTED_DEFAULTS = {
+    "weight_decay": None, "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
+    "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+    "loss_scale_factor": None, "gradient_accumulation_steps": None,
+}
+
+
+class Optimizer:
+    def __init__(self, learning_rate, name=None, **kwargs):
+        for k, v in kwargs.items():
+            if k not in _UNSUPPORTED_DEFAULTS:
+                raise TypeError(f"{type(self).__name__}: unrecognized keyword argument {k!r}")
+            if v != _UNSUPPORTED_DEFAULTS[k]:
+                raise NotImplementedError(f"{type(self).__name__}: argument {k}={v!r} is not "
+                                          "supported by cnnfast")
+        if callable(learning_rate) and not isinstance(learning_rate, (int, float)):
+            raise NotImplementedError(f"{type(self).__name__}: learning-rate schedules are not "
+                                      "supported; use a float and LearningRateScheduler")
+        self.learning_rate = learning_rate
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self._slots = None
+
+    @property
+    def learning_rate(self):
+        return self._lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{type(self).__name__}: learning_rate must be a float, got "
+                            f"{value!r}") from None
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be a finite number "
+                             f">= 0, got {value}")
+        self._lr = value
+
+    lr = learning_rate  # Keras 2 alias
+
+    def build(self, weights):
+        """Allocate slot arrays for the weights (once; zero-filled like Keras)."""
+        self._slots = [self._make_slots(w) for w in weights]
+        self._weights_ids = [id(w) for w in weights]
+
+    def _make_slots(self, w):
+        return ()
+
+    def apply(self, weights, grads):
+        """One update of every weight from its gradient; then iterations += 1."""
+        if self._slots is None or self._weights_ids != [id(w) for w in weights]:
+            self.build(weights)
+        lr = float(np.float32(self._lr))
+        for w, g, s in zip(weights, grads, self._slots):
+            self._update(w, g, s, lr)
+        self.iterations += 1
+
+    def variables_count(self):
+        """Number of optimizer scalars, as Keras's summary 'Optimizer params'."""
+        if self._slots is None:
+            return 0
+        return 2 + sum(int(a.size) for s in self._slots for a in s if a is not None)
+
+    def get_config(self):
+        return {"name": self.name, "learning_rate": self._lr}
+
+
+class Adam(Optimizer):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, name="adam", **kwargs):
+        super().__init__(learning_rate, name=name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.amsgrad = bool(amsgrad)
+        for k in ("beta_1", "beta_2"):
+            if not 0.0 <= getattr(self, k) < 1.0:
+                raise ValueError(f"Adam: {k} must be in [0, 1), got {getattr(self, k)}")
+
+    def _make_slots(self, w):
+        return (np.zeros_like(w), np.zeros_like(w), np.zeros_like(w) if self.amsgrad else None)
+
+    def _update(self, w, g, s, lr):
+        backend.adam_update(w, s[0], s[1], s[2], g, lr, self.beta_1, self.beta_2, self.epsilon,
+                            self.iterations + 1)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                 amsgrad=self.amsgrad)
+        return c
+
+
+class SGD(Optimizer):
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
+        super().__init__(learning_rate, name=name, **kwargs)
+        if isinstance(momentum, bool) or not isinstance(momentum, (float, int)) or \
+                not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"SGD: momentum must be a float in [0, 1], got {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _make_slots(self, w):
+        return (np.zeros_like(w) if self.momentum != 0 else None,)
+
+    def _update(self, w, g, s, lr):
+        backend.sgd_update(w, s[0], g, lr, self.momentum, self.nesterov)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(momentum=self.momentum, nesterov=self.nesterov)
+        return c
+
+
+class RMSprop(Optimizer):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 name="rmsprop", **kwargs):
+        super().__init__(learning_rate, name=name, **kwargs)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+
+    def _make_slots(self, w):
+        return (np.zeros_like(w), np.zeros_like(w) if self.momentum > 0 else None,
+                np.zeros_like(w) if self.centered else None)
+
+    def _update(self, w, g, s, lr):
+        backend.rmsprop_update(w, s[0], s[1], s[2], g, lr, self.rho, self.momentum, self.epsilon,
+                               self.centered)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(rho=self.rho, momentum=self.momentum, epsilon=self.epsilon,
+                 centered=self.centered)
+        return c
+
+
+_BY_NAME = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
+_KERAS_OTHERS = {"adamw", "adagrad", "adadelta", "adamax", "nadam", "ftrl", "lion", "adafactor",
+                 "lamb", "loss_scale_optimizer", "muon"}
+
+
+def get(identifier):
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        if key in _BY_NAME:
+            return _BY_NAME[key]()
+        if key in _KERAS_OTHERS:
+            raise NotImplementedError(f"optimizer {identifier!r} is not implemented by cnnfast; "
+                                      f"supported: {sorted(_BY_NAME)}")
+        raise ValueError(f"Unknown optimizer {identifier!r}; supported: {sorted(_BY_NAME)}")
+    raise TypeError(f"optimizer must be a string or an Optimizer, got {identifier!r}")
