@@ -30,12 +30,23 @@ class Accuracy:
     def __init__(self, name="accuracy", kind=None):
         self.name = name
         self.kind = kind
+        self._bufs = {}
+
+    def _buf(self, key, n, dtype):
+        b = self._bufs.get((key, n))
+        if b is None:
+            b = self._bufs[(key, n)] = np.empty(n, dtype)
+        return b
 
     def correct(self, y_true, y_pred):
-        pred = np.argmax(y_pred, axis=-1)
+        """Number of correct rows; reuses its index buffers (called every training step)."""
+        n = y_pred.shape[0]
+        pred = np.argmax(y_pred.reshape(n, -1), axis=-1, out=self._buf("pred", n, np.intp))
         if self.kind == "sparse":
-            return np.count_nonzero(pred == y_true.reshape(-1))
-        return np.count_nonzero(pred == np.argmax(y_true, axis=-1))
+            truth = y_true.reshape(-1)
+        else:
+            truth = np.argmax(y_true.reshape(n, -1), axis=-1, out=self._buf("true", n, np.intp))
+        return np.count_nonzero(np.equal(pred, truth, out=self._buf("eq", n, np.bool_)))
 
 
 _ALIASES = {"accuracy": None, "acc": None, "sparse_categorical_accuracy": "sparse",
