@@ -294,6 +294,15 @@ def test_one_minus_beta_is_rounded_after_the_double_subtraction():
     assert v[0] == np.float32(0.1)
 
 
+def test_powf_is_the_c_library_pow():
+    from cnnfast.reference.optimizers import powf
+    # 0.9f = 0.89999997615814209; its 4th power is 0.65609993..., whose nearest float32 is
+    # 0.6560999155 (np.power on float32 scalars gives 0.6561 = 0.6560999751, one ulp off).
+    assert powf(0.9, 4) == np.float32(0.6560999155044556)
+    assert powf(0.999, 1) == np.float32(0.999)
+    assert powf(0.5, 3) == np.float32(0.125)
+
+
 def test_adam_single_step_hand_computed():
     w, g, lr = 1.0, 0.5, 1e-3
     m = 0.1 * g                                                        # 0.05

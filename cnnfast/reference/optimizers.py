@@ -8,7 +8,7 @@ float32 learning-rate variable's value. Every operation below is one float32 rou
 the order written (no fused multiply-add), matching keras/src/optimizers/{adam,sgd,rmsprop}.py:
 
 Adam (step = iterations + 1):
-    alpha = lr * sqrt(1 - f32(beta2)^t) / (1 - f32(beta1)^t)     (float32 pow, t = f32(step))
+    alpha = lr * sqrt(1 - powf(f32(beta2), t)) / (1 - powf(f32(beta1), t)),  t = f32(step)
     m = m + (g - m) * f32(1 - beta1)
     v = v + (g*g - v) * f32(1 - beta2)
     amsgrad (vhat given): vhat = max(vhat, v), used instead of v below
@@ -23,13 +23,47 @@ RMSprop:
     incr = (lr * g) / sqrt(denom)
     momentum > 0: mom = f32(momentum) * mom + incr;  w = w - mom     else: w = w - incr
 """
+import ctypes
+import ctypes.util
 import numbers
 
 import numpy as np
 
-__all__ = ["adam_update", "sgd_update", "rmsprop_update"]
+__all__ = ["adam_update", "sgd_update", "rmsprop_update", "powf"]
 
 f32 = np.float32
+
+
+def _load_powf():
+    """The C library's powf, or None where it cannot be loaded."""
+    for name in (ctypes.util.find_library("m"), ctypes.util.find_library("c"), "ucrtbase"):
+        if not name:
+            continue
+        try:
+            fn = ctypes.CDLL(name).powf
+        except (OSError, AttributeError):
+            continue
+        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+        return fn
+    return None
+
+
+_POWF = _load_powf()
+
+
+def powf(base, exponent):
+    """float32 pow exactly as the kernels (C++ std::pow(float, float)) and TF's scalar Eigen
+    pow compute it: the C library's powf.
+
+    np.power on float32 is NOT that: it is off by an ulp for e.g. 0.9f ** 4 (0.6561f instead of
+    powf's correctly rounded 0.6560999f), and glibc's powf is itself not correctly rounded
+    (~1% of 0.999f ** t differ by an ulp from round(double pow)), so only calling powf
+    reproduces Adam's bias correction bit for bit. Without a loadable C library we fall back
+    to the float64 pow rounded once to float32.
+    """
+    if _POWF is not None:
+        return f32(_POWF(f32(base), f32(exponent)))
+    return f32(float(f32(base)) ** float(f32(exponent)))
 
 
 def _state(a, name, shape=None):
@@ -62,8 +96,8 @@ def adam_update(w, m, v, g, lr, beta1=0.9, beta2=0.999, eps=1e-7, step=1, vhat=N
     if not isinstance(step, numbers.Integral) or step < 1:
         raise ValueError(f"step must be an int >= 1, got {step!r}")
     t = f32(step)
-    b1p = np.power(f32(beta1), t)
-    b2p = np.power(f32(beta2), t)
+    b1p = powf(f32(beta1), t)
+    b2p = powf(f32(beta2), t)
     alpha = f32(lr) * np.sqrt(f32(1) - b2p) / (f32(1) - b1p)
     m = m + (g - m) * f32(1.0 - beta1)
     v = v + (g * g - v) * f32(1.0 - beta2)
