@@ -1,11 +1,24 @@
+"""Shared fixtures: OpenMP thread counts, the tf.keras oracle, and per-op summaries of the
+largest differences (kernel vs NumPy reference, kernel vs tf.keras)."""
 import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # make tests/tf_oracle.py importable
+sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py and tests/tf_oracle.py
 
 import tf_oracle  # noqa: E402
+from cnnfast import _core  # noqa: E402
+from helpers import DIFFS  # noqa: E402
+
+
+@pytest.fixture(params=[1, 2], ids=lambda n: f"threads{n}")
+def threads(request):
+    """Run the test with 1 and with 2 OpenMP threads; restore the previous count."""
+    old = _core.num_threads()
+    _core.set_num_threads(request.param)
+    yield request.param
+    _core.set_num_threads(old)
 
 
 @pytest.fixture(scope="session")
@@ -15,9 +28,13 @@ def tf_keras():
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not tf_oracle.MAX_DIFFS:
-        return
     tr = terminalreporter
-    tr.section("largest differences vs tf.keras per op")
-    for op, (a, r) in sorted(tf_oracle.MAX_DIFFS.items()):
-        tr.write_line(f"{op:<34s} max abs {a:.3e}   max abs/max|ref| {r:.3e}")
+    if DIFFS:
+        tr.section("largest kernel-vs-reference differences")
+        for op in sorted(DIFFS):
+            d = DIFFS[op]
+            tr.write_line(f"{op:45s} max abs {d['abs']:.3e}   max rel {d['rel']:.3e}")
+    if tf_oracle.MAX_DIFFS:
+        tr.section("largest differences vs tf.keras per op")
+        for op, (a, r) in sorted(tf_oracle.MAX_DIFFS.items()):
+            tr.write_line(f"{op:<34s} max abs {a:.3e}   max abs/max|ref| {r:.3e}")

@@ -1,0 +1,192 @@
+"""Test helpers: compare cnnfast._core kernels with the NumPy reference (cnnfast.reference).
+
+check_op(...)     runs a kernel and its reference, forward then backward, with explicit atol/rtol;
+                  a failure prints the max abs/rel difference, where it is, and the shapes.
+assert_close(...) the comparison itself (|actual - expected| <= atol + rtol * |expected|).
+core_*            thin wrappers that allocate the output buffers _core kernels write into.
+DIFFS             largest differences seen per op; conftest.py prints them at the end of a run.
+"""
+import numpy as np
+
+from cnnfast import _core
+from cnnfast.reference import ACTIVATION_CODES
+
+# Default float32 tolerance (STYLE.md): kernels in fp32 vs the float64 reference.
+ATOL = 1e-5
+RTOL = 1e-4
+
+DIFFS = {}  # op -> {"abs": largest |a - e|, "rel": largest |a - e| / |e| where |e| > 1e-3}
+
+
+def rand(rng, shape, scale=1.0):
+    """float32 standard normals times `scale`."""
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _record(op, absdiff, reldiff):
+    d = DIFFS.setdefault(op, {"abs": 0.0, "rel": 0.0})
+    d["abs"] = max(d["abs"], absdiff)
+    d["rel"] = max(d["rel"], reldiff)
+
+
+def assert_close(actual, expected, *, atol=ATOL, rtol=RTOL, name="output", op=None):
+    """Assert |actual - expected| <= atol + rtol * |expected| elementwise (NaNs must match)."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, f"{name}: shape {a.shape} != reference shape {e.shape}"
+    if a.size == 0:
+        return
+    nan_a, nan_e = np.isnan(a), np.isnan(e)
+    assert (nan_a == nan_e).all(), f"{name}: NaN pattern differs ({nan_a.sum()} vs {nan_e.sum()})"
+    a, e = np.where(nan_a, 0.0, a), np.where(nan_e, 0.0, e)
+    diff = np.abs(a - e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(np.abs(e) > 1e-3, diff / np.abs(e), 0.0)
+    if op is not None:
+        _record(op, float(diff.max()), float(rel.max()))
+    bad = diff > atol + rtol * np.abs(e)
+    if bad.any():
+        i = np.unravel_index(np.argmax(diff), diff.shape)
+        raise AssertionError(
+            f"{name}{' of ' + op if op else ''}: {int(bad.sum())}/{a.size} elements outside "
+            f"atol={atol:g} rtol={rtol:g}; max abs diff {diff.max():.3e} at {tuple(map(int, i))} "
+            f"(got {a[i]:.8g}, expected {e[i]:.8g}); max rel diff {rel.max():.3e}; "
+            f"shape {a.shape}")
+
+
+def _tuple(v):
+    return v if isinstance(v, tuple) else (v,)
+
+
+def check_op(op, core_fwd, ref_fwd, inputs, core_bwd=None, ref_bwd=None, *, atol=ATOL,
+             rtol=RTOL, grad_atol=None, grad_rtol=None, names=None, grad_names=None, seed=0):
+    """Run a kernel against its reference, forward then (optionally) backward.
+
+    core_fwd(*inputs) and ref_fwd(*inputs) return an array or a tuple of arrays.
+    core_bwd(dout, *inputs) and ref_bwd(dout, *inputs) return a tuple of gradients, where dout
+    is a random float32 upstream gradient shaped like the first forward output.
+    Returns (forward outputs, gradients) of the kernel.
+    """
+    grad_atol = atol if grad_atol is None else grad_atol
+    grad_rtol = rtol if grad_rtol is None else grad_rtol
+    out, ref = _tuple(core_fwd(*inputs)), _tuple(ref_fwd(*inputs))
+    assert len(out) == len(ref), f"{op}: {len(out)} outputs vs {len(ref)} in the reference"
+    names = names or [f"out[{i}]" for i in range(len(out))]
+    for o, r, n in zip(out, ref, names):
+        assert_close(o, r, atol=atol, rtol=rtol, name=f"forward {n}", op=f"{op} fwd")
+    if core_bwd is None:
+        return out, None
+    dout = rand(np.random.default_rng(seed + 1), out[0].shape)
+    grads, rgrads = _tuple(core_bwd(dout, *inputs)), _tuple(ref_bwd(dout, *inputs))
+    grad_names = grad_names or [f"grad[{i}]" for i in range(len(grads))]
+    for g, r, n in zip(grads, rgrads, grad_names):
+        if g is None:
+            continue
+        assert_close(g, r, atol=grad_atol, rtol=grad_rtol, name=f"backward {n}",
+                     op=f"{op} bwd {n}")
+    return out, grads
+
+
+# ---- wrappers allocating _core outputs -----------------------------------------------------
+
+def conv_workspace(x_shape, w_shape, strides, padding):
+    ws = _core.conv2d_geometry(list(x_shape), list(w_shape), tuple(strides), padding)["workspace"]
+    return np.empty(max(ws, 1), np.float32)
+
+
+def core_conv2d_forward(x, w, b, strides, padding):
+    g = _core.conv2d_geometry(list(x.shape), list(w.shape), tuple(strides), padding)
+    out = np.empty(g["out_shape"], np.float32)
+    _core.conv2d_forward(out, x, w, b, tuple(strides), padding,
+                         conv_workspace(x.shape, w.shape, strides, padding))
+    return out
+
+
+def core_conv2d_backward(dout, x, w, strides, padding, with_dinp=True, with_bias=True):
+    dinp = np.empty_like(x) if with_dinp else None
+    dw = np.empty_like(w)
+    db = np.empty(w.shape[3], np.float32) if with_bias else None
+    _core.conv2d_backward(dinp, dw, db, dout, x, w, tuple(strides), padding,
+                          conv_workspace(x.shape, w.shape, strides, padding))
+    return dinp, dw, db
+
+
+def _pool_out_shape(x, pool, strides, padding):
+    return _core.pool2d_geometry(list(x.shape), tuple(pool), tuple(strides), padding)["out_shape"]
+
+
+def core_maxpool2d_forward(x, pool, strides, padding):
+    """(out, argmax) from _core.maxpool2d_forward."""
+    shape = _pool_out_shape(x, pool, strides, padding)
+    out, argmax = np.empty(shape, np.float32), np.empty(shape, np.int32)
+    _core.maxpool2d_forward(out, argmax, x, tuple(pool), tuple(strides), padding)
+    return out, argmax
+
+
+def core_maxpool2d_backward(dout, argmax, x_shape, pool, strides, padding):
+    dinp = np.empty(x_shape, np.float32)
+    _core.maxpool2d_backward(dinp, dout, argmax, tuple(pool), tuple(strides), padding)
+    return dinp
+
+
+def core_avgpool2d_forward(x, pool, strides, padding):
+    out = np.empty(_pool_out_shape(x, pool, strides, padding), np.float32)
+    _core.avgpool2d_forward(out, x, tuple(pool), tuple(strides), padding)
+    return out
+
+
+def core_avgpool2d_backward(dout, x_shape, pool, strides, padding):
+    dinp = np.empty(x_shape, np.float32)
+    _core.avgpool2d_backward(dinp, dout, tuple(pool), tuple(strides), padding)
+    return dinp
+
+
+def core_dense_forward(x, w, b):
+    out = np.empty((x.shape[0], w.shape[1]), np.float32)
+    _core.dense_forward(out, x, w, b)
+    return out
+
+
+def core_dense_backward(dout, x, w, with_dinp=True, with_bias=True):
+    dinp = np.empty_like(x) if with_dinp else None
+    dw = np.empty_like(w)
+    db = np.empty(w.shape[1], np.float32) if with_bias else None
+    _core.dense_backward(dinp, dw, db, dout, x, w)
+    return dinp, dw, db
+
+
+def core_activation_forward(x, name):
+    out = np.empty_like(x)
+    _core.activation_forward(out, x, ACTIVATION_CODES[name])
+    return out
+
+
+def core_activation_backward(dout, y, name):
+    dinp = np.empty_like(y)
+    _core.activation_backward(dinp, dout, y, ACTIVATION_CODES[name])
+    return dinp
+
+
+def core_xent(kind, a, b, grad_scale, eps=1e-7):
+    """(loss, grad) from one of the four _core cross-entropy kernels."""
+    B = a.shape[0]
+    loss, grad = np.empty(B, np.float32), np.empty_like(a)
+    fn = getattr(_core, kind)
+    if kind.startswith("xent_probs"):
+        fn(loss, grad, a, b, eps, grad_scale)
+    else:
+        fn(loss, grad, a, b, grad_scale)
+    return loss, grad
+
+
+def core_dropout_forward(x, rate, seed):
+    """(out, mask) from _core.dropout_forward."""
+    out, mask = np.empty_like(x), np.empty(x.shape, np.uint8)
+    _core.dropout_forward(out, mask, x, rate, seed)
+    return out, mask
+
+
+def core_dropout_backward(dout, mask, rate):
+    dinp = np.empty_like(dout)
+    _core.dropout_backward(dinp, dout, mask, rate)
+    return dinp
