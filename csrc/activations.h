@@ -33,10 +33,12 @@ void xent_probs_dense(float* loss, float* dprobs, const float* probs, const floa
 
 // ---- inverted dropout ----
 // keep[i] = 1 with probability 1-rate from a counter-based hash of (seed, i): the same mask for
-// any thread count. out = inp * keep / (1-rate). rate in [0,1); mask (n) overwritten.
-void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, float rate,
+// any thread count. out = inp * keep * f32(1 / (1-rate)). rate in [0,1); mask (n) overwritten.
+// rate is the Python float: the scale is computed in double and rounded once, as TF does
+// (rate 0.9 gives 10.0f, whereas 1.0f / (1.0f - 0.9f) = 9.9999976f).
+void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, double rate,
                      uint64_t seed);
 void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n,
-                      float rate);
+                      double rate);
 
 }  // namespace cnnfast

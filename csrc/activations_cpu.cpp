@@ -232,17 +232,17 @@ static inline uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, float rate,
+void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, double rate,
                      uint64_t seed) {
-    CNNFAST_CHECK(rate >= 0.0f && rate < 1.0f, "dropout_forward: rate must be in [0, 1)");
-    const float scale = 1.0f / (1.0f - rate);
+    CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_forward: rate must be in [0, 1)");
+    const float scale = (float)(1.0 / (1.0 - rate));
     const uint64_t key = mix64(seed);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
 #endif
     for (int64_t i = 0; i < n; ++i) {
         // 24 random bits -> uniform in [0,1) exactly representable in float.
-        const float u = (float)(mix64(key ^ (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
+        const double u = (double)(mix64(key ^ (uint64_t)i) >> 40) * (1.0 / 16777216.0);
         const uint8_t keep = u >= rate;
         mask[i] = keep;
         out[i] = keep ? inp[i] * scale : 0.0f;
@@ -250,9 +250,9 @@ void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, flo
 }
 
 void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n,
-                      float rate) {
-    CNNFAST_CHECK(rate >= 0.0f && rate < 1.0f, "dropout_backward: rate must be in [0, 1)");
-    const float scale = 1.0f / (1.0f - rate);
+                      double rate) {
+    CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_backward: rate must be in [0, 1)");
+    const float scale = (float)(1.0 / (1.0 - rate));
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
 #endif

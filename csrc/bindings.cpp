@@ -84,8 +84,8 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* name
                               "-D, got shape " + shape_str(a));
 }
 
-int as_int(py::ssize_t v, const char* fn, const char* what) {
-    if (v > (1LL << 31) - 1)
+int as_int(int64_t v, const char* fn, const char* what) {
+    if (v > (1LL << 31) - 1 || v < -(1LL << 31))
         throw py::value_error(std::string(fn) + ": " + what + " too large for the kernels");
     return static_cast<int>(v);
 }
@@ -225,9 +225,10 @@ PYBIND11_MODULE(_core, m) {
             if (in_shape.size() != 4 || kernel_shape.size() != 4)
                 throw py::value_error("conv2d_geometry: shapes must be 4-D");
             pair_of(strides, fn, "strides");
+            auto I = [fn](int64_t v) { return as_int(v, fn, "size"); };
             Conv2DParams p = make_conv2d_params(
-                (int)in_shape[0], (int)in_shape[1], (int)in_shape[2], (int)in_shape[3],
-                (int)kernel_shape[0], (int)kernel_shape[1], (int)kernel_shape[3], strides.first,
+                I(in_shape[0]), I(in_shape[1]), I(in_shape[2]), I(in_shape[3]),
+                I(kernel_shape[0]), I(kernel_shape[1]), I(kernel_shape[3]), strides.first,
                 strides.second, parse_padding(padding, fn));
             py::dict d;
             d["out_shape"] = py::make_tuple(p.N, p.OH, p.OW, p.OC);
@@ -291,8 +292,9 @@ PYBIND11_MODULE(_core, m) {
             if (in_shape.size() != 4) throw py::value_error("pool2d_geometry: shape must be 4-D");
             pair_of(pool, fn, "pool_size");
             pair_of(strides, fn, "strides");
-            Pool2DParams p = make_pool2d_params((int)in_shape[0], (int)in_shape[1],
-                                                (int)in_shape[2], (int)in_shape[3], pool.first,
+            auto I = [fn](int64_t v) { return as_int(v, fn, "size"); };
+            Pool2DParams p = make_pool2d_params(I(in_shape[0]), I(in_shape[1]),
+                                                I(in_shape[2]), I(in_shape[3]), pool.first,
                                                 pool.second, strides.first, strides.second,
                                                 parse_padding(padding, fn));
             py::dict d;
@@ -506,10 +508,10 @@ PYBIND11_MODULE(_core, m) {
     // ---- Dropout ----
     m.def(
         "dropout_forward",
-        [](py::object out, py::object mask, py::object inp, float rate, uint64_t seed) {
+        [](py::object out, py::object mask, py::object inp, double rate, uint64_t seed) {
             const char* fn = "dropout_forward";
             py::array I = as_array(inp, fn, "inp");
-            if (!(rate >= 0.0f && rate < 1.0f))
+            if (!(rate >= 0.0 && rate < 1.0))
                 throw py::value_error("dropout_forward: rate must be in [0, 1), got " +
                                       std::to_string(rate));
             float* po = data_of<float>(out, fn, "out", true, shape_of(I));
@@ -522,10 +524,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("out"), py::arg("mask"), py::arg("inp"), py::arg("rate"), py::arg("seed"));
     m.def(
         "dropout_backward",
-        [](py::object dinp, py::object dout, py::object mask, float rate) {
+        [](py::object dinp, py::object dout, py::object mask, double rate) {
             const char* fn = "dropout_backward";
             py::array D = as_array(dout, fn, "dout");
-            if (!(rate >= 0.0f && rate < 1.0f))
+            if (!(rate >= 0.0 && rate < 1.0))
                 throw py::value_error("dropout_backward: rate must be in [0, 1), got " +
                                       std::to_string(rate));
             float* pdi = data_of<float>(dinp, fn, "dinp", true, shape_of(D));

@@ -477,3 +477,16 @@ def test_rmsprop_bit_exact(threads, n, momentum, centered):
             if got is not None:
                 np.testing.assert_array_equal(got, ref, err_msg=f"{nm} at step {step}")
         np.testing.assert_array_equal(w, rw, err_msg=f"w at step {step}")
+
+
+def test_dropout_scale_is_rounded_once_from_double_like_tf():
+    # TF: scale = 1 / (1 - rate) in double (the Python float), rounded to float32 once:
+    # rate 0.9 -> 10.0f exactly; 1.0f / (1.0f - 0.9f) would give 9.9999976f.
+    x = np.ones(4096, np.float32)
+    out, mask = np.empty_like(x), np.empty(x.shape, np.uint8)
+    _core.dropout_forward(out, mask, x, 0.9, 123)
+    assert mask.any()
+    assert set(np.unique(out).tolist()) == {0.0, float(np.float32(1.0 / (1.0 - 0.9)))} == {0.0, 10.0}
+    dx = np.empty_like(x)
+    _core.dropout_backward(dx, x, mask, 0.9)
+    np.testing.assert_array_equal(dx, out)
