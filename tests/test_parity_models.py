@@ -20,7 +20,6 @@ import gzip
 import os
 import re
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -41,23 +40,7 @@ tf.config.experimental.enable_tensor_float_32_execution(False)
 keras.utils.set_random_seed(0)
 
 
-def _import_cnnfast():
-    """Import cnnfast. `cnnfast/__init__.py` imports `cnnfast.datasets`, which lives on another
-    branch and may be absent in this tree; these tests never use it, so a missing datasets
-    module is replaced by an empty stub instead of failing the whole file."""
-    try:
-        import cnnfast
-    except ImportError as e:
-        if "datasets" not in str(e):
-            raise
-        for k in [k for k in sys.modules if k == "cnnfast" or k.startswith("cnnfast.")]:
-            del sys.modules[k]
-        sys.modules["cnnfast.datasets"] = types.ModuleType("cnnfast.datasets")
-        import cnnfast
-    return cnnfast
-
-
-cf = _import_cnnfast()
+import cnnfast as cf  # noqa: E402
 
 pytestmark = pytest.mark.tf
 
