@@ -7,7 +7,8 @@
 __version__ = "0.1.0"
 
 from . import (activations, backend, callbacks, datasets, initializers, layers,  # noqa: F401
-               losses, metrics, models, nn, optimizers, utils)
+               losses, metrics, models, nn, optimizers, random, utils)
+from . import keras  # noqa: F401,E402  (after the modules it re-exports)
 from .backend import build_info, get_num_threads, set_num_threads  # noqa: F401
 from .layers import Input  # noqa: F401
 from .models import Model, Sequential  # noqa: F401

@@ -164,7 +164,9 @@ class Model:
             vals[o] = layer.forward(vals[i], training)
         return [vals[i] for i in self._output_ids]
 
-    def _backward(self, dout, dout_is_dlogits):
+    def _backward(self, dout, dout_is_dlogits, need_dinp=False):
+        """Backpropagate d(output); fills every layer's grads. Returns d(input) when asked
+        (a model nested as a layer), else None (the first layer skips computing it)."""
         grads = {self._output_ids[0]: dout}
         inputs = set(self._input_ids)
         first = True
@@ -172,11 +174,51 @@ class Model:
             g = grads.pop(o, None)
             if g is None:
                 continue
-            need = i not in inputs
+            need = need_dinp or i not in inputs
             dx = layer.backward(g, need_dinp=need, dout_is_dlogits=dout_is_dlogits and first)
             first = False
             if need:
                 grads[i] = dx if i not in grads else grads[i] + dx
+        return grads.get(self._input_ids[0]) if need_dinp else None
+
+    # ---- a model used as a layer (Sequential([model, Softmax()]), model(tensor)) ----------
+    @property
+    def weights_list(self):
+        return self.weights
+
+    @property
+    def grads(self):
+        return [g for layer in self.layers for g in layer.grads]
+
+    @property
+    def _batch_input_shape(self):
+        return self.inputs[0].shape if self._tensors is not None else None
+
+    def _ensure_built(self, input_shape):
+        if self._tensors is None:
+            self._build_from_shape(tuple(input_shape))
+        ref = self.inputs[0].shape
+        if len(ref) != len(input_shape) or any(
+                a is not None and b is not None and a != b for a, b in zip(ref[1:],
+                                                                           input_shape[1:])):
+            raise ValueError(f"Input of model '{self.name}' is incompatible: expected shape "
+                             f"{shape_str(ref)}, found shape {shape_str(input_shape)}")
+
+    def _check_nestable(self):
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            raise NotImplementedError(f"model '{self.name}' has several inputs or outputs and "
+                                      "cannot be used as a layer")
+
+    def compute_output_shape(self, input_shape):
+        self._ensure_built(input_shape)
+        return (input_shape[0],) + tuple(self.outputs[0].shape[1:])
+
+    def forward(self, x, training):
+        self._check_nestable()
+        return self._forward([x], training)[0]
+
+    def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
+        return self._backward(dout, dout_is_dlogits, need_dinp=need_dinp)
 
     # ---- compile ----------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -492,9 +534,12 @@ class Model:
         return outs[0] if self._single_output else outs
 
     def __call__(self, x, training=False):
+        """On a symbolic tensor: use this model as a layer of a bigger graph. On an array:
+        the outputs (as predict, in one batch)."""
         if isinstance(x, KerasTensor):
-            raise NotImplementedError("calling a model on a symbolic tensor (nesting models) is "
-                                      "not supported")
+            self._ensure_built(x.shape)
+            self._check_nestable()
+            return KerasTensor(self.compute_output_shape(x.shape), self, [x])
         x = self._prepare_x(x, "__call__")
         res = [o.copy() for o in self._forward([x], training=bool(training))]
         return res[0] if self._single_output else res

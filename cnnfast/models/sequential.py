@@ -15,6 +15,7 @@ class Sequential(Model):
         self.trainable = trainable
         self._init_training_state()
         self._layers = []
+        self._outs = []  # output tensor of each layer's call in this model
         self._input_layer = None
         self._tensors = None
         self.built = False
@@ -26,10 +27,7 @@ class Sequential(Model):
             if not isinstance(layer._layer, InputLayer):
                 raise ValueError("Sequential.add: only keras.Input(...) tensors can be added")
             layer = layer._layer
-        if isinstance(layer, Model):
-            raise NotImplementedError("Sequential.add: nesting a model inside a Sequential is "
-                                      "not supported")
-        if not isinstance(layer, Layer):
+        if not isinstance(layer, (Layer, Model)):
             raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
@@ -41,32 +39,61 @@ class Sequential(Model):
                 self._input_layer = InputLayer(batch_shape=layer._batch_input_shape)
             self._layers.append(layer)
         if self._input_layer is not None:
-            self._rebuild()
+            self._connect()
 
     def pop(self):
         if not self._layers:
             raise TypeError("There are no layers in the model.")
         layer = self._layers.pop()
-        if self._input_layer is not None:
-            self._rebuild()
+        if len(self._outs) > len(self._layers):
+            self._outs.pop()
+        self._finish_graph()
         return layer
 
-    def _rebuild(self):
-        t = self._input_layer.output
-        for layer in self._layers:
-            t = layer(t)
-        if not self._layers:
+    def _connect(self):
+        """Call each layer not yet connected on the previous output (once: `layer.output` of
+        every layer then belongs to this model's graph)."""
+        for layer in self._layers[len(self._outs):]:
+            prev = self._outs[-1] if self._outs else self._input_layer.output
+            self._outs.append(layer(prev))
+        self._finish_graph()
+
+    def _finish_graph(self):
+        if not self._outs:
             self._tensors = None
             self.built = False
             return
-        self._build_graph(self._input_layer.output, t)
+        self._build_graph(self._input_layer.output, self._outs[-1])
 
     def _build_from_shape(self, shape):
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layers")
         self._input_layer = InputLayer(shape=tuple(shape[1:]))
-        self._rebuild()
+        self._connect()
 
     @property
     def layers(self):
         return list(self._layers)
+
+    @property
+    def input(self):
+        if self._tensors is None:
+            raise ValueError(f"The model '{self.name}' has never been called and thus has no "
+                             "defined input: give it an Input or an input_shape, or call it on "
+                             "data first.")
+        return self.inputs[0]
+
+    @input.setter
+    def input(self, value):
+        pass  # set by _build_graph; the property above is the source of truth
+
+    @property
+    def output(self):
+        if self._tensors is None:
+            raise ValueError(f"The model '{self.name}' has never been called and thus has no "
+                             "defined output.")
+        return self.outputs[0]
+
+    @output.setter
+    def output(self, value):
+        pass

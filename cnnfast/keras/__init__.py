@@ -1,0 +1,11 @@
+"""`tensorflow.keras` mirrored: `from cnnfast import keras`, `import cnnfast as tf; tf.keras...`.
+
+Re-exports only; the implementations live in cnnfast.layers, cnnfast.models, ... Each
+`tensorflow.keras.X` module path has a module here, so `from cnnfast.keras.layers import Dense`
+works as `from tensorflow.keras.layers import Dense` does.
+"""
+from .. import __version__  # noqa: F401
+from . import (activations, backend, callbacks, datasets, initializers, layers,  # noqa: F401
+               losses, metrics, models, optimizers, utils)
+from ..layers import Input  # noqa: F401
+from ..models import Model, Sequential  # noqa: F401

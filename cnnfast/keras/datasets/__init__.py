@@ -1,0 +1,2 @@
+"""keras.datasets"""
+from . import fashion_mnist, mnist  # noqa: F401

@@ -1,0 +1,2 @@
+"""keras.datasets.fashion_mnist"""
+from ...datasets.fashion_mnist import load_data  # noqa: F401

@@ -1,0 +1,2 @@
+"""keras.datasets.mnist"""
+from ...datasets.mnist import load_data  # noqa: F401

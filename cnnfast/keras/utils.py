@@ -1,0 +1,8 @@
+"""keras.utils"""
+from ..utils import set_random_seed, to_categorical  # noqa: F401
+
+
+def plot_model(model, to_file="model.png", *args, **kwargs):
+    """Not available: it needs pydot and graphviz. Use model.summary() for the layer table."""
+    raise NotImplementedError("plot_model needs pydot + graphviz and is not implemented by "
+                              "cnnfast; use model.summary()")
