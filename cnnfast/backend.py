@@ -34,6 +34,7 @@ dropout_backward = _core.dropout_backward
 adam_update = _core.adam_update
 sgd_update = _core.sgd_update
 rmsprop_update = _core.rmsprop_update
+Net = _core.Net
 
 # Activation codes shared with csrc/activations.h.
 ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}

@@ -58,10 +58,13 @@ class Optimizer:
     def _make_slots(self, w):
         return ()
 
-    def apply(self, weights, grads):
-        """One update of every weight from its gradient; then iterations += 1."""
+    def _ensure_built(self, weights):
         if self._slots is None or self._weights_ids != [id(w) for w in weights]:
             self.build(weights)
+
+    def apply(self, weights, grads):
+        """One update of every weight from its gradient; then iterations += 1."""
+        self._ensure_built(weights)
         lr = float(np.float32(self._lr))
         for w, g, s in zip(weights, grads, self._slots):
             self._update(w, g, s, lr)

@@ -6,8 +6,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <sstream>
 #include <string>
+#include <cstring>
 #include <vector>
 
 #include "activations.h"
@@ -15,6 +17,7 @@
 #include "conv2d.h"
 #include "dense.h"
 #include "gemm.h"
+#include "net.h"
 #include "optim.h"
 #include "pool2d.h"
 
@@ -141,6 +144,15 @@ std::pair<int64_t, int64_t> rows_cols(const py::array& a, const char* fn, const 
 std::vector<int64_t> shape_of(const py::array& a) {
     return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
+
+// A Net plus the NumPy arrays it points into (kept alive as long as the Net).
+struct PyNet {
+    std::unique_ptr<Net> net;
+    std::vector<py::object> keep;
+    OptSpec opt;
+    std::vector<ParamSlot> params;
+    bool sparse = true;
+};
 
 Activation parse_activation(int a) {
     if (a < 0 || a > 4) throw py::value_error("activation code must be 0..4, got " + std::to_string(a));
@@ -598,4 +610,175 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("w"), py::arg("v"), py::arg("mom"), py::arg("avg"), py::arg("g"), py::arg("lr"),
         py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"));
+    // ---- Net: the whole training step of a chain model in one call ----
+    py::class_<PyNet>(m, "Net")
+        .def(py::init([](py::list ops, std::vector<int> in_shape, int max_batch, int loss_kind,
+                         int num_classes, bool fused) {
+                 const char* fn = "Net";
+                 auto h = std::make_unique<PyNet>();
+                 std::vector<OpSpec> specs;
+                 for (py::handle item : ops) {
+                     py::dict d = py::reinterpret_borrow<py::dict>(item);
+                     OpSpec o;
+                     int kind = d["kind"].cast<int>();
+                     if (kind < 0 || kind > 6) throw py::value_error("Net: unknown op kind");
+                     o.kind = static_cast<OpKind>(kind);
+                     o.act = d.contains("act") ? d["act"].cast<int>() : 0;
+                     parse_activation(o.act);
+                     if (d.contains("kernel")) {
+                         auto k = d["kernel"].cast<std::pair<int, int>>();
+                         o.kh = k.first, o.kw = k.second;
+                     }
+                     if (d.contains("strides")) {
+                         auto st = pair_of(d["strides"].cast<std::pair<int, int>>(), fn, "strides");
+                         o.sh = st.first, o.sw = st.second;
+                     }
+                     if (d.contains("padding"))
+                         o.pad = parse_padding(d["padding"].cast<std::string>(), fn);
+                     if (d.contains("units")) o.units = d["units"].cast<int>();
+                     if (d.contains("rate")) o.rate = d["rate"].cast<double>();
+                     if (d.contains("weight") && !d["weight"].is_none()) {
+                         py::object w = d["weight"], g = d["dweight"];
+                         py::array W = as_array(w, fn, "weight");
+                         o.weight = data_of<float>(w, fn, "weight", true);
+                         o.dweight = data_of<float>(g, fn, "dweight", true, shape_of(W));
+                         o.weight_n = W.size();
+                         h->keep.push_back(w);
+                         h->keep.push_back(g);
+                     }
+                     if (d.contains("bias") && !d["bias"].is_none()) {
+                         py::object b = d["bias"], g = d["dbias"];
+                         py::array Bv = as_array(b, fn, "bias");
+                         o.bias = data_of<float>(b, fn, "bias", true);
+                         o.dbias = data_of<float>(g, fn, "dbias", true, shape_of(Bv));
+                         o.bias_n = Bv.size();
+                         h->keep.push_back(b);
+                         h->keep.push_back(g);
+                     }
+                     specs.push_back(o);
+                 }
+                 if (loss_kind < 0 || loss_kind > 3) throw py::value_error("Net: bad loss kind");
+                 h->sparse = loss_kind == 0 || loss_kind == 2;
+                 h->net = std::make_unique<Net>(std::move(specs), in_shape, max_batch,
+                                                static_cast<LossKind>(loss_kind), num_classes,
+                                                fused);
+                 return h;
+             }),
+             py::arg("ops"), py::arg("in_shape"), py::arg("max_batch"), py::arg("loss_kind"),
+             py::arg("num_classes"), py::arg("fused"))
+        .def(
+            "set_optimizer",
+            [](PyNet& h, py::dict spec, py::list params) {
+                const char* fn = "Net.set_optimizer";
+                OptSpec o;
+                o.kind = spec["kind"].cast<int>();
+                if (o.kind < 0 || o.kind > 2) throw py::value_error("Net: unknown optimizer");
+                for (const char* k : {"beta1", "beta2", "eps", "momentum", "rho"})
+                    if (spec.contains(k)) {
+                        double v = spec[k].cast<double>();
+                        std::string s(k);
+                        if (s == "beta1") o.beta1 = v;
+                        else if (s == "beta2") o.beta2 = v;
+                        else if (s == "eps") o.eps = v;
+                        else if (s == "momentum") o.momentum = v;
+                        else o.rho = v;
+                    }
+                o.amsgrad = spec.contains("amsgrad") && spec["amsgrad"].cast<bool>();
+                o.nesterov = spec.contains("nesterov") && spec["nesterov"].cast<bool>();
+                o.centered = spec.contains("centered") && spec["centered"].cast<bool>();
+                std::vector<ParamSlot> ps;
+                for (py::handle item : params) {
+                    py::tuple t = py::reinterpret_borrow<py::tuple>(item);
+                    if (t.size() != 5) throw py::value_error("Net: a param is (w, g, s0, s1, s2)");
+                    py::array W = as_array(t[0], fn, "w");
+                    auto s = shape_of(W);
+                    ParamSlot p{data_of<float>(t[0], fn, "w", true),
+                                data_of<float>(t[1], fn, "g", true, s),
+                                optional_data_of<float>(t[2], fn, "slot0", true, s),
+                                optional_data_of<float>(t[3], fn, "slot1", true, s),
+                                optional_data_of<float>(t[4], fn, "slot2", true, s), W.size()};
+                    if (o.kind == 0 && !(p.s0 && p.s1 && (p.s2 || !o.amsgrad)))
+                        throw py::value_error("Net: Adam needs m, v (and vhat with amsgrad)");
+                    if (o.kind == 1 && o.momentum != 0.0 && !p.s0)
+                        throw py::value_error("Net: SGD with momentum needs a velocity");
+                    if (o.kind == 2 && (!p.s0 || (o.momentum > 0 && !p.s1) ||
+                                        (o.centered && !p.s2)))
+                        throw py::value_error("Net: RMSprop slots missing");
+                    for (int i = 0; i < 5; ++i)
+                        if (!t[i].is_none()) h.keep.push_back(t[i]);
+                    ps.push_back(p);
+                }
+                h.opt = o;
+                h.params = std::move(ps);
+            },
+            py::arg("spec"), py::arg("params"))
+        .def(
+            "train_step",
+            [](PyNet& h, py::object x, py::object y, py::object idx, uint64_t seed, float lr,
+               int64_t step) {
+                const char* fn = "Net.train_step";
+                py::array X = as_array(x, fn, "x"), I = as_array(idx, fn, "idx");
+                const int64_t in_n = h.net->in_size();
+                if (X.ndim() < 1 || (X.shape(0) && X.size() / X.shape(0) != in_n))
+                    throw py::value_error("Net.train_step: x rows must have " +
+                                          std::to_string(in_n) + " values, got shape " +
+                                          shape_str(X));
+                const int64_t N = X.shape(0);
+                const float* px = data_of<float>(x, fn, "x", false);
+                const void* py_ = h.sparse
+                    ? (const void*)data_of<int32_t>(y, fn, "y", false, {N})
+                    : (const void*)data_of<float>(y, fn, "y", false, {N, h.net->out_size()});
+                const int64_t* pi = data_of<int64_t>(idx, fn, "idx", false, {-1});
+                const int B = as_int(I.size(), fn, "batch");
+                for (int b = 0; b < B; ++b)
+                    if (pi[b] < 0 || pi[b] >= N)
+                        throw py::value_error("Net.train_step: index out of range");
+                if (step < 1) throw py::value_error("Net.train_step: step must be >= 1");
+                StepResult r;
+                {
+                    py::gil_scoped_release nogil;
+                    r = h.net->train_step(px, py_, pi, B, seed, h.opt, h.params, lr, step);
+                }
+                return py::make_tuple(r.loss, r.correct);
+            },
+            py::arg("x"), py::arg("y"), py::arg("idx"), py::arg("seed"), py::arg("lr"),
+            py::arg("step"))
+        .def(
+            "evaluate",
+            [](PyNet& h, py::object x, py::object y) {
+                const char* fn = "Net.evaluate";
+                py::array X = as_array(x, fn, "x");
+                const int B = as_int(X.shape(0), fn, "batch");
+                if (X.size() != (int64_t)B * h.net->in_size())
+                    throw py::value_error("Net.evaluate: x has shape " + shape_str(X));
+                const float* px = data_of<float>(x, fn, "x", false);
+                const void* py_ = h.sparse
+                    ? (const void*)data_of<int32_t>(y, fn, "y", false, {B})
+                    : (const void*)data_of<float>(y, fn, "y", false, {B, h.net->out_size()});
+                StepResult r;
+                {
+                    py::gil_scoped_release nogil;
+                    r = h.net->evaluate(px, py_, B);
+                }
+                return py::make_tuple(r.loss, r.correct);
+            },
+            py::arg("x"), py::arg("y"))
+        .def(
+            "predict",
+            [](PyNet& h, py::object x, py::object out) {
+                const char* fn = "Net.predict";
+                py::array X = as_array(x, fn, "x");
+                const int B = as_int(X.shape(0), fn, "batch");
+                if (X.size() != (int64_t)B * h.net->in_size())
+                    throw py::value_error("Net.predict: x has shape " + shape_str(X));
+                const float* px = data_of<float>(x, fn, "x", false);
+                float* po = data_of<float>(out, fn, "out", true);
+                if (as_array(out, fn, "out").size() != (int64_t)B * h.net->out_size())
+                    throw py::value_error("Net.predict: out has the wrong size");
+                py::gil_scoped_release nogil;
+                h.net->predict(px, B);
+                std::memcpy(po, h.net->output(), sizeof(float) * B * h.net->out_size());
+            },
+            py::arg("x"), py::arg("out"))
+        .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); });
 }

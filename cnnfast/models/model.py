@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from .. import callbacks as callbacks_mod
+from .. import executor
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
@@ -387,6 +388,11 @@ class Model:
         for m, t in zip(self._metrics, trackers[1:]):
             t.update_state(m.correct(yb, y_pred), n)
 
+    def _update_trackers_counts(self, trackers, mean, correct, n):
+        trackers[0].update_state(np.float32(mean) * np.float32(n), n)
+        for t in trackers[1:]:
+            t.update_state(correct, n)
+
     def _new_trackers(self):
         return [metrics_mod.Mean("loss")] + [metrics_mod.Mean(m.name) for m in self._metrics]
 
@@ -449,8 +455,9 @@ class Model:
         self.stop_training = False
         self.history = history
         trackers = self._new_trackers()
-        perm = np.arange(n)
+        perm = np.arange(n, dtype=np.int64)
         gen = utils.rng()
+        net = executor.for_model(self, batch_size, training=True)
         cbl.on_train_begin()
         logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -463,9 +470,15 @@ class Model:
                 cbl.on_train_batch_begin(step)
                 idx = perm[step * batch_size:(step + 1) * batch_size]
                 b = idx.shape[0]
-                xb = np.take(x, idx, axis=0, out=self._buf("xb", (b,) + x.shape[1:]))
-                yb = np.take(y, idx, axis=0, out=self._buf("yb", (b,) + y.shape[1:], y.dtype))
-                self._train_step(xb, yb, trackers)
+                if net is not None:  # the whole step in C++: gather, forward, loss, backward, update
+                    loss, correct = executor.train_step(net, self, x, y, idx,
+                                                        int(gen.integers(0, 2**63)))
+                    self._update_trackers_counts(trackers, loss, correct, b)
+                else:
+                    xb = np.take(x, idx, axis=0, out=self._buf("xb", (b,) + x.shape[1:]))
+                    yb = np.take(y, idx, axis=0,
+                                 out=self._buf("yb", (b,) + y.shape[1:], y.dtype))
+                    self._train_step(xb, yb, trackers)
                 logs = self._logs(trackers)
                 cbl.on_train_batch_end(step, logs)
                 if self.stop_training:
@@ -485,12 +498,17 @@ class Model:
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
         bar = callbacks_mod.Progbar(steps, verbose=verbose) if verbose else None
+        net = executor.for_model(self, batch_size, training=False)
         for step in range(steps):
             s = slice(step * batch_size, (step + 1) * batch_size)
             xb, yb = x[s], y[s]
-            (y_pred,) = self._forward([xb], training=False)
-            mean, _ = self._loss_and_grad(y_pred, yb, False)
-            self._update_trackers(trackers, mean, y_pred, yb)
+            if net is not None:
+                mean, correct = net.evaluate(xb, yb)
+                self._update_trackers_counts(trackers, mean, correct, xb.shape[0])
+            else:
+                (y_pred,) = self._forward([xb], training=False)
+                mean, _ = self._loss_and_grad(y_pred, yb, False)
+                self._update_trackers(trackers, mean, y_pred, yb)
             if bar:
                 bar.update(step + 1, self._logs(trackers), finalize=step + 1 == steps)
         return self._logs(trackers)
@@ -525,8 +543,13 @@ class Model:
         outs = [np.empty((n,) + tuple(t.shape[1:]), np.float32) for t in self.outputs]
         nsteps = math.ceil(n / batch_size)
         bar = callbacks_mod.Progbar(nsteps, verbose=verbose) if verbose else None
+        net = executor.for_model(self, batch_size, training=False) if self._single_output \
+            else None
         for step in range(nsteps):
             s = slice(step * batch_size, (step + 1) * batch_size)
+            if net is not None:
+                net.predict(x[s], outs[0][s])
+                continue
             for dst, src in zip(outs, self._forward([x[s]], training=False)):
                 dst[s] = src
             if bar:

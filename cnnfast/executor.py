@@ -1,0 +1,137 @@
+"""The native executor: a chain model's whole training step in one C++ call (csrc/net.h).
+
+`for_model(model, batch)` returns a `_core.Net` for models it can run — a single-input,
+single-output chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
+Flatten / Dropout / Activation, trained with a cross-entropy loss and Adam / SGD / RMSprop —
+and None otherwise; the model then runs its per-layer Python path, which computes the same
+numbers with the same kernels. Weights, gradients and optimizer slots are the NumPy arrays the
+layers and the optimizer own, so both paths (and get_weights/set_weights) share one state.
+
+Set CNNFAST_EXECUTOR=0 (or `model.use_native_executor = False`) to force the Python path.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import backend
+from .layers import (Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten,
+                     MaxPooling2D)
+from .optimizers import SGD, Adam, RMSprop
+
+_UNSET = object()  # the cached Net has no optimizer wired yet
+_KINDS = {Conv2D: 0, MaxPooling2D: 1, AveragePooling2D: 2, Dense: 3, Flatten: 4, Dropout: 5}
+
+
+def _op_spec(layer):
+    """The dict _core.Net takes for one layer, or None when the layer is not supported."""
+    kind = next((k for cls, k in _KINDS.items() if type(layer) is cls), None)
+    if kind is None and isinstance(layer, Activation):
+        return {"kind": 6, "act": backend.ACTIVATION_CODES[layer.activation]}
+    if kind is None:
+        return None
+    spec = {"kind": kind}
+    if isinstance(layer, Conv2D):
+        spec.update(kernel=layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                    units=layer.filters, act=backend.ACTIVATION_CODES[layer.activation])
+    elif isinstance(layer, (MaxPooling2D, AveragePooling2D)):
+        spec.update(kernel=layer.pool_size, strides=layer.strides, padding=layer.padding)
+    elif isinstance(layer, Dense):
+        if len(layer._built_input_shape) != 2:
+            return None  # Dense on rank > 2 inputs: the Python path handles it
+        spec.update(units=layer.units, act=backend.ACTIVATION_CODES[layer.activation])
+    elif isinstance(layer, Dropout):
+        if layer.rate >= 1.0 or layer.seed is not None:
+            return None  # rate 1 and per-layer seeds keep the Python path's exact semantics
+        spec.update(rate=layer.rate)
+    if isinstance(layer, (Conv2D, Dense)):
+        spec.update(weight=layer.kernel, dweight=layer.grads[0])
+        if layer.use_bias:
+            spec.update(bias=layer.bias, dbias=layer.grads[1])
+    return spec
+
+
+def _optimizer_spec(opt):
+    if type(opt) is Adam:
+        return {"kind": 0, "beta1": opt.beta_1, "beta2": opt.beta_2, "eps": opt.epsilon,
+                "amsgrad": opt.amsgrad}
+    if type(opt) is SGD:
+        return {"kind": 1, "momentum": opt.momentum, "nesterov": opt.nesterov}
+    if type(opt) is RMSprop:
+        return {"kind": 2, "rho": opt.rho, "momentum": opt.momentum, "eps": opt.epsilon,
+                "centered": opt.centered}
+    return None
+
+
+def _enabled(model):
+    return getattr(model, "use_native_executor", True) and \
+        os.environ.get("CNNFAST_EXECUTOR", "1") != "0"
+
+
+def _chain(model):
+    """The layers of a single-input, single-output chain, else None."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        return None
+    prev = model._input_ids[0]
+    layers = []
+    for layer, i, o in model._plan:
+        if i != prev:
+            return None
+        layers.append(layer)
+        prev = o
+    return layers if prev == model._output_ids[0] and layers else None
+
+
+def for_model(model, batch, training):
+    """A cached _core.Net able to run batches of up to `batch` rows, or None."""
+    if not _enabled(model):
+        return None
+    layers = _chain(model)
+    if layers is None or (training and model.loss is None):
+        return None
+    specs = [_op_spec(layer) for layer in layers]
+    if any(s is None for s in specs):
+        return None
+    if model.loss is None:  # predict on an uncompiled model: the loss part is never used
+        loss_kind, fused = 0, False
+    else:
+        sparse = model.loss.sparse
+        if any(m.kind != ("sparse" if sparse else "categorical") for m in model._metrics):
+            return None  # the Net counts correct rows the loss's way only
+        model._loss_setup()
+        fused = model._fused
+        logits = fused or model.loss.from_logits
+        loss_kind = (0 if sparse else 1) if logits else (2 if sparse else 3)
+    trainable = tuple(layer.trainable and model.trainable for layer in layers)
+    opt = model.optimizer
+    opt_spec = _optimizer_spec(opt) if training else None
+    if training and opt_spec is None:
+        return None
+    key = (id(opt), trainable, loss_kind, fused, tuple(id(s) for s in model._metrics))
+    cache = model.__dict__.get("_net_cache")
+    if cache is not None and cache[0] == key and cache[1].max_batch >= batch:
+        net = cache[1]
+    else:
+        in_shape = [int(d) for d in model.inputs[0].shape[1:]]
+        net = backend.Net(specs, in_shape, int(batch), loss_kind,
+                          int(model.outputs[0].shape[-1]), bool(fused))
+        model.__dict__["_net_cache"] = (key, net, _UNSET)
+        cache = model.__dict__["_net_cache"]
+    if training and cache[2] is not opt.__dict__.get("_slots"):
+        params = [w for layer, t in zip(layers, trainable) if t for w in layer.weights_list]
+        grads = [g for layer, t in zip(layers, trainable) if t for g in layer.grads]
+        opt._ensure_built(params)
+        slots = [tuple(s) + (None,) * (3 - len(s)) for s in opt._slots]
+        net.set_optimizer(opt_spec, [(w, g) + s for w, g, s in zip(params, grads, slots)])
+        model.__dict__["_net_cache"] = (key, net, opt._slots)
+    return net
+
+
+def train_step(net, model, x, y, idx, seed):
+    """One optimizer step on rows idx of (x, y); returns (mean loss, correct count)."""
+    opt = model.optimizer
+    loss, correct = net.train_step(x, y, idx, seed, float(np.float32(opt.learning_rate)),
+                                   opt.iterations + 1)
+    opt.iterations += 1
+    return loss, correct

@@ -1,0 +1,114 @@
+// net.h -- a whole training step in C++: forward, fused loss, backward and optimizer update of
+// a chain of layers (the shape of every tutorial model), with every buffer allocated once.
+//
+// Python builds a Net from the model's layers (cnnfast/executor.py); weights, gradients and
+// optimizer slots stay in the NumPy arrays the layers and the optimizer own (the Net keeps raw
+// pointers to them), so Python's get_weights/set_weights and the per-layer path see the same
+// numbers. One call per step: no Python round trip per layer, and the GIL is released.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "common.h"
+
+namespace cnnfast {
+
+enum class OpKind : int { Conv2D = 0, MaxPool2D = 1, AvgPool2D = 2, Dense = 3, Flatten = 4,
+                          Dropout = 5, Activation = 6 };
+
+struct OpSpec {
+    OpKind kind;
+    int act = 0;                     // fused activation (Activation enum), Conv2D/Dense/Activation
+    int kh = 0, kw = 0, sh = 1, sw = 1, units = 0;  // conv: kernel/strides/filters(units); pool
+    Padding pad = Padding::Valid;
+    double rate = 0.0;               // dropout
+    float* weight = nullptr;         // (KH,KW,C,OC) or (IN,OUT); nullptr for weightless ops
+    float* bias = nullptr;           // (OC) or nullptr
+    float* dweight = nullptr;        // gradient buffers, same shapes
+    float* dbias = nullptr;
+    int64_t weight_n = 0, bias_n = 0;  // element counts, checked against the layer geometry
+};
+
+// Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or
+// from_logits=True; the probability path clips at eps.
+enum class LossKind : int { SparseLogits = 0, DenseLogits = 1, SparseProbs = 2, DenseProbs = 3 };
+
+struct OptSpec {
+    int kind = 0;  // 0 Adam, 1 SGD, 2 RMSprop
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-7, momentum = 0.0, rho = 0.9;
+    bool amsgrad = false, nesterov = false, centered = false;
+};
+
+// One trainable array and its optimizer slots (nullptr where the optimizer has none).
+struct ParamSlot {
+    float* w;
+    float* g;
+    float* s0;
+    float* s1;
+    float* s2;
+    int64_t n;
+};
+
+struct StepResult {
+    float loss;       // batch mean, float32 as Keras computes it
+    int64_t correct;  // rows whose argmax(output) equals the label (first index on ties)
+};
+
+class Net {
+  public:
+    // in_shape: the per-sample input shape (H,W,C) or (features). max_batch: buffers' size.
+    // fused: the loss reads the last op's pre-activation (softmax logits) and backward starts
+    // from d(logits) (TF's cached-logits rule).
+    Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, LossKind loss,
+        int num_classes, bool fused);
+
+    // Forward with dropout off; the output (B, out_size()) stays in output().
+    void predict(const float* x, int B);
+    // Gathers rows idx[0..B) of the dataset x (N, in_size) and labels y, then a full step.
+    // y is int32 (B) for sparse losses or float32 (B,K) for dense ones. The update uses
+    // ParamSlots with lr and step (= optimizer iterations + 1).
+    StepResult train_step(const float* x, const void* y, const int64_t* idx, int B,
+                          uint64_t seed, const OptSpec& opt, const std::vector<ParamSlot>& params,
+                          float lr, int64_t step);
+    // Loss and correct count of a forward pass (dropout off) on contiguous rows.
+    StepResult evaluate(const float* x, const void* y, int B);
+
+    const float* output() const { return a_.back(); }
+    int64_t in_size() const { return sizes_.front(); }
+    int64_t out_size() const { return sizes_.back(); }
+    int max_batch() const { return max_batch_; }
+
+  private:
+    struct Layer {
+        OpSpec spec;
+        std::vector<int> in_shape, out_shape;  // per sample
+        int64_t in_n = 0, out_n = 0;           // per-sample sizes
+        std::vector<float> z;                  // pre-activation (fused activation ops)
+        std::vector<float> out;                // output storage (none for Flatten)
+        std::vector<int32_t> argmax;           // maxpool
+        std::vector<uint8_t> mask;             // dropout
+        bool active = false;                   // dropout applied in this step
+    };
+
+    void forward(const float* x, int B, bool training, uint64_t seed);
+    float loss_and_grad(const void* y, int B, bool with_grad);
+    void backward(int B);
+    int64_t count_correct(const void* y, int B) const;
+
+    std::vector<Layer> layers_;
+    std::vector<int64_t> sizes_;             // per-sample size of each activation (L+1)
+    std::vector<float*> a_;                  // a_[i]: input of layer i; a_[L]: output
+    std::vector<float*> zp_;                 // pre-activation of layer i (fused ops)
+    std::vector<float> grad_a_, grad_b_;     // ping-pong gradient buffers (largest activation)
+    std::vector<float> xbuf_;                // gathered batch
+    std::vector<int32_t> ybuf_i_;
+    std::vector<float> ybuf_f_;
+    std::vector<float> loss_buf_, dloss_;
+    std::vector<float> workspace_;
+    int max_batch_;
+    LossKind loss_;
+    int K_;
+    bool fused_;
+};
+
+}  // namespace cnnfast

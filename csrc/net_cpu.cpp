@@ -1,0 +1,322 @@
+// net_cpu.cpp -- the whole training step of a chain of layers (see net.h).
+//   activations: a_[i] is the input of layer i (B, sizes_[i]); a_[L] is the model output.
+//   Flatten and inactive Dropout alias their input; every other op writes its own buffer.
+//   Gradients flow through two ping-pong buffers sized for the largest activation; elementwise
+//   backward ops (activations, dropout) work in place.
+#include "net.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <string>
+
+#include "activations.h"
+#include "conv2d.h"
+#include "dense.h"
+#include "optim.h"
+#include "pool2d.h"
+
+namespace cnnfast {
+
+namespace {
+
+int64_t prod(const std::vector<int>& s) {
+    return std::accumulate(s.begin(), s.end(), (int64_t)1, std::multiplies<int64_t>());
+}
+
+Conv2DParams conv_params(const OpSpec& o, const std::vector<int>& in, int B) {
+    return make_conv2d_params(B, in[0], in[1], in[2], o.kh, o.kw, o.units, o.sh, o.sw, o.pad);
+}
+
+Pool2DParams pool_params(const OpSpec& o, const std::vector<int>& in, int B) {
+    return make_pool2d_params(B, in[0], in[1], in[2], o.kh, o.kw, o.sh, o.sw, o.pad);
+}
+
+bool has_weights(const OpSpec& o) { return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense; }
+
+// Per-layer dropout stream: distinct for every layer of one step.
+uint64_t layer_seed(uint64_t seed, size_t i) { return seed ^ (0x9E3779B97F4A7C15ull * (i + 1)); }
+
+}  // namespace
+
+Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, LossKind loss,
+         int num_classes, bool fused)
+    : max_batch_(max_batch), loss_(loss), K_(num_classes), fused_(fused) {
+    CNNFAST_CHECK(!ops.empty(), "Net: no layers");
+    CNNFAST_CHECK(max_batch > 0, "Net: max_batch must be positive");
+    std::vector<int> shape = in_shape;
+    sizes_.push_back(prod(shape));
+    size_t ws = 0;
+    for (const OpSpec& o : ops) {
+        Layer l;
+        l.spec = o;
+        l.in_shape = shape;
+        switch (o.kind) {
+            case OpKind::Conv2D: {
+                CNNFAST_CHECK(shape.size() == 3, "Net: Conv2D needs a (H,W,C) input");
+                CNNFAST_CHECK(o.weight, "Net: Conv2D without weights");
+                Conv2DParams p = conv_params(o, shape, max_batch);
+                CNNFAST_CHECK(o.weight_n == (int64_t)o.kh * o.kw * shape[2] * o.units &&
+                                  (!o.bias || o.bias_n == o.units),
+                              "Net: Conv2D weights do not match the layer geometry");
+                ws = std::max({ws, conv2d_workspace_size(p),
+                               conv2d_workspace_size(conv_params(o, shape, 1))});
+                shape = {p.OH, p.OW, p.OC};
+                break;
+            }
+            case OpKind::MaxPool2D:
+            case OpKind::AvgPool2D: {
+                CNNFAST_CHECK(shape.size() == 3, "Net: pooling needs a (H,W,C) input");
+                Pool2DParams p = pool_params(o, shape, max_batch);
+                shape = {p.OH, p.OW, p.C};
+                break;
+            }
+            case OpKind::Dense:
+                CNNFAST_CHECK(shape.size() == 1, "Net: Dense needs a flat input");
+                CNNFAST_CHECK(o.weight, "Net: Dense without weights");
+                CNNFAST_CHECK(o.weight_n == (int64_t)shape[0] * o.units &&
+                                  (!o.bias || o.bias_n == o.units),
+                              "Net: Dense weights do not match the layer geometry");
+                shape = {o.units};
+                break;
+            case OpKind::Flatten:
+                shape = {(int)prod(shape)};
+                break;
+            case OpKind::Dropout:
+                CNNFAST_CHECK(o.rate >= 0.0 && o.rate < 1.0, "Net: dropout rate must be in [0,1)");
+                break;
+            case OpKind::Activation:
+                break;
+        }
+        l.out_shape = shape;
+        l.in_n = sizes_.back();
+        l.out_n = prod(shape);
+        sizes_.push_back(l.out_n);
+        const size_t out_sz = (size_t)max_batch * l.out_n;
+        const bool fused_act = (o.kind == OpKind::Conv2D || o.kind == OpKind::Dense) && o.act != 0;
+        if (fused_act) l.z.resize(out_sz);
+        if (o.kind == OpKind::MaxPool2D) l.argmax.resize(out_sz);
+        if (o.kind == OpKind::Dropout) l.mask.resize(out_sz);
+        if (o.kind != OpKind::Flatten) l.out.resize(out_sz);
+        layers_.push_back(std::move(l));
+    }
+    CNNFAST_CHECK(sizes_.back() == K_, "Net: the output has " + std::to_string(sizes_.back()) +
+                                           " units but the loss expects " + std::to_string(K_));
+    const int64_t biggest = *std::max_element(sizes_.begin(), sizes_.end());
+    grad_a_.resize((size_t)max_batch * biggest);
+    grad_b_.resize((size_t)max_batch * biggest);
+    xbuf_.resize((size_t)max_batch * sizes_.front());
+    ybuf_i_.resize(max_batch);
+    ybuf_f_.resize((size_t)max_batch * K_);
+    loss_buf_.resize(max_batch);
+    dloss_.resize((size_t)max_batch * K_);
+    workspace_.resize(std::max<size_t>(ws, 1));
+    a_.assign(layers_.size() + 1, nullptr);
+    zp_.assign(layers_.size(), nullptr);
+}
+
+void Net::forward(const float* x, int B, bool training, uint64_t seed) {
+    CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch of " + std::to_string(B) +
+                                                " rows exceeds the buffers' " +
+                                                std::to_string(max_batch_));
+    a_[0] = const_cast<float*>(x);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+        Layer& l = layers_[i];
+        const OpSpec& o = l.spec;
+        float* in = a_[i];
+        float* out = l.out.empty() ? in : l.out.data();
+        const Activation act = static_cast<Activation>(o.act);
+        switch (o.kind) {
+            case OpKind::Conv2D: {
+                float* z = l.z.empty() ? out : l.z.data();
+                conv2d_forward(z, in, o.weight, o.bias, conv_params(o, l.in_shape, B),
+                               workspace_.data());
+                if (!l.z.empty()) activation_forward(out, z, B, l.out_n, act);
+                zp_[i] = z;
+                break;
+            }
+            case OpKind::Dense: {
+                float* z = l.z.empty() ? out : l.z.data();
+                dense_forward(z, in, o.weight, o.bias, B, (int)l.in_n, o.units);
+                if (!l.z.empty()) activation_forward(out, z, B, l.out_n, act);
+                zp_[i] = z;
+                break;
+            }
+            case OpKind::MaxPool2D:
+                maxpool2d_forward(out, training ? l.argmax.data() : nullptr, in,
+                                  pool_params(o, l.in_shape, B));
+                break;
+            case OpKind::AvgPool2D:
+                avgpool2d_forward(out, in, pool_params(o, l.in_shape, B));
+                break;
+            case OpKind::Flatten:
+                break;
+            case OpKind::Dropout:
+                l.active = training && o.rate > 0.0;
+                if (l.active)
+                    dropout_forward(out, l.mask.data(), in, (int64_t)B * l.out_n, o.rate,
+                                    layer_seed(seed, i));
+                else
+                    out = in;
+                break;
+            case OpKind::Activation:
+                activation_forward(out, in, B, l.out_n, act);
+                zp_[i] = in;
+                break;
+        }
+        a_[i + 1] = out;
+    }
+}
+
+float Net::loss_and_grad(const void* y, int B, bool with_grad) {
+    const Layer& last = layers_.back();
+    const float* in = fused_ ? zp_.back() : a_.back();
+    CNNFAST_CHECK(in, "Net: the loss has no input");
+    float* d = with_grad ? dloss_.data() : nullptr;
+    const float scale = 1.0f / (float)B;
+    float* loss = loss_buf_.data();
+    (void)last;
+    switch (loss_) {
+        case LossKind::SparseLogits:
+            softmax_xent_sparse(loss, d, in, (const int32_t*)y, B, K_, scale);
+            break;
+        case LossKind::DenseLogits:
+            softmax_xent_dense(loss, d, in, (const float*)y, B, K_, scale);
+            break;
+        case LossKind::SparseProbs:
+            xent_probs_sparse(loss, d, in, (const int32_t*)y, B, K_, 1e-7f, scale);
+            break;
+        case LossKind::DenseProbs:
+            xent_probs_dense(loss, d, in, (const float*)y, B, K_, 1e-7f, scale);
+            break;
+    }
+    float sum = 0.0f;
+    for (int b = 0; b < B; ++b) sum += loss[b];
+    return sum / (float)B;
+}
+
+void Net::backward(int B) {
+    // The lowest layer that has weights: nothing below it needs a gradient.
+    int lowest = -1;
+    for (size_t i = 0; i < layers_.size(); ++i)
+        if (has_weights(layers_[i].spec)) {
+            lowest = (int)i;
+            break;
+        }
+    float* dy = dloss_.data();
+    for (int i = (int)layers_.size() - 1; i >= std::max(lowest, 0); --i) {
+        Layer& l = layers_[i];
+        const OpSpec& o = l.spec;
+        const Activation act = static_cast<Activation>(o.act);
+        const bool skip_act = fused_ && i == (int)layers_.size() - 1;  // dy is d(logits)
+        float* other = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
+        float* dx = i == lowest ? nullptr : other;
+        switch (o.kind) {
+            case OpKind::Conv2D:
+                if (!l.z.empty() && !skip_act)
+                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                conv2d_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
+                                conv_params(o, l.in_shape, B), workspace_.data());
+                dy = dx;
+                break;
+            case OpKind::Dense:
+                if (!l.z.empty() && !skip_act)
+                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                dense_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight, B, (int)l.in_n,
+                               o.units);
+                dy = dx;
+                break;
+            case OpKind::MaxPool2D:
+                maxpool2d_backward(other, dy, l.argmax.data(), pool_params(o, l.in_shape, B));
+                dy = other;
+                break;
+            case OpKind::AvgPool2D:
+                avgpool2d_backward(other, dy, pool_params(o, l.in_shape, B));
+                dy = other;
+                break;
+            case OpKind::Flatten:
+                break;
+            case OpKind::Dropout:
+                if (l.active) dropout_backward(dy, dy, l.mask.data(), (int64_t)B * l.out_n, o.rate);
+                break;
+            case OpKind::Activation:
+                if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                break;
+        }
+        if (!dy) break;
+    }
+}
+
+int64_t Net::count_correct(const void* y, int B) const {
+    const float* out = a_.back();
+    int64_t correct = 0;
+    for (int b = 0; b < B; ++b) {
+        const float* r = out + (size_t)b * K_;
+        const int pred = (int)(std::max_element(r, r + K_) - r);  // first index on ties
+        int truth;
+        if (loss_ == LossKind::SparseLogits || loss_ == LossKind::SparseProbs) {
+            truth = ((const int32_t*)y)[b];
+        } else {
+            const float* t = (const float*)y + (size_t)b * K_;
+            truth = (int)(std::max_element(t, t + K_) - t);
+        }
+        correct += pred == truth;
+    }
+    return correct;
+}
+
+static void apply_update(const OptSpec& opt, const ParamSlot& p, float lr, int64_t step) {
+    switch (opt.kind) {
+        case 0:
+            adam_update(p.w, p.s0, p.s1, p.s2, p.g, p.n, lr, opt.beta1, opt.beta2, opt.eps, step);
+            break;
+        case 1:
+            sgd_update(p.w, p.s0, p.g, p.n, lr, opt.momentum, opt.nesterov);
+            break;
+        case 2:
+            rmsprop_update(p.w, p.s0, p.s1, p.s2, p.g, p.n, lr, opt.rho, opt.momentum, opt.eps,
+                           opt.centered);
+            break;
+        default:
+            fail("Net: unknown optimizer");
+    }
+}
+
+StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, int B,
+                           uint64_t seed, const OptSpec& opt,
+                           const std::vector<ParamSlot>& params, float lr, int64_t step) {
+    CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch size out of range");
+    const bool sparse = loss_ == LossKind::SparseLogits || loss_ == LossKind::SparseProbs;
+    const int64_t in_n = sizes_.front();
+    // Gather the batch (the shuffle is a permutation of row indices).
+    for (int b = 0; b < B; ++b) {
+        std::memcpy(xbuf_.data() + (size_t)b * in_n, x + (size_t)idx[b] * in_n,
+                    sizeof(float) * in_n);
+        if (sparse)
+            ybuf_i_[b] = ((const int32_t*)y)[idx[b]];
+        else
+            std::memcpy(ybuf_f_.data() + (size_t)b * K_, (const float*)y + (size_t)idx[b] * K_,
+                        sizeof(float) * K_);
+    }
+    const void* yb = sparse ? (const void*)ybuf_i_.data() : (const void*)ybuf_f_.data();
+    forward(xbuf_.data(), B, true, seed);
+    StepResult r;
+    r.loss = loss_and_grad(yb, B, true);
+    r.correct = count_correct(yb, B);
+    backward(B);
+    for (const ParamSlot& p : params) apply_update(opt, p, lr, step);
+    return r;
+}
+
+StepResult Net::evaluate(const float* x, const void* y, int B) {
+    forward(x, B, false, 0);
+    StepResult r;
+    r.loss = loss_and_grad(y, B, false);
+    r.correct = count_correct(y, B);
+    return r;
+}
+
+void Net::predict(const float* x, int B) { forward(x, B, false, 0); }
+
+}  // namespace cnnfast
