@@ -1,6 +1,26 @@
-"""Callbacks with Keras semantics: Callback, History, EarlyStopping, ProgbarLogger."""
+"""Callbacks with Keras 3 semantics (ported from keras/src/callbacks, Keras 3.15).
+
+Callback, CallbackList, History, ProgbarLogger/Progbar, EarlyStopping, ModelCheckpoint,
+ReduceLROnPlateau, LearningRateScheduler, TerminateOnNaN, CSVLogger, LambdaCallback.
+RemoteMonitor, TensorBoard, BackupAndRestore and SwapEMAWeights raise NotImplementedError.
+
+Behaviour worth knowing (all as Keras does it):
+* CallbackList hands every callback the same fresh logs dict per hook call, with keys sorted
+  and values converted to Python floats; a callback that adds keys (ReduceLROnPlateau and
+  LearningRateScheduler add `learning_rate`) makes them visible to the callbacks after it,
+  which includes History and the ProgbarLogger (Keras appends both after the user's list).
+* The MonitorCallbacks (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau) decide the mode at
+  the first on_epoch_end: `mode='auto'` means min for `loss`/`val_loss`, max for a compiled
+  metric whose direction is up (accuracy), and a ValueError otherwise. An improvement is
+  `monitor_op(current - min_delta_signed, best)`: strict, with min_delta subtracted (min mode)
+  or added (max mode).
+"""
 from __future__ import annotations
 
+import collections.abc
+import csv
+import math
+import os
 import sys
 import time
 import warnings
@@ -8,190 +28,492 @@ import warnings
 import numpy as np
 
 
+def _print_msg(message, line_break=True):
+    sys.stdout.write(f"{message}\n" if line_break else str(message))
+    sys.stdout.flush()
+
+
+def _pythonify_logs(logs):
+    """Keras's python_utils.pythonify_logs: a new dict, keys sorted (nested dicts flattened),
+    values converted with float() where that works."""
+    result = {}
+    if not logs:
+        return result
+    for key, value in sorted(logs.items()):
+        if isinstance(value, dict):
+            result.update(_pythonify_logs(value))
+        else:
+            try:
+                value = float(value)
+            except Exception:  # noqa: BLE001 -- Keras keeps anything float() rejects as-is
+                pass
+            result[key] = value
+    return result
+
+
 class Callback:
-    """Base class: override any hook. `self.model` is set before training starts."""
+    """Base class: override any hook. `self.model` and `self.params` are set by the
+    CallbackList that fit/evaluate/predict build (params: verbose, epochs, steps)."""
 
     def __init__(self):
-        self.model = None
-        self.params = {}
-
-    def set_model(self, model):
-        self.model = model
+        self.params = None
+        self._model = None
 
     def set_params(self, params):
         self.params = params
 
-    def on_train_begin(self, logs=None): pass
-    def on_train_end(self, logs=None): pass
+    def set_model(self, model):
+        self._model = model
+
+    @property
+    def model(self):
+        return self._model
+
+    @model.setter
+    def model(self, model):
+        self._model = model
+
+    def on_batch_begin(self, batch, logs=None):
+        """A backwards-compatibility alias for `on_train_batch_begin`."""
+
+    def on_batch_end(self, batch, logs=None):
+        """A backwards-compatibility alias for `on_train_batch_end`."""
+
     def on_epoch_begin(self, epoch, logs=None): pass
     def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
-    def on_test_begin(self, logs=None): pass
-    def on_test_end(self, logs=None): pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs=logs)
+
     def on_test_batch_begin(self, batch, logs=None): pass
     def on_test_batch_end(self, batch, logs=None): pass
-    def on_predict_begin(self, logs=None): pass
-    def on_predict_end(self, logs=None): pass
     def on_predict_batch_begin(self, batch, logs=None): pass
     def on_predict_batch_end(self, batch, logs=None): pass
+    def on_train_begin(self, logs=None): pass
+    def on_train_end(self, logs=None): pass
+    def on_test_begin(self, logs=None): pass
+    def on_test_end(self, logs=None): pass
+    def on_predict_begin(self, logs=None): pass
+    def on_predict_end(self, logs=None): pass
 
 
-class CallbackList:
-    """Calls the same hook on every callback, in order."""
+class CallbackList(Callback):
+    """Calls the same hook on every callback, in order (Keras's CallbackList, synchronous).
 
-    def __init__(self, callbacks, model, params):
-        self.callbacks = list(callbacks)
+    `CallbackList(callbacks, add_history=False, add_progbar=False, model=None, **params)`:
+    History / ProgbarLogger are appended (in that order) unless the list already has one."""
+
+    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None,
+                 **params):
+        super().__init__()
+        self.callbacks = list(callbacks) if callbacks else []
         for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be Callback instances, got {cb!r}")
-            cb.set_model(model)
-            cb.set_params(params)
+            if not (hasattr(cb, "set_model") and hasattr(cb, "on_epoch_end")):
+                raise TypeError(f"callbacks must be keras Callback instances, got {cb!r}")
+        self._progbar = None
+        self._history = None
+        for cb in self.callbacks:
+            if isinstance(cb, ProgbarLogger):
+                self._progbar = cb
+            elif isinstance(cb, History):
+                self._history = cb
+        if self._history is None and add_history:
+            self._history = History()
+            self.callbacks.append(self._history)
+        if self._progbar is None and add_progbar:
+            self._progbar = ProgbarLogger()
+            self.callbacks.append(self._progbar)
+        self.set_model(model)
+        self.set_params(params)
 
-    def __getattr__(self, hook):
-        if not hook.startswith("on_"):
-            raise AttributeError(hook)
-
-        def call(*args, **kwargs):
+    def set_params(self, params):
+        self.params = params
+        if params:
             for cb in self.callbacks:
-                getattr(cb, hook)(*args, **kwargs)
-        return call
+                cb.set_params(params)
+
+    def set_model(self, model):
+        if not model:
+            return
+        super().set_model(model)
+        if self._history:
+            model.history = self._history
+        for cb in self.callbacks:
+            cb.set_model(model)
+
+    def append(self, callback):
+        self.callbacks.append(callback)
+
+    def _call(self, hook, logs):
+        logs = _pythonify_logs(logs)
+        for cb in self.callbacks:
+            getattr(cb, hook)(logs)
+
+    def _call_batch(self, hook, batch, logs):
+        logs = _pythonify_logs(logs)
+        for cb in self.callbacks:
+            getattr(cb, hook)(batch, logs=logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        logs = _pythonify_logs(logs)
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = _pythonify_logs(logs)
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_batch_begin(self, batch, logs=None): self._call_batch("on_batch_begin", batch, logs)
+    def on_batch_end(self, batch, logs=None): self._call_batch("on_batch_end", batch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call_batch("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call_batch("on_train_batch_end", batch, logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call_batch("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call_batch("on_test_batch_end", batch, logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call_batch("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call_batch("on_predict_batch_end", batch, logs)
+
+    def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
+    def on_train_end(self, logs=None): self._call("on_train_end", logs)
+    def on_test_begin(self, logs=None): self._call("on_test_begin", logs)
+    def on_test_end(self, logs=None): self._call("on_test_end", logs)
+    def on_predict_begin(self, logs=None): self._call("on_predict_begin", logs)
+    def on_predict_end(self, logs=None): self._call("on_predict_end", logs)
 
 
 class History(Callback):
-    """Records the epoch logs: `history.history['loss']` etc.; `history.epoch`."""
+    """Records the epoch logs: `history.history['loss']` etc.; `history.epoch`. Like Keras,
+    `history` keeps accumulating if the same History is used for several fit calls."""
 
     def __init__(self):
         super().__init__()
         self.history = {}
-        self.epoch = []
 
     def on_train_begin(self, logs=None):
         self.epoch = []
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
         self.epoch.append(epoch)
-        for k, v in (logs or {}).items():
+        for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
         self.model.history = self
 
 
-def _format_logs(logs):
-    return "".join(f" - {k}: {_fmt(v)}" for k, v in sorted(logs.items()))
-
-
-def _fmt(v):
-    return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.4e}"
-
-
-def _fmt_time(seconds):
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
-    return f"{int(seconds)}s"
-
-
-def _fmt_step(seconds):
-    if seconds >= 1:
-        return f"{seconds:.0f}s/step"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.0f}ms/step"
-    return f"{seconds * 1e6:.0f}us/step"
-
-
+# ---- progress bar ------------------------------------------------------------------------------
 class Progbar:
-    """Keras 3's progress bar: `1500/1500 ━━━━━━━━━━━━━━━━━━━━ 6s 4ms/step - loss: 0.4137`.
-    verbose=1 redraws one line (at most every 0.05 s, always on the last step);
-    verbose=2 prints one line at the end."""
+    """Keras 3's keras.utils.Progbar, output byte for byte (times aside).
 
-    width = 20
+    verbose=1: `\\r`-redrawn line `5/5 ━━━━━━━━━━━━━━━━━━━━ 1s 59ms/step - loss: 0.8414` with
+    Keras's ANSI styling (bold counts and times, green/grey bar; Keras treats every POSIX
+    stream as a dynamic display), at most every `interval` seconds, always when finalizing.
+    verbose=2: one line when finalizing: `5/5 - 0s - 40ms/step - loss: 0.8414`.
+    Values are averaged over steps unless their names are in `stateful_metrics` (or, with
+    `stateless_metrics` given, unless they are missing from it)."""
 
-    def __init__(self, target, verbose=1, interval=0.05, stream=None):
-        self.target, self.verbose, self.interval = target, verbose, interval
-        self.stream = stream or sys.stdout
-        self.start = time.perf_counter()
-        self._last = 0.0
-        self._dynamic = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def update(self, current, logs=None, finalize=False):
-        now = time.perf_counter()
-        if self.verbose != 1 or (not finalize and now - self._last < self.interval):
-            if self.verbose == 2 and finalize:
-                el = now - self.start
-                self.stream.write(f"{current}/{self.target} - {_fmt_time(el)} - "
-                                  f"{_fmt_step(el / max(current, 1))}{_format_logs(logs or {})}\n")
-                self.stream.flush()
-            return
-        self._last = now
-        el = now - self.start
-        filled = int(self.width * current / max(self.target, 1))
-        bar = "━" * filled + " " * (self.width - filled) if not self._dynamic else \
-            "\x1b[32m" + "━" * filled + "\x1b[37m" + "━" * (self.width - filled) + "\x1b[0m"
-        if finalize or current >= self.target:
-            timing = f"{_fmt_time(el)} {_fmt_step(el / max(current, 1))}"
+    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None,
+                 stateless_metrics=None, unit_name="step"):
+        if stateful_metrics is not None and stateless_metrics is not None:
+            raise ValueError("Only one of `stateful_metrics` or `stateless_metrics` can be "
+                             "provided.")
+        self.target = target
+        self.width = width
+        self.verbose = verbose
+        self.interval = interval
+        self.unit_name = unit_name
+        if stateful_metrics is not None:
+            self.stateful_metrics, self.stateless_metrics = set(stateful_metrics), None
+        elif stateless_metrics is not None:
+            self.stateful_metrics, self.stateless_metrics = None, set(stateless_metrics)
         else:
-            eta = el / max(current, 1) * (self.target - current)
-            timing = f"{_fmt_time(eta)}"
-        line = f"{current}/{self.target} {bar} {timing}{_format_logs(logs or {})}"
-        if self._dynamic:
-            self.stream.write("\r" + line + "\x1b[K")
+            self.stateful_metrics, self.stateless_metrics = set(), None
+        self._dynamic_display = (
+            (hasattr(sys.stdout, "isatty") and sys.stdout.isatty())
+            or "ipykernel" in sys.modules or "posix" in sys.modules
+            or "PYCHARM_HOSTED" in os.environ)
+        self._seen_so_far = 0
+        self._values = {}
+        self._values_order = []
+        self._start = time.time()
+        self._last_update = 0
+        self._time_after_first_step = None
+        self._prev_total_width = 0
+
+    def update(self, current, values=None, finalize=None):
+        """`values`: list of (name, value) pairs (a dict is accepted too)."""
+        if finalize is None:
+            finalize = False if self.target is None else current >= self.target
+        if isinstance(values, dict):
+            values = values.items()
+        for k, v in values or ():
+            if k not in self._values:
+                self._values_order.append(k)
+            if self.stateful_metrics is not None:
+                stateless = k not in self.stateful_metrics
+            else:
+                stateless = k in self.stateless_metrics
+            if stateless:
+                if finalize:
+                    self._values[k] = [v, 1]
+                else:
+                    base = max(current - self._seen_so_far, 1)
+                    if k not in self._values:
+                        self._values[k] = [v * base, base]
+                    else:
+                        self._values[k][0] += v * base
+                        self._values[k][1] += base
+            else:
+                self._values[k] = [v, 1]
+        self._seen_so_far = current
+
+        now = time.time()
+        time_per_unit = self._estimate_step_duration(current, now)
+        if self.verbose == 1:
+            if now - self._last_update < self.interval and not finalize:
+                return
+            message = "\b" * self._prev_total_width + "\r" if self._dynamic_display else "\n"
+            special = 0
+            if self.target is not None and self.target > 0:
+                numdigits = int(math.log10(self.target)) + 1
+                bar = f"\x1b[1m{current:{numdigits}d}/{self.target}\x1b[0m "
+                special += 8
+                prog_width = int(self.width * (float(current) / self.target))
+                if prog_width > 0:
+                    bar += f"\33[32m{'━' * prog_width}\x1b[0m"
+                    special += 9
+                bar += f"\33[37m{'━' * (self.width - prog_width)}\x1b[0m"
+                special += 9
+            else:
+                bar = "%7d/Unknown" % current
+            message += bar
+            if self.target is not None and self.target > 0 and not finalize:
+                eta = time_per_unit * (self.target - current)
+                if eta > 3600:
+                    eta_format = "%d:%02d:%02d" % (eta // 3600, (eta % 3600) // 60, eta % 60)
+                elif eta > 60:
+                    eta_format = "%d:%02d" % (eta // 60, eta % 60)
+                else:
+                    eta_format = "%ds" % eta
+                info = f" \x1b[1m{eta_format}\x1b[0m"
+            else:
+                info = f" \x1b[1m{now - self._start:.0f}s\x1b[0m"
+            special += 8
+            info += _format_time(time_per_unit, self.unit_name)
+            info += self._format_values(abs_threshold=True)
+            message += info
+            total_width = len(bar) + len(info) - special
+            if self._prev_total_width > total_width:
+                message += " " * (self._prev_total_width - total_width)
             if finalize:
-                self.stream.write("\n")
-        elif finalize:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+                message += "\n"
+            _print_msg(message, line_break=False)
+            self._prev_total_width = total_width
+        elif self.verbose == 2:
+            if finalize and self.target is not None and self.target > 0:
+                numdigits = int(math.log10(self.target)) + 1
+                info = f"{current:{numdigits}d}/{self.target} - {now - self._start:.0f}s"
+                info += f" -{_format_time(time_per_unit, self.unit_name)}"
+                info += self._format_values(abs_threshold=False)
+                _print_msg(info + "\n", line_break=False)
+        self._last_update = now
+
+    def _format_values(self, abs_threshold):
+        # Keras tests abs(avg) > 1e-3 for verbose 1 but avg > 1e-3 for verbose 2, so a
+        # negative value prints in scientific notation on the one-line-per-epoch display.
+        out = []
+        for k in self._values_order:
+            total, count = self._values[k]
+            if not isinstance(total, float):
+                total = np.mean(total)
+            avg = total / max(1, count)
+            big = abs(avg) > 1e-3 if abs_threshold else avg > 1e-3
+            out.append(f" - {k}: {avg:.4f}" if big else f" - {k}: {avg:.4e}")
+        return "".join(out)
+
+    def add(self, n, values=None):
+        self.update(self._seen_so_far + n, values)
+
+    def _estimate_step_duration(self, current, now):
+        # The first step (tracing, warm-up) is left out once there are more.
+        if not current:
+            return 0
+        if self._time_after_first_step is not None and current > 1:
+            tpu = (now - self._time_after_first_step) / (current - 1)
+        else:
+            tpu = (now - self._start) / current
+        if current == 1:
+            self._time_after_first_step = now
+        return tpu
+
+
+def _format_time(time_per_unit, unit_name):
+    if time_per_unit >= 1 or time_per_unit == 0:
+        return f" {time_per_unit:.0f}s/{unit_name}"
+    if time_per_unit >= 1e-3:
+        return f" {time_per_unit * 1000.0:.0f}ms/{unit_name}"
+    return f" {time_per_unit * 1000000.0:.0f}us/{unit_name}"
 
 
 class ProgbarLogger(Callback):
-    """Prints `Epoch i/N` and a progress bar per epoch (verbose 1) or one line (verbose 2)."""
+    """Prints `Epoch i/N` (only when N > 1) and a Progbar per epoch; fit adds it (last, after
+    History) when verbose != 0. Validation inside fit is silent; evaluate/predict get a bar."""
 
-    def __init__(self, verbose=1):
+    def __init__(self):
         super().__init__()
+        self.seen = 0
+        self.progbar = None
+        self.target = None
+        self.verbose = 1
+        self.epochs = 1
+        self._called_in_fit = False
+
+    def set_params(self, params):
+        verbose = params["verbose"]
+        if verbose == "auto":
+            verbose = 1
         self.verbose = verbose
+        self.epochs = params["epochs"]
+        self.target = params["steps"]
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
+
+    def on_test_begin(self, logs=None):
+        if not self._called_in_fit:
+            self._reset_progbar()
+            self._maybe_init_progbar()
+
+    def on_predict_begin(self, logs=None):
+        self._reset_progbar()
+        self._maybe_init_progbar()
 
     def on_epoch_begin(self, epoch, logs=None):
-        epochs = self.params.get("epochs", 1)
-        if self.verbose and epochs > 1:
-            print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-        self._bar = Progbar(self.params.get("steps", 0), verbose=self.verbose)
+        self._reset_progbar()
+        self._maybe_init_progbar()
+        if self.verbose and self.epochs > 1:
+            _print_msg(f"Epoch {epoch + 1}/{self.epochs}")
 
     def on_train_batch_end(self, batch, logs=None):
-        self._bar.update(batch + 1, logs)
+        self._update_progbar(batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self._called_in_fit:
+            self._update_progbar(batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, None)  # don't show the predictions
 
     def on_epoch_end(self, epoch, logs=None):
-        self._bar.update(self.params.get("steps", 0), logs, finalize=True)
+        self._finalize_progbar(logs)
+
+    def on_test_end(self, logs=None):
+        if not self._called_in_fit:
+            self._finalize_progbar(logs)
+
+    def on_predict_end(self, logs=None):
+        self._finalize_progbar(logs)
+
+    def _reset_progbar(self):
+        self.seen = 0
+        self.progbar = None
+
+    def _maybe_init_progbar(self):
+        if self.progbar is None:
+            self.progbar = Progbar(target=self.target, verbose=self.verbose, unit_name="step",
+                                   stateless_metrics=set())
+
+    def _update_progbar(self, batch, logs=None):
+        self._maybe_init_progbar()
+        self.seen = batch + 1
+        if self.verbose == 1:
+            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
+
+    def _finalize_progbar(self, logs):
+        if self.target is None:
+            self.target = self.seen
+            self.progbar.target = self.target
+        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
 
 
-class EarlyStopping(Callback):
-    """Stop training when `monitor` stops improving (Keras semantics, see
-    KERAS_SEMANTICS.md §8): strict improvement by more than min_delta, patience counted in
-    epochs, never stops at epoch 0, restores the best weights at train end when asked."""
+# ---- monitored callbacks -----------------------------------------------------------------------
+class MonitorCallback(Callback):
+    """Base of the callbacks that watch one logged quantity (Keras's MonitorCallback)."""
+
+    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto "
+                          "mode.", stacklevel=2)
+            mode = "auto"
+        self.monitor = monitor
+        self.mode = mode
+        self.best = baseline
+        self.min_delta = abs(min_delta)
+        self.monitor_op = None
+
+    def _set_monitor_op(self):
+        if self.mode == "min":
+            self.monitor_op = np.less
+        elif self.mode == "max":
+            self.monitor_op = np.greater
+        else:
+            name = self.monitor.removeprefix("val_")
+            if name == "loss":
+                self.monitor_op = np.less
+            for m in getattr(self.model, "_metrics", None) or ():
+                if getattr(m, "name", None) == name:
+                    direction = getattr(m, "_direction", None)
+                    if direction is None and type(m).__name__ == "Accuracy":
+                        direction = "up"
+                    if direction is not None:
+                        self.monitor_op = np.greater if direction == "up" else np.less
+            if self.monitor_op is None:
+                raise ValueError(
+                    f"{type(self).__name__} callback received monitor={self.monitor}, but "
+                    "Keras isn't able to automatically determine whether that metric should "
+                    "be maximized or minimized. Pass `mode='max'` in order to monitor based "
+                    "on the highest metric value, or pass `mode='min'` in order to use the "
+                    "lowest value.")
+        if self.monitor_op is np.less:
+            self.min_delta *= -1
+
+    def _is_improvement(self, monitor_value, reference_value):
+        if reference_value is None:
+            return True
+        return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
+
+
+class EarlyStopping(MonitorCallback):
+    """Stop training when `monitor` stops improving (KERAS_SEMANTICS.md §8): strict improvement
+    by more than min_delta, patience counted in epochs, never stops at epoch 0, restores the
+    best weights at train end (even without an early stop) when asked."""
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
-        super().__init__()
-        self.monitor, self.patience, self.verbose = monitor, int(patience), verbose
-        self.baseline, self.restore_best_weights = baseline, bool(restore_best_weights)
-        self.start_from_epoch = int(start_from_epoch)
-        self.min_delta = abs(float(min_delta))
-        if mode not in ("auto", "min", "max"):
-            warnings.warn(f"EarlyStopping mode {mode!r} is unknown, fallback to auto mode.")
-            mode = "auto"
-        if mode == "auto":
-            base = monitor[4:] if monitor.startswith("val_") else monitor
-            if base.endswith("loss"):
-                mode = "min"
-            elif base in ("accuracy", "acc", "sparse_categorical_accuracy",
-                          "categorical_accuracy"):
-                mode = "max"
-            else:
-                raise ValueError(f"EarlyStopping: cannot infer the direction of {monitor!r}; "
-                                 "pass mode='min' or mode='max'")
-        self.mode = mode
-        self._op = np.less if mode == "min" else np.greater
-        if mode == "min":
-            self.min_delta *= -1
+        super().__init__(monitor, mode, min_delta=min_delta)
+        self.patience = patience
+        self.verbose = verbose
+        self.baseline = baseline
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.restore_best_weights = restore_best_weights
+        self.best_weights = None
+        self.start_from_epoch = start_from_epoch
 
     def on_train_begin(self, logs=None):
         self.wait = 0
@@ -200,26 +522,22 @@ class EarlyStopping(Callback):
         self.best_weights = None
         self.best_epoch = 0
 
-    def _improved(self, current, ref):
-        return ref is None or bool(self._op(current - self.min_delta, ref))
-
     def on_epoch_end(self, epoch, logs=None):
-        current = (logs or {}).get(self.monitor)
-        if current is None:
-            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is not "
-                          f"available. Available metrics are: {','.join(logs or {})}")
-            return
-        if epoch < self.start_from_epoch:
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = self.get_monitor_value(logs)
+        if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
             self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
         self.wait += 1
-        if self._improved(current, self.best):
+        if self._is_improvement(current, self.best):
             self.best = current
             self.best_epoch = epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            if self.baseline is None or self._improved(current, self.baseline):
+            if self.baseline is None or self._is_improvement(current, self.baseline):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
@@ -228,9 +546,367 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            _print_msg(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                print("Restoring model weights from the end of the best epoch: "
-                      f"{self.best_epoch + 1}.")
+                _print_msg("Restoring model weights from the end of the best epoch: "
+                           f"{self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
+
+    def get_monitor_value(self, logs):
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is not "
+                          f"available. Available metrics are: {','.join(list(logs.keys()))}",
+                          stacklevel=2)
+        return value
+
+
+class ModelCheckpoint(MonitorCallback):
+    """Save the model (`model.save`) or its weights (`model.save_weights`) after every epoch,
+    or only on improvement of `monitor` with save_best_only. `filepath` is formatted with
+    `epoch` (1-based) and the epoch logs: 'ckpt-{epoch:02d}-{val_loss:.2f}.keras'.
+
+    Keras rules: full-model paths end in `.keras` (or `.h5`), weights paths in `.weights.h5`;
+    `best` starts at `initial_value_threshold` and is not reset between fit calls; a missing
+    monitor with save_best_only warns and saves. If the save raises, a file it created at
+    `filepath` is removed before the error propagates (a file that existed before is left to
+    the saver's atomic replace). Only save_freq='epoch' is supported."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
+        super().__init__(monitor, mode, initial_value_threshold)
+        self.verbose = verbose
+        self.filepath = os.fspath(filepath)
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.save_freq = save_freq
+        if save_freq != "epoch":
+            if isinstance(save_freq, int):
+                raise NotImplementedError(
+                    f"ModelCheckpoint: save_freq={save_freq} (saving every N batches) is not "
+                    "supported by cnnfast; use save_freq='epoch'")
+            raise ValueError(f"Unrecognized save_freq: {save_freq}. Expected save_freq are "
+                             "'epoch' or integer values")
+        if save_weights_only:
+            if not self.filepath.endswith(".weights.h5"):
+                raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the "
+                                 "filepath provided must end in `.weights.h5` (Keras weights "
+                                 f"format). Received: filepath={self.filepath}")
+        elif not any(self.filepath.endswith(ext) for ext in (".keras", ".h5")):
+            raise ValueError("The filepath provided must end in `.keras` (Keras model format). "
+                             f"Received: filepath={self.filepath}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        self._save_model(epoch=epoch, batch=None, logs=logs)
+
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        logs = logs or {}
+        if not self.save_best_only:
+            if self.verbose > 0:
+                _print_msg(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+            return True
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Can save best model only with {self.monitor} available.",
+                          stacklevel=2)
+            return True
+        if isinstance(current, np.ndarray) and len(current.shape) > 0:
+            warnings.warn("Can save best model only when `monitor` is a scalar value. "
+                          f"Received: {current}. Falling back to `save_best_only=False`.")
+            return True
+        best_str = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                _print_msg(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to "
+                           f"{current:.5f}, saving model to {filepath}")
+            self.best = current
+            return True
+        if self.verbose > 0:
+            _print_msg(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
+        return False
+
+    def _save_model(self, epoch, batch, logs):
+        filepath = self._get_file_path(epoch, batch, logs)
+        try:
+            if self._should_save_model(epoch, batch, logs, filepath):
+                dirname = os.path.dirname(filepath)
+                if dirname and not os.path.exists(dirname):
+                    os.makedirs(dirname, exist_ok=True)
+                existed = os.path.lexists(filepath)
+                try:
+                    if self.save_weights_only:
+                        self.model.save_weights(filepath, overwrite=True)
+                    else:
+                        self.model.save(filepath, overwrite=True)
+                except BaseException:
+                    if not existed and os.path.isfile(filepath):
+                        os.remove(filepath)
+                    raise
+                if self.verbose > 0:
+                    _print_msg(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+        except IsADirectoryError:
+            raise IOError("Please specify a non-directory filepath for ModelCheckpoint. "
+                          f"Filepath used is an existing directory: {filepath}") from None
+        except IOError as e:
+            if e.args and "is a directory" in str(e.args[0]).lower():
+                raise IOError("Please specify a non-directory filepath for ModelCheckpoint. "
+                              f"Filepath used is an existing directory: {filepath}") from e
+            raise
+
+    def _get_file_path(self, epoch, batch, logs):
+        logs = logs or {}
+        try:
+            if batch is None or "batch" in logs:
+                return self.filepath.format(epoch=epoch + 1, **logs)
+            return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". '
+                           f"Reason: {e}") from None
+
+
+def _read_lr(optimizer):
+    # Keras's learning rate is a float32 variable: read it back rounded to float32.
+    return float(np.float32(optimizer.learning_rate))
+
+
+class ReduceLROnPlateau(MonitorCallback):
+    """Multiply the optimizer's learning rate by `factor` after `patience` epochs without
+    improvement, then wait `cooldown` epochs; never below `min_lr`. Adds `learning_rate` (the
+    rate used during the epoch) to the epoch logs. Improvement is the MonitorCallback test
+    with min_delta=1e-4 by default (Keras 3 starts from best=None, not inf)."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
+        super().__init__(monitor, mode, min_delta=min_delta)
+        if factor >= 1.0:
+            raise ValueError("ReduceLROnPlateau does not support a factor >= 1.0. "
+                             f"Received factor={factor}")
+        self.factor = factor
+        self.min_lr = min_lr
+        self.patience = patience
+        self.verbose = verbose
+        self.cooldown = cooldown
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def _reset(self):
+        self.best = None
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def _reduce_optimizer_lr(self, optimizer, epoch, name=""):
+        old_lr = _read_lr(optimizer)
+        if old_lr > np.float32(self.min_lr):
+            new_lr = max(old_lr * self.factor, self.min_lr)
+            optimizer.learning_rate = new_lr
+            if self.verbose > 0:
+                name_str = f" {name}" if name else ""
+                _print_msg(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing{name_str} "
+                           f"learning rate to {new_lr}.")
+            return True
+        return False
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        logs = logs or {}  # as Keras: an empty dict is replaced, so the key is not seen later
+        logs["learning_rate"] = _read_lr(self.model.optimizer)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` "
+                          "which is not available. Available metrics are: "
+                          f"{','.join(list(logs.keys()))}.", stacklevel=2)
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience:
+                if self._reduce_optimizer_lr(self.model.optimizer, epoch):
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+
+class LearningRateScheduler(Callback):
+    """At each epoch begin, set the learning rate to `schedule(epoch, lr)` (or `schedule(epoch)`
+    when the two-argument call raises TypeError, as Keras does). The result must be a float.
+    Adds `learning_rate` to the epoch logs."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def _update_optimizer_lr(self, optimizer, epoch):
+        if not hasattr(optimizer, "learning_rate"):
+            raise ValueError('Optimizer must have a "learning_rate" attribute.')
+        try:
+            learning_rate = self.schedule(epoch, _read_lr(optimizer))
+        except TypeError:  # the old one-argument API
+            learning_rate = self.schedule(epoch)
+        if not isinstance(learning_rate, (float, np.float32, np.float64)):
+            raise ValueError("The output of the `schedule` function should be a float. "
+                             f"Got: {learning_rate}")
+        optimizer.learning_rate = learning_rate
+        return learning_rate
+
+    def on_epoch_begin(self, epoch, logs=None):
+        learning_rate = self._update_optimizer_lr(self.model.optimizer, epoch)
+        if self.verbose > 0:
+            _print_msg(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to "
+                       f"{learning_rate}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        logs["learning_rate"] = _read_lr(self.model.optimizer)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training (model.stop_training) after a batch whose running loss is NaN or inf;
+    with raise_error=True raise RuntimeError at once instead (on_train_end is then skipped)."""
+
+    def __init__(self, raise_error: bool = False):
+        super().__init__()
+        self.raise_error = raise_error
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and (np.isnan(loss) or np.isinf(loss)):
+            if self.raise_error:
+                raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss value: "
+                                   f"{loss}. Terminating training immediately.")
+            _print_msg(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Stream the epoch logs to a CSV file: columns `epoch` then the sorted log keys of the
+    first epoch (plus `val_<key>` for each when that epoch had no validation keys); missing
+    values are written as NA. append=True continues a file (header only if it is empty)."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.sep = separator
+        self.filename = os.fspath(filename)
+        self.append = append
+        self.writer = None
+        self.keys = None
+        self.append_header = True
+        self.csv_file = None
+
+    def on_train_begin(self, logs=None):
+        if self.append:
+            if os.path.exists(self.filename):
+                with open(self.filename) as f:
+                    self.append_header = not bool(len(f.readline()))
+            mode = "a"
+        else:
+            mode = "w"
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = open(self.filename, mode)
+        self.writer = None
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+
+        def handle_value(k):
+            is_zero_dim_ndarray = isinstance(k, np.ndarray) and k.ndim == 0
+            if isinstance(k, str):
+                return k
+            if isinstance(k, collections.abc.Iterable) and not is_zero_dim_ndarray:
+                return f'"[{", ".join(map(str, k))}]"'
+            return k
+
+        if self.keys is None:
+            self.keys = sorted(logs.keys())
+            if not any(k.startswith("val_") for k in self.keys) and self.keys:
+                self.keys.extend([f"val_{k}" for k in self.keys])
+        if not self.writer:
+            class CustomDialect(csv.excel):
+                delimiter = self.sep
+
+            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + (self.keys or []),
+                                         dialect=CustomDialect)
+            if self.append_header:
+                self.writer.writeheader()
+        row = {"epoch": epoch}
+        row.update((key, handle_value(logs.get(key, "NA"))) for key in self.keys)
+        self.writer.writerow(row)
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.writer = None
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: LambdaCallback(on_epoch_end=lambda epoch, logs: ...).
+    on_train_batch_begin/end receive `batch` positionally and `logs` by keyword; any other hook
+    can be given by name in **kwargs."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
+                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
+                 **kwargs):
+        super().__init__()
+        self.__dict__.update(kwargs)
+        if on_epoch_begin is not None:
+            self.on_epoch_begin = on_epoch_begin
+        if on_epoch_end is not None:
+            self.on_epoch_end = on_epoch_end
+        if on_train_begin is not None:
+            self.on_train_begin = on_train_begin
+        if on_train_end is not None:
+            self.on_train_end = on_train_end
+        if on_train_batch_begin is not None:
+            self.on_train_batch_begin = on_train_batch_begin
+        if on_train_batch_end is not None:
+            self.on_train_batch_end = on_train_batch_end
+
+
+# ---- not supported -----------------------------------------------------------------------------
+class _Unsupported(Callback):
+    _why = ""
+
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError(f"keras.callbacks.{type(self).__name__} is not supported by "
+                                  f"cnnfast. {self._why}")
+
+
+class TensorBoard(_Unsupported):
+    _why = ("TensorBoard appears in many tutorials but cnnfast writes no TensorBoard event "
+            "files; drop it from callbacks=[...] and use the History returned by fit (or "
+            "CSVLogger('log.csv')) to plot the curves.")
+
+
+class RemoteMonitor(_Unsupported):
+    _why = "Use a LambdaCallback(on_epoch_end=...) that posts the logs yourself."
+
+
+class BackupAndRestore(_Unsupported):
+    _why = ("Use ModelCheckpoint(...) and fit(..., initial_epoch=...) to resume an "
+            "interrupted run.")
+
+
+class SwapEMAWeights(_Unsupported):
+    _why = "cnnfast optimizers have no use_ema."

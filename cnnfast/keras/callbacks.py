@@ -1,3 +1,21 @@
 """keras.callbacks"""
-from ..callbacks import *  # noqa: F401,F403
-from ..callbacks import Callback, EarlyStopping, History, ProgbarLogger  # noqa: F401
+from ..callbacks import (  # noqa: F401
+    BackupAndRestore,
+    CSVLogger,
+    Callback,
+    CallbackList,
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    MonitorCallback,
+    ProgbarLogger,
+    ReduceLROnPlateau,
+    RemoteMonitor,
+    SwapEMAWeights,
+    TensorBoard,
+    TerminateOnNaN,
+    _Unsupported,
+    CallbackList,
+)

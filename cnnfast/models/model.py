@@ -412,7 +412,7 @@ class Model:
                             ("validation_steps", validation_steps)):
             if value is not None:
                 raise NotImplementedError(f"fit(): argument {name} is not supported")
-        verbose = _resolve_verbose(verbose)
+        _resolve_verbose(verbose)
         batch_size = _positive_int(batch_size, "fit(): batch_size", 32)
         val_batch = _positive_int(validation_batch_size, "fit(): validation_batch_size",
                                   batch_size)
@@ -446,20 +446,18 @@ class Model:
         self._loss_setup()
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
-        history = callbacks_mod.History()
-        cbs = list(callbacks or [])
-        if verbose:
-            cbs = [callbacks_mod.ProgbarLogger(verbose)] + cbs
-        cbl = callbacks_mod.CallbackList(cbs + [history], self,
-                                         {"verbose": verbose, "epochs": epochs, "steps": steps})
+        # As Keras: the user's callbacks, then History and (verbose != 0) ProgbarLogger.
+        cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
+            callbacks_mod.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+                                       model=self, verbose=verbose, epochs=epochs, steps=steps)
         self.stop_training = False
-        self.history = history
         trackers = self._new_trackers()
         perm = np.arange(n, dtype=np.int64)
         gen = utils.rng()
         net = executor.for_model(self, batch_size, training=True)
         cbl.on_train_begin()
         logs = {}
+        training_logs = None
         for epoch in range(initial_epoch, epochs):
             for t in trackers:
                 t.reset_state()
@@ -485,21 +483,26 @@ class Model:
                     break
             logs = self._logs(trackers)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._evaluate_arrays(val[0], val[1], val_batch, 0)
+                # Keras runs validation through evaluate(callbacks=<fit's list>): the
+                # on_test_* hooks fire (ProgbarLogger stays silent inside fit).
+                vlogs = self._evaluate_arrays(val[0], val[1], val_batch, cbl)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cbl.on_epoch_end(epoch, logs)
+            training_logs = logs
             if self.stop_training:
                 break
-        cbl.on_train_end(logs)
-        return history
+        cbl.on_train_end(training_logs)
+        return self.history
 
-    def _evaluate_arrays(self, x, y, batch_size, verbose):
+    def _evaluate_arrays(self, x, y, batch_size, cbl):
         trackers = self._new_trackers()
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
-        bar = callbacks_mod.Progbar(steps, verbose=verbose) if verbose else None
         net = executor.for_model(self, batch_size, training=False)
+        self.stop_evaluating = False
+        cbl.on_test_begin()
         for step in range(steps):
+            cbl.on_test_batch_begin(step)
             s = slice(step * batch_size, (step + 1) * batch_size)
             xb, yb = x[s], y[s]
             if net is not None:
@@ -509,9 +512,12 @@ class Model:
                 (y_pred,) = self._forward([xb], training=False)
                 mean, _ = self._loss_and_grad(y_pred, yb, False)
                 self._update_trackers(trackers, mean, y_pred, yb)
-            if bar:
-                bar.update(step + 1, self._logs(trackers), finalize=step + 1 == steps)
-        return self._logs(trackers)
+            cbl.on_test_batch_end(step, self._logs(trackers))
+            if self.stop_evaluating:
+                break
+        logs = self._logs(trackers)
+        cbl.on_test_end(logs)
+        return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
@@ -519,14 +525,16 @@ class Model:
         self._check_compiled("evaluate")
         if sample_weight is not None or steps is not None:
             raise NotImplementedError("evaluate(): sample_weight/steps are not supported")
-        if callbacks:
-            raise NotImplementedError("evaluate(): callbacks are not supported")
-        verbose = _resolve_verbose(verbose)
+        _resolve_verbose(verbose)
         batch_size = _positive_int(batch_size, "evaluate(): batch_size", 32)
         x = self._prepare_x(x, "evaluate")
         y = self._prepare_y(y, x.shape[0], "evaluate")
         self._loss_setup()
-        logs = self._evaluate_arrays(x, y, batch_size, verbose)
+        cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
+            callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
+                                       epochs=1, steps=math.ceil(x.shape[0] / batch_size),
+                                       model=self)
+        logs = self._evaluate_arrays(x, y, batch_size, cbl)
         if return_dict:
             return logs
         ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
@@ -534,26 +542,36 @@ class Model:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x as float32 arrays (a list for several outputs); dropout off."""
-        if steps is not None or callbacks:
-            raise NotImplementedError("predict(): steps/callbacks are not supported")
-        verbose = _resolve_verbose(verbose)
+        if steps is not None:
+            raise NotImplementedError("predict(): steps is not supported")
+        _resolve_verbose(verbose)
         batch_size = _positive_int(batch_size, "predict(): batch_size", 32)
         x = self._prepare_x(x, "predict")
         n = x.shape[0]
         outs = [np.empty((n,) + tuple(t.shape[1:]), np.float32) for t in self.outputs]
         nsteps = math.ceil(n / batch_size)
-        bar = callbacks_mod.Progbar(nsteps, verbose=verbose) if verbose else None
         net = executor.for_model(self, batch_size, training=False) if self._single_output \
             else None
+        cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
+            callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
+                                       epochs=1, steps=nsteps, model=self)
+        self.stop_predicting = False
+        cbl.on_predict_begin()
         for step in range(nsteps):
+            cbl.on_predict_batch_begin(step)
             s = slice(step * batch_size, (step + 1) * batch_size)
             if net is not None:
                 net.predict(x[s], outs[0][s])
-                continue
-            for dst, src in zip(outs, self._forward([x[s]], training=False)):
-                dst[s] = src
-            if bar:
-                bar.update(step + 1, finalize=step + 1 == nsteps)
+            else:
+                for dst, src in zip(outs, self._forward([x[s]], training=False)):
+                    dst[s] = src
+            batch_out = outs[0][s] if self._single_output else [o[s] for o in outs]
+            cbl.on_predict_batch_end(step, {"outputs": batch_out})
+            if self.stop_predicting:
+                break
+        cbl.on_predict_end()
+        if self.stop_predicting:  # as Keras: only the batches predicted so far
+            outs = [o[:min(n, (step + 1) * batch_size)] for o in outs]
         return outs[0] if self._single_output else outs
 
     def __call__(self, x, training=False):
