@@ -16,6 +16,4 @@ from ..callbacks import (  # noqa: F401
     SwapEMAWeights,
     TensorBoard,
     TerminateOnNaN,
-    _Unsupported,
-    CallbackList,
 )
