@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 from . import (activations, backend, callbacks, datasets, initializers, layers,  # noqa: F401
                losses, metrics, models, nn, optimizers, utils)
 from .backend import build_info, get_num_threads, set_num_threads  # noqa: F401
+from .interop import from_keras  # noqa: F401
 from .layers import Input  # noqa: F401
 from .models import Model, Sequential  # noqa: F401
