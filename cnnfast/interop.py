@@ -187,6 +187,9 @@ def from_keras(keras_model):
     out_struct = getattr(keras_model, "_outputs_struct", keras_model.outputs)
     if isinstance(in_struct, dict) or isinstance(out_struct, dict):
         raise NotImplementedError("from_keras: models with dict inputs/outputs are not supported")
+    by_depth = getattr(keras_model, "_nodes_by_depth", None)
+    model_nodes = [n for ns in by_depth.values() for n in ns] if isinstance(by_depth, dict) \
+        else None
     tensors, pairs = {}, []
     for kl in keras_model.layers:
         if isinstance(kl, keras.layers.InputLayer):
@@ -194,11 +197,11 @@ def from_keras(keras_model):
             t = _input_layer(kl.output, kl.name).output
             tensors[id(kl.output)] = t
             continue
-        nodes = [n for n in kl._inbound_nodes
-                 if all(id(x) in tensors for x in n.input_tensors)]
+        nodes = [n for n in model_nodes if n.operation is kl] if model_nodes is not None else \
+            [n for n in kl._inbound_nodes if all(id(x) in tensors for x in n.input_tensors)]
         if len(nodes) != 1:
             raise NotImplementedError(f"Keras layer '{kl.name}' ({type(kl).__name__}) is called "
-                                      f"{len(kl._inbound_nodes)} times; shared layers are not "
+                                      f"{len(nodes)} times in this model; shared layers are not "
                                       "supported by cnnfast")
         node = nodes[0]
         if len(node.input_tensors) != 1 or len(node.output_tensors) != 1:
