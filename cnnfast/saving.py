@@ -65,7 +65,7 @@ from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
 from . import utils
-from .layers.base import InputLayer, Layer
+from .layers.base import InputLayer
 
 FORMAT_VERSION = 1
 MODEL_FORMAT = "cnnfast.model"
@@ -726,8 +726,16 @@ def _write_archive(filepath, fmt, config, index, arrays, overwrite):
         if overwrite:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)      # atomic, and fails if the name appeared meanwhile
-            os.unlink(tmp)
+            try:
+                os.link(tmp, path)      # atomic, and fails if the name appeared meanwhile
+            except FileExistsError:
+                raise FileExistsError(f"{path}: file exists and overwrite=False") from None
+            except (AttributeError, OSError):   # no hard links here: check, then rename
+                if os.path.lexists(path):
+                    raise FileExistsError(f"{path}: file exists and overwrite=False") from None
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -188,13 +188,20 @@ def test_compile_config_is_restored_and_fit_continues(tmp_path):
     lambda: cf.optimizers.Adam(learning_rate=0.01, amsgrad=True),
     lambda: cf.optimizers.SGD(learning_rate=0.1, momentum=0.9),
     lambda: cf.optimizers.RMSprop(learning_rate=0.01, momentum=0.5, centered=True),
-], ids=["adam_amsgrad", "sgd_momentum", "rmsprop_centered"])
+    "frozen_conv",
+], ids=["adam_amsgrad", "sgd_momentum", "rmsprop_centered", "frozen_conv_sgd"])
 def test_resuming_after_load_equals_uninterrupted_training(tmp_path, opt):
+    """Optimizer slots + iterations, seeded-Dropout streams and cnnfast's global stream
+    (shuffling) all continue exactly where they stopped."""
     x, y = data(n=40)
+    frozen = opt == "frozen_conv"
+    if frozen:
+        opt = lambda: cf.optimizers.SGD(learning_rate=0.1, momentum=0.9)  # noqa: E731
 
     def fresh():
         cf.utils.set_random_seed(7)
         m = cnn("input", dropout_seed=3)
+        m.layers[0].trainable = not frozen
         m.compile(optimizer=opt(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         return m
 
@@ -205,6 +212,7 @@ def test_resuming_after_load_equals_uninterrupted_training(tmp_path, opt):
     b.save(tmp_path / "ckpt.cnnfast")
     del b
     b = cf.models.load_model(tmp_path / "ckpt.cnnfast")
+    assert b.layers[0].trainable is not frozen
     b.fit(x, y, epochs=2, batch_size=16, verbose=0)
     assert b.optimizer.iterations == a.optimizer.iterations == 9
     for wa, wb in zip(a.get_weights(), b.get_weights()):
@@ -363,8 +371,9 @@ def test_corrupt_or_foreign_file_is_a_clear_value_error(tmp_path, case, no_pickl
     with pytest.raises(ValueError, match=pattern) as e:
         cf.models.load_model(path)
     assert str(path) in str(e.value)
+    # problems outside config.json also stop load_weights
     if case not in ("unknown_layer_class", "bad_layer_arg", "bad_optimizer", "shape_mismatch",
-                    "nan_in_json", "duplicate_json_key"):                    # weights-level problems hit both paths
+                    "nan_in_json", "duplicate_json_key"):
         with pytest.raises(ValueError, match=str(path).replace(".", r"\.")):
             cnn("input").load_weights(path)
 
