@@ -10,5 +10,6 @@ from . import (activations, backend, callbacks, datasets, initializers, layers, 
                losses, metrics, models, nn, optimizers, random, utils)
 from . import keras  # noqa: F401,E402  (after the modules it re-exports)
 from .backend import build_info, get_num_threads, set_num_threads  # noqa: F401
+from .interop import from_keras  # noqa: F401
 from .layers import Input  # noqa: F401
 from .models import Model, Sequential  # noqa: F401

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, backend
+from .. import activations, backend, initializers
 
 
 def normalize_tuple(value, n, arg, layer, allow_zero=False):
@@ -78,3 +78,40 @@ class FusedActivation:
         backend.activation_backward(dz, np.ascontiguousarray(dout, dtype=np.float32), self._y,
                                     self._act_code)
         return dz
+
+
+# ---- config (de)serialisation of initializers, for get_config / from_config ----------------
+_INIT_NAMES = {initializers.GlorotUniform: "glorot_uniform", initializers.GlorotNormal:
+               "glorot_normal", initializers.HeNormal: "he_normal",
+               initializers.HeUniform: "he_uniform", initializers.Zeros: "zeros",
+               initializers.Ones: "ones"}
+_INIT_CLASSES = {cls.__name__: cls for cls in _INIT_NAMES}
+
+
+def serialize_initializer(init):
+    """'glorot_uniform' for an unseeded built-in, {'class_name', 'config': {'seed'}} for a
+    seeded one; any other object gives {'class_name': its type} (which from_config rejects)."""
+    cls = type(init)
+    if cls in _INIT_NAMES:
+        seed = getattr(init, "seed", None)
+        if seed is None:
+            return _INIT_NAMES[cls]
+        return {"class_name": cls.__name__, "config": {"seed": seed}}
+    return {"class_name": getattr(cls, "__name__", "object"), "config": {}}
+
+
+def deserialize_initializer(value, where):
+    """Inverse of serialize_initializer; only the built-in initializer classes are made."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) <= {"class_name", "config", "module",
+                                                  "registered_name"}:
+        cls = _INIT_CLASSES.get(value.get("class_name"))
+        cfg = value.get("config") or {}
+        if cls is not None and isinstance(cfg, dict) and set(cfg) <= {"seed"}:
+            seed = cfg.get("seed")
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                raise ValueError(f"{where}: initializer seed must be an int, got {seed!r}")
+            return cls(seed) if issubclass(cls, initializers.GlorotUniform) else cls()
+    raise ValueError(f"{where}: unsupported initializer config {value!r}; supported: "
+                     f"{sorted(_INIT_CLASSES)}")

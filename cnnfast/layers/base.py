@@ -104,7 +104,27 @@ class Layer:
         return np.array(self.forward(_as_input(inputs), bool(training)), copy=True)
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        """JSON-able constructor arguments: `type(layer).from_config(layer.get_config())`
+        makes an equivalent (unbuilt) layer."""
+        c = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        if self._batch_input_shape is not None:
+            c["batch_input_shape"] = self._batch_input_shape
+        return c
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from get_config() output (tuples may arrive as lists, initializers as
+        names or {'class_name', 'config'} dicts of the built-in initializer classes)."""
+        from ._util import deserialize_initializer
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: config must be a dict, got "
+                            f"{type(config).__name__}")
+        config = dict(config)
+        for key in ("kernel_initializer", "bias_initializer"):
+            if key in config:
+                config[key] = deserialize_initializer(config[key],
+                                                      f"{cls.__name__}.from_config: {key}")
+        return cls(**config)
 
     @property
     def weights(self):
@@ -264,7 +284,8 @@ class InputLayer(Layer):
         return dout
 
     def get_config(self):
-        return {"name": self.name, "batch_shape": self._batch_input_shape}
+        return {"name": self.name, "batch_shape": self._batch_input_shape,
+                "dtype": "float32"}
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, sparse=None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import backend, initializers
 from ._util import (FusedActivation, check_data_format, normalize_padding, normalize_tuple,
-                    reject_unsupported)
+                    reject_unsupported, serialize_initializer)
 from .base import Layer, shape_str
 
 
@@ -91,6 +91,9 @@ class Conv2D(FusedActivation, Layer):
 
     def get_config(self):
         c = super().get_config()
-        c.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
-                 padding=self.padding, activation=self.activation, use_bias=self.use_bias)
+        c.update(filters=self.filters, kernel_size=self.kernel_size,
+                 strides=self.strides, padding=self.padding, data_format="channels_last",
+                 dilation_rate=(1, 1), activation=self.activation, use_bias=self.use_bias,
+                 kernel_initializer=serialize_initializer(self.kernel_initializer),
+                 bias_initializer=serialize_initializer(self.bias_initializer))
         return c

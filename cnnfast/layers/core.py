@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 from .. import activations, backend, initializers, utils
-from ._util import FusedActivation, check_data_format, reject_unsupported
+from ._util import (FusedActivation, check_data_format, reject_unsupported,
+                    serialize_initializer)
 from .base import Layer, shape_str
 
 
@@ -66,7 +67,9 @@ class Dense(FusedActivation, Layer):
 
     def get_config(self):
         c = super().get_config()
-        c.update(units=self.units, activation=self.activation, use_bias=self.use_bias)
+        c.update(units=self.units, activation=self.activation, use_bias=self.use_bias,
+                 kernel_initializer=serialize_initializer(self.kernel_initializer),
+                 bias_initializer=serialize_initializer(self.bias_initializer))
         return c
 
 
@@ -91,6 +94,11 @@ class Flatten(Layer):
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
         return dout.reshape(self._x_shape)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(data_format="channels_last")
+        return c
 
 
 class Dropout(Layer):
@@ -137,7 +145,7 @@ class Dropout(Layer):
 
     def get_config(self):
         c = super().get_config()
-        c.update(rate=self.rate, seed=self.seed)
+        c.update(rate=self.rate, seed=self.seed, noise_shape=None)
         return c
 
 
@@ -166,8 +174,20 @@ class ReLU(Activation):
                            negative_slope=(negative_slope, 0.0), threshold=(threshold, 0.0))
         super().__init__("relu", **kwargs)
 
+    def get_config(self):
+        c = super().get_config()
+        del c["activation"]
+        c.update(max_value=None, negative_slope=0.0, threshold=0.0)
+        return c
+
 
 class Softmax(Activation):
     def __init__(self, axis=-1, **kwargs):
         reject_unsupported("Softmax", axis=(axis, -1))
         super().__init__("softmax", **kwargs)
+
+    def get_config(self):
+        c = super().get_config()
+        del c["activation"]
+        c.update(axis=-1)
+        return c

@@ -40,7 +40,8 @@ class _Pooling2D(Layer):
 
     def get_config(self):
         c = super().get_config()
-        c.update(pool_size=self.pool_size, strides=self.strides, padding=self.padding)
+        c.update(pool_size=self.pool_size, strides=self.strides,
+                 padding=self.padding, data_format="channels_last")
         return c
 
 

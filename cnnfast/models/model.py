@@ -18,6 +18,7 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import utils
 from ..layers.base import InputLayer, KerasTensor, Layer, shape_str, unique_name
+from ..saving import SavingMixin
 
 
 def _resolve_verbose(verbose):
@@ -36,7 +37,7 @@ def _positive_int(value, what, default=None):
     return int(value)
 
 
-class Model:
+class Model(SavingMixin):
     """A functional model: Model(inputs=Input(...), outputs=tensor_or_list)."""
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
