@@ -210,7 +210,8 @@ def conv_backward_np(dout, x, w, strides, padding):
     dxp = np.zeros((N, Hp, Wp, C))
     for kh in range(KH):
         for kw in range(KW):
-            rows, cols = slice(kh, kh + (OH - 1) * SH + 1, SH), slice(kw, kw + (OW - 1) * SW + 1, SW)
+            rows = slice(kh, kh + (OH - 1) * SH + 1, SH)
+            cols = slice(kw, kw + (OW - 1) * SW + 1, SW)
             dxp[:, rows, cols] += dcol[:, :, :, kh, kw]
     return dxp[:, PT:PT + H, PL:PL + W], dweight, dbias
 
