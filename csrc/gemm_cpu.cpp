@@ -2,7 +2,7 @@
 // dispatch, and the plain triple loop it is tested against.
 //
 // Blocking scheme. C (M,N) += op(A) (M,K) @ op(B) (K,N) is cut three times:
-//   for jc in N step NC:              B panel  (KC,NC)  packed once, shared by all threads (~1 MB)
+//   for jc in N step NC:              B panel  (KC,NC)  packed once per thread (~1 MB)
 //     for pc in K step KC:            one rank-KC update; the first one applies beta (or bias)
 //       pack B(pc:pc+KC, jc:jc+NC) into NR-wide micro-panels, zero padded
 //       for ic in M step MC:          A block  (MC,KC)  packed per thread, stays in L2 (192 KB)
@@ -14,9 +14,11 @@
 // Packing makes every operand contiguous and aligned whatever its layout (all four transpose
 // cases are handled by the packing routines alone) and lets partial tiles run the full kernel.
 //
+// Threads: C is cut into one slab per thread (rows or columns) and each thread runs the loops
+// above on its slab with its own packing buffers.
 // Determinism: the value of each C element depends only on KC and the micro-kernel's summation
-// order, never on MC/NC or on which thread computed the tile. Threads split blocks of C (never K),
-// so the result is bit-identical for any thread count. Different ISAs may round differently.
+// order, never on MC/NC or on which thread computed the tile. Threads split C (never K), so the
+// result is bit-identical for any thread count. Different ISAs may round differently.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -331,8 +333,8 @@ static void pack_b_panel(float* dst, const float* B, int ldb, bool tb, int k0, i
 // ---------------------------------------------------------------------------------------------
 // Packing memory: one 64-byte aligned buffer per calling thread, grown when a bigger problem
 // comes and otherwise reused, so steady-state calls allocate nothing. It is sized before the
-// parallel region (an allocation failure throws outside it) and holds the shared B panel
-// followed by one A block per thread.
+// parallel region (an allocation failure throws outside it) and holds, for each thread, a B
+// panel followed by an A block.
 
 namespace {
 struct AlignedBuffer {
@@ -357,79 +359,75 @@ thread_local AlignedBuffer t_pack;
 
 static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
+// The Goto loops, serial, on the sub-matrix C[i0:i1, j0:j1]: every thread runs this on its own
+// part of C with its own packing buffers, so threads never wait for each other.
+static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, const float* A,
+                      int lda, const float* B, int ldb, float beta, float* C, int ldc,
+                      const float* bias, int i0, int i1, int j0, int j1, float* bpack,
+                      float* apack) {
+    const int MR = isa.mr, NR = isa.nr;
+    const MicroKernel kernel = isa.kernel;
+    for (int jc = j0; jc < j1; jc += NC) {
+        const int nc = std::min(NC, j1 - jc);
+        for (int pc = 0; pc < K; pc += KC) {
+            const int kc = std::min(KC, K - pc);
+            const bool first = pc == 0;  // only the first rank-kc update applies beta and bias
+            for (int jp = 0; jp * NR < nc; ++jp)
+                pack_b_panel(bpack + (size_t)jp * kc * NR, B, ldb, tb, pc, jc + jp * NR, kc,
+                             std::min(NR, nc - jp * NR), NR);
+            for (int ic = i0; ic < i1; ic += MC) {
+                const int mc = std::min(MC, i1 - ic);
+                pack_a(apack, A, lda, ta, ic, pc, mc, kc, MR);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int j = jc + jr, n = std::min(NR, nc - jr);
+                    const Epilogue e{alpha, first ? beta : 1.0f,
+                                     first && bias ? bias + j : nullptr};
+                    const float* bp = bpack + (size_t)(jr / NR) * kc * NR;
+                    for (int ir = 0; ir < mc; ir += MR)
+                        kernel(kc, apack + (size_t)ir * kc, bp, C + (size_t)(ic + ir) * ldc + j,
+                               ldc, std::min(MR, mc - ir), n, e);
+                }
+            }
+        }
+    }
+}
+
 // C = alpha * op(A) @ op(B) + beta * C (+ bias on every row when bias != nullptr).
+// Threads split C into equal slabs along its longer side (rows when M >= N, else columns),
+// aligned to the micro-tile. Each thread packs the B panels (or A blocks) of its slab itself:
+// a little duplicated packing, but no barriers, and each core's packed data stays in its own L2.
 static void sgemm_packed(const IsaImpl& isa, bool ta, bool tb, int M, int N, int K, float alpha,
                          const float* A, int lda, const float* B, int ldb, float beta, float* C,
                          int ldc, const float* bias) {
     const int MR = isa.mr, NR = isa.nr;
     const double flops = 2.0 * M * N * K;
-    const int nt = flops < PARALLEL_MIN_FLOPS ? 1 : num_threads();
+    int nt = flops < PARALLEL_MIN_FLOPS ? 1 : num_threads();
+    const bool split_rows = M >= N;
+    const int unit = split_rows ? MR : NR;
+    const int extent = split_rows ? M : N;
+    const int slab = round_up((extent + nt - 1) / nt, unit);
+    nt = (extent + slab - 1) / slab;  // drop threads that would get nothing
 
-    const int nc_max = round_up(std::min(N, NC), NR);
-    const int kc_max = std::min(K, KC);
-    const int mc_max = round_up(std::min(M, MC), MR);
-    const size_t b_size = (size_t)kc_max * nc_max;
-    const size_t a_size = (size_t)round_up(mc_max * kc_max, 16);  // keep each A block aligned
-    float* work = t_pack.reserve(b_size + a_size * nt);
-    float* bpack = work;
-    const MicroKernel kernel = isa.kernel;
-
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
-        float* apack = work + b_size + a_size * tid;
-        for (int jc = 0; jc < N; jc += NC) {
-            const int nc = std::min(NC, N - jc);
-            const int n_jr = (nc + NR - 1) / NR;  // B micro-panels in this panel
-            for (int pc = 0; pc < K; pc += KC) {
-                const int kc = std::min(KC, K - pc);
-                const bool first = pc == 0;
+    const int width = split_rows ? N : std::min(N, slab);
+    const int height = split_rows ? std::min(M, slab) : M;
+    const size_t b_size = (size_t)std::min(K, KC) * round_up(std::min(width, NC), NR);
+    const size_t a_size = (size_t)std::min(K, KC) * round_up(std::min(height, MC), MR);
+    const size_t per_thread = round_up((int)(b_size + a_size), 16);  // 64-byte aligned parts
+    float* work = t_pack.reserve(per_thread * nt);
 
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static, 1) if (nt > 1)
 #endif
-                for (int jp = 0; jp < n_jr; ++jp)
-                    pack_b_panel(bpack + (size_t)jp * kc * NR, B, ldb, tb, pc, jc + jp * NR, kc,
-                                 std::min(NR, nc - jp * NR), NR);
-                // (implicit barrier: the whole B panel is packed before anyone uses it)
-
-                // Work items: (A block, group of B micro-panels). With few A blocks (small M,
-                // e.g. a dense layer's batch) the B micro-panels are split too, so every thread
-                // has work; a thread re-packs an A block only when its item moves to a new one.
-                const int n_ic = (M + MC - 1) / MC;
-                const int n_grp = std::max(1, std::min(n_jr, (2 * nt + n_ic - 1) / n_ic));
-                int packed_ic = -1;
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-                for (int item = 0; item < n_ic * n_grp; ++item) {
-                    const int icb = item / n_grp, grp = item % n_grp;
-                    const int ic = icb * MC, mc = std::min(MC, M - ic);
-                    if (icb != packed_ic) {
-                        pack_a(apack, A, lda, ta, ic, pc, mc, kc, MR);
-                        packed_ic = icb;
-                    }
-                    const int jp0 = (int)((long)grp * n_jr / n_grp);
-                    const int jp1 = (int)((long)(grp + 1) * n_jr / n_grp);
-                    for (int jp = jp0; jp < jp1; ++jp) {
-                        const int j = jc + jp * NR, n = std::min(NR, N - j);
-                        const Epilogue e{alpha, first ? beta : 1.0f,
-                                         first && bias ? bias + j : nullptr};
-                        const float* bp = bpack + (size_t)jp * kc * NR;
-                        for (int ir = 0; ir < mc; ir += MR)
-                            kernel(kc, apack + (size_t)ir * kc, bp, C + (size_t)(ic + ir) * ldc + j,
-                                   ldc, std::min(MR, mc - ir), n, e);
-                    }
-                }
-                // (implicit barrier: nobody still reads the B panel when it is re-packed)
-            }
-        }
+    for (int t = 0; t < nt; ++t) {
+        const int lo = t * slab, hi = std::min(extent, lo + slab);
+        float* bpack = work + per_thread * t;
+        float* apack = bpack + b_size;
+        if (split_rows)
+            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, lo, hi, 0, N,
+                      bpack, apack);
+        else
+            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, 0, M, lo, hi,
+                      bpack, apack);
     }
 }
 
