@@ -3,7 +3,7 @@
 //
 // Blocking scheme. C (M,N) += op(A) (M,K) @ op(B) (K,N) is cut three times:
 //   for jc in N step NC:              B panel  (KC,NC)  packed once per thread (~1 MB)
-//     for pc in K step KC:            one rank-KC update; the first one applies beta (or bias)
+//     for pc in K step kc <= KC:      one rank-kc update; the first one applies beta (or bias)
 //       pack B(pc:pc+KC, jc:jc+NC) into NR-wide micro-panels, zero padded
 //       for ic in M step MC:          A block  (MC,KC)  packed per thread, stays in L2 (192 KB)
 //         pack A(ic:ic+MC, pc:pc+KC) into MR-tall micro-panels, zero padded
@@ -62,9 +62,17 @@ void sgemm_reference(bool ta, bool tb, int M, int N, int K, float alpha, const f
 // Block sizes. KC is the only one that changes results (it decides when partial sums are
 // rounded into C), so it is the same for every ISA and thread count.
 
-static constexpr int KC = 256;   // A micro-panel MR*KC and B micro-panel KC*NR fit in L1
-static constexpr int MC = 192;   // A block MC*KC*4 = 192 KB: comfortably inside a 2 MB L2
-static constexpr int NC = 1024;  // B panel KC*NC*4 = 1 MB: in L2 next to the A block
+static constexpr int KC = 320;   // at most: B micro-panel KC*NR*4 = 40 KB stays in a 48 KB L1
+static constexpr int MC = 192;   // A block MC*KC*4 = 240 KB: comfortably inside a 2 MB L2
+static constexpr int NC = 1024;  // B panel KC*NC*4 = 1.25 MB: in L2 next to the A block
+
+// Depth of the rank-kc updates for a given K: K is cut into equal blocks of at most KC, so a
+// K of 288 (a 3x3x32 conv) is one block instead of 256 + a 32-deep tail whose C update would
+// cost as much as its arithmetic. Depends on K only: same blocks for every thread count.
+static int kc_block(int K) {
+    const int nblocks = (K + KC - 1) / KC;
+    return std::min(KC, (K + nblocks - 1) / nblocks + 3) / 4 * 4;
+}
 // Below this many flops (2*M*N*K) one thread is faster than waking the team (~10-30 us).
 static constexpr double PARALLEL_MIN_FLOPS = 4.0e6;
 
@@ -367,10 +375,11 @@ static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, 
                       float* apack) {
     const int MR = isa.mr, NR = isa.nr;
     const MicroKernel kernel = isa.kernel;
+    const int kcb = kc_block(K);
     for (int jc = j0; jc < j1; jc += NC) {
         const int nc = std::min(NC, j1 - jc);
-        for (int pc = 0; pc < K; pc += KC) {
-            const int kc = std::min(KC, K - pc);
+        for (int pc = 0; pc < K; pc += kcb) {
+            const int kc = std::min(kcb, K - pc);
             const bool first = pc == 0;  // only the first rank-kc update applies beta and bias
             for (int jp = 0; jp * NR < nc; ++jp)
                 pack_b_panel(bpack + (size_t)jp * kc * NR, B, ldb, tb, pc, jc + jp * NR, kc,
@@ -410,8 +419,8 @@ static void sgemm_packed(const IsaImpl& isa, bool ta, bool tb, int M, int N, int
 
     const int width = split_rows ? N : std::min(N, slab);
     const int height = split_rows ? std::min(M, slab) : M;
-    const size_t b_size = (size_t)std::min(K, KC) * round_up(std::min(width, NC), NR);
-    const size_t a_size = (size_t)std::min(K, KC) * round_up(std::min(height, MC), MR);
+    const size_t b_size = (size_t)kc_block(K) * round_up(std::min(width, NC), NR);
+    const size_t a_size = (size_t)kc_block(K) * round_up(std::min(height, MC), MR);
     const size_t per_thread = round_up((int)(b_size + a_size), 16);  // 64-byte aligned parts
     float* work = t_pack.reserve(per_thread * nt);
 
