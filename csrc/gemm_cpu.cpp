@@ -2,12 +2,12 @@
 // dispatch, and the plain triple loop it is tested against.
 //
 // Blocking scheme. C (M,N) += op(A) (M,K) @ op(B) (K,N) is cut three times:
-//   for jc in N step NC:              B panel  (KC,NC)  packed once per thread (~1 MB)
+//   for jc in N step NC:              B panel  (kc,NC)  packed per thread (<= 1.25 MB)
 //     for pc in K step kc <= KC:      one rank-kc update; the first one applies beta (or bias)
-//       pack B(pc:pc+KC, jc:jc+NC) into NR-wide micro-panels, zero padded
-//       for ic in M step MC:          A block  (MC,KC)  packed per thread, stays in L2 (192 KB)
-//         pack A(ic:ic+MC, pc:pc+KC) into MR-tall micro-panels, zero padded
-//         for jr in NC step NR:       B micro-panel (KC,NR) stays in L1 while ...
+//       pack B(pc:pc+kc, jc:jc+NC) into NR-wide micro-panels, zero padded
+//       for ic in M step MC:          A block  (MC,kc)  packed per thread, stays in L2 (<= 240 KB)
+//         pack A(ic:ic+MC, pc:pc+kc) into MR-tall micro-panels, zero padded
+//         for jr in NC step NR:       B micro-panel (kc,NR) stays in L1 while ...
 //           for ir in MC step MR:     ... the micro-kernel computes one MR x NR tile of C in
 //             micro-kernel            registers: kc rank-1 updates, FMA of a broadcast A value
 //                                     with an NR-wide row of B.
@@ -16,9 +16,10 @@
 //
 // Threads: C is cut into one slab per thread (rows or columns) and each thread runs the loops
 // above on its slab with its own packing buffers.
-// Determinism: the value of each C element depends only on KC and the micro-kernel's summation
-// order, never on MC/NC or on which thread computed the tile. Threads split C (never K), so the
-// result is bit-identical for any thread count. Different ISAs may round differently.
+// Determinism: the value of each C element depends only on the K blocking (kc_block(K)) and the
+// micro-kernel's summation order, never on MC/NC or on which thread computed the tile. Threads
+// split C (never K), so the result is bit-identical for any thread count. Different ISAs may
+// round differently.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -59,8 +60,8 @@ void sgemm_reference(bool ta, bool tb, int M, int N, int K, float alpha, const f
 }
 
 // ---------------------------------------------------------------------------------------------
-// Block sizes. KC is the only one that changes results (it decides when partial sums are
-// rounded into C), so it is the same for every ISA and thread count.
+// Block sizes. The K blocking is the only one that changes results (it decides when partial
+// sums are rounded into C), so it is the same for every ISA and thread count.
 
 static constexpr int KC = 320;   // at most: B micro-panel KC*NR*4 = 40 KB stays in a 48 KB L1
 static constexpr int MC = 192;   // A block MC*KC*4 = 240 KB: comfortably inside a 2 MB L2
@@ -73,6 +74,7 @@ static int kc_block(int K) {
     const int nblocks = (K + KC - 1) / KC;
     return std::min(KC, (K + nblocks - 1) / nblocks + 3) / 4 * 4;
 }
+
 // Below this many flops (2*M*N*K) one thread is faster than waking the team (~10-30 us).
 static constexpr double PARALLEL_MIN_FLOPS = 4.0e6;
 
