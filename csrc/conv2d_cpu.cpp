@@ -41,33 +41,50 @@ size_t conv2d_workspace_size(const Conv2DParams& p) {
     return (size_t)images_per_chunk(p) * p.OH * p.OW * p.KH * p.KW * p.C;
 }
 
+// Short copies (often 3-96 floats): restrict lets the compiler skip its run-time overlap check.
+static inline void copy_floats(float* __restrict d, const float* __restrict s, int n) {
+    for (int i = 0; i < n; ++i) d[i] = s[i];
+}
+
+static inline void zero_floats(float* d, int n) {
+    for (int i = 0; i < n; ++i) d[i] = 0.0f;
+}
+
 // col (nimg*OH*OW, K) overwritten from images [n0, n0+nimg) of inp.
+// Walks output lines (n, oh) so there is no division per pixel, and copies each kernel row as
+// one run of KW*C floats when it lies inside the image (input pixels iw..iw+KW-1 are adjacent
+// in NHWC). With C=1 (the first layer) per-pixel overhead, not bandwidth, is what costs.
 static void im2col(float* col, const float* inp, const Conv2DParams& p, int n0, int nimg) {
-    const size_t K = (size_t)p.KH * p.KW * p.C;
-    const int rows = nimg * p.OH * p.OW;
+    const int K = p.KH * p.KW * p.C, seg = p.KW * p.C;
+    const int lines = nimg * p.OH;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (rows * K > 32768)
+#pragma omp parallel for schedule(static) if ((size_t)lines * p.OW * K > 32768)
 #endif
-    for (int r = 0; r < rows; ++r) {
-        const int n = n0 + r / (p.OH * p.OW), oh = (r / p.OW) % p.OH, ow = r % p.OW;
-        float* dst = col + (size_t)r * K;
-        for (int kh = 0; kh < p.KH; ++kh) {
-            const int ih = oh * p.SH + kh - p.PT;
-            if (ih < 0 || ih >= p.H) {  // a whole kernel row in the padding
-                std::memset(dst + (size_t)kh * p.KW * p.C, 0, sizeof(float) * p.KW * p.C);
-                continue;
-            }
-            const float* src_row = inp + ((size_t)n * p.H + ih) * p.W * p.C;
-            for (int kw = 0; kw < p.KW; ++kw) {
-                const int iw = ow * p.SW + kw - p.PL;
-                float* d = dst + ((size_t)kh * p.KW + kw) * p.C;
-                if (iw < 0 || iw >= p.W) {
-                    for (int c = 0; c < p.C; ++c) d[c] = 0.0f;
-                } else {
-                    // A plain loop: with few channels (C=1 on the first layer) a memcpy call
-                    // per pixel costs more than the copy.
-                    const float* s = src_row + (size_t)iw * p.C;
-                    for (int c = 0; c < p.C; ++c) d[c] = s[c];
+    for (int line = 0; line < lines; ++line) {
+        const int n = n0 + line / p.OH, oh = line % p.OH;
+        float* dst = col + (size_t)line * p.OW * K;
+        for (int ow = 0; ow < p.OW; ++ow, dst += K) {
+            const int iw0 = ow * p.SW - p.PL;
+            const bool inside_w = iw0 >= 0 && iw0 + p.KW <= p.W;
+            for (int kh = 0; kh < p.KH; ++kh) {
+                const int ih = oh * p.SH + kh - p.PT;
+                float* d = dst + (size_t)kh * seg;
+                if (ih < 0 || ih >= p.H) {  // the whole kernel row is in the padding
+                    zero_floats(d, seg);
+                    continue;
+                }
+                const float* row = inp + ((size_t)n * p.H + ih) * p.W * p.C;
+                if (inside_w) {
+                    copy_floats(d, row + (size_t)iw0 * p.C, seg);
+                    continue;
+                }
+                for (int kw = 0; kw < p.KW; ++kw) {
+                    const int iw = iw0 + kw;
+                    float* dk = d + (size_t)kw * p.C;
+                    if (iw < 0 || iw >= p.W)
+                        zero_floats(dk, p.C);
+                    else
+                        copy_floats(dk, row + (size_t)iw * p.C, p.C);
                 }
             }
         }
