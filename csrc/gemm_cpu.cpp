@@ -2,10 +2,10 @@
 // dispatch, and the plain triple loop it is tested against.
 //
 // Blocking scheme. C (M,N) += op(A) (M,K) @ op(B) (K,N) is cut three times:
-//   for jc in N step NC:              B panel  (kc,NC)  packed per thread (<= 1.25 MB)
+//   for jc in N step NC:              B panel  (kc,NC)  packed per thread (<= 1 MB)
 //     for pc in K step kc <= KC:      one rank-kc update; the first one applies beta (or bias)
 //       pack B(pc:pc+kc, jc:jc+NC) into NR-wide micro-panels, zero padded
-//       for ic in M step MC:          A block  (MC,kc)  packed per thread, stays in L2 (<= 240 KB)
+//       for ic in M step MC:          A block  (MC,kc)  packed per thread, stays in L2 (<= 192 KB)
 //         pack A(ic:ic+MC, pc:pc+kc) into MR-tall micro-panels, zero padded
 //         for jr in NC step NR:       B micro-panel (kc,NR) stays in L1 while ...
 //           for ir in MC step MR:     ... the micro-kernel computes one MR x NR tile of C in
@@ -63,13 +63,14 @@ void sgemm_reference(bool ta, bool tb, int M, int N, int K, float alpha, const f
 // Block sizes. The K blocking is the only one that changes results (it decides when partial
 // sums are rounded into C), so it is the same for every ISA and thread count.
 
-static constexpr int KC = 320;   // at most: B micro-panel KC*NR*4 = 40 KB stays in a 48 KB L1
-static constexpr int MC = 192;   // A block MC*KC*4 = 240 KB: comfortably inside a 2 MB L2
-static constexpr int NC = 1024;  // B panel KC*NC*4 = 1.25 MB: in L2 next to the A block
+static constexpr int KC = 256;   // at most: B micro-panel KC*NR*4 = 32 KB stays in a 48 KB L1
+static constexpr int MC = 192;   // A block MC*KC*4 = 192 KB: comfortably inside a 2 MB L2
+static constexpr int NC = 1024;  // B panel KC*NC*4 = 1 MB: in L2 next to the A block
 
 // Depth of the rank-kc updates for a given K: K is cut into equal blocks of at most KC, so a
-// K of 288 (a 3x3x32 conv) is one block instead of 256 + a 32-deep tail whose C update would
-// cost as much as its arithmetic. Depends on K only: same blocks for every thread count.
+// K of 288 (a 3x3x32 conv) is two blocks of 144 instead of 256 + a 32-deep tail whose C update
+// costs as much as its arithmetic. Depends on K only: same blocks for every thread count.
+// (KC = 320 measured 10-25% slower on square problems: the two micro-panels overflow L1.)
 static int kc_block(int K) {
     const int nblocks = (K + KC - 1) / KC;
     return std::min(KC, (K + nblocks - 1) / nblocks + 3) / 4 * 4;
