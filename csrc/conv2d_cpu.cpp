@@ -1,6 +1,13 @@
 // conv2d_cpu.cpp -- Conv2D forward/backward as im2col + SGEMM.
 //   inp (N,H,W,C)  weight (KH,KW,C,OC) == (K,OC) with K = KH*KW*C  out (N,OH,OW,OC) == (M,OC)
 //   col (M,K), M = N*OH*OW:  out = col @ weight;  dweight = col^T @ dout;  dcol = dout @ weight^T
+//
+// The batch is processed in chunks of whole images whose col rows fit in about 1 MB, so the
+// im2col buffer stays in L2 between being written and being read by the GEMM instead of making
+// a round trip through (slow) main memory; the workspace is one chunk, not N*OH*OW*K floats.
+// The chunk size depends only on the layer's shape, never on the thread count, so results are
+// bit-identical for any number of threads.
+#include <algorithm>
 #include <cstring>
 
 #include "conv2d.h"
@@ -20,52 +27,88 @@ static bool is_pointwise(const Conv2DParams& p) {
     return p.KH == 1 && p.KW == 1 && p.SH == 1 && p.SW == 1 && p.PT == 0 && p.PL == 0;
 }
 
-size_t conv2d_workspace_size(const Conv2DParams& p) {
-    if (is_pointwise(p)) return 0;
-    return (size_t)p.N * p.OH * p.OW * p.KH * p.KW * p.C;
+// Images per chunk: enough that col (rows x K) is ~1 MB (L2 is 2 MB), at least one image.
+static constexpr size_t CHUNK_FLOATS = 256 * 1024;
+
+static int images_per_chunk(const Conv2DParams& p) {
+    const size_t per_image = (size_t)p.OH * p.OW * p.KH * p.KW * p.C;
+    size_t n = CHUNK_FLOATS / std::max<size_t>(per_image, 1);
+    return (int)std::min<size_t>(std::max<size_t>(n, 1), (size_t)p.N);
 }
 
-static void im2col(float* col, const float* inp, const Conv2DParams& p) {
-    const size_t K = (size_t)p.KH * p.KW * p.C;
-    const int rows = p.N * p.OH * p.OW;
+size_t conv2d_workspace_size(const Conv2DParams& p) {
+    if (is_pointwise(p)) return 0;
+    return (size_t)images_per_chunk(p) * p.OH * p.OW * p.KH * p.KW * p.C;
+}
+
+// Short copies (often 3-96 floats): restrict lets the compiler skip its run-time overlap check.
+static inline void copy_floats(float* __restrict d, const float* __restrict s, int n) {
+    for (int i = 0; i < n; ++i) d[i] = s[i];
+}
+
+static inline void zero_floats(float* d, int n) {
+    for (int i = 0; i < n; ++i) d[i] = 0.0f;
+}
+
+// col (nimg*OH*OW, K) overwritten from images [n0, n0+nimg) of inp.
+// Walks output lines (n, oh) so there is no division per pixel, and copies each kernel row as
+// one run of KW*C floats when it lies inside the image (input pixels iw..iw+KW-1 are adjacent
+// in NHWC). With C=1 (the first layer) per-pixel overhead, not bandwidth, is what costs.
+static void im2col(float* col, const float* inp, const Conv2DParams& p, int n0, int nimg) {
+    const int K = p.KH * p.KW * p.C, seg = p.KW * p.C;
+    const int lines = nimg * p.OH;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)lines * p.OW * K > 32768)
 #endif
-    for (int r = 0; r < rows; ++r) {
-        int n = r / (p.OH * p.OW), oh = (r / p.OW) % p.OH, ow = r % p.OW;
-        float* dst = col + (size_t)r * K;
-        for (int kh = 0; kh < p.KH; ++kh) {
-            int ih = oh * p.SH + kh - p.PT;
-            for (int kw = 0; kw < p.KW; ++kw) {
-                int iw = ow * p.SW + kw - p.PL;
-                float* d = dst + ((size_t)kh * p.KW + kw) * p.C;
-                if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W)
-                    std::memset(d, 0, sizeof(float) * p.C);
-                else
-                    std::memcpy(d, inp + (((size_t)n * p.H + ih) * p.W + iw) * p.C,
-                                sizeof(float) * p.C);
+    for (int line = 0; line < lines; ++line) {
+        const int n = n0 + line / p.OH, oh = line % p.OH;
+        float* dst = col + (size_t)line * p.OW * K;
+        for (int ow = 0; ow < p.OW; ++ow, dst += K) {
+            const int iw0 = ow * p.SW - p.PL;
+            const bool inside_w = iw0 >= 0 && iw0 + p.KW <= p.W;
+            for (int kh = 0; kh < p.KH; ++kh) {
+                const int ih = oh * p.SH + kh - p.PT;
+                float* d = dst + (size_t)kh * seg;
+                if (ih < 0 || ih >= p.H) {  // the whole kernel row is in the padding
+                    zero_floats(d, seg);
+                    continue;
+                }
+                const float* row = inp + ((size_t)n * p.H + ih) * p.W * p.C;
+                if (inside_w) {
+                    copy_floats(d, row + (size_t)iw0 * p.C, seg);
+                    continue;
+                }
+                for (int kw = 0; kw < p.KW; ++kw) {
+                    const int iw = iw0 + kw;
+                    float* dk = d + (size_t)kw * p.C;
+                    if (iw < 0 || iw >= p.W)
+                        zero_floats(dk, p.C);
+                    else
+                        copy_floats(dk, row + (size_t)iw * p.C, p.C);
+                }
             }
         }
     }
 }
 
-// dinp overwritten: sum of dcol rows into their input cells. Parallel over images (no races).
-static void col2im(float* dinp, const float* col, const Conv2DParams& p) {
+// dinp images [n0, n0+nimg) overwritten with the sum of the dcol rows that read each input cell.
+// Parallel over images: no two threads write the same cell, and each cell sums in a fixed order.
+static void col2im(float* dinp, const float* col, const Conv2DParams& p, int n0, int nimg) {
     const size_t K = (size_t)p.KH * p.KW * p.C;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nimg > 1)
 #endif
-    for (int n = 0; n < p.N; ++n) {
-        float* di = dinp + (size_t)n * p.H * p.W * p.C;
+    for (int i = 0; i < nimg; ++i) {
+        float* di = dinp + (size_t)(n0 + i) * p.H * p.W * p.C;
         std::memset(di, 0, sizeof(float) * p.H * p.W * p.C);
         for (int oh = 0; oh < p.OH; ++oh)
             for (int ow = 0; ow < p.OW; ++ow) {
-                const float* src = col + (((size_t)n * p.OH + oh) * p.OW + ow) * K;
+                const float* src = col + (((size_t)i * p.OH + oh) * p.OW + ow) * K;
                 for (int kh = 0; kh < p.KH; ++kh) {
-                    int ih = oh * p.SH + kh - p.PT;
+                    const int ih = oh * p.SH + kh - p.PT;
                     if (ih < 0 || ih >= p.H) continue;
                     for (int kw = 0; kw < p.KW; ++kw) {
-                        int iw = ow * p.SW + kw - p.PL;
+                        const int iw = ow * p.SW + kw - p.PL;
                         if (iw < 0 || iw >= p.W) continue;
                         const float* s = src + ((size_t)kh * p.KW + kw) * p.C;
                         float* d = di + ((size_t)ih * p.W + iw) * p.C;
@@ -78,44 +121,44 @@ static void col2im(float* dinp, const float* col, const Conv2DParams& p) {
 
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                     const Conv2DParams& p, float* ws) {
-    const int M = p.N * p.OH * p.OW, K = p.KH * p.KW * p.C;
-    const float* col = inp;
-    if (!is_pointwise(p)) {
-        im2col(ws, inp, p);
-        col = ws;
+    const int K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
+    if (is_pointwise(p)) {  // inp (N*H*W, C) already is col: no copy at all
+        sgemm_bias(false, false, p.N * rows_per_image, p.OC, K, 1.0f, inp, K, weight, p.OC, 0.0f,
+                   out, p.OC, bias);
+        return;
     }
-    sgemm(false, false, M, p.OC, K, 1.0f, col, K, weight, p.OC, 0.0f, out, p.OC);
-    if (bias) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-        for (int r = 0; r < M; ++r)
-            for (int o = 0; o < p.OC; ++o) out[(size_t)r * p.OC + o] += bias[o];
+    const int chunk = images_per_chunk(p);
+    for (int n0 = 0; n0 < p.N; n0 += chunk) {
+        const int nimg = std::min(chunk, p.N - n0), rows = nimg * rows_per_image;
+        im2col(ws, inp, p, n0, nimg);
+        // The bias is added in the GEMM epilogue while the output tile is in registers.
+        sgemm_bias(false, false, rows, p.OC, K, 1.0f, ws, K, weight, p.OC, 0.0f,
+                   out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias);
     }
 }
 
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                      const float* inp, const float* weight, const Conv2DParams& p, float* ws) {
-    const int M = p.N * p.OH * p.OW, K = p.KH * p.KW * p.C;
-    if (dbias) {
-        for (int o = 0; o < p.OC; ++o) dbias[o] = 0.0f;
-        for (int r = 0; r < M; ++r)
-            for (int o = 0; o < p.OC; ++o) dbias[o] += dout[(size_t)r * p.OC + o];
-    }
-    const bool pw = is_pointwise(p);
-    const float* col = inp;
-    if (!pw) {
-        im2col(ws, inp, p);
-        col = ws;
-    }
-    sgemm(true, false, K, p.OC, M, 1.0f, col, K, dout, p.OC, 0.0f, dweight, p.OC);
-    if (!dinp) return;
-    if (pw) {
-        sgemm(false, true, M, K, p.OC, 1.0f, dout, p.OC, weight, p.OC, 0.0f, dinp, K);
+    const int M = p.N * p.OH * p.OW, K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
+    if (dbias) column_sums(dbias, dout, M, p.OC, p.OC, false);
+    if (is_pointwise(p)) {
+        sgemm(true, false, K, p.OC, M, 1.0f, inp, K, dout, p.OC, 0.0f, dweight, p.OC);
+        if (dinp) sgemm(false, true, M, K, p.OC, 1.0f, dout, p.OC, weight, p.OC, 0.0f, dinp, K);
         return;
     }
-    sgemm(false, true, M, K, p.OC, 1.0f, dout, p.OC, weight, p.OC, 0.0f, ws, K);
-    col2im(dinp, ws, p);
+    // Per chunk: col = im2col(chunk); dweight += col^T @ dout(chunk) (the first chunk
+    // overwrites); then col is reused for dcol = dout(chunk) @ weight^T, scattered by col2im.
+    const int chunk = images_per_chunk(p);
+    for (int n0 = 0; n0 < p.N; n0 += chunk) {
+        const int nimg = std::min(chunk, p.N - n0), rows = nimg * rows_per_image;
+        const float* dout_c = dout + (size_t)n0 * rows_per_image * p.OC;
+        im2col(ws, inp, p, n0, nimg);
+        sgemm(true, false, K, p.OC, rows, 1.0f, ws, K, dout_c, p.OC, n0 == 0 ? 0.0f : 1.0f,
+              dweight, p.OC);
+        if (!dinp) continue;
+        sgemm(false, true, rows, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f, ws, K);
+        col2im(dinp, ws, p, n0, nimg);
+    }
 }
 
 }  // namespace cnnfast

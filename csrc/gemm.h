@@ -13,6 +13,18 @@ namespace cnnfast {
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
 
+// sgemm plus a bias row: C = alpha * op(A) @ op(B) + beta * C + bias, with bias (N) added to
+// every row of C (nullptr = none). The bias is added in the GEMM's epilogue, so it costs no
+// extra pass over C. Same determinism as sgemm.
+void sgemm_bias(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                int lda, const float* B, int ldb, float beta, float* C, int ldc,
+                const float* bias);
+
+// out (cols) = sum over rows of X (rows,cols) with leading dim ldx; accumulate adds to out
+// instead of overwriting it. Every column is summed in row order, so the result is
+// bit-identical for any thread count (used for dbias).
+void column_sums(float* out, const float* X, int rows, int cols, int ldx, bool accumulate);
+
 // Plain triple loop with the same contract: the oracle for sgemm's tests.
 void sgemm_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                      const float* A, int lda, const float* B, int ldb, float beta, float* C,

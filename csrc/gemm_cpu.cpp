@@ -1,13 +1,47 @@
-// gemm_cpu.cpp -- SGEMM: reference triple loop and the dispatched implementation.
-// (First version: cache-blocked scalar code; ISA-specific micro-kernels come behind gemm_isa().)
+// gemm_cpu.cpp -- SGEMM: a packed, register-blocked GEMM (GotoBLAS/BLIS style) with runtime ISA
+// dispatch, and the plain triple loop it is tested against.
+//
+// Blocking scheme. C (M,N) += op(A) (M,K) @ op(B) (K,N) is cut three times:
+//   for jc in N step NC:              B panel  (kc,NC)  packed per thread (<= 1 MB)
+//     for pc in K step kc <= KC:      one rank-kc update; the first one applies beta (or bias)
+//       pack B(pc:pc+kc, jc:jc+NC) into NR-wide micro-panels, zero padded
+//       for ic in M step MC:          A block  (MC,kc)  packed per thread, stays in L2 (<= 192 KB)
+//         pack A(ic:ic+MC, pc:pc+kc) into MR-tall micro-panels, zero padded
+//         for jr in NC step NR:       B micro-panel (kc,NR) stays in L1 while ...
+//           for ir in MC step MR:     ... the micro-kernel computes one MR x NR tile of C in
+//             micro-kernel            registers: kc rank-1 updates, FMA of a broadcast A value
+//                                     with an NR-wide row of B.
+// Packing makes every operand contiguous and aligned whatever its layout (all four transpose
+// cases are handled by the packing routines alone) and lets partial tiles run the full kernel.
+//
+// Threads: C is cut into one slab per thread (rows or columns) and each thread runs the loops
+// above on its slab with its own packing buffers.
+// Determinism: the value of each C element depends only on the K blocking (kc_block(K)) and the
+// micro-kernel's summation order, never on MC/NC or on which thread computed the tile. Threads
+// split C (never K), so the result is bit-identical for any thread count. Different ISAs may
+// round differently.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "common.h"
 #include "gemm.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#define CNNFAST_X86 1
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace cnnfast {
+
+// ---------------------------------------------------------------------------------------------
+// Reference: the oracle for the tests. float64 accumulation, same contract as sgemm.
 
 static inline float at(const float* X, bool trans, int ld, int r, int c) {
     return trans ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
@@ -15,6 +49,7 @@ static inline float at(const float* X, bool trans, int ld, int r, int c) {
 
 void sgemm_reference(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
                      const float* B, int ldb, float beta, float* C, int ldc) {
+    CNNFAST_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm_reference: negative size");
     for (int i = 0; i < M; ++i)
         for (int j = 0; j < N; ++j) {
             double acc = 0.0;
@@ -24,32 +59,449 @@ void sgemm_reference(bool ta, bool tb, int M, int N, int K, float alpha, const f
         }
 }
 
-void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
-           const float* B, int ldb, float beta, float* C, int ldc) {
-    CNNFAST_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size");
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
+// ---------------------------------------------------------------------------------------------
+// Block sizes. The K blocking is the only one that changes results (it decides when partial
+// sums are rounded into C), so it is the same for every ISA and thread count.
+
+static constexpr int KC = 256;   // at most: B micro-panel KC*NR*4 = 32 KB stays in a 48 KB L1
+static constexpr int MC = 192;   // A block MC*KC*4 = 192 KB: comfortably inside a 2 MB L2
+static constexpr int NC = 1024;  // B panel KC*NC*4 = 1 MB: in L2 next to the A block
+
+// Depth of the rank-kc updates for a given K: K is cut into equal blocks of at most KC, so a
+// K of 288 (a 3x3x32 conv) is two blocks of 144 instead of 256 + a 32-deep tail whose C update
+// costs as much as its arithmetic. Depends on K only: same blocks for every thread count.
+// (KC = 320 measured 10-25% slower on square problems: the two micro-panels overflow L1.)
+static int kc_block(int K) {
+    const int nblocks = (K + KC - 1) / KC;
+    return std::min(KC, (K + nblocks - 1) / nblocks + 3) / 4 * 4;
+}
+
+// Below this many flops (2*M*N*K) one thread is faster than waking the team (~10-30 us).
+static constexpr double PARALLEL_MIN_FLOPS = 4.0e6;
+
+// The epilogue writes one tile: C = alpha*acc + (first K block ? beta*C + bias : C).
+// Multiplies and adds are separate (no FMA) so the vector and scalar epilogues round alike.
+struct Epilogue {
+    float alpha;
+    float beta;         // beta of this K block: the caller's beta first, then 1
+    const float* bias;  // bias + column of the tile's first element, or nullptr
+};
+
+// Scalar epilogue from an MR x NR tile in a local buffer: partial tiles and the generic kernel.
+static inline void store_tile_scalar(float* c, int ldc, const float* acc, int nr, int m, int n,
+                                     const Epilogue& e) {
+    for (int r = 0; r < m; ++r) {
+        float* cr = c + (size_t)r * ldc;
+        const float* ar = acc + (size_t)r * nr;
+        for (int j = 0; j < n; ++j) {
+            float v = e.alpha * ar[j];
+            if (e.bias) v = v + e.bias[j];
+            if (e.beta != 0.0f) v = v + e.beta * cr[j];
+            cr[j] = v;
+        }
+    }
+}
+
+// Micro-kernel: c (m x n, m <= MR, n <= NR) from kc steps of packed a (kc, MR) and b (kc, NR).
+using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int ldc, int m,
+                             int n, const Epilogue& e);
+
+// ---- generic: plain loops the compiler may auto-vectorise (baseline SSE2 on x86-64) ---------
+
+// 4 x 8: with SSE2's 16 registers a bigger tile would spill.
+static constexpr int GEN_MR = 4, GEN_NR = 8;
+
+static void kernel_generic(int kc, const float* a, const float* b, float* c, int ldc, int m,
+                           int n, const Epilogue& e) {
+    float acc[GEN_MR * GEN_NR] = {};
+    for (int k = 0; k < kc; ++k, a += GEN_MR, b += GEN_NR)
+        for (int r = 0; r < GEN_MR; ++r) {
+            const float ar = a[r];
+            for (int j = 0; j < GEN_NR; ++j) acc[r * GEN_NR + j] += ar * b[j];
+        }
+    store_tile_scalar(c, ldc, acc, GEN_NR, m, n, e);
+}
+
+#ifdef CNNFAST_X86
+// ---- AVX2 + FMA: 6 x 16 tile = 12 ymm accumulators + 2 for B + 1 broadcast -------------------
+
+static constexpr int AVX2_MR = 6, AVX2_NR = 16;
+
+__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float* a,
+                                                            const float* b, float* c, int ldc,
+                                                            int m, int n, const Epilogue& e) {
+    __m256 acc[AVX2_MR][2];
+    for (int r = 0; r < AVX2_MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; ++k, a += AVX2_MR, b += AVX2_NR) {
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < AVX2_MR; ++r) {
+            const __m256 ar = _mm256_broadcast_ss(a + r);
+            acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+    // Spill the accumulators to a tile with constant indices only: indexing acc[r] with a run-time
+    // r below would make the compiler keep acc in memory and store it on every k step.
+    alignas(32) float tile[AVX2_MR * AVX2_NR];
+#pragma GCC unroll 6
+    for (int r = 0; r < AVX2_MR; ++r) {
+        _mm256_store_ps(tile + r * AVX2_NR, acc[r][0]);
+        _mm256_store_ps(tile + r * AVX2_NR + 8, acc[r][1]);
+    }
+    if (m == AVX2_MR && n == AVX2_NR) {
+        const __m256 va = _mm256_set1_ps(e.alpha), vb = _mm256_set1_ps(e.beta);
+        for (int r = 0; r < AVX2_MR; ++r) {
+            float* cr = c + (size_t)r * ldc;
+            for (int h = 0; h < 2; ++h) {
+                __m256 v = _mm256_mul_ps(va, _mm256_load_ps(tile + r * AVX2_NR + 8 * h));
+                if (e.bias) v = _mm256_add_ps(v, _mm256_loadu_ps(e.bias + 8 * h));
+                if (e.beta != 0.0f)
+                    v = _mm256_add_ps(v, _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8 * h)));
+                _mm256_storeu_ps(cr + 8 * h, v);
+            }
+        }
+        return;
+    }
+    store_tile_scalar(c, ldc, tile, AVX2_NR, m, n, e);
+}
+
+// ---- AVX-512: 12 x 32 tile = 24 zmm accumulators + 2 for B + broadcasts ----------------------
+// The epilogue uses masked loads/stores, so partial tiles never leave the vector path.
+
+static constexpr int AVX512_MR = 12, AVX512_NR = 32;
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void kernel_avx512(
+    int kc, const float* a, const float* b, float* c, int ldc, int m, int n, const Epilogue& e) {
+    __m512 acc[AVX512_MR][2];
+    for (int r = 0; r < AVX512_MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; ++k, a += AVX512_MR, b += AVX512_NR) {
+        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < AVX512_MR; ++r) {
+            const __m512 ar = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+    // Spill to a tile with constant indices (see kernel_avx2), then finish row by row.
+    alignas(64) float tile[AVX512_MR * AVX512_NR];
+#pragma GCC unroll 12
+    for (int r = 0; r < AVX512_MR; ++r) {
+        _mm512_store_ps(tile + r * AVX512_NR, acc[r][0]);
+        _mm512_store_ps(tile + r * AVX512_NR + 16, acc[r][1]);
+    }
+    const __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    const __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF
+                                 : (n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0);
+    const __mmask16 mask[2] = {m0, m1};
+    const __m512 va = _mm512_set1_ps(e.alpha), vb = _mm512_set1_ps(e.beta);
+    __m512 vbias[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    if (e.bias)
+        for (int h = 0; h < 2; ++h) vbias[h] = _mm512_maskz_loadu_ps(mask[h], e.bias + 16 * h);
+    for (int r = 0; r < m; ++r) {
+        float* cr = c + (size_t)r * ldc;
+        for (int h = 0; h < 2; ++h) {
+            __m512 v = _mm512_mul_ps(va, _mm512_load_ps(tile + r * AVX512_NR + 16 * h));
+            if (e.bias) v = _mm512_add_ps(v, vbias[h]);
+            if (e.beta != 0.0f)
+                v = _mm512_add_ps(
+                    v, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask[h], cr + 16 * h)));
+            _mm512_mask_storeu_ps(cr + 16 * h, mask[h], v);
+        }
+    }
+}
+#endif  // CNNFAST_X86
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch table, best first. "generic" is always last and always supported.
+
+struct IsaImpl {
+    const char* name;
+    int mr, nr;
+    MicroKernel kernel;
+};
+
+static const IsaImpl kIsas[] = {
+#ifdef CNNFAST_X86
+    {"avx512", AVX512_MR, AVX512_NR, kernel_avx512},
+    {"avx2", AVX2_MR, AVX2_NR, kernel_avx2},
 #endif
-    for (int i = 0; i < M; ++i) {
-        float* c = C + (size_t)i * ldc;
-        for (int j = 0; j < N; ++j) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
-        for (int k = 0; k < K; ++k) {
-            float a = alpha * at(A, ta, lda, i, k);
-            if (!tb) {
-                const float* b = B + (size_t)k * ldb;
-                for (int j = 0; j < N; ++j) c[j] += a * b[j];
-            } else {
-                for (int j = 0; j < N; ++j) c[j] += a * B[(size_t)j * ldb + k];
+    {"generic", GEN_MR, GEN_NR, kernel_generic},
+};
+static constexpr int kNumIsas = sizeof(kIsas) / sizeof(kIsas[0]);
+
+static bool cpu_supports(int i) {
+#ifdef CNNFAST_X86
+    // __builtin_cpu_supports also checks that the OS saves the wide registers (XCR0).
+    const std::string name = kIsas[i].name;
+    if (name == "avx512")
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    if (name == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    (void)i;
+    return true;  // generic
+}
+
+// Index of the ISA for `name` ("auto" = best supported); throws if unknown or unsupported.
+static int isa_index(const std::string& name) {
+    if (name == "auto" || name.empty()) {
+        for (int i = 0; i < kNumIsas; ++i)
+            if (cpu_supports(i)) return i;
+    }
+    for (int i = 0; i < kNumIsas; ++i)
+        if (name == kIsas[i].name) {
+            CNNFAST_CHECK(cpu_supports(i), "ISA '" + name + "' is not supported by this CPU " +
+                                               "(supported: " + gemm_supported_isas() + ")");
+            return i;
+        }
+    fail("cnnfast: unknown ISA '" + name + "' (expected auto or one of: " +
+         std::string(gemm_supported_isas()) + ")");
+}
+
+static std::atomic<int> g_isa{-1};  // -1 = not chosen yet: read CNNFAST_ISA on first use
+
+static const IsaImpl& active_isa() {
+    int i = g_isa.load(std::memory_order_relaxed);
+    if (i < 0) {
+        const char* env = std::getenv("CNNFAST_ISA");
+        try {
+            i = isa_index(env ? env : "auto");
+        } catch (const std::invalid_argument& err) {
+            fail(std::string(err.what()) + " [from the environment variable CNNFAST_ISA]");
+        }
+        g_isa.store(i, std::memory_order_relaxed);
+    }
+    return kIsas[i];
+}
+
+const char* gemm_isa() { return active_isa().name; }
+
+const char* gemm_supported_isas() {
+    static const std::string names = [] {
+        std::string s;
+        for (int i = 0; i < kNumIsas; ++i)
+            if (cpu_supports(i)) s += (s.empty() ? "" : ",") + std::string(kIsas[i].name);
+        return s;
+    }();
+    return names.c_str();
+}
+
+void set_gemm_isa(const char* name) {
+    CNNFAST_CHECK(name != nullptr, "set_gemm_isa: name is null");
+    g_isa.store(isa_index(name), std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing. A block (mc,kc) -> ceil(mc/MR) micro-panels, each kc steps of MR values (rows i..i+MR
+// at one k). B panel (kc,nc) -> ceil(nc/NR) micro-panels, each kc steps of NR values. Rows or
+// columns past the edge are zero, so the micro-kernel always runs its full tile.
+
+// op(A)(i,k) for i in [i0,i0+mc), k in [k0,k0+kc).
+static void pack_a(float* dst, const float* A, int lda, bool ta, int i0, int k0, int mc, int kc,
+                   int MR) {
+    for (int ip = 0; ip < mc; ip += MR, dst += (size_t)MR * kc) {
+        const int m = std::min(MR, mc - ip);
+        if (ta) {  // A is (K,M): the MR values of one k are contiguous
+            for (int k = 0; k < kc; ++k) {
+                const float* src = A + (size_t)(k0 + k) * lda + i0 + ip;
+                float* d = dst + (size_t)k * MR;
+                for (int r = 0; r < m; ++r) d[r] = src[r];
+                for (int r = m; r < MR; ++r) d[r] = 0.0f;
+            }
+        } else {  // A is (M,K): read each row contiguously, write with stride MR
+            for (int r = 0; r < m; ++r) {
+                const float* src = A + (size_t)(i0 + ip + r) * lda + k0;
+                for (int k = 0; k < kc; ++k) dst[(size_t)k * MR + r] = src[k];
+            }
+            for (int r = m; r < MR; ++r)
+                for (int k = 0; k < kc; ++k) dst[(size_t)k * MR + r] = 0.0f;
+        }
+    }
+}
+
+// One NR-wide micro-panel of op(B)(k,j) for k in [k0,k0+kc), j in [j0,j0+n), n <= NR.
+static void pack_b_panel(float* dst, const float* B, int ldb, bool tb, int k0, int j0, int kc,
+                         int n, int NR) {
+    if (!tb) {  // B is (K,N): one k is a contiguous row segment
+        for (int k = 0; k < kc; ++k) {
+            const float* src = B + (size_t)(k0 + k) * ldb + j0;
+            float* d = dst + (size_t)k * NR;
+            std::memcpy(d, src, sizeof(float) * n);
+            for (int j = n; j < NR; ++j) d[j] = 0.0f;
+        }
+    } else {  // B is (N,K): read each column of op(B) contiguously, write with stride NR
+        for (int j = 0; j < n; ++j) {
+            const float* src = B + (size_t)(j0 + j) * ldb + k0;
+            for (int k = 0; k < kc; ++k) dst[(size_t)k * NR + j] = src[k];
+        }
+        for (int j = n; j < NR; ++j)
+            for (int k = 0; k < kc; ++k) dst[(size_t)k * NR + j] = 0.0f;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing memory: one 64-byte aligned buffer per calling thread, grown when a bigger problem
+// comes and otherwise reused, so steady-state calls allocate nothing. It is sized before the
+// parallel region (an allocation failure throws outside it) and holds, for each thread, a B
+// panel followed by an A block.
+
+namespace {
+struct AlignedBuffer {
+    float* ptr = nullptr;
+    size_t cap = 0;  // floats
+    ~AlignedBuffer() { std::free(ptr); }
+    float* reserve(size_t n) {
+        if (n > cap) {
+            std::free(ptr);
+            ptr = nullptr;
+            cap = 0;
+            size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+            ptr = static_cast<float*>(std::aligned_alloc(64, bytes));
+            if (!ptr) throw std::bad_alloc();
+            cap = n;
+        }
+        return ptr;
+    }
+};
+thread_local AlignedBuffer t_pack;
+}  // namespace
+
+static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+// The Goto loops, serial, on the sub-matrix C[i0:i1, j0:j1]: every thread runs this on its own
+// part of C with its own packing buffers, so threads never wait for each other.
+static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, const float* A,
+                      int lda, const float* B, int ldb, float beta, float* C, int ldc,
+                      const float* bias, int i0, int i1, int j0, int j1, float* bpack,
+                      float* apack) {
+    const int MR = isa.mr, NR = isa.nr;
+    const MicroKernel kernel = isa.kernel;
+    const int kcb = kc_block(K);
+    for (int jc = j0; jc < j1; jc += NC) {
+        const int nc = std::min(NC, j1 - jc);
+        for (int pc = 0; pc < K; pc += kcb) {
+            const int kc = std::min(kcb, K - pc);
+            const bool first = pc == 0;  // only the first rank-kc update applies beta and bias
+            for (int jp = 0; jp * NR < nc; ++jp)
+                pack_b_panel(bpack + (size_t)jp * kc * NR, B, ldb, tb, pc, jc + jp * NR, kc,
+                             std::min(NR, nc - jp * NR), NR);
+            for (int ic = i0; ic < i1; ic += MC) {
+                const int mc = std::min(MC, i1 - ic);
+                pack_a(apack, A, lda, ta, ic, pc, mc, kc, MR);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int j = jc + jr, n = std::min(NR, nc - jr);
+                    const Epilogue e{alpha, first ? beta : 1.0f,
+                                     first && bias ? bias + j : nullptr};
+                    const float* bp = bpack + (size_t)(jr / NR) * kc * NR;
+                    for (int ir = 0; ir < mc; ir += MR)
+                        kernel(kc, apack + (size_t)ir * kc, bp, C + (size_t)(ic + ir) * ldc + j,
+                               ldc, std::min(MR, mc - ir), n, e);
+                }
             }
         }
     }
 }
 
-const char* gemm_isa() { return "generic"; }
-const char* gemm_supported_isas() { return "generic"; }
-void set_gemm_isa(const char* name) {
-    std::string s(name);
-    CNNFAST_CHECK(s == "generic" || s == "auto", "set_gemm_isa: unsupported ISA '" + s + "'");
+// C = alpha * op(A) @ op(B) + beta * C (+ bias on every row when bias != nullptr).
+// Threads split C into equal slabs along its longer side (rows when M >= N, else columns),
+// aligned to the micro-tile. Each thread packs the B panels (or A blocks) of its slab itself:
+// a little duplicated packing, but no barriers, and each core's packed data stays in its own L2.
+static void sgemm_packed(const IsaImpl& isa, bool ta, bool tb, int M, int N, int K, float alpha,
+                         const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                         int ldc, const float* bias) {
+    const int MR = isa.mr, NR = isa.nr;
+    const double flops = 2.0 * M * N * K;
+    int nt = flops < PARALLEL_MIN_FLOPS ? 1 : num_threads();
+    const bool split_rows = M >= N;
+    const int unit = split_rows ? MR : NR;
+    const int extent = split_rows ? M : N;
+    const int slab = round_up((extent + nt - 1) / nt, unit);
+    nt = (extent + slab - 1) / slab;  // drop threads that would get nothing
+
+    const int width = split_rows ? N : std::min(N, slab);
+    const int height = split_rows ? std::min(M, slab) : M;
+    const size_t b_size = (size_t)kc_block(K) * round_up(std::min(width, NC), NR);
+    const size_t a_size = (size_t)kc_block(K) * round_up(std::min(height, MC), MR);
+    const size_t per_thread = round_up((int)(b_size + a_size), 16);  // 64-byte aligned parts
+    float* work = t_pack.reserve(per_thread * nt);
+
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static, 1) if (nt > 1)
+#endif
+    for (int t = 0; t < nt; ++t) {
+        const int lo = t * slab, hi = std::min(extent, lo + slab);
+        float* bpack = work + per_thread * t;
+        float* apack = bpack + b_size;
+        if (split_rows)
+            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, lo, hi, 0, N,
+                      bpack, apack);
+        else
+            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, 0, M, lo, hi,
+                      bpack, apack);
+    }
+}
+
+// K == 0 or alpha == 0: op(A) @ op(B) contributes nothing and A, B are not read (BLAS rule).
+static void scale_c(int M, int N, float beta, float* C, int ldc, const float* bias) {
+    for (int i = 0; i < M; ++i) {
+        float* c = C + (size_t)i * ldc;
+        for (int j = 0; j < N; ++j) {
+            float v = beta == 0.0f ? 0.0f : beta * c[j];
+            c[j] = bias ? v + bias[j] : v;
+        }
+    }
+}
+
+void sgemm_bias(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+                const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
+    CNNFAST_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size M=" + std::to_string(M) +
+                                                  " N=" + std::to_string(N) +
+                                                  " K=" + std::to_string(K));
+    CNNFAST_CHECK(ldc >= N, "sgemm: ldc smaller than N");
+    CNNFAST_CHECK(lda >= (ta ? M : K), "sgemm: lda too small");
+    CNNFAST_CHECK(ldb >= (tb ? K : N), "sgemm: ldb too small");
+    const IsaImpl& isa = active_isa();
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc, bias);
+        return;
+    }
+    sgemm_packed(isa, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
+void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+    sgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void column_sums(float* out, const float* X, int rows, int cols, int ldx, bool accumulate) {
+    // Columns are split in fixed 16-wide groups and each column is summed in row order, so the
+    // result does not depend on the thread count. Rows go in the inner-most loop's outer level
+    // so the 16 additions of a row vectorise.
+    constexpr int G = 16;
+    const int ngroups = (cols + G - 1) / G;
+#ifdef _OPENMP
+    const bool par = (double)rows * cols > 1.0e5;
+#pragma omp parallel for schedule(static) if (par)
+#endif
+    for (int g = 0; g < ngroups; ++g) {
+        const int j0 = g * G, n = std::min(G, cols - j0);
+        float acc[G] = {};
+        if (accumulate)
+            for (int j = 0; j < n; ++j) acc[j] = out[j0 + j];
+        for (int r = 0; r < rows; ++r) {
+            const float* x = X + (size_t)r * ldx + j0;
+            if (n == G)
+                for (int j = 0; j < G; ++j) acc[j] += x[j];
+            else
+                for (int j = 0; j < n; ++j) acc[j] += x[j];
+        }
+        for (int j = 0; j < n; ++j) out[j0 + j] = acc[j];
+    }
 }
 
 }  // namespace cnnfast
