@@ -88,7 +88,8 @@ def build_parser():
     t = sub.add_parser("train", help="train a model and write a run directory with a report",
                        description="Train on Fashion-MNIST; writes the model, history, metrics, "
                                    "pictures and report.html into --out.")
-    t.add_argument("--model", type=_model_arg, default="cnn", metavar="{mlp,cnn,cnn2,cnn3,SPEC.json}",
+    t.add_argument("--model", type=_model_arg, default="cnn",
+                   metavar="{mlp,cnn,cnn2,cnn3,SPEC.json}",
                    help="architecture by name or a Keras-style JSON layer list (default: cnn)")
     t.add_argument("--epochs", type=_int_at_least(1), default=5, help="(default: 5)")
     t.add_argument("--batch-size", type=_int_at_least(1), default=32, help="(default: 32)")
