@@ -223,12 +223,8 @@ def _load_run_model(run_dir):
     if not os.path.exists(path):
         raise CLIError(f"{run_dir} has no {MODEL_FILE}: is it a directory written by "
                        "'cnnfast train'?")
-    load_model = getattr(cf.models, "load_model", None)
-    if load_model is None:
-        raise CLIError("this cnnfast cannot load saved models yet "
-                       "(cnnfast.models.load_model is missing)")
     try:
-        model = load_model(path)
+        model = cf.models.load_model(path)
     except Exception as e:  # noqa: BLE001 - any load failure is one line for the user
         raise CLIError(f"cannot load {path}: {_one_line(e)}") from None
     if not getattr(model, "compiled", False) or getattr(model, "loss", None) is None:
@@ -329,12 +325,8 @@ def cmd_train(args):
     ips = n_train * epochs_run / train_s if train_s > 0 else float("nan")
 
     # -- files --
-    written = []
-    saved = False
-    if hasattr(model, "save"):
-        model.save(os.path.join(out, MODEL_FILE))
-        saved = True
-        written.append(MODEL_FILE)
+    model.save(os.path.join(out, MODEL_FILE))
+    written = [MODEL_FILE]
     info = cf.build_info()
     settings = {
         "model": args.model, "description": description, "params": model.count_params(),
@@ -368,9 +360,6 @@ def cmd_train(args):
                 "classification_report.txt", "confusion_matrix.txt", "model_summary.txt"]
 
     notes = []
-    if not saved:
-        notes.append("The model itself was not saved: this cnnfast has no Model.save yet, so "
-                     "'cnnfast evaluate' and 'cnnfast predict' cannot use this run.")
     figures = [] if args.no_plots else _draw_pictures(out, model, x_train, y_train, x_test,
                                                       y_test, probs, cm, hist, names, notes)
     written += [os.path.basename(f) for f, _ in figures]

@@ -1,6 +1,6 @@
 """The native executor: a chain model's whole training step in one C++ call (csrc/net.h).
 
-`for_model(model, batch)` returns a `_core.Net` for models it can run — a single-input,
+`for_model(model, batch, mode)` returns a `_core.Net` for models it can run — a single-input,
 single-output chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
 Flatten / Dropout / Activation, trained with a cross-entropy loss and Adam / SGD / RMSprop —
 and None otherwise; the model then runs its per-layer Python path, which computes the same
@@ -83,18 +83,25 @@ def _chain(model):
     return layers if prev == model._output_ids[0] and layers else None
 
 
-def for_model(model, batch, training):
-    """A cached _core.Net able to run batches of up to `batch` rows, or None."""
+def for_model(model, batch, mode):
+    """A cached _core.Net able to run batches of up to `batch` rows for `mode` ('train',
+    'evaluate' or 'predict'), or None when the model needs the Python path."""
+    if mode not in ("train", "evaluate", "predict"):
+        raise ValueError(f"for_model: unknown mode {mode!r}")
+    training = mode == "train"
     if not _enabled(model):
         return None
     layers = _chain(model)
-    if layers is None or (training and model.loss is None):
+    if layers is None:
         return None
     specs = [_op_spec(layer) for layer in layers]
     if any(s is None for s in specs):
         return None
-    if model.loss is None:  # predict on an uncompiled model: the loss part is never used
-        loss_kind, fused = 0, False
+    out_shape = model.outputs[0].shape[1:]
+    if model.loss is None or len(out_shape) != 1:
+        if mode != "predict":
+            return None  # no loss, or a loss over a (batch, ..., classes) output: Python path
+        loss_kind, fused = 0, False  # predict only: the loss part of the Net is never used
     else:
         sparse = model.loss.sparse
         if any(m.kind != ("sparse" if sparse else "categorical") for m in model._metrics):
@@ -115,7 +122,7 @@ def for_model(model, batch, training):
     else:
         in_shape = [int(d) for d in model.inputs[0].shape[1:]]
         net = backend.Net(specs, in_shape, int(batch), loss_kind,
-                          int(model.outputs[0].shape[-1]), bool(fused))
+                          int(np.prod(out_shape)), bool(fused))
         model.__dict__["_net_cache"] = (key, net, _UNSET)
         cache = model.__dict__["_net_cache"]
     if training and cache[2] is not opt.__dict__.get("_slots"):

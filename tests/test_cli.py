@@ -18,8 +18,6 @@ from cnnfast import cli, zoo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cf.__file__)))
-CAN_LOAD = hasattr(cf.models, "load_model")
-needs_saving = pytest.mark.skipif(not CAN_LOAD, reason="saving not merged yet")
 FIGURES = ["samples.png", "history.png", "confusion_matrix.png", "predictions.png",
            "filters.png", "feature_maps.png"]
 
@@ -202,8 +200,7 @@ def test_train_writes_the_run(trained_run):
               "classification_report.txt", "confusion_matrix.txt", "model_summary.txt",
               "report.html"] + FIGURES:
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
-    if CAN_LOAD:
-        assert (out / "model.keras").exists()
+    assert (out / "model.keras").exists()
     settings = json.loads((out / "run.json").read_text())
     assert settings["train_images"] == 480 and settings["validation_images"] == 120
     assert settings["test_images"] == 300 and settings["threads"] == 1
@@ -233,7 +230,6 @@ def test_train_named_model_mlp(tmp_path):
     assert not (tmp_path / "mlp" / "samples.png").exists()
 
 
-@needs_saving
 @pytest.mark.slow
 def test_evaluate(trained_run):
     _, out, _ = trained_run
@@ -247,7 +243,6 @@ def test_evaluate(trained_run):
     assert acc == pytest.approx(trained, abs=1e-4)   # the saved model is the trained one
 
 
-@needs_saving
 @pytest.mark.slow
 def test_predict_png(trained_run):
     from PIL import Image

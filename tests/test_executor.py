@@ -55,7 +55,7 @@ def train(native, opt, loss_name, monkeypatch):
     m = model(act)
     m.compile(optimizer=OPTS[opt](), loss=loss, metrics=["accuracy"])
     yy = cf.utils.to_categorical(y, 4) if onehot else y
-    assert (executor.for_model(m, 7, training=True) is not None) == native
+    assert (executor.for_model(m, 7, "train") is not None) == native
     h = m.fit(x, yy, batch_size=7, epochs=2, shuffle=False, verbose=0, validation_split=0.2)
     return m, h.history, m.evaluate(x, yy, batch_size=6, verbose=0), m.predict(x, verbose=0)
 
@@ -86,7 +86,7 @@ def test_dropout_training_is_deterministic_on_the_native_path():
         x, y = data()
         m = model(dropout=0.4)
         m.compile("adam", "sparse_categorical_crossentropy")
-        assert executor.for_model(m, 8, training=True) is not None
+        assert executor.for_model(m, 8, "train") is not None
         runs.append(m.fit(x, y, batch_size=8, epochs=2, verbose=0).history["loss"])
         w = m.get_weights()
         runs.append([float(a.sum()) for a in w])
@@ -97,22 +97,37 @@ def test_unsupported_models_use_the_python_path():
     inp = cf.Input((9, 9, 2))
     c = layers.Conv2D(2, 3)(inp)
     two = cf.Model(inp, [layers.Flatten()(c), layers.MaxPooling2D()(c)])
-    assert executor.for_model(two, 8, training=False) is None
+    assert executor.for_model(two, 8, "predict") is None
     seq = cf.Sequential([layers.Input((3, 4)), layers.Dense(2), layers.Flatten(),
                          layers.Dense(2, activation="softmax")])  # Dense on a rank-3 input
     seq.compile("adam", "sparse_categorical_crossentropy")
-    assert executor.for_model(seq, 8, training=True) is None
+    assert executor.for_model(seq, 8, "train") is None
     x = np.random.default_rng(0).random((10, 3, 4), dtype=np.float32)
     assert np.isfinite(seq.fit(x, np.arange(10) % 2, verbose=0).history["loss"][0])
     seeded = cf.Sequential([layers.Input((4,)), layers.Dropout(0.5, seed=1), layers.Dense(2)])
     seeded.compile("adam", cf.losses.SparseCategoricalCrossentropy(from_logits=True))
-    assert executor.for_model(seeded, 8, training=True) is None
+    assert executor.for_model(seeded, 8, "train") is None
+
+
+def test_feature_map_outputs_predict_natively_and_evaluate_in_python():
+    # A (batch, h, w, c) output: predict runs natively (per-sample size, not channels);
+    # a loss over such an output is not the Net's, so evaluate/fit take the Python path.
+    m = model()
+    maps = cf.Model(m.inputs, m.layers[1].output)
+    x, _ = data(5)
+    assert executor.for_model(maps, 8, "predict") is not None
+    ref = m.layers[0](x)
+    ref = m.layers[1](ref)
+    np.testing.assert_array_equal(maps.predict(x, verbose=0), ref)
+    maps.compile("adam", "sparse_categorical_crossentropy")
+    assert executor.for_model(maps, 8, "evaluate") is None
+    assert executor.for_model(maps, 8, "train") is None
 
 
 def test_native_net_checks_its_inputs():
     m = model()
     m.compile("adam", "sparse_categorical_crossentropy")
-    net = executor.for_model(m, 4, training=True)
+    net = executor.for_model(m, 4, "train")
     x, y = data(10)
     y = y.astype(np.int32)
     with pytest.raises(ValueError, match="index out of range"):

@@ -455,7 +455,7 @@ class Model(SavingMixin):
         trackers = self._new_trackers()
         perm = np.arange(n, dtype=np.int64)
         gen = utils.rng()
-        net = executor.for_model(self, batch_size, training=True)
+        net = executor.for_model(self, batch_size, "train")
         cbl.on_train_begin()
         logs = {}
         training_logs = None
@@ -499,7 +499,7 @@ class Model(SavingMixin):
         trackers = self._new_trackers()
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
-        net = executor.for_model(self, batch_size, training=False)
+        net = executor.for_model(self, batch_size, "evaluate")
         self.stop_evaluating = False
         cbl.on_test_begin()
         for step in range(steps):
@@ -551,7 +551,7 @@ class Model(SavingMixin):
         n = x.shape[0]
         outs = [np.empty((n,) + tuple(t.shape[1:]), np.float32) for t in self.outputs]
         nsteps = math.ceil(n / batch_size)
-        net = executor.for_model(self, batch_size, training=False) if self._single_output \
+        net = executor.for_model(self, batch_size, "predict") if self._single_output \
             else None
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
