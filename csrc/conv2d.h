@@ -14,8 +14,14 @@ struct Conv2DParams {
 };
 
 // Validates sizes and computes OH/OW/PT/PL with window_1d(); throws on bad sizes.
-Conv2DParams make_conv2d_params(int N, int H, int W, int C, int KH, int KW, int OC, int SH,
-                                int SW, Padding pad);
+// Inline (host-only geometry) so the CUDA module shares it without linking the CPU kernels.
+inline Conv2DParams make_conv2d_params(int N, int H, int W, int C, int KH, int KW, int OC,
+                                       int SH, int SW, Padding pad) {
+    CNNFAST_CHECK(N > 0 && H > 0 && W > 0 && C > 0, "conv2d: input dims must be positive");
+    CNNFAST_CHECK(KH > 0 && KW > 0 && OC > 0, "conv2d: kernel dims must be positive");
+    Window1D h = window_1d(H, KH, SH, pad), w = window_1d(W, KW, SW, pad);
+    return {N, H, W, C, KH, KW, OC, SH, SW, h.out, w.out, h.pad_before, w.pad_before};
+}
 
 // Floats of scratch memory conv2d_forward/backward need (caller allocates once, reuses).
 size_t conv2d_workspace_size(const Conv2DParams& p);

@@ -15,14 +15,6 @@
 
 namespace cnnfast {
 
-Conv2DParams make_conv2d_params(int N, int H, int W, int C, int KH, int KW, int OC, int SH,
-                                int SW, Padding pad) {
-    CNNFAST_CHECK(N > 0 && H > 0 && W > 0 && C > 0, "conv2d: input dims must be positive");
-    CNNFAST_CHECK(KH > 0 && KW > 0 && OC > 0, "conv2d: kernel dims must be positive");
-    Window1D h = window_1d(H, KH, SH, pad), w = window_1d(W, KW, SW, pad);
-    return {N, H, W, C, KH, KW, OC, SH, SW, h.out, w.out, h.pad_before, w.pad_before};
-}
-
 static bool is_pointwise(const Conv2DParams& p) {
     return p.KH == 1 && p.KW == 1 && p.SH == 1 && p.SW == 1 && p.PT == 0 && p.PL == 0;
 }

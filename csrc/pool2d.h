@@ -13,8 +13,13 @@ struct Pool2DParams {
     int PT, PL;      // leading padding; padded cells are ignored (never win a max, never averaged)
 };
 
-Pool2DParams make_pool2d_params(int N, int H, int W, int C, int PH, int PW, int SH, int SW,
-                                Padding pad);
+// Inline (host-only geometry) so the CUDA module shares it without linking the CPU kernels.
+inline Pool2DParams make_pool2d_params(int N, int H, int W, int C, int PH, int PW, int SH,
+                                       int SW, Padding pad) {
+    CNNFAST_CHECK(N > 0 && H > 0 && W > 0 && C > 0, "pool2d: input dims must be positive");
+    Window1D h = window_1d(H, PH, SH, pad), w = window_1d(W, PW, SW, pad);
+    return {N, H, W, C, PH, PW, SH, SW, h.out, w.out, h.pad_before, w.pad_before};
+}
 
 // out (N,OH,OW,C) overwritten. argmax (N,OH,OW,C) overwritten with the winning input's
 // flat spatial index h*W+w, or nullptr (inference). Ties go to the first cell in row-major scan.
