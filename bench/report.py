@@ -39,8 +39,8 @@ def markdown(records):
         if "meta" in r:
             meta.setdefault(r["framework"], r["meta"])
     L = []
-    L.append(f"Run {head.get('date')} — `python -m bench {' '.join(map(str, head.get('argv', [])))}`"
-             .rstrip())
+    cmd = " ".join(["python -m bench"] + [str(a) for a in head.get("argv", [])])
+    L.append(f"Run {head.get('date')} — `{cmd}`")
     L.append("")
     L.append(f"- machine: {mach.get('cpu', '?')}, {mach.get('cpu_count')} cores; "
              f"**load average at start {tuple(round(x, 2) for x in head.get('loadavg_start', []))}"
