@@ -1,0 +1,104 @@
+"""Where one cnnfast training step goes: per-layer forward/backward, loss, optimizer and the
+fit loop's Python work, timed with perf_counter in a copy of Model.fit's inner loop.
+
+    python -m bench.profile_step --model cnn --batch 32 --threads 2 --steps 20
+
+Nothing in cnnfast is modified: the loop below mirrors Model.fit/_train_step step by step.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench import models as M  # noqa: E402
+
+
+def profile(model_name, batch, threads, steps, warmup=2, seed=0):
+    import cnnfast as cf
+
+    cf.set_num_threads(threads)
+    cf.utils.set_random_seed(seed)
+    model = M.build_cnnfast(model_name)
+    rng = np.random.default_rng(seed)
+    n = batch * (steps + warmup)
+    x = rng.random((n,) + tuple(M.MODELS[model_name]["input"]), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    x = model._prepare_x(x, "fit")
+    y = model._prepare_y(y, n, "fit")
+    model._loss_setup()
+    trackers = model._new_trackers()
+    perm = cf.utils.rng().permutation(n)
+    acc = defaultdict(float)
+    pc = time.perf_counter
+    total = 0.0
+    for step in range(steps + warmup):
+        if step == warmup:
+            acc.clear()
+            t_all = pc()
+        t0 = pc()
+        idx = perm[step * batch:(step + 1) * batch]
+        xb = np.take(x, idx, axis=0, out=model._buf("xb", (batch,) + x.shape[1:]))
+        yb = np.take(y, idx, axis=0, out=model._buf("yb", (batch,) + y.shape[1:], y.dtype))
+        acc["fit loop: batch gather"] += pc() - t0
+        # forward (Model._forward)
+        val = xb
+        for layer, _, _ in model._plan:
+            t = pc()
+            val = layer.forward(val, True)
+            acc[f"fwd {layer.name}"] += pc() - t
+        t = pc()
+        mean, grad = model._loss_and_grad(val, yb, True)
+        acc["loss (softmax-xent)"] += pc() - t
+        # backward (Model._backward, a chain)
+        g = grad.reshape(val.shape) if not model._fused else grad
+        first = True
+        for k, (layer, _, _) in enumerate(reversed(model._plan)):
+            t = pc()
+            g = layer.backward(g, need_dinp=k < len(model._plan) - 1,
+                               dout_is_dlogits=model._fused and first)
+            acc[f"bwd {layer.name}"] += pc() - t
+            first = False
+        t = pc()
+        params, grads = [], []
+        for layer in model.layers:
+            if layer.trainable:
+                params += layer.weights_list
+                grads += layer.grads
+        model.optimizer.apply(params, grads)
+        acc["adam update"] += pc() - t
+        t = pc()
+        model._update_trackers(trackers, mean, val, yb)
+        model._logs(trackers)
+        acc["fit loop: metrics/logs"] += pc() - t
+    total = pc() - t_all
+    rows = [(k, v / steps) for k, v in acc.items()]
+    rows.append(("other (unaccounted)", total / steps - sum(v for _, v in rows)))
+    return total / steps, rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="cnn", choices=sorted(M.MODELS))
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--steps", type=int, default=20)
+    a = p.parse_args(argv)
+    step, rows = profile(a.model, a.batch, a.threads, a.steps)
+    print(f"{a.model} batch {a.batch}, {a.threads} threads: {step * 1e3:.2f} ms/step "
+          f"({a.batch / step:.0f} images/s)\n")
+    print("| part | ms/step | share |\n|---|---:|---:|")
+    for k, v in rows:
+        print(f"| {k} | {v * 1e3:.3f} | {100 * v / step:.1f}% |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Markdown tables from the JSON records written by bench/run.py."""
+from __future__ import annotations
+
+import json
+import sys
+
+FW = ["cnnfast", "numpy", "tf.keras", "torch"]
+LABEL = {"cnnfast": "cnnfast", "numpy": "NumPy ref", "tf.keras": "tf.keras", "torch": "torch"}
+
+
+def _fmt(v, nd=1):
+    if v is None:
+        return "–"
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.{nd}f}"
+
+
+def _ratio(a, b):
+    return f"{a / b:.2f}×" if a and b else "–"
+
+
+def markdown(records):
+    head = next((r for r in records if r.get("kind") == "header"), {})
+    foot = next((r for r in records if r.get("kind") == "footer"), {})
+    models = {r["model"]: r for r in records if r.get("kind") == "model"}
+    peaks = {r["threads"]: r for r in records if r.get("kind") == "peak"}
+    vals = [r for r in records if r.get("kind") == "validate"]
+    runs = [r for r in records if r.get("kind") == "train"]
+    T = head.get("threads")
+    main = {(r["model"], r["batch"], r["framework"]): r for r in runs
+            if r["threads"] == T and "error" not in r}
+    batches = sorted({r["batch"] for r in runs})
+    fws = [f for f in FW if f in head.get("frameworks", FW)]
+    mach = head.get("machine", {})
+    cf = mach.get("cnnfast", {})
+    meta = {}
+    for r in runs:
+        if "meta" in r:
+            meta.setdefault(r["framework"], r["meta"])
+    L = []
+    cmd = " ".join(["python -m bench"] + [str(a) for a in head.get("argv", [])])
+    L.append(f"Run {head.get('date')} — `{cmd}`")
+    L.append("")
+    L.append(f"- machine: {mach.get('cpu', '?')}, {mach.get('cpu_count')} cores; "
+             f"**load average at start {tuple(round(x, 2) for x in head.get('loadavg_start', []))}"
+             f", at end {tuple(round(x, 2) for x in foot.get('loadavg_end', []))}** "
+             f"(other jobs were running: numbers are indicative); wall {foot.get('wall_s')} s")
+    L.append(f"- threads: {T} for every framework (OMP/OpenBLAS/MKL env, cnnfast "
+             f"set_num_threads, TF intra/inter-op, torch.set_num_threads)")
+    L.append(f"- data: {head.get('data')}")
+    if isinstance(cf, dict):
+        L.append(f"- cnnfast {cf.get('version')}: {cf.get('compiler')}, OpenMP "
+                 f"{cf.get('openmp')}, GEMM ISA **{cf.get('isa')}** (supported: "
+                 f"{cf.get('supported_isas')})")
+    L.append(f"- NumPy ref: `cnnfast.reference.trainer` (float32 reference kernels), "
+             f"numpy {mach.get('numpy')}")
+    if "tf.keras" in meta:
+        L.append(f"- tf.keras: TF {meta['tf.keras'].get('version')}, oneDNN on "
+                 f"(TF_ENABLE_ONEDNN_OPTS=1, TF's default on x86), jit_compile=False, "
+                 f"model.fit/predict, verbose=0")
+    if "torch" in meta:
+        L.append(f"- torch: {meta['torch'].get('version')} eager, layout "
+                 f"{meta['torch'].get('layout')}, Adam(eps=1e-7), F.cross_entropy on logits, "
+                 f"plain loop over shuffled index batches; inference under inference_mode")
+    for n in head.get("notes", []):
+        L.append(f"- {n}")
+    L.append("- images/s: steady state, timed over K whole batches after a warm-up "
+             "(K from a ~" + f"{head.get('target_s')} s target, at least 2 steps)")
+    L.append("")
+
+    if vals:
+        L.append("**Validation** (cnnfast vs NumPy reference trainer, identical weights and "
+                 "dropout masks, batch 32; loss of steps 1 and 2, tolerance 1e-4 relative): "
+                 + "; ".join(f"{v['model']} " + ("ok" if v.get("ok") else "**FAILED**") +
+                             (f" ({max(s['rel_err'] for s in v['steps']):.1e})"
+                              if v.get("steps") else f" ({v.get('error', '')[:80]})")
+                             for v in vals))
+        L.append("")
+
+    for what, key in (("Training", "train"), ("Inference (predict)", "infer")):
+        L.append(f"**{what} images/s, {T} threads**")
+        L.append("")
+        cols = [LABEL[f] for f in fws]
+        ratios = [f"cnnfast/{LABEL[f]}" for f in fws if f != "cnnfast"] \
+            if "cnnfast" in fws else []
+        L.append("| model | batch | " + " | ".join(cols + ratios) + " |")
+        L.append("|---|---:|" + "---:|" * (len(cols) + len(ratios)))
+        for m in models:
+            for b in batches:
+                v = {}
+                for f in fws:
+                    r = main.get((m, b, f))
+                    v[f] = (r.get(key) or {}).get("images_per_s") if r else None
+                cells = [_fmt(v[f]) for f in fws]
+                if "cnnfast" in fws:
+                    cells += [_ratio(v["cnnfast"], v[f]) for f in fws if f != "cnnfast"]
+                L.append(f"| {m} | {b} | " + " | ".join(cells) + " |")
+        L.append("")
+
+    pk = peaks.get(T, {})
+    L.append(f"**FLOPs and fraction of the FLOP-limited rate** — peak sgemm at {T} threads = "
+             f"{_fmt(pk.get('peak_gflops'))} GFLOP/s (numpy matmul 2048²: "
+             f"{_fmt(pk.get('numpy_matmul_2048_gflops'))}, cnnfast `_core.sgemm` "
+             + ", ".join(f"{k.split('_')[2]}²: {_fmt(v)}" for k, v in pk.items()
+                         if k.startswith("cnnfast_sgemm"))
+             + "); fraction = images/s × FLOP/image ÷ peak (train / inference)")
+    L.append("")
+    L.append("| model | params | MFLOP/img train | MFLOP/img infer | batch | "
+             + " | ".join(LABEL[f] for f in fws) + " |")
+    L.append("|---|---:|---:|---:|---:|" + "---:|" * len(fws))
+    peak = pk.get("peak_gflops")
+    for m, mr in models.items():
+        for b in batches:
+            cells = []
+            for f in fws:
+                r = main.get((m, b, f))
+                if not r or not peak:
+                    cells.append("–")
+                    continue
+                tr = r["train"]["images_per_s"] * mr["train_flop_per_image"] / (peak * 1e9)
+                inf = r.get("infer")
+                fi = inf["images_per_s"] * mr["infer_flop_per_image"] / (peak * 1e9) \
+                    if inf else None
+                cells.append(f"{100 * tr:.1f}% / " + (f"{100 * fi:.1f}%" if fi else "–"))
+            L.append(f"| {m} | {mr['params']:,} | {mr['train_flop_per_image'] / 1e6:.2f} | "
+                     f"{mr['infer_flop_per_image'] / 1e6:.2f} | {b} | " + " | ".join(cells)
+                     + " |")
+    L.append("")
+
+    S = head.get("scaling_threads")
+    sc = {(r["model"], r["threads"]): r for r in runs if r["framework"] == "cnnfast"
+          and r["batch"] == 128 and "error" not in r}
+    if S and S != T and any(k[1] == S for k in sc):
+        L.append(f"**cnnfast thread scaling, batch 128** (peak sgemm {S}T: "
+                 f"{_fmt(peaks.get(S, {}).get('peak_gflops'))}, {T}T: "
+                 f"{_fmt(peaks.get(T, {}).get('peak_gflops'))} GFLOP/s)")
+        L.append("")
+        L.append(f"| model | {S} thread train img/s | {T} threads train img/s | speed-up |")
+        L.append("|---|---:|---:|---:|")
+        for m in models:
+            a, b = sc.get((m, S)), sc.get((m, T))
+            ia = a["train"]["images_per_s"] if a else None
+            ib = b["train"]["images_per_s"] if b else None
+            L.append(f"| {m} | {_fmt(ia)} | {_fmt(ib)} | {_ratio(ib, ia)} |")
+        L.append("")
+
+    L.append(f"**Peak resident memory of the training process (VmHWM, MiB)**, {T} threads — "
+             "includes the interpreter, the framework import and the loaded data "
+             f"(same number of images for every framework)")
+    L.append("")
+    L.append("| model | batch | " + " | ".join(LABEL[f] for f in fws) + " |")
+    L.append("|---|---:|" + "---:|" * len(fws))
+    for m in models:
+        for b in batches:
+            cells = []
+            for f in fws:
+                r = main.get((m, b, f))
+                cells.append(_fmt(r.get("peak_rss_mib_train"), 0) if r else "–")
+            L.append(f"| {m} | {b} | " + " | ".join(cells) + " |")
+    L.append("")
+    growth = [(r["model"], r["batch"], r["rss_epochs"]) for r in runs if r.get("rss_epochs")]
+    if growth:
+        L.append("**cnnfast RSS after epochs 1, 2, 3** (MiB; epochs of a non-multiple of the "
+                 "batch, so the partial last batch is included): " + "; ".join(
+                     f"{m} b{b}: {g['rss_mib_after_epoch']} (Δ {g['growth_mib_epoch1_to_last']:+})"
+                     for m, b, g in growth))
+        L.append("")
+    errs = [r for r in runs if "error" in r]
+    for r in errs:
+        L.append(f"- ERROR {r['model']} b{r['batch']} {r['framework']} {r['threads']}T: "
+                 f"{r['error'].splitlines()[-1][:300]}")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    recs = [json.loads(line) for line in open(sys.argv[1])]
+    print(markdown(recs))

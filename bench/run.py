@@ -1,0 +1,256 @@
+"""End-to-end training/inference benchmark: cnnfast vs the NumPy reference trainer, tf.keras
+and PyTorch eager on the four tutorial models. See bench/README.md.
+
+    python -m bench                 # full run (~10 min on 2 cores)
+    python -m bench --quick         # smoke run (~1-2 min)
+    python -m bench --models cnn,mlp --batch 32 --frameworks cnnfast,torch --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench import models as M  # noqa: E402
+from bench import report  # noqa: E402
+
+FRAMEWORKS = ["cnnfast", "numpy", "tf.keras", "torch"]
+NEEDS = {"cnnfast": "cnnfast._core", "numpy": "numpy", "tf.keras": "tensorflow",
+         "torch": "torch"}
+OUT = os.path.join(ROOT, "bench", "out")
+
+
+def available(fw):
+    try:
+        return importlib.util.find_spec(NEEDS[fw]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def worker_env(threads):
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = str(threads)
+    env["CNNFAST_NUM_THREADS"] = str(threads)
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1"       # TF's default fast path on x86, stated explicitly
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_worker(args, threads, timeout):
+    cmd = [sys.executable, "-m", "bench.worker"] + [str(a) for a in args]
+    t = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, cwd=ROOT, env=worker_env(threads), capture_output=True,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout}s", "cmd": " ".join(cmd)}
+    wall = time.perf_counter() - t
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            rec = json.loads(line[7:])
+            rec["worker_wall_s"] = round(wall, 2)
+            return rec
+    return {"error": f"exit {p.returncode}: {(p.stderr or p.stdout)[-1500:]}",
+            "cmd": " ".join(cmd)}
+
+
+def prepare_data(synthetic):
+    """Save Fashion-MNIST's training set once as bench/out/fmnist_train.npz (uint8) for the
+    workers; None (synthetic data) when it cannot be loaded."""
+    if synthetic:
+        return None, "synthetic (seeded uniform noise, random labels)"
+    path = os.path.join(OUT, "fmnist_train.npz")
+    if not os.path.exists(path):
+        try:
+            import cnnfast as cf
+            (x, y), _ = cf.datasets.fashion_mnist.load_data()
+        except Exception as e:  # noqa: BLE001 - any failure: fall back to synthetic data
+            return None, f"synthetic (Fashion-MNIST unavailable: {type(e).__name__})"
+        import numpy as np
+        np.savez(path, x=x, y=y)
+    return path, "Fashion-MNIST training images (cnnfast.datasets.fashion_mnist.load_data)"
+
+
+def machine_info():
+    import numpy as np
+    info = {"python": platform.python_version(), "numpy": np.__version__,
+            "platform": platform.platform(), "cpu_count": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import cnnfast as cf
+        b = cf.build_info()
+        info["cnnfast"] = {k: b[k] for k in ("version", "compiler", "openmp", "isa",
+                                             "supported_isas") if k in b}
+    except Exception as e:  # noqa: BLE001
+        info["cnnfast"] = f"unavailable: {e!r}"
+    return info
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: batch 128 only, short "
+                   "measurements (~1-2 min)")
+    p.add_argument("--models", default=",".join(M.MODELS),
+                   help=f"comma list of {','.join(M.MODELS)}")
+    p.add_argument("--batch", default=None, help="comma list of batch sizes (default 32,128; "
+                   "--quick: 128)")
+    p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                   help=f"comma list of {','.join(FRAMEWORKS)}")
+    p.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 2),
+                   help="threads for every framework (default: min(cores, 2))")
+    p.add_argument("--scaling-threads", type=int, default=1,
+                   help="cnnfast is also run with this many threads at batch 128 (0: skip)")
+    p.add_argument("--target-s", type=float, default=None,
+                   help="seconds per timed measurement (default 2.0; --quick 0.5)")
+    p.add_argument("--synthetic", action="store_true", help="random data instead of "
+                   "Fashion-MNIST")
+    p.add_argument("--torch-channels-last", action="store_true",
+                   help="run torch in channels_last memory format (default NCHW)")
+    p.add_argument("--timeout", type=int, default=900, help="per worker, seconds")
+    p.add_argument("--out", default=OUT)
+    a = p.parse_args(argv)
+    a.models = [m for m in a.models.split(",") if m]
+    for m in a.models:
+        if m not in M.MODELS:
+            p.error(f"unknown model {m!r}")
+    a.frameworks = [f for f in a.frameworks.split(",") if f]
+    for f in a.frameworks:
+        if f not in FRAMEWORKS:
+            p.error(f"unknown framework {f!r}")
+    a.batch = [int(b) for b in (a.batch or ("128" if a.quick else "32,128")).split(",")]
+    if a.target_s is None:
+        a.target_s = 0.5 if a.quick else 2.0
+    return a
+
+
+def main(argv=None):
+    a = parse(argv)
+    os.makedirs(a.out, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    jsonl = os.path.join(a.out, f"results-{stamp}.jsonl")
+    records = []
+
+    def emit(rec):
+        records.append(rec)
+        with open(jsonl, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    t_start = time.time()
+    data, data_note = prepare_data(a.synthetic)
+    fws, notes = [], []
+    for fw in a.frameworks:
+        if available(fw):
+            fws.append(fw)
+        else:
+            notes.append(f"{fw} skipped: {NEEDS[fw]} is not installed "
+                         "(pip install '.[bench]')")
+    header = {"kind": "header", "date": stamp, "argv": sys.argv[1:] if argv is None else argv,
+              "loadavg_start": os.getloadavg(), "threads": a.threads,
+              "scaling_threads": a.scaling_threads, "data": data_note, "quick": a.quick,
+              "target_s": a.target_s, "frameworks": fws, "notes": notes,
+              "torch_layout": "channels_last" if a.torch_channels_last else "NCHW (default)",
+              "machine": machine_info()}
+    emit(header)
+    print(f"bench: {len(a.models)} models x batch {a.batch} x {fws}, {a.threads} threads; "
+          f"load average {header['loadavg_start']}; data: {data_note}", flush=True)
+    for n in notes:
+        print("  note:", n, flush=True)
+
+    for m in a.models:
+        train_flop, infer_flop = M.flops(m)
+        emit({"kind": "model", "model": m, "title": M.MODELS[m]["title"],
+              "params": M.params(m), "train_flop_per_image": train_flop,
+              "infer_flop_per_image": infer_flop})
+
+    thread_counts = sorted({a.threads} | ({a.scaling_threads} if a.scaling_threads else set()))
+    for t in thread_counts:
+        rec = run_worker(["peak", "--threads", t, "--n", 512 if a.quick else 1024,
+                          "--reps", 2 if a.quick else 3], t, a.timeout)
+        rec.setdefault("kind", "peak")
+        rec.setdefault("threads", t)
+        emit(rec)
+        print(f"  peak sgemm {t} thread(s): {rec.get('peak_gflops', rec.get('error'))}",
+              flush=True)
+
+    common = ["--target-s", a.target_s, "--min-steps", 2]
+    if a.quick:
+        common += ["--max-samples", 4096]
+    if data:
+        common += ["--data", data]
+    if "cnnfast" in fws:
+        for m in a.models:
+            rec = run_worker(["validate", "--model", m, "--batch", 32, "--threads", a.threads]
+                             + (["--data", data] if data else []), a.threads, a.timeout)
+            rec.setdefault("kind", "validate")
+            rec.setdefault("model", m)
+            emit(rec)
+            print(f"  validate {m}: {'ok' if rec.get('ok') else 'FAILED'} "
+                  f"{[round(s['rel_err'], 8) for s in rec.get('steps', [])] or rec.get('error')}",
+                  flush=True)
+
+    jobs = []
+    for m in a.models:
+        for b in a.batch:
+            for fw in fws:
+                extra = []
+                if fw == "cnnfast" and b == min(a.batch):
+                    extra += ["--rss-epochs", "--rss-steps", 1 if a.quick else 2]
+                if fw == "torch" and a.torch_channels_last:
+                    extra.append("--torch-channels-last")
+                jobs.append((m, b, fw, a.threads, extra))
+            if "cnnfast" in fws and a.scaling_threads and a.scaling_threads != a.threads \
+                    and b == 128:
+                jobs.append((m, b, "cnnfast", a.scaling_threads, ["--no-infer"]))
+    for i, (m, b, fw, t, extra) in enumerate(jobs, 1):
+        rec = run_worker(["train", "--framework", fw, "--model", m, "--batch", b,
+                          "--threads", t] + common + extra, t, a.timeout)
+        rec.update(kind="train", framework=fw, model=m, batch=b, threads=t)
+        emit(rec)
+        if "error" in rec:
+            msg = "ERROR " + rec["error"].splitlines()[-1][:200]
+        else:
+            inf = rec.get("infer")
+            msg = (f"train {rec['train']['images_per_s']:9.1f} img/s"
+                   + (f", infer {inf['images_per_s']:9.1f} img/s" if inf else "")
+                   + f", peak RSS {rec['peak_rss_mib_train']:.0f} MiB")
+        print(f"  [{i}/{len(jobs)}] {m:12s} b{b:<4d} {fw:9s} {t}T: {msg} "
+              f"({rec.get('worker_wall_s', '?')} s)", flush=True)
+
+    emit({"kind": "footer", "loadavg_end": os.getloadavg(),
+          "wall_s": round(time.time() - t_start, 1)})
+    md = report.markdown(records)
+    md_path = os.path.join(a.out, f"results-{stamp}.md")
+    with open(md_path, "w") as f:
+        f.write(md)
+    for name, src in (("latest.jsonl", jsonl), ("latest.md", md_path)):
+        dst = os.path.join(a.out, name)
+        with open(src) as fi, open(dst, "w") as fo:
+            fo.write(fi.read())
+    print()
+    print(md)
+    print(f"wrote {jsonl} and {md_path}")
+    bad = [r for r in records if r.get("kind") == "validate" and not r.get("ok")]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
