@@ -1,2 +1,2 @@
 """keras.models"""
-from ..models import Model, Sequential  # noqa: F401
+from ..models import Model, Sequential, load_model  # noqa: F401
