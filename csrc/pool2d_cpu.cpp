@@ -38,11 +38,18 @@ void maxpool2d_forward(float* out, int32_t* argmax, const float* inp, const Pool
                     const int idx = ih * p.W + iw;
                     const float* x = img + (size_t)idx * p.C;
                     if (a) {
-                        for (int c = 0; c < p.C; ++c)
-                            if (x[c] > o[c]) {
-                                o[c] = x[c];
-                                a[c] = idx;
-                            }
+                        // Selects, not a branch, on non-aliasing rows: the loop vectorises. A
+                        // cell wins only if strictly greater: ties keep the first in scan order.
+                        float* __restrict ov = o;
+                        int32_t* __restrict av = a;
+                        const float* __restrict xv = x;
+                        const int C = p.C;  // hoisted: an int32 store could alias p.C
+                        for (int c = 0; c < C; ++c) {
+                            const float xc = xv[c], oc = ov[c];
+                            const int32_t keep = -(int32_t)(xc > oc);  // all ones when greater
+                            ov[c] = xc > oc ? xc : oc;
+                            av[c] = (idx & keep) | (av[c] & ~keep);
+                        }
                     } else {
                         for (int c = 0; c < p.C; ++c) o[c] = x[c] > o[c] ? x[c] : o[c];
                     }
