@@ -7,7 +7,7 @@ Environment:
                         ($CUDA_HOME/bin/nvcc or on PATH); the default build needs no CUDA.
   CNNFAST_CUDA_ARCHS    compute capabilities for CNNFAST_CUDA=1, default "80,90": SASS for each
                         plus PTX for the newest (JIT on later GPUs). "80" for a quick check build.
-Nothing here uses -march=native: ISA-specific code is compiled per function
+Nothing here tunes for the build machine's CPU: ISA-specific code is compiled per function
 (__attribute__((target(...)))) and chosen at run time, so one build runs on any x86-64.
 """
 import os
