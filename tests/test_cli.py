@@ -31,7 +31,10 @@ TINY_CONV = [{"class_name": "Conv2D", "config": {"filters": 8, "kernel_size": [3
 def run_cli(*args, cwd=None, timeout=600):
     """`python -m cnnfast ARGS` in a subprocess that imports the same cnnfast as the tests."""
     env = dict(os.environ, PYTHONPATH=PKG_PARENT, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "cnnfast", *map(str, args)], cwd=cwd, env=env,
+    # cwd defaults to the package's parent: `-m` puts cwd first on sys.path, and from the
+    # repository root that would be the unbuilt source tree instead of the installed package.
+    return subprocess.run([sys.executable, "-m", "cnnfast", *map(str, args)],
+                          cwd=cwd or PKG_PARENT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -75,8 +75,10 @@ def test_device_memory_unavailable_raises_runtime_error_with_reason():
 def test_cuda_module_imports_without_touching_the_gpu():
     # A fresh interpreter: importing must not need a device (no CUDA call at import).
     import subprocess
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(cc.__file__)))
     r = subprocess.run([sys.executable, "-c", "import cnnfast._cuda as m; print(m.archs)"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, cwd=parent,
+                       env=dict(os.environ, PYTHONPATH=parent))
     assert r.returncode == 0, r.stderr
     for name in cc.KERNELS:
         assert hasattr(cc._cuda, name), name

@@ -144,10 +144,12 @@ def test_isa_environment_variable(value):
     code = ("import numpy as np; from cnnfast import _core; c = np.zeros((2, 2), np.float32);"
             "_core.sgemm(c, np.ones((2, 3), np.float32), np.ones((3, 2), np.float32));"
             "print(_core.gemm_isa(), c[0, 0])")
-    env = dict(os.environ, CNNFAST_ISA=value)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # The same cnnfast the tests import (installed or built in place), run from its parent
+    # folder so `-c` cannot pick up an unbuilt source tree from the current directory.
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(_core.__file__)))
+    env = dict(os.environ, CNNFAST_ISA=value, PYTHONPATH=parent)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       cwd=parent)
     if value == "generic":
         assert r.returncode == 0, r.stderr
         assert r.stdout.split() == ["generic", "3.0"]

@@ -64,10 +64,21 @@ pytestmark = pytest.mark.tf
 # The teacher-forced tests (weights and optimizer slots copied from Keras before each step)
 # hold every optimizer to ~1e-6; any semantic error (epsilon placement, bias correction,
 # momentum sign, lr rounding, loss reduction) moves losses or updates by >= 1e-3.
-FREE_RUN = {  # optimizer -> (loss rtol for running/epoch/val/evaluate losses, weight tol)
-    "sgd_momentum": (1e-5, 1e-5),
-    "adam": (1e-5, 2e-3),
-    "rmsprop": (1e-3, None),  # weights not compared free-running (see above); teacher-forced
+#  * Discrete routing flips are not special to RMSprop. After 20 free-running steps, a ReLU
+#    pre-activation near 0 or a 1-ulp pool near-tie can land on the other side when the
+#    summation order changes, and that unit's gradient then goes elsewhere. Measured with
+#    cnnfast against ITSELF on the acceptance CNN, 640 images, SGD(0.01, momentum 0.9), only
+#    the GEMM's summation order changed (generic vs AVX-512 micro-kernel): final weights differ
+#    by 3.3e-3 of scale while the epoch loss agrees to 2e-6. Versus Keras with the packed
+#    AVX-512 GEMM: SGD 7.9e-4, Adam 6.3e-3 of scale; Adam's val/evaluate losses on those end
+#    weights differ by 2.7e-4 / 4.1e-4 relative. So the free-running weight tolerances, and
+#    the losses measured ON the drifted end weights (val_loss, evaluate), carry that budget.
+#    The running loss curve stays tight, and so do the identical-weights and teacher-forced
+#    tests below. Those are the ones that catch semantic errors.
+FREE_RUN = {  # optimizer -> (running/epoch loss rtol, rtol of losses on end weights, weight tol)
+    "sgd_momentum": (1e-5, 1e-3, 1e-2),
+    "adam": (1e-5, 2e-3, 2e-2),
+    "rmsprop": (1e-3, 1e-2, None),  # weights not compared free-running (see above)
 }
 PRED_ATOL = 1e-5        # predict() probabilities after training (each engine its own weights)
 FWD_ATOL = 1e-5         # predict() with identical weights, relative to max|output| (>= 1)
@@ -313,7 +324,7 @@ def test_fit_history_and_weights(name):
     """History loss/accuracy (running sample-weighted epoch means), the per-step running logs
     seen by on_train_batch_end, and the final weights after one epoch."""
     r = _run(name)
-    loss_tol, w_tol = _tols(name)
+    loss_tol, _, w_tol = _tols(name)
     kb, cb = r["kb"], r["cb"]
     assert len(cb) == len(kb) == int(np.ceil(r["n_train"] / r["batch"]))
     assert set(r["ch"]) == set(r["kh"]), (sorted(r["ch"]), sorted(r["kh"]))
@@ -345,7 +356,7 @@ def test_validation_split(name):
         assert key in r["ch"] and key in r["kh"], (sorted(r["ch"]), sorted(r["kh"]))
     vl = _rel_loss(r["ch"]["val_loss"], r["kh"]["val_loss"])
     _record(f"{name}: val_loss (rel)", vl)
-    assert vl < _tols(name)[0]
+    assert vl < _tols(name)[1]
     assert _acc_flips(r["ch"]["val_accuracy"][0], r["kh"]["val_accuracy"][0],
                       r["n_val"]) <= MAX_FLIPS
 
@@ -356,7 +367,7 @@ def test_evaluate_and_predict(name):
     each engine with its own trained weights; then cnnfast with Keras's trained weights
     (forward parity alone, tight)."""
     r = _run(name)
-    loss_tol, w_tol = _tols(name)
+    _, loss_tol, w_tol = _tols(name)
     km, cm, xt, yt = r["km"], r["cm"], r["xt"], r["yt"]
     kl, ka = km.evaluate(xt, yt, verbose=0)
     cl, ca = cm.evaluate(xt, yt, verbose=0)
@@ -371,7 +382,8 @@ def test_evaluate_and_predict(name):
     if w_tol is not None:  # free-running weights comparable (not RMSprop, see FREE_RUN)
         assert el < loss_tol
         assert _acc_flips(ca, ka, len(xt)) <= MAX_FLIPS
-        assert pe < PRED_ATOL
+        # own (drifted) end weights: the end-weights budget of FREE_RUN, not the forward one
+        assert pe < max(PRED_ATOL, loss_tol)
     saved = cm.get_weights()
     try:
         cm.set_weights(km.get_weights())

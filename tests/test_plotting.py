@@ -131,9 +131,10 @@ def test_missing_matplotlib_is_a_clear_message(monkeypatch, data):
 def test_cli_does_not_import_matplotlib_or_pillow():
     code = ("import sys, cnnfast.cli; cnnfast.cli.build_parser(); "
             "print(sorted(m for m in ('matplotlib', 'PIL') if m in sys.modules))")
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(cf.__file__)))
+    parent = os.path.dirname(os.path.dirname(cf.__file__))
+    env = dict(os.environ, PYTHONPATH=parent)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True).stdout
+                         cwd=parent, check=True).stdout
     assert out.strip() == "[]"
 
 
