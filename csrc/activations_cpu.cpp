@@ -6,6 +6,7 @@
 
 #include "activations.h"
 #include "common.h"
+#include "dropout_hash.h"
 
 namespace cnnfast {
 
@@ -224,14 +225,6 @@ void xent_probs_dense(float* loss, float* dprobs, const float* probs, const floa
 
 // ---- dropout ----
 
-// SplitMix64 finaliser: a counter-based stream, so element i's draw does not depend on threads.
-static inline uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, double rate,
                      uint64_t seed) {
     CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_forward: rate must be in [0, 1)");
@@ -241,9 +234,7 @@ void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, dou
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
 #endif
     for (int64_t i = 0; i < n; ++i) {
-        // 24 random bits -> uniform in [0,1) exactly representable in float.
-        const double u = (double)(mix64(key ^ (uint64_t)i) >> 40) * (1.0 / 16777216.0);
-        const uint8_t keep = u >= rate;
+        const uint8_t keep = dropout_keep(key, i, rate);
         mask[i] = keep;
         out[i] = keep ? inp[i] * scale : 0.0f;
     }

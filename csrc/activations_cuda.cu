@@ -5,6 +5,7 @@
 // 1-2 ulp) differ from glibc's by an ulp or so, hence fp32 tolerances for the rest.
 // Dropout uses the CPU's counter-based SplitMix64 hash of (seed, i): identical masks.
 #include "cuda_common.cuh"
+#include "dropout_hash.h"
 
 namespace cnnfast {
 namespace cuda {
@@ -162,20 +163,10 @@ __global__ void xent_probs_dense_kernel(float* loss, float* dprobs, const float*
     }
 }
 
-// SplitMix64 finaliser, identical to activations_cpu.cpp's mix64.
-__host__ __device__ __forceinline__ uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 __global__ void dropout_fwd_kernel(float* out, uint8_t* mask, const float* inp, int64_t n,
                                    double rate, float scale, uint64_t key) {
     CNNFAST_GRID_STRIDE(i, n) {
-        // 24 random bits -> uniform in [0,1), exact in double: the same draw as the CPU.
-        const double u = (double)(mix64(key ^ (uint64_t)i) >> 40) * (1.0 / 16777216.0);
-        const uint8_t keep = u >= rate;
+        const uint8_t keep = dropout_keep(key, i, rate);  // the CPU's draw (dropout_hash.h)
         mask[i] = keep;
         out[i] = keep ? inp[i] * scale : 0.0f;
     }
