@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from ._names import resolve_name
 
 _KERAS_KNOWN_UNSUPPORTED = {
     "elu", "selu", "softplus", "softsign", "swish", "silu", "gelu", "exponential",
@@ -56,15 +57,8 @@ def get(identifier):
     if identifier is None:
         return "linear"
     if isinstance(identifier, str):
-        name = identifier.lower()
-        if name in backend.ACTIVATION_CODES:
-            return name
-        if name in _KERAS_KNOWN_UNSUPPORTED:
-            raise NotImplementedError(
-                f"activation {identifier!r} is a Keras activation cnnfast does not implement yet; "
-                f"supported: {sorted(backend.ACTIVATION_CODES)}")
-        raise ValueError(f"Unknown activation {identifier!r}; "
-                         f"supported: {sorted(backend.ACTIVATION_CODES)}")
+        return resolve_name("activation", identifier, backend.ACTIVATION_CODES,
+                            _KERAS_KNOWN_UNSUPPORTED)
     name = getattr(identifier, "_cnnfast_activation", None)
     if name is not None:
         return name

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from ._names import resolve_name
 
 EPSILON = 1e-7
 
@@ -127,13 +128,7 @@ def get(identifier):
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key in _BY_NAME:
-            return _BY_NAME[key]()
-        if key in _KERAS_OTHERS:
-            raise NotImplementedError(f"loss {identifier!r} is not implemented by cnnfast; "
-                                      f"supported: {sorted(_BY_NAME)}")
-        raise ValueError(f"Unknown loss {identifier!r}; supported: {sorted(_BY_NAME)}")
+        return _BY_NAME[resolve_name("loss", identifier, _BY_NAME, _KERAS_OTHERS)]()
     cls = getattr(identifier, "_cnnfast_loss", None)
     if cls is not None:
         return cls()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from ._names import resolve_name
 
 _UNSUPPORTED_DEFAULTS = {
     "weight_decay": None, "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
@@ -156,11 +157,5 @@ def get(identifier):
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key in _BY_NAME:
-            return _BY_NAME[key]()
-        if key in _KERAS_OTHERS:
-            raise NotImplementedError(f"optimizer {identifier!r} is not implemented by cnnfast; "
-                                      f"supported: {sorted(_BY_NAME)}")
-        raise ValueError(f"Unknown optimizer {identifier!r}; supported: {sorted(_BY_NAME)}")
+        return _BY_NAME[resolve_name("optimizer", identifier, _BY_NAME, _KERAS_OTHERS)]()
     raise TypeError(f"optimizer must be a string or an Optimizer, got {identifier!r}")
