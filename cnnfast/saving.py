@@ -432,30 +432,25 @@ def _build_model(src, config):
         utils.rng().bit_generator.state = rng_state
 
 
+def _from_class_config(src, spec, classes, what):
+    """Construct a whitelisted class from {"class_name", "config"} (what: 'optimizer'/'loss')."""
+    _check_dict(src, spec, f"compile_config.{what}", ("class_name", "config"))
+    name = spec["class_name"]
+    cls = classes.get(name) if isinstance(name, str) else None
+    _need(src, cls is not None, f"unknown {what} class {name!r}; supported {sorted(classes)}")
+    _need(src, isinstance(spec["config"], dict), f"compile_config.{what}.config must be an object")
+    try:
+        return cls(**spec["config"])
+    except (TypeError, ValueError, NotImplementedError) as e:
+        src.fail(f"invalid {name} {what} config: {e}")
+
+
 def _make_compile_objects(src, cc):
     _check_dict(src, cc, "compile_config", ("optimizer", "loss", "metrics"))
-    o = cc["optimizer"]
-    _check_dict(src, o, "compile_config.optimizer", ("class_name", "config"))
-    cls = OPTIMIZER_CLASSES.get(o["class_name"]) if isinstance(o["class_name"], str) else None
-    _need(src, cls is not None, f"unknown optimizer class {o['class_name']!r}; supported "
-          f"{sorted(OPTIMIZER_CLASSES)}")
-    _need(src, isinstance(o["config"], dict), "compile_config.optimizer.config must be an object")
-    try:
-        opt = cls(**o["config"])
-    except (TypeError, ValueError, NotImplementedError) as e:
-        src.fail(f"invalid {o['class_name']} optimizer config: {e}")
+    opt = _from_class_config(src, cc["optimizer"], OPTIMIZER_CLASSES, "optimizer")
     loss = None
     if cc["loss"] is not None:
-        lc = cc["loss"]
-        _check_dict(src, lc, "compile_config.loss", ("class_name", "config"))
-        lcls = LOSS_CLASSES.get(lc["class_name"]) if isinstance(lc["class_name"], str) else None
-        _need(src, lcls is not None, f"unknown loss class {lc['class_name']!r}; supported "
-              f"{sorted(LOSS_CLASSES)}")
-        _need(src, isinstance(lc["config"], dict), "compile_config.loss.config must be an object")
-        try:
-            loss = lcls(**lc["config"])
-        except (TypeError, ValueError, NotImplementedError) as e:
-            src.fail(f"invalid {lc['class_name']} loss config: {e}")
+        loss = _from_class_config(src, cc["loss"], LOSS_CLASSES, "loss")
     _need(src, isinstance(cc["metrics"], list), "compile_config.metrics must be a list")
     metrics = []
     for m in cc["metrics"]:
