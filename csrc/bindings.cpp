@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "bind_checks.h"
 #include "common.h"
 #include "conv2d.h"
 #include "dense.h"
@@ -23,22 +24,17 @@
 
 namespace py = pybind11;
 using namespace cnnfast;
+using namespace cnnfast::bind;
 
 namespace {
+
+using bind::shape_str;  // the vector overload; this file adds the py::array one
 
 std::string shape_str(const py::array& a) {
     std::ostringstream s;
     s << "(";
     for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
     s << (a.ndim() == 1 ? ",)" : ")");
-    return s.str();
-}
-
-std::string shape_str(const std::vector<int64_t>& v) {
-    std::ostringstream s;
-    s << "(";
-    for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
-    s << (v.size() == 1 ? ",)" : ")");
     return s.str();
 }
 
@@ -87,50 +83,21 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* name
                               "-D, got shape " + shape_str(a));
 }
 
-int as_int(int64_t v, const char* fn, const char* what) {
-    if (v > (1LL << 31) - 1 || v < -(1LL << 31))
-        throw py::value_error(std::string(fn) + ": " + what + " too large for the kernels");
-    return static_cast<int>(v);
-}
-
-Padding parse_padding(const std::string& s, const char* fn) {
-    if (s == "valid") return Padding::Valid;
-    if (s == "same") return Padding::Same;
-    throw py::value_error(std::string(fn) + ": padding must be 'valid' or 'same', got '" + s + "'");
-}
-
-std::pair<int, int> pair_of(const std::pair<int, int>& p, const char* fn, const char* what) {
-    if (p.first <= 0 || p.second <= 0)
-        throw py::value_error(std::string(fn) + ": " + what + " must be positive, got (" +
-                              std::to_string(p.first) + ", " + std::to_string(p.second) + ")");
-    return p;
+std::vector<int64_t> shape_of(const py::array& a) {
+    return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
 
 Conv2DParams conv_params(const py::array& inp, const py::array& weight, std::pair<int, int> st,
                          const std::string& padding, const char* fn) {
     require_ndim(inp, 4, fn, "inp");
     require_ndim(weight, 4, fn, "weight");
-    if (weight.shape(2) != inp.shape(3))
-        throw py::value_error(std::string(fn) + ": weight " + shape_str(weight) +
-                              " expects " + std::to_string(weight.shape(2)) +
-                              " input channels but inp has shape " + shape_str(inp));
-    pair_of(st, fn, "strides");
-    return make_conv2d_params(as_int(inp.shape(0), fn, "N"), as_int(inp.shape(1), fn, "H"),
-                              as_int(inp.shape(2), fn, "W"), as_int(inp.shape(3), fn, "C"),
-                              as_int(weight.shape(0), fn, "KH"), as_int(weight.shape(1), fn, "KW"),
-                              as_int(weight.shape(3), fn, "OC"), st.first, st.second,
-                              parse_padding(padding, fn));
+    return bind::conv_params(shape_of(inp), shape_of(weight), st, padding, fn);
 }
 
 Pool2DParams pool_params(const py::array& inp, std::pair<int, int> pool, std::pair<int, int> st,
                          const std::string& padding, const char* fn) {
     require_ndim(inp, 4, fn, "input");
-    pair_of(pool, fn, "pool_size");
-    pair_of(st, fn, "strides");
-    return make_pool2d_params(as_int(inp.shape(0), fn, "N"), as_int(inp.shape(1), fn, "H"),
-                              as_int(inp.shape(2), fn, "W"), as_int(inp.shape(3), fn, "C"),
-                              pool.first, pool.second, st.first, st.second,
-                              parse_padding(padding, fn));
+    return bind::pool_params(shape_of(inp), pool, st, padding, fn);
 }
 
 // (rows, cols) view of an array whose last axis is the feature axis.
@@ -139,10 +106,6 @@ std::pair<int64_t, int64_t> rows_cols(const py::array& a, const char* fn, const 
     int64_t cols = a.shape(a.ndim() - 1);
     int64_t rows = cols ? a.size() / cols : 0;
     return {rows, cols};
-}
-
-std::vector<int64_t> shape_of(const py::array& a) {
-    return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
 
 // A Net plus the NumPy arrays it points into (kept alive as long as the Net).
@@ -154,23 +117,12 @@ struct PyNet {
     bool sparse = true;
 };
 
-Activation parse_activation(int a) {
-    if (a < 0 || a > 4) throw py::value_error("activation code must be 0..4, got " + std::to_string(a));
-    return static_cast<Activation>(a);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "cnnfast native kernels (C++17, OpenMP). Called only from cnnfast.backend.";
 
-    py::register_exception_translator([](std::exception_ptr p) {
-        try {
-            if (p) std::rethrow_exception(p);
-        } catch (const std::invalid_argument& e) {
-            PyErr_SetString(PyExc_ValueError, e.what());
-        }
-    });
+    bind::register_error_translator();
 
     // ---- build / runtime information ----
     m.def("build_info", []() {
@@ -233,15 +185,8 @@ PYBIND11_MODULE(_core, m) {
         "conv2d_geometry",
         [](std::vector<int64_t> in_shape, std::vector<int64_t> kernel_shape,
            std::pair<int, int> strides, const std::string& padding) {
-            const char* fn = "conv2d_geometry";
-            if (in_shape.size() != 4 || kernel_shape.size() != 4)
-                throw py::value_error("conv2d_geometry: shapes must be 4-D");
-            pair_of(strides, fn, "strides");
-            auto I = [fn](int64_t v) { return as_int(v, fn, "size"); };
-            Conv2DParams p = make_conv2d_params(
-                I(in_shape[0]), I(in_shape[1]), I(in_shape[2]), I(in_shape[3]),
-                I(kernel_shape[0]), I(kernel_shape[1]), I(kernel_shape[3]), strides.first,
-                strides.second, parse_padding(padding, fn));
+            Conv2DParams p =
+                bind::conv_params(in_shape, kernel_shape, strides, padding, "conv2d_geometry");
             py::dict d;
             d["out_shape"] = py::make_tuple(p.N, p.OH, p.OW, p.OC);
             d["pad"] = py::make_tuple(p.PT, p.PL);
@@ -300,15 +245,8 @@ PYBIND11_MODULE(_core, m) {
         "pool2d_geometry",
         [](std::vector<int64_t> in_shape, std::pair<int, int> pool, std::pair<int, int> strides,
            const std::string& padding) {
-            const char* fn = "pool2d_geometry";
-            if (in_shape.size() != 4) throw py::value_error("pool2d_geometry: shape must be 4-D");
-            pair_of(pool, fn, "pool_size");
-            pair_of(strides, fn, "strides");
-            auto I = [fn](int64_t v) { return as_int(v, fn, "size"); };
-            Pool2DParams p = make_pool2d_params(I(in_shape[0]), I(in_shape[1]),
-                                                I(in_shape[2]), I(in_shape[3]), pool.first,
-                                                pool.second, strides.first, strides.second,
-                                                parse_padding(padding, fn));
+            Pool2DParams p =
+                bind::pool_params(in_shape, pool, strides, padding, "pool2d_geometry");
             py::dict d;
             d["out_shape"] = py::make_tuple(p.N, p.OH, p.OW, p.C);
             d["pad"] = py::make_tuple(p.PT, p.PL);

@@ -12,10 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "bind_checks.h"
 #include "cuda_kernels.h"
 
 namespace py = pybind11;
 using namespace cnnfast;
+using namespace cnnfast::bind;
 
 #ifndef CNNFAST_CUDA_ARCHS
 #define CNNFAST_CUDA_ARCHS "unknown"
@@ -44,13 +46,6 @@ template <> DType dtype_of<float>() { return DType::F32; }
 template <> DType dtype_of<int32_t>() { return DType::I32; }
 template <> DType dtype_of<uint8_t>() { return DType::U8; }
 
-std::string shape_str(const std::vector<int64_t>& v) {
-    std::ostringstream s;
-    s << "(";
-    for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
-    s << (v.size() == 1 ? ",)" : ")");
-    return s.str();
-}
 
 // Device memory with a shape and dtype. Owns its allocation: freed by free() or when the
 // Python object dies. Allocated once and reused by an executor; kernels get raw pointers.
@@ -161,48 +156,6 @@ void require_ndim(const DeviceArray& a, size_t nd, const char* fn, const char* n
                               "-D, got shape " + shape_str(a.shape));
 }
 
-int as_int(int64_t v, const char* fn, const char* what) {
-    if (v > (1LL << 31) - 1 || v < -(1LL << 31))
-        throw py::value_error(std::string(fn) + ": " + what + " too large for the kernels");
-    return static_cast<int>(v);
-}
-
-Padding parse_padding(const std::string& s, const char* fn) {
-    if (s == "valid") return Padding::Valid;
-    if (s == "same") return Padding::Same;
-    throw py::value_error(std::string(fn) + ": padding must be 'valid' or 'same', got '" + s + "'");
-}
-
-void positive_pair(const std::pair<int, int>& p, const char* fn, const char* what) {
-    if (p.first <= 0 || p.second <= 0)
-        throw py::value_error(std::string(fn) + ": " + what + " must be positive");
-}
-
-Conv2DParams conv_params(const std::vector<int64_t>& in, const std::vector<int64_t>& ker,
-                         std::pair<int, int> st, const std::string& padding, const char* fn) {
-    if (in.size() != 4 || ker.size() != 4) throw py::value_error(std::string(fn) + ": shapes must be 4-D");
-    if (ker[2] != in[3])
-        throw py::value_error(std::string(fn) + ": weight " + shape_str(ker) + " expects " +
-                              std::to_string(ker[2]) + " input channels but inp has shape " +
-                              shape_str(in));
-    positive_pair(st, fn, "strides");
-    return make_conv2d_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
-                              as_int(in[2], fn, "W"), as_int(in[3], fn, "C"),
-                              as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
-                              as_int(ker[3], fn, "OC"), st.first, st.second,
-                              parse_padding(padding, fn));
-}
-
-Pool2DParams pool_params(const std::vector<int64_t>& in, std::pair<int, int> pool,
-                         std::pair<int, int> st, const std::string& padding, const char* fn) {
-    if (in.size() != 4) throw py::value_error(std::string(fn) + ": input must be 4-D");
-    positive_pair(pool, fn, "pool_size");
-    positive_pair(st, fn, "strides");
-    return make_pool2d_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
-                              as_int(in[2], fn, "W"), as_int(in[3], fn, "C"), pool.first,
-                              pool.second, st.first, st.second, parse_padding(padding, fn));
-}
-
 float* workspace_of(const py::object& ws, size_t need, const char* fn) {
     if (!need) return opt_dptr<float>(ws, fn, "workspace");
     float* p = opt_dptr<float>(ws, fn, "workspace");
@@ -218,23 +171,12 @@ std::pair<int64_t, int64_t> rows_cols(const DeviceArray& a, const char* fn, cons
     return {cols ? a.size() / cols : 0, cols};
 }
 
-Activation parse_activation(int a) {
-    if (a < 0 || a > 4) throw py::value_error("activation code must be 0..4, got " + std::to_string(a));
-    return static_cast<Activation>(a);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
     m.doc() = "cnnfast CUDA kernels (fp32). Called only from cnnfast.cuda.";
 
-    py::register_exception_translator([](std::exception_ptr p) {
-        try {
-            if (p) std::rethrow_exception(p);
-        } catch (const std::invalid_argument& e) {
-            PyErr_SetString(PyExc_ValueError, e.what());
-        }
-    });
+    bind::register_error_translator();
 
     // ---- build and runtime information (device_count never raises) ----
     m.attr("archs") = CNNFAST_CUDA_ARCHS;
