@@ -23,6 +23,15 @@ namespace cnnfast {
                                      " (check failed: " #cond ")");                 \
     } while (0)
 
+// On a function whose loops copy short runs (im2col rows of 3-96 floats, packing rows of 16):
+// GCC otherwise turns such loops into calls to memcpy/memset, which cost more than the copy.
+// Every function that should inline into one marked this way must be marked too.
+#if defined(__GNUC__) && !defined(__clang__)
+#define CNNFAST_NO_MEMCPY_IDIOM __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define CNNFAST_NO_MEMCPY_IDIOM
+#endif
+
 enum class Padding : int { Valid = 0, Same = 1 };
 
 // Output size and leading pad of one spatial axis, exactly as TF/Keras compute them:

@@ -27,8 +27,10 @@ inline Conv2DParams make_conv2d_params(int N, int H, int W, int C, int KH, int K
 size_t conv2d_workspace_size(const Conv2DParams& p);
 
 // out (N,OH,OW,OC) overwritten; inp (N,H,W,C); weight (KH,KW,C,OC); bias (OC) or nullptr.
+// relu: ReLU (v > 0 ? v : 0) applied in the GEMM epilogue (values identical to
+// activation_forward ReLU applied afterwards).
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    const Conv2DParams& p, float* workspace);
+                    const Conv2DParams& p, float* workspace, bool relu = false);
 
 // dinp (N,H,W,C) overwritten, or nullptr to skip (first layer);
 // dweight (KH,KW,C,OC) and dbias (OC) overwritten; dbias may be nullptr (no bias).

@@ -34,11 +34,12 @@ size_t conv2d_workspace_size(const Conv2DParams& p) {
 }
 
 // Short copies (often 3-96 floats): restrict lets the compiler skip its run-time overlap check.
-static inline void copy_floats(float* __restrict d, const float* __restrict s, int n) {
+CNNFAST_NO_MEMCPY_IDIOM static inline void copy_floats(float* __restrict d,
+                                                       const float* __restrict s, int n) {
     for (int i = 0; i < n; ++i) d[i] = s[i];
 }
 
-static inline void zero_floats(float* d, int n) {
+CNNFAST_NO_MEMCPY_IDIOM static inline void zero_floats(float* d, int n) {
     for (int i = 0; i < n; ++i) d[i] = 0.0f;
 }
 
@@ -46,7 +47,8 @@ static inline void zero_floats(float* d, int n) {
 // Walks output lines (n, oh) so there is no division per pixel, and copies each kernel row as
 // one run of KW*C floats when it lies inside the image (input pixels iw..iw+KW-1 are adjacent
 // in NHWC). With C=1 (the first layer) per-pixel overhead, not bandwidth, is what costs.
-static void im2col(float* col, const float* inp, const Conv2DParams& p, int n0, int nimg) {
+CNNFAST_NO_MEMCPY_IDIOM static void im2col(float* col, const float* inp, const Conv2DParams& p,
+                                           int n0, int nimg) {
     const int K = p.KH * p.KW * p.C, seg = p.KW * p.C;
     const int lines = nimg * p.OH;
 #ifdef _OPENMP
@@ -112,11 +114,11 @@ static void col2im(float* dinp, const float* col, const Conv2DParams& p, int n0,
 }
 
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    const Conv2DParams& p, float* ws) {
+                    const Conv2DParams& p, float* ws, bool relu) {
     const int K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
     if (is_pointwise(p)) {  // inp (N*H*W, C) already is col: no copy at all
         sgemm_bias(false, false, p.N * rows_per_image, p.OC, K, 1.0f, inp, K, weight, p.OC, 0.0f,
-                   out, p.OC, bias);
+                   out, p.OC, bias, relu);
         return;
     }
     const int chunk = images_per_chunk(p);
@@ -125,7 +127,7 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
         im2col(ws, inp, p, n0, nimg);
         // The bias is added in the GEMM epilogue while the output tile is in registers.
         sgemm_bias(false, false, rows, p.OC, K, 1.0f, ws, K, weight, p.OC, 0.0f,
-                   out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias);
+                   out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, relu);
     }
 }
 

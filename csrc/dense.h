@@ -5,8 +5,9 @@
 namespace cnnfast {
 
 // out (B,OUT) overwritten; inp (B,IN); weight (IN,OUT); bias (OUT) or nullptr.
+// relu: ReLU fused into the GEMM epilogue (same values as activation_forward afterwards).
 void dense_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
-                   int IN, int OUT);
+                   int IN, int OUT, bool relu = false);
 
 // dinp (B,IN) overwritten or nullptr to skip; dweight (IN,OUT) and dbias (OUT) overwritten;
 // dbias may be nullptr. dout (B,OUT).

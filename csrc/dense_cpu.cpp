@@ -10,8 +10,8 @@
 namespace cnnfast {
 
 void dense_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
-                   int IN, int OUT) {
-    sgemm_bias(false, false, B, OUT, IN, 1.0f, inp, IN, weight, OUT, 0.0f, out, OUT, bias);
+                   int IN, int OUT, bool relu) {
+    sgemm_bias(false, false, B, OUT, IN, 1.0f, inp, IN, weight, OUT, 0.0f, out, OUT, bias, relu);
 }
 
 void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout,

@@ -13,12 +13,14 @@ namespace cnnfast {
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
 
-// sgemm plus a bias row: C = alpha * op(A) @ op(B) + beta * C + bias, with bias (N) added to
-// every row of C (nullptr = none). The bias is added in the GEMM's epilogue, so it costs no
-// extra pass over C. Same determinism as sgemm.
+// sgemm plus a bias row and an optional ReLU: C = act(alpha * op(A) @ op(B) + beta * C + bias),
+// with bias (N) added to every row of C (nullptr = none) and act(v) = v > 0 ? v : 0 when relu
+// (else identity). Both happen in the GEMM's epilogue while the tile is in registers, so they
+// cost no extra pass over C; the values are exactly those of the unfused sequence
+// (sgemm, then activation_forward ReLU). Same determinism as sgemm.
 void sgemm_bias(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                 int lda, const float* B, int ldb, float beta, float* C, int ldc,
-                const float* bias);
+                const float* bias, bool relu = false);
 
 // out (cols) = sum over rows of X (rows,cols) with leading dim ldx; accumulate adds to out
 // instead of overwriting it. Every column is summed in row order, so the result is

@@ -85,6 +85,7 @@ struct Epilogue {
     float alpha;
     float beta;         // beta of this K block: the caller's beta first, then 1
     const float* bias;  // bias + column of the tile's first element, or nullptr
+    bool relu;          // last K block of a fused ReLU: v = v > 0 ? v : 0 (NaN -> 0, -0 -> +0)
 };
 
 // Scalar epilogue from an MR x NR tile in a local buffer: partial tiles and the generic kernel.
@@ -97,6 +98,7 @@ static inline void store_tile_scalar(float* c, int ldc, const float* acc, int nr
             float v = e.alpha * ar[j];
             if (e.bias) v = v + e.bias[j];
             if (e.beta != 0.0f) v = v + e.beta * cr[j];
+            if (e.relu) v = v > 0.0f ? v : 0.0f;
             cr[j] = v;
         }
     }
@@ -127,18 +129,28 @@ static void kernel_generic(int kc, const float* a, const float* b, float* c, int
 
 static constexpr int AVX2_MR = 6, AVX2_NR = 16;
 
-__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float* a,
-                                                            const float* b, float* c, int ldc,
-                                                            int m, int n, const Epilogue& e) {
+// The A operand is either a packed micro-panel (value (r,k) at a[k*MR + r]) or, kDirect, MR
+// rows of a row-major op(A) read where they lie (value (r,k) at a[r*lda + k]): a non-transposed
+// A needs no packing at all, since each broadcast reads one float and the MR row streams stay
+// in cache while the tile runs across the B panel. Rows past m repeat row m-1 (valid memory);
+// their results are never stored. Both forms sum in the same order: bit-identical results.
+template <bool kDirect>
+__attribute__((target("avx2,fma"), always_inline)) static inline void avx2_tile(
+    int kc, const float* a, int lda, const float* b, float* c, int ldc, int m, int n,
+    const Epilogue& e) {
+    const float* ar[AVX2_MR];
+    for (int r = 0; r < AVX2_MR; ++r)
+        ar[r] = kDirect ? a + (size_t)std::min(r, m - 1) * lda : a + r;
     __m256 acc[AVX2_MR][2];
     for (int r = 0; r < AVX2_MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int k = 0; k < kc; ++k, a += AVX2_MR, b += AVX2_NR) {
+    for (int k = 0; k < kc; ++k, b += AVX2_NR) {
         const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
         for (int r = 0; r < AVX2_MR; ++r) {
-            const __m256 ar = _mm256_broadcast_ss(a + r);
-            acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+            const __m256 av =
+                _mm256_broadcast_ss(kDirect ? ar[r] + k : ar[r] + (size_t)k * AVX2_MR);
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }
     }
     // Spill the accumulators to a tile with constant indices only: indexing acc[r] with a run-time
@@ -158,12 +170,27 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float*
                 if (e.bias) v = _mm256_add_ps(v, _mm256_loadu_ps(e.bias + 8 * h));
                 if (e.beta != 0.0f)
                     v = _mm256_add_ps(v, _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8 * h)));
+                if (e.relu)  // keep v where v > 0 (ordered: NaN and -0 give +0, as the scalar)
+                    v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
                 _mm256_storeu_ps(cr + 8 * h, v);
             }
         }
         return;
     }
     store_tile_scalar(c, ldc, tile, AVX2_NR, m, n, e);
+}
+
+__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float* a,
+                                                            const float* b, float* c, int ldc,
+                                                            int m, int n, const Epilogue& e) {
+    avx2_tile<false>(kc, a, 0, b, c, ldc, m, n, e);
+}
+
+__attribute__((target("avx2,fma"))) static void kernel_avx2_rows(int kc, const float* a, int lda,
+                                                                 const float* b, float* c,
+                                                                 int ldc, int m, int n,
+                                                                 const Epilogue& e) {
+    avx2_tile<true>(kc, a, lda, b, c, ldc, m, n, e);
 }
 
 // ---- AVX-512: 12 x 32 tile = 24 zmm accumulators + 2 for B + broadcasts ----------------------
@@ -207,6 +234,9 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void kernel
             if (e.beta != 0.0f)
                 v = _mm512_add_ps(
                     v, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask[h], cr + 16 * h)));
+            if (e.relu)  // keep v where v > 0 (ordered: NaN and -0 give +0, as the scalar)
+                v = _mm512_maskz_mov_ps(
+                    _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
             _mm512_mask_storeu_ps(cr + 16 * h, mask[h], v);
         }
     }
@@ -216,18 +246,23 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void kernel
 // ---------------------------------------------------------------------------------------------
 // Dispatch table, best first. "generic" is always last and always supported.
 
+// The same tile reading MR rows of a non-transposed A in place (row stride lda), no packing.
+using RowsKernel = void (*)(int kc, const float* a, int lda, const float* b, float* c, int ldc,
+                            int m, int n, const Epilogue& e);
+
 struct IsaImpl {
     const char* name;
     int mr, nr;
     MicroKernel kernel;
+    RowsKernel rows_kernel;  // nullptr: A is always packed
 };
 
 static const IsaImpl kIsas[] = {
 #ifdef CNNFAST_X86
-    {"avx512", AVX512_MR, AVX512_NR, kernel_avx512},
-    {"avx2", AVX2_MR, AVX2_NR, kernel_avx2},
+    {"avx512", AVX512_MR, AVX512_NR, kernel_avx512, nullptr},
+    {"avx2", AVX2_MR, AVX2_NR, kernel_avx2, kernel_avx2_rows},
 #endif
-    {"generic", GEN_MR, GEN_NR, kernel_generic},
+    {"generic", GEN_MR, GEN_NR, kernel_generic, nullptr},
 };
 static constexpr int kNumIsas = sizeof(kIsas) / sizeof(kIsas[0]);
 
@@ -299,6 +334,7 @@ void set_gemm_isa(const char* name) {
 // columns past the edge are zero, so the micro-kernel always runs its full tile.
 
 // op(A)(i,k) for i in [i0,i0+mc), k in [k0,k0+kc).
+CNNFAST_NO_MEMCPY_IDIOM
 static void pack_a(float* dst, const float* A, int lda, bool ta, int i0, int k0, int mc, int kc,
                    int MR) {
     for (int ip = 0; ip < mc; ip += MR, dst += (size_t)MR * kc) {
@@ -322,13 +358,14 @@ static void pack_a(float* dst, const float* A, int lda, bool ta, int i0, int k0,
 }
 
 // One NR-wide micro-panel of op(B)(k,j) for k in [k0,k0+kc), j in [j0,j0+n), n <= NR.
+CNNFAST_NO_MEMCPY_IDIOM
 static void pack_b_panel(float* dst, const float* B, int ldb, bool tb, int k0, int j0, int kc,
                          int n, int NR) {
     if (!tb) {  // B is (K,N): one k is a contiguous row segment
         for (int k = 0; k < kc; ++k) {
             const float* src = B + (size_t)(k0 + k) * ldb + j0;
             float* d = dst + (size_t)k * NR;
-            std::memcpy(d, src, sizeof(float) * n);
+            for (int j = 0; j < n; ++j) d[j] = src[j];  // 16-32 floats: inline, no memcpy call
             for (int j = n; j < NR; ++j) d[j] = 0.0f;
         }
     } else {  // B is (N,K): read each column of op(B) contiguously, write with stride NR
@@ -372,32 +409,41 @@ static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 // The Goto loops, serial, on the sub-matrix C[i0:i1, j0:j1]: every thread runs this on its own
 // part of C with its own packing buffers, so threads never wait for each other.
+CNNFAST_NO_MEMCPY_IDIOM
 static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, const float* A,
                       int lda, const float* B, int ldb, float beta, float* C, int ldc,
-                      const float* bias, int i0, int i1, int j0, int j1, float* bpack,
-                      float* apack) {
+                      const float* bias, bool relu, int i0, int i1, int j0, int j1,
+                      float* bpack, float* apack) {
     const int MR = isa.mr, NR = isa.nr;
     const MicroKernel kernel = isa.kernel;
+    const bool direct_a = !ta && isa.rows_kernel;  // a row-major A is read in place
     const int kcb = kc_block(K);
     for (int jc = j0; jc < j1; jc += NC) {
         const int nc = std::min(NC, j1 - jc);
         for (int pc = 0; pc < K; pc += kcb) {
             const int kc = std::min(kcb, K - pc);
             const bool first = pc == 0;  // only the first rank-kc update applies beta and bias
+            const bool last = pc + kc >= K;  // ... and only the last one the ReLU
             for (int jp = 0; jp * NR < nc; ++jp)
                 pack_b_panel(bpack + (size_t)jp * kc * NR, B, ldb, tb, pc, jc + jp * NR, kc,
                              std::min(NR, nc - jp * NR), NR);
             for (int ic = i0; ic < i1; ic += MC) {
                 const int mc = std::min(MC, i1 - ic);
-                pack_a(apack, A, lda, ta, ic, pc, mc, kc, MR);
+                if (!direct_a) pack_a(apack, A, lda, ta, ic, pc, mc, kc, MR);
                 for (int jr = 0; jr < nc; jr += NR) {
                     const int j = jc + jr, n = std::min(NR, nc - jr);
                     const Epilogue e{alpha, first ? beta : 1.0f,
-                                     first && bias ? bias + j : nullptr};
+                                     first && bias ? bias + j : nullptr, relu && last};
                     const float* bp = bpack + (size_t)(jr / NR) * kc * NR;
-                    for (int ir = 0; ir < mc; ir += MR)
-                        kernel(kc, apack + (size_t)ir * kc, bp, C + (size_t)(ic + ir) * ldc + j,
-                               ldc, std::min(MR, mc - ir), n, e);
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        float* c = C + (size_t)(ic + ir) * ldc + j;
+                        const int m = std::min(MR, mc - ir);
+                        if (direct_a)
+                            isa.rows_kernel(kc, A + (size_t)(ic + ir) * lda + pc, lda, bp, c, ldc,
+                                            m, n, e);
+                        else
+                            kernel(kc, apack + (size_t)ir * kc, bp, c, ldc, m, n, e);
+                    }
                 }
             }
         }
@@ -410,7 +456,7 @@ static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, 
 // a little duplicated packing, but no barriers, and each core's packed data stays in its own L2.
 static void sgemm_packed(const IsaImpl& isa, bool ta, bool tb, int M, int N, int K, float alpha,
                          const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                         int ldc, const float* bias) {
+                         int ldc, const float* bias, bool relu) {
     const int MR = isa.mr, NR = isa.nr;
     const double flops = 2.0 * M * N * K;
     int nt = flops < PARALLEL_MIN_FLOPS ? 1 : num_threads();
@@ -435,27 +481,29 @@ static void sgemm_packed(const IsaImpl& isa, bool ta, bool tb, int M, int N, int
         float* bpack = work + per_thread * t;
         float* apack = bpack + b_size;
         if (split_rows)
-            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, lo, hi, 0, N,
-                      bpack, apack);
+            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, lo, hi, 0,
+                      N, bpack, apack);
         else
-            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, 0, M, lo, hi,
-                      bpack, apack);
+            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, 0, M, lo,
+                      hi, bpack, apack);
     }
 }
 
 // K == 0 or alpha == 0: op(A) @ op(B) contributes nothing and A, B are not read (BLAS rule).
-static void scale_c(int M, int N, float beta, float* C, int ldc, const float* bias) {
+static void scale_c(int M, int N, float beta, float* C, int ldc, const float* bias, bool relu) {
     for (int i = 0; i < M; ++i) {
         float* c = C + (size_t)i * ldc;
         for (int j = 0; j < N; ++j) {
             float v = beta == 0.0f ? 0.0f : beta * c[j];
-            c[j] = bias ? v + bias[j] : v;
+            if (bias) v = v + bias[j];
+            c[j] = relu ? (v > 0.0f ? v : 0.0f) : v;
         }
     }
 }
 
 void sgemm_bias(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
-                const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
+                const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
+                bool relu) {
     CNNFAST_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size M=" + std::to_string(M) +
                                                   " N=" + std::to_string(N) +
                                                   " K=" + std::to_string(K));
@@ -465,15 +513,15 @@ void sgemm_bias(bool ta, bool tb, int M, int N, int K, float alpha, const float*
     const IsaImpl& isa = active_isa();
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc, bias);
+        scale_c(M, N, beta, C, ldc, bias, relu);
         return;
     }
-    sgemm_packed(isa, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+    sgemm_packed(isa, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
 }
 
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
-    sgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+    sgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr, false);
 }
 
 // ---------------------------------------------------------------------------------------------
