@@ -68,6 +68,18 @@ void activation_backward(float* dinp, const float* dout, const float* out, int64
             if (dinp != dout) std::copy(dout, dout + n, dinp);
             return;
         case Activation::ReLU:
+            // In place (dinp == dout, the executor's case) gets its own loop: with two pointers
+            // that may overlap, the compiler's run-time overlap check sends an exact alias to
+            // the scalar fallback.
+            if (dinp == dout) {
+                float* __restrict d = dinp;
+                const float* __restrict y = out;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#endif
+                for (int64_t i = 0; i < n; ++i) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+                return;
+            }
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
 #endif
@@ -244,6 +256,15 @@ void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64
                       double rate) {
     CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_backward: rate must be in [0, 1)");
     const float scale = (float)(1.0 / (1.0 - rate));
+    if (dinp == dout) {  // in place: see activation_backward's ReLU
+        float* __restrict d = dinp;
+        const uint8_t* __restrict m = mask;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#endif
+        for (int64_t i = 0; i < n; ++i) d[i] = m[i] ? d[i] * scale : 0.0f;
+        return;
+    }
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
 #endif

@@ -278,6 +278,27 @@ PYBIND11_MODULE(_core, m) {
             float* pdi = data_of<float>(dinp, fn, "dinp", true);
             const float* pdo = data_of<float>(dout, fn, "dout", false, os);
             const int32_t* pa = data_of<int32_t>(argmax, fn, "argmax", false, os);
+            // The kernel trusts argmax to be what maxpool2d_forward wrote: check that every
+            // index lies inside its own window (clipped to the input) before it runs.
+            for (int n = 0; n < p.N; ++n)
+                for (int oh = 0; oh < p.OH; ++oh)
+                    for (int ow = 0; ow < p.OW; ++ow) {
+                        const int h0 = oh * p.SH - p.PT, w0 = ow * p.SW - p.PL;
+                        const int32_t* a = pa + (((size_t)n * p.OH + oh) * p.OW + ow) * p.C;
+                        for (int c = 0; c < p.C; ++c) {
+                            const int32_t v = a[c];
+                            const int ih = v >= 0 ? v / p.W : -1, iw = v >= 0 ? v % p.W : -1;
+                            if (v < 0 || ih >= p.H || ih < std::max(h0, 0) ||
+                                ih >= std::min(h0 + p.PH, p.H) || iw < std::max(w0, 0) ||
+                                iw >= std::min(w0 + p.PW, p.W)) {
+                                throw py::value_error(
+                                    "maxpool2d_backward: argmax out of range: " +
+                                    std::to_string(v) + " at (" + std::to_string(n) + ", " +
+                                    std::to_string(oh) + ", " + std::to_string(ow) + ", " +
+                                    std::to_string(c) + ") is not a cell of that output's window");
+                            }
+                        }
+                    }
             py::gil_scoped_release nogil;
             maxpool2d_backward(pdi, pdo, pa, p);
         },

@@ -88,6 +88,8 @@ class Net {
         std::vector<int32_t> argmax;           // maxpool
         std::vector<uint8_t> mask;             // dropout
         bool active = false;                   // dropout applied in this step
+        bool relu_epilogue = false;  // Conv2D/Dense whose ReLU runs in the GEMM epilogue (no z)
+        bool relu_out = false;       // the output is a ReLU's (fused or Activation('relu'))
     };
 
     void forward(const float* x, int B, bool training, uint64_t seed);

@@ -95,7 +95,13 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
         sizes_.push_back(l.out_n);
         const size_t out_sz = (size_t)max_batch * l.out_n;
         const bool fused_act = (o.kind == OpKind::Conv2D || o.kind == OpKind::Dense) && o.act != 0;
-        if (fused_act) l.z.resize(out_sz);
+        const bool relu = static_cast<Activation>(o.act) == Activation::ReLU;
+        // A ReLU inside the stack runs in the GEMM epilogue, and its backward reads only the
+        // output, so the pre-activation is never stored. The last op keeps z: the loss may
+        // read it (cached logits).
+        l.relu_epilogue = fused_act && relu && layers_.size() + 1 < ops.size();
+        l.relu_out = relu && (fused_act || o.kind == OpKind::Activation);
+        if (fused_act && !l.relu_epilogue) l.z.resize(out_sz);
         if (o.kind == OpKind::MaxPool2D) l.argmax.resize(out_sz);
         if (o.kind == OpKind::Dropout) l.mask.resize(out_sz);
         if (o.kind != OpKind::Flatten) l.out.resize(out_sz);
@@ -131,16 +137,16 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
             case OpKind::Conv2D: {
                 float* z = l.z.empty() ? out : l.z.data();
                 conv2d_forward(z, in, o.weight, o.bias, conv_params(o, l.in_shape, B),
-                               workspace_.data());
+                               workspace_.data(), l.relu_epilogue);
                 if (!l.z.empty()) activation_forward(out, z, B, l.out_n, act);
-                zp_[i] = z;
+                zp_[i] = l.relu_epilogue ? nullptr : z;
                 break;
             }
             case OpKind::Dense: {
                 float* z = l.z.empty() ? out : l.z.data();
-                dense_forward(z, in, o.weight, o.bias, B, (int)l.in_n, o.units);
+                dense_forward(z, in, o.weight, o.bias, B, (int)l.in_n, o.units, l.relu_epilogue);
                 if (!l.z.empty()) activation_forward(out, z, B, l.out_n, act);
-                zp_[i] = z;
+                zp_[i] = l.relu_epilogue ? nullptr : z;
                 break;
             }
             case OpKind::MaxPool2D:
@@ -205,32 +211,41 @@ void Net::backward(int B) {
             break;
         }
     float* dy = dloss_.data();
+    bool relu_done = false;  // a max-pool above already applied this layer's ReLU derivative
     for (int i = (int)layers_.size() - 1; i >= std::max(lowest, 0); --i) {
         Layer& l = layers_[i];
         const OpSpec& o = l.spec;
         const Activation act = static_cast<Activation>(o.act);
-        const bool skip_act = fused_ && i == (int)layers_.size() - 1;  // dy is d(logits)
+        // dy is d(logits), or the ReLU derivative was applied by the max-pool above.
+        const bool skip_act = (fused_ && i == (int)layers_.size() - 1) || relu_done;
+        relu_done = false;
+        const bool has_act = o.act != 0;
         float* other = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
         float* dx = i == lowest ? nullptr : other;
         switch (o.kind) {
             case OpKind::Conv2D:
-                if (!l.z.empty() && !skip_act)
+                if (has_act && !skip_act)
                     activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
                 conv2d_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
                                 conv_params(o, l.in_shape, B), workspace_.data());
                 dy = dx;
                 break;
             case OpKind::Dense:
-                if (!l.z.empty() && !skip_act)
+                if (has_act && !skip_act)
                     activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
                 dense_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight, B, (int)l.in_n,
                                o.units);
                 dy = dx;
                 break;
-            case OpKind::MaxPool2D:
-                maxpool2d_backward(other, dy, l.argmax.data(), pool_params(o, l.in_shape, B));
+            case OpKind::MaxPool2D: {
+                // Below a ReLU's output: fuse that ReLU's derivative into this pass (one pass
+                // over the large pre-pool activation instead of two).
+                relu_done = i > 0 && i - 1 >= lowest && layers_[i - 1].relu_out;
+                maxpool2d_backward(other, dy, l.argmax.data(), pool_params(o, l.in_shape, B),
+                                   relu_done ? a_[i] : nullptr);
                 dy = other;
                 break;
+            }
             case OpKind::AvgPool2D:
                 avgpool2d_backward(other, dy, pool_params(o, l.in_shape, B));
                 dy = other;

@@ -25,8 +25,12 @@ inline Pool2DParams make_pool2d_params(int N, int H, int W, int C, int PH, int P
 // flat spatial index h*W+w, or nullptr (inference). Ties go to the first cell in row-major scan.
 void maxpool2d_forward(float* out, int32_t* argmax, const float* inp, const Pool2DParams& p);
 // dinp (N,H,W,C) overwritten: each dout goes to its argmax cell (summed where windows overlap).
+// argmax must be what maxpool2d_forward wrote: every index lies in its own window (the Python
+// binding checks this). relu_out: the pool's input when it is a ReLU's output, or nullptr;
+// given, the gradient is also multiplied by the ReLU's derivative (relu_out > 0), which fuses
+// the ReLU backward into this pass with exactly the values of the unfused sequence.
 void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
-                        const Pool2DParams& p);
+                        const Pool2DParams& p, const float* relu_out = nullptr);
 
 // Average over the window's cells inside the input (TF excludes SAME padding from the count).
 void avgpool2d_forward(float* out, const float* inp, const Pool2DParams& p);

@@ -58,24 +58,63 @@ void maxpool2d_forward(float* out, int32_t* argmax, const float* inp, const Pool
     }
 }
 
+// v where keep, else +0.0f, as a bit mask (vectorises where a select would not).
+static inline float masked(float v, bool keep) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    bits &= -(uint32_t)keep;
+    std::memcpy(&v, &bits, sizeof bits);
+    return v;
+}
+
+// Windows that tile the input (stride == pool, no leading padding) never overlap, so every input
+// cell gets at most one contribution and is written once, with no zero-fill pass and no
+// read-modify-write: the common 2x2/2 case. Other geometries scatter-add into a zeroed image.
+// In both, a cell receives 0 + sum(dout) in window order, and the ReLU mask is applied to each
+// contribution, which equals masking the sum (the mask is per cell).
 void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
-                        const Pool2DParams& p) {
+                        const Pool2DParams& p, const float* relu_out) {
     const size_t img = (size_t)p.H * p.W * p.C, oimg = (size_t)p.OH * p.OW * p.C;
-    const int HW = p.H * p.W;
-    // Validate indices first: a bad argmax from Python must raise, not write out of bounds.
-    for (size_t i = 0, n = (size_t)p.N * oimg; i < n; ++i)
-        CNNFAST_CHECK(argmax[i] >= 0 && argmax[i] < HW, "maxpool2d_backward: argmax out of range");
+    const bool tiled = p.SH == p.PH && p.SW == p.PW && p.PT == 0 && p.PL == 0;
+    const bool uncovered = (size_t)p.OH * p.SH < (size_t)p.H || (size_t)p.OW * p.SW < (size_t)p.W;
+    const int C = p.C;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (p.N > 1)
+#pragma omp parallel for schedule(static) if (p.N > 1 && (size_t)p.N * img > 16384)
 #endif
     for (int n = 0; n < p.N; ++n) {
         float* di = dinp + (size_t)n * img;
-        std::memset(di, 0, sizeof(float) * img);
-        const float* d = dout + (size_t)n * oimg;
-        const int32_t* a = argmax + (size_t)n * oimg;
-        for (size_t o = 0; o < (size_t)p.OH * p.OW; ++o)
-            for (int c = 0; c < p.C; ++c)
-                di[(size_t)a[o * p.C + c] * p.C + c] += d[o * p.C + c];
+        const float* mk = relu_out ? relu_out + (size_t)n * img : nullptr;
+        if (!tiled || uncovered) std::memset(di, 0, sizeof(float) * img);
+        for (int oh = 0; oh < p.OH; ++oh)
+            for (int ow = 0; ow < p.OW; ++ow) {
+                const size_t o = (((size_t)oh * p.OW) + ow) * C;
+                const float* __restrict d = dout + (size_t)n * oimg + o;
+                const int32_t* __restrict a = argmax + (size_t)n * oimg + o;
+                const Span s = window(p, oh, ow);
+                for (int ih = s.h0; ih < s.h1; ++ih)
+                    for (int iw = s.w0; iw < s.w1; ++iw) {
+                        const int32_t idx = ih * p.W + iw;
+                        float* __restrict x = di + (size_t)idx * C;
+                        const float* __restrict m = mk ? mk + (size_t)idx * C : nullptr;
+                        // Branch-free: bit masks over values computed unconditionally, so
+                        // the loops vectorise (GCC will not if-convert an int-conditioned float
+                        // select, nor a conditional FP add under -ftrapping-math).
+                        if (tiled) {
+                            if (m)
+                                for (int c = 0; c < C; ++c)
+                                    x[c] = masked(0.0f + d[c], (a[c] == idx) & (m[c] > 0.0f));
+                            else
+                                for (int c = 0; c < C; ++c)
+                                    x[c] = masked(0.0f + d[c], a[c] == idx);
+                        } else {
+                            if (m)
+                                for (int c = 0; c < C; ++c)
+                                    x[c] = x[c] + masked(d[c], (a[c] == idx) & (m[c] > 0.0f));
+                            else
+                                for (int c = 0; c < C; ++c) x[c] = x[c] + masked(d[c], a[c] == idx);
+                        }
+                    }
+            }
     }
 }
 

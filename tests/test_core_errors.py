@@ -163,6 +163,12 @@ CASES = {
                                 z(1, 4, 4, 1), z(1, 2, 2, 1),
                                 np.array([0, 5, 16, 3], np.int32).reshape(1, 2, 2, 1),
                                 (2, 2), (2, 2), "valid")),
+    # 0 is a cell of the input but not of output (1,1)'s window {10, 11, 14, 15}.
+    "argmax_outside_its_window": (ValueError, r"argmax out of range: 0 at \(0, 1, 1, 0\)",
+                                  lambda: _core.maxpool2d_backward(
+                                      z(1, 4, 4, 1), z(1, 2, 2, 1),
+                                      np.array([5, 2, 8, 0], np.int32).reshape(1, 2, 2, 1),
+                                      (2, 2), (2, 2), "valid")),
     "argmax_negative": (ValueError, "argmax out of range",
                         lambda: _core.maxpool2d_backward(
                             z(1, 4, 4, 1), z(1, 2, 2, 1), np.full((1, 2, 2, 1), -1, np.int32),

@@ -32,6 +32,28 @@ def model(last_act="softmax", classes=4, dropout=0.0):
     ])
 
 
+def model_fused(last_act="softmax", classes=4, dropout=0.0):
+    """The executor's fusions: ReLU in the GEMM epilogue (Conv2D, hidden Dense) and the ReLU
+    derivative inside max-pool backward, for tiling windows with uncovered cells (9 -> 4, VALID)
+    and without (4 -> 2, SAME), below a fused ReLU and below Activation('relu')."""
+    reset_names()
+    cf.utils.set_random_seed(5)
+    return cf.Sequential([
+        layers.Input((9, 9, 2)),
+        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(5, 2, padding="same"),
+        layers.Activation("relu"),
+        layers.MaxPooling2D(2, padding="same"),
+        layers.Flatten(),
+        layers.Dense(8, activation="relu"),
+        layers.Dropout(dropout),
+        layers.Dense(classes, activation=last_act),
+    ])
+
+
+MODELS = {"mixed": model, "fused": model_fused}
+
 OPTS = {
     "adam": lambda: cf.optimizers.Adam(0.01),
     "adam_amsgrad": lambda: cf.optimizers.Adam(0.01, amsgrad=True),
@@ -48,11 +70,11 @@ LOSSES = {  # (last activation, loss, one-hot labels)
 }
 
 
-def train(native, opt, loss_name, monkeypatch):
+def train(native, opt, loss_name, monkeypatch, arch="mixed"):
     monkeypatch.setenv("CNNFAST_EXECUTOR", "1" if native else "0")
     act, loss, onehot = LOSSES[loss_name]
     x, y = data()
-    m = model(act)
+    m = MODELS[arch](act)
     m.compile(optimizer=OPTS[opt](), loss=loss, metrics=["accuracy"])
     yy = cf.utils.to_categorical(y, 4) if onehot else y
     assert (executor.for_model(m, 7, "train") is not None) == native
@@ -65,10 +87,11 @@ CASES = [(o, "sparse_cached_logits") for o in sorted(OPTS)] + \
     [("adam", l) for l in sorted(LOSSES) if l != "sparse_cached_logits"]
 
 
-@pytest.mark.parametrize("opt,loss_name", CASES)
-def test_native_step_equals_python_path(opt, loss_name, monkeypatch):
-    m1, h1, e1, p1 = train(True, opt, loss_name, monkeypatch)
-    m2, h2, e2, p2 = train(False, opt, loss_name, monkeypatch)
+@pytest.mark.parametrize("opt,loss_name,arch", [c + ("mixed",) for c in CASES] + [
+    ("adam", "sparse_cached_logits", "fused"), ("sgd_nesterov", "sparse_from_logits", "fused")])
+def test_native_step_equals_python_path(opt, loss_name, arch, monkeypatch):
+    m1, h1, e1, p1 = train(True, opt, loss_name, monkeypatch, arch)
+    m2, h2, e2, p2 = train(False, opt, loss_name, monkeypatch, arch)
     for a, b in zip(m1.get_weights(), m2.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(p1, p2)
