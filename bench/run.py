@@ -1,9 +1,12 @@
-"""End-to-end training/inference benchmark: cnnfast vs the NumPy reference trainer, tf.keras
-and PyTorch eager on the four tutorial models. See bench/README.md.
+"""Kernel-level and end-to-end benchmark: cnnfast's conv/pool/dense kernels vs the NumPy
+reference kernels and the measured sgemm peak; training/inference images/s of cnnfast vs the
+NumPy reference trainer, tf.keras and PyTorch eager on the four tutorial models. See
+bench/README.md.
 
     python -m bench                 # full run (~10 min on 2 cores)
     python -m bench --quick         # smoke run (~1-2 min)
     python -m bench --models cnn,mlp --batch 32 --frameworks cnnfast,torch --threads 2
+    python -m bench --kernels-only  # kernel section only
 """
 from __future__ import annotations
 
@@ -127,6 +130,13 @@ def parse(argv):
                    help="run torch in channels_last memory format (default NCHW)")
     p.add_argument("--timeout", type=int, default=900, help="per worker, seconds")
     p.add_argument("--out", default=OUT)
+    k = p.add_mutually_exclusive_group()
+    k.add_argument("--no-kernels", dest="kernels", action="store_const", const="no",
+                   default="yes", help="skip the kernel-level section")
+    k.add_argument("--kernels-only", dest="kernels", action="store_const", const="only",
+                   help="run only the kernel-level section (and the sgemm peak it needs)")
+    p.add_argument("--kernel-repeats", type=int, default=None,
+                   help="timed repeats per kernel, median reported (default 7; --quick 3)")
     a = p.parse_args(argv)
     a.models = [m for m in a.models.split(",") if m]
     for m in a.models:
@@ -139,7 +149,41 @@ def parse(argv):
     a.batch = [int(b) for b in (a.batch or ("128" if a.quick else "32,128")).split(",")]
     if a.target_s is None:
         a.target_s = 0.5 if a.quick else 2.0
+    if a.kernel_repeats is None:
+        a.kernel_repeats = 3 if a.quick else 7
     return a
+
+
+def run_kernels(a, fws, peak, emit):
+    """Kernel section: one worker per implementation (cnnfast, numpy), each row emitted as a
+    "kernel" JSON line with its fraction of the measured sgemm peak."""
+    layers = M.kernel_layers(a.models)
+    impls = [f for f in fws if f in ("cnnfast", "numpy")]
+    if not layers or not impls:
+        print("  kernels: nothing to run (needs a conv model in --models and cnnfast or numpy "
+              "in --frameworks)", flush=True)
+        return
+    for fw in impls:
+        rec = run_worker(["kernels", "--impl", fw, "--models", ",".join(a.models),
+                          "--batch", ",".join(map(str, a.batch)), "--threads", a.threads,
+                          "--repeats", a.kernel_repeats], a.threads, a.timeout)
+        rows = rec.pop("rows", [])
+        rec.update(kind="kernel_run", framework=fw, threads=a.threads)
+        emit(rec)
+        if "error" in rec:
+            print(f"  kernels {fw}: ERROR {rec['error'].splitlines()[-1][:200]}", flush=True)
+            continue
+        for row in rows:
+            row.update(kind="kernel", framework=fw, threads=a.threads)
+            if peak and row.get("gflops"):
+                row["frac_peak"] = row["gflops"] / peak
+            for g in row.get("gemm", []):
+                if peak:
+                    g["frac_peak"] = g["gflops"] / peak
+            emit(row)
+        errs = sum(1 for r in rows if "error" in r)
+        print(f"  kernels {fw}: {len(rows)} measurements" + (f", {errs} failed" if errs else "")
+              + f" ({rec.get('worker_wall_s', '?')} s)", flush=True)
 
 
 def main(argv=None):
@@ -155,7 +199,8 @@ def main(argv=None):
             f.write(json.dumps(rec) + "\n")
 
     t_start = time.time()
-    data, data_note = prepare_data(a.synthetic)
+    e2e = a.kernels != "only"
+    data, data_note = prepare_data(a.synthetic) if e2e else (None, None)
     fws, notes = [], []
     for fw in a.frameworks:
         if available(fw):
@@ -168,35 +213,42 @@ def main(argv=None):
               "scaling_threads": a.scaling_threads, "data": data_note, "quick": a.quick,
               "target_s": a.target_s, "frameworks": fws, "notes": notes,
               "torch_layout": "channels_last" if a.torch_channels_last else "NCHW (default)",
+              "kernels": a.kernels, "kernel_repeats": a.kernel_repeats,
               "machine": machine_info()}
     emit(header)
     print(f"bench: {len(a.models)} models x batch {a.batch} x {fws}, {a.threads} threads; "
-          f"load average {header['loadavg_start']}; data: {data_note}", flush=True)
+          f"kernels: {a.kernels}; load average {header['loadavg_start']}; data: {data_note}",
+          flush=True)
     for n in notes:
         print("  note:", n, flush=True)
 
-    for m in a.models:
+    for m in (a.models if e2e else []):
         train_flop, infer_flop = M.flops(m)
         emit({"kind": "model", "model": m, "title": M.MODELS[m]["title"],
               "params": M.params(m), "train_flop_per_image": train_flop,
               "infer_flop_per_image": infer_flop})
 
-    thread_counts = sorted({a.threads} | ({a.scaling_threads} if a.scaling_threads else set()))
-    for t in thread_counts:
+    scaling = {a.scaling_threads} if a.scaling_threads and e2e else set()
+    peaks = {}
+    for t in sorted({a.threads} | scaling):
         rec = run_worker(["peak", "--threads", t, "--n", 512 if a.quick else 1024,
                           "--reps", 2 if a.quick else 3], t, a.timeout)
         rec.setdefault("kind", "peak")
         rec.setdefault("threads", t)
         emit(rec)
+        peaks[t] = rec.get("peak_gflops")
         print(f"  peak sgemm {t} thread(s): {rec.get('peak_gflops', rec.get('error'))}",
               flush=True)
+
+    if a.kernels != "no":
+        run_kernels(a, fws, peaks.get(a.threads), emit)
 
     common = ["--target-s", a.target_s, "--min-steps", 2]
     if a.quick:
         common += ["--max-samples", 4096]
     if data:
         common += ["--data", data]
-    if "cnnfast" in fws:
+    if "cnnfast" in fws and e2e:
         for m in a.models:
             rec = run_worker(["validate", "--model", m, "--batch", 32, "--threads", a.threads]
                              + (["--data", data] if data else []), a.threads, a.timeout)
@@ -208,7 +260,7 @@ def main(argv=None):
                   flush=True)
 
     jobs = []
-    for m in a.models:
+    for m in (a.models if e2e else []):
         for b in a.batch:
             for fw in fws:
                 extra = []

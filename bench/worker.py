@@ -2,6 +2,7 @@
 
     python -m bench.worker train --framework cnnfast --model cnn --batch 32 --threads 2
     python -m bench.worker peak --threads 2
+    python -m bench.worker kernels --impl cnnfast --models cnn --batch 128 --threads 2
 
 Prints one line "RESULT {json}" on stdout. The parent (bench/run.py) sets OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS and MKL_NUM_THREADS to --threads before starting it.
@@ -21,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from bench import kernels as K  # noqa: E402
 from bench import models as M  # noqa: E402
 
 SEED = 0
@@ -282,6 +284,27 @@ def cmd_peak(opts):
     print("RESULT " + json.dumps(rec), flush=True)
 
 
+def cmd_kernels(opts):
+    """Kernel timings of one implementation (bench/kernels.py) for the models' layers."""
+    layers = M.kernel_layers(opts.models.split(","))
+    rec = {"kind": "kernels", "impl": opts.impl, "threads": opts.threads}
+    if opts.impl == "cnnfast":
+        import cnnfast as cf
+        from cnnfast import _core
+
+        _core.set_num_threads(opts.threads)
+        info = cf.build_info()
+        rec["meta"] = {"version": info.get("version"), "isa": _core.gemm_isa(),
+                       "openmp": info.get("openmp"), "threads": _core.num_threads()}
+    else:
+        rec["meta"] = {"version": np.__version__, "dtype": "float32"}
+    t = time.perf_counter()
+    rec["rows"] = K.run(opts.impl, layers, [int(b) for b in opts.batch.split(",")],
+                        opts.repeats, opts.min_time)
+    rec["seconds"] = round(time.perf_counter() - t, 2)
+    print("RESULT " + json.dumps(rec), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -307,8 +330,17 @@ def main(argv=None):
     k.add_argument("--threads", type=int, required=True)
     k.add_argument("--n", type=int, default=1024)
     k.add_argument("--reps", type=int, default=3)
+    k = sub.add_parser("kernels")
+    k.add_argument("--impl", choices=["cnnfast", "numpy"], required=True)
+    k.add_argument("--models", required=True, help="comma list; see models.kernel_layers")
+    k.add_argument("--batch", default="32,128", help="comma list of batch sizes")
+    k.add_argument("--threads", type=int, required=True)
+    k.add_argument("--repeats", type=int, default=7)
+    k.add_argument("--min-time", type=float, default=0.02,
+                   help="each repeat loops a short kernel until it lasts this long (s)")
     opts = p.parse_args(argv)
-    {"train": cmd_train, "validate": cmd_validate, "peak": cmd_peak}[opts.cmd](opts)
+    {"train": cmd_train, "validate": cmd_validate, "peak": cmd_peak,
+     "kernels": cmd_kernels}[opts.cmd](opts)
 
 
 if __name__ == "__main__":
