@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import sys
 
-FW = ["cnnfast", "numpy", "tf.keras", "torch"]
-LABEL = {"cnnfast": "cnnfast", "numpy": "NumPy ref", "tf.keras": "tf.keras", "torch": "torch"}
+FW = ["cnnfast", "cnnfast@base", "numpy", "tf.keras", "torch"]
+LABEL = {"cnnfast": "cnnfast", "cnnfast@base": "cnnfast@base", "numpy": "NumPy ref",
+         "tf.keras": "tf.keras", "torch": "torch"}
 TARGET = 0.80          # issue #4: conv and dense GEMM phases >= 80 % of the sgemm peak at b128
 TARGET_BATCH = 128
 
@@ -51,9 +52,10 @@ def kernel_section(records, head, peaks):
                      f"{r['error'].splitlines()[-1][:300]}")
         else:
             m = r.get("meta", {})
+            src = r.get("cnnfast_file", "")
             L.append(f"- {LABEL.get(r['framework'], r['framework'])}: "
                      + (f"cnnfast {m.get('version')}, ISA {m.get('isa')}, {m.get('threads')} "
-                        f"threads" if r["framework"] != "numpy" else
+                        f"threads, `{src}`" if r["framework"] != "numpy" else
                         f"`cnnfast.reference` conv/pool/dense in float32 (numpy "
                         f"{m.get('version')})")
                      + f"; {r.get('seconds')} s")
@@ -178,10 +180,21 @@ def markdown(records):
                                    else ")"))
     if head.get("data"):
         L.append(f"- data: {head.get('data')}")
+    tree = head.get("tree") or {}
     if isinstance(cf, dict):
         L.append(f"- cnnfast {cf.get('version')}: {cf.get('compiler')}, OpenMP "
                  f"{cf.get('openmp')}, GEMM ISA **{cf.get('isa')}** (supported: "
-                 f"{cf.get('supported_isas')})")
+                 f"{cf.get('supported_isas')})"
+                 + (f"; tree `{tree.get('dir')}` at {tree.get('git')}" if tree else ""))
+    base = head.get("baseline")
+    if base:
+        bm = meta.get("cnnfast@base") or next(
+            (r.get("meta", {}) for r in records if r.get("kind") == "kernel_run"
+             and r.get("framework") == "cnnfast@base"), {})
+        L.append(f"- **cnnfast@base**: the cnnfast of `{base.get('dir')}` at {base.get('git')}"
+                 f" (version {bm.get('version')}, GEMM ISA {bm.get('isa')}), imported by its "
+                 f"workers through PYTHONPATH (checked: every worker reports the cnnfast file "
+                 f"it imported); `cnnfast/cnnfast@base` > 1 means this tree is faster")
     if runs:
         L.append(f"- NumPy ref: `cnnfast.reference.trainer` (float32 reference kernels), "
                  f"numpy {mach.get('numpy')}")
