@@ -42,7 +42,7 @@ def kernel_section(records, head, peaks):
             layers.append(r["layer"])
             descs[r["layer"]] = (r["desc"], r.get("also") or [])
     batches = sorted({r["batch"] for r in rows})
-    L = [f"**Kernels, {T} threads** — median of {head.get('kernel_repeats')} timed repeats "
+    L = [f"**Kernels, {T} thread{'s' if T != 1 else ''}** — median of {head.get('kernel_repeats')} timed repeats "
          f"after a warm-up (short kernels looped to ≥ 20 ms per repeat), one process per "
          f"implementation; % = GFLOP/s ÷ the {peak_text(peaks.get(T, {}), T)}, measured in "
          "this run", ""]
@@ -107,6 +107,11 @@ def kernel_section(records, head, peaks):
              "the `_core.sgemm` calls of the layer's im2col lowering, same shapes, timed on "
              "their own (fwd: col @ W; dW: colᵀ @ dout; dX: dout @ Wᵀ, before col2im). NumPy "
              "ref max-pool backward recomputes the argmax from x; cnnfast keeps it from forward.")
+    if any(r.get("frac_peak", 0) > 1 or any(g.get("frac_peak", 0) > 1 for g in r.get("gemm", []))
+           for r in rows):
+        L.append("")
+        L.append("**Some fractions exceed 100 %**: the peak and those kernels ran under "
+                 "different load (other processes on the machine); rerun when it is quiet.")
     L.append("")
     for f in cf:
         ph = [(r["layer"], x) for r in rows if r["framework"] == f and r["batch"] == TARGET_BATCH

@@ -108,7 +108,7 @@ def test_cli_with_baseline(tmp_path):
     assert train["cnnfast@base"]["cnnfast_file"].startswith(str(base))
     md = (out / "latest.md").read_text()
     assert "cnnfast/cnnfast@base" in md and "**Training images/s" in md
-    assert "**Kernels, 1 threads**" in md and "**Target**" in md
+    assert "**Kernels, 1 thread**" in md and "**Target**" in md
     # kernels-only records render without the end-to-end tables
     md = report.markdown([r for r in recs if r["kind"] not in ("model", "validate", "train")])
     assert "**Kernels" in md and "images/s" not in md
