@@ -54,6 +54,8 @@ def worker_env(threads, tree=ROOT):
     env["TF_ENABLE_ONEDNN_OPTS"] = "1"       # TF's default fast path on x86, stated explicitly
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, env.get("PYTHONPATH")) if p)
+    if os.path.realpath(tree) != os.path.realpath(ROOT):
+        env["PYTHONDONTWRITEBYTECODE"] = "1"     # leave the baseline tree as it was
     return env
 
 

@@ -91,8 +91,11 @@ def test_cli_with_baseline(tmp_path):
                         "--batch", "4", "--frameworks", "cnnfast,numpy", "--threads", "1",
                         "--scaling-threads", "0", "--synthetic", "--target-s", "0.01",
                         "--kernel-repeats", "1", "--baseline", str(base), "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={k: v for k, v in os.environ.items()
+                            if k != "PYTHONDONTWRITEBYTECODE"})
     assert p.returncode == 0, p.stdout + p.stderr
+    assert not list(base.rglob("__pycache__"))      # nothing written into the baseline tree
     recs = [json.loads(line) for line in open(out / "latest.jsonl")]
     runs = {r["framework"]: r for r in recs if r["kind"] == "kernel_run"}
     assert set(runs) == {"cnnfast", "cnnfast@base", "numpy"}
