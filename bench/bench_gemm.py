@@ -23,6 +23,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(ROOT, "bench", "out")
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from bench.kernels import time_call  # noqa: E402
 
 # (name, M, N, K, trans_a, trans_b): the GEMMs the tutorial CNN runs, named by layer and pass.
 #   conv fwd:      out  (M=B*OH*OW, OC)  = col (M, K=KH*KW*C) @ weight (K, OC)
@@ -57,18 +60,7 @@ def operands(M, N, K, ta, tb, seed=0):
 
 def median_time(fn, repeats, min_time=0.02):
     """Median seconds of one call; each sample loops until it lasts min_time (short calls)."""
-    fn()  # warm-up: first-touch of buffers, packing-buffer growth, thread pool start
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    inner = max(1, int(min_time / max(once, 1e-7)))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return float(np.median(samples))
+    return time_call(fn, repeats, min_time)[0]
 
 
 def numpy_worker(shapes, repeats):

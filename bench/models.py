@@ -198,3 +198,46 @@ def build_numpy(name, seed=0):
         elif kind == "dropout":
             seq.append(rt.Dropout(layer[1]))
     return rt.Trainer(seq, spec["input"], seed=seed)
+
+
+# ---- kernel benchmark ---------------------------------------------------------------------------
+KERNEL_OPS = {"cnn": ("conv", "pool", "dense")}   # every other model: its conv layers only
+
+
+def _dims(shape):
+    return "x".join(map(str, shape))
+
+
+def kernel_layers(names):
+    """The distinct conv/pool/dense layers of the models `names` for the kernel benchmark: every
+    layer of the tutorial `cnn`, the conv layers of the other conv models (mlp: none).
+
+    Returns [{"name", "op", "in", "out", "filters"|"units", "padding", "macs" (per image),
+    "desc", "also"}] in model order; a layer that repeats one already listed (same op, input
+    shape and size) is listed once, with the other models' names in "also"."""
+    out, seen = [], {}
+    for name in names:
+        ops = KERNEL_OPS.get(name, ("conv",))
+        shape, count = tuple(MODELS[name]["input"]), {}
+        for layer, out_shape, macs in shapes_and_macs(name):
+            kind = layer[0]
+            count[kind] = count.get(kind, 0) + 1
+            if kind in ops:
+                lname = f"{name}/{kind}{count[kind]}"
+                rec = {"name": lname, "op": kind, "in": shape, "out": out_shape, "macs": macs}
+                if kind == "conv":
+                    rec.update(filters=layer[1], padding=layer[2],
+                               desc=f"3x3 {layer[2]} {_dims(shape)}→{_dims(out_shape)}")
+                elif kind == "pool":
+                    rec.update(desc=f"max 2x2 {_dims(shape)}→{_dims(out_shape)}")
+                else:
+                    rec.update(units=layer[1], desc=f"{shape[0]}→{layer[1]}")
+                key = (kind, shape, out_shape, layer[1:2] if kind != "pool" else ())
+                if key in seen:
+                    seen[key]["also"].append(lname)
+                else:
+                    rec["also"] = []
+                    seen[key] = rec
+                    out.append(rec)
+            shape = out_shape
+    return out

@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 import sys
 
-FW = ["cnnfast", "numpy", "tf.keras", "torch"]
-LABEL = {"cnnfast": "cnnfast", "numpy": "NumPy ref", "tf.keras": "tf.keras", "torch": "torch"}
+FW = ["cnnfast", "cnnfast@base", "numpy", "tf.keras", "torch"]
+LABEL = {"cnnfast": "cnnfast", "cnnfast@base": "cnnfast@base", "numpy": "NumPy ref",
+         "tf.keras": "tf.keras", "torch": "torch"}
+TARGET = 0.80          # issue #4: conv and dense GEMM phases >= 80 % of the sgemm peak at b128
+TARGET_BATCH = 128
 
 
 def _fmt(v, nd=1):
@@ -18,6 +21,137 @@ def _fmt(v, nd=1):
 
 def _ratio(a, b):
     return f"{a / b:.2f}×" if a and b else "–"
+
+
+def _pct(v):
+    return f"{100 * v:.0f}%" if v is not None else "–"
+
+
+def kernel_section(records, head, peaks):
+    """Markdown of the kernel-level records ("kernel", "kernel_run") of one run."""
+    T = head.get("threads")
+    rows = [r for r in records if r.get("kind") == "kernel"]
+    run_recs = [r for r in records if r.get("kind") == "kernel_run"]
+    if not rows and not run_recs:
+        return []
+    fws = [f for f in FW if any(r["framework"] == f for r in rows)]
+    by = {(r["framework"], r["layer"], r["batch"], r["pass"]): r for r in rows}
+    layers, descs = [], {}
+    for r in rows:
+        if r["layer"] not in descs:
+            layers.append(r["layer"])
+            descs[r["layer"]] = (r["desc"], r.get("also") or [])
+    batches = sorted({r["batch"] for r in rows})
+    L = [f"**Kernels, {T} thread{'s' if T != 1 else ''}** — median of {head.get('kernel_repeats')} timed repeats "
+         f"after a warm-up (short kernels looped to ≥ 20 ms per repeat), one process per "
+         f"implementation; % = GFLOP/s ÷ the {peak_text(peaks.get(T, {}), T)}, measured in "
+         "this run", ""]
+    for r in run_recs:
+        if "error" in r:
+            L.append(f"- {LABEL.get(r['framework'], r['framework'])}: ERROR "
+                     f"{r['error'].splitlines()[-1][:300]}")
+        else:
+            m = r.get("meta", {})
+            src = r.get("cnnfast_file", "")
+            L.append(f"- {LABEL.get(r['framework'], r['framework'])}: "
+                     + (f"cnnfast {m.get('version')}, ISA {m.get('isa')}, {m.get('threads')} "
+                        f"threads, `{src}`" if r["framework"] != "numpy" else
+                        f"`cnnfast.reference` conv/pool/dense in float32 (numpy "
+                        f"{m.get('version')})")
+                     + f"; {r.get('seconds')} s")
+    L.append("")
+    cf = [f for f in fws if f != "numpy"]
+    cols = []
+    for f in fws:
+        cols += [f"{LABEL[f]} ms", f"{LABEL[f]} GFLOP/s (% peak)"]
+    if "cnnfast" in fws:
+        cols.append("cnnfast GEMM phases, % peak")
+        cols += [f"cnnfast/{LABEL[f]}" for f in fws if f != "cnnfast"]
+    L.append("| layer | shape | batch | pass | GFLOP | " + " | ".join(cols) + " |")
+    L.append("|---|---|---:|---|---:|" + "---:|" * len(cols))
+    for b in batches:
+        for lay in layers:
+            desc, also = descs[lay]
+            name = lay + (f" (= {', '.join(also)})" if also else "")
+            for p in ("fwd", "bwd"):
+                rs = {f: by.get((f, lay, b, p)) for f in fws}
+                any_r = next((r for r in rs.values() if r), None)
+                if any_r is None:
+                    continue
+                flop = any_r.get("flop")
+                cells = []
+                for f in fws:
+                    r = rs[f]
+                    if r is None or "error" in r:
+                        cells += ["ERROR" if r else "–", "–"]
+                        continue
+                    gf = r.get("gflops")
+                    cells += [f"{r['ms']:.3f}",
+                              f"{_fmt(gf)} ({_pct(r.get('frac_peak'))})" if gf else "–"]
+                if "cnnfast" in fws:
+                    r = rs["cnnfast"]
+                    g = (r or {}).get("gemm")
+                    cells.append(" · ".join(f"{x['phase']} {_pct(x.get('frac_peak'))}"
+                                            for x in g) if g else "–")
+                    ms = {f: rs[f]["ms"] if rs[f] and "ms" in rs[f] else None for f in fws}
+                    cells += [_ratio(ms[f], ms["cnnfast"]) for f in fws if f != "cnnfast"]
+                gfl = f"{flop / 1e9:.3f}" if flop else "–"
+                L.append(f"| {name} | {desc} | {b} | {p} | {gfl} | " + " | ".join(cells)
+                         + " |")
+    L.append("")
+    L.append("GFLOP per call (analytic, multiply-add = 2): forward = 2 × MACs; backward = dW "
+             "(2 × MACs) + dInput (2 × MACs) — dInput is computed for every layer, the first "
+             "one included, so that both implementations do the same work (bias gradient, "
+             "pooling and activations not counted; pooling rows: time only). "
+             "`cnnfast/X` = X's time ÷ cnnfast's time (> 1: cnnfast faster). GEMM phases = "
+             "the `_core.sgemm` calls of the layer's im2col lowering, same shapes, timed on "
+             "their own (fwd: col @ W; dW: colᵀ @ dout; dX: dout @ Wᵀ, before col2im). NumPy "
+             "ref max-pool backward recomputes the argmax from x; cnnfast keeps it from forward.")
+    if any(r.get("frac_peak", 0) > 1 or any(g.get("frac_peak", 0) > 1 for g in r.get("gemm", []))
+           for r in rows):
+        L.append("")
+        L.append("**Some fractions exceed 100 %**: the peak and those kernels ran under "
+                 "different load (other processes on the machine); rerun when it is quiet.")
+    L.append("")
+    for f in cf:
+        ph = [(r["layer"], x) for r in rows if r["framework"] == f and r["batch"] == TARGET_BATCH
+              and r["op"] in ("conv", "dense") for x in r.get("gemm", [])]
+        whole = [r for r in rows if r["framework"] == f and r["batch"] == TARGET_BATCH
+                 and r["op"] in ("conv", "dense") and "frac_peak" in r]
+        if not ph:
+            L.append(f"**Target** (conv and dense GEMM phases ≥ {TARGET:.0%} of the measured "
+                     f"sgemm peak at batch {TARGET_BATCH}), {LABEL[f]}: not checkable "
+                     f"(batch {TARGET_BATCH} not measured or no peak)")
+            continue
+        ok = [x for _, x in ph if x.get("frac_peak", 0) >= TARGET]
+        below = {}
+        for lay, x in ph:
+            if x.get("frac_peak", 0) < TARGET:
+                below.setdefault(lay, []).append(f"{x['phase']} {_pct(x.get('frac_peak'))}")
+        L.append(f"**Target** (conv and dense GEMM phases ≥ {TARGET:.0%} of the measured sgemm "
+                 f"peak at batch {TARGET_BATCH}), {LABEL[f]}: **{len(ok)}/{len(ph)} GEMM phases "
+                 f"meet it**" + ("; below: " + "; ".join(f"{k} {', '.join(v)}"
+                                                        for k, v in below.items())
+                                 if below else "")
+                 + f". Whole kernels (im2col/col2im and bias included): "
+                 f"{sum(1 for r in whole if r['frac_peak'] >= TARGET)}/{len(whole)} passes "
+                 f"≥ {TARGET:.0%}.")
+        L.append("")
+        errs = [(r["max_rel_err"], r["layer"], r["batch"], r["pass"]) for r in rows
+                if r["framework"] == f and "max_rel_err" in r]
+        if errs:
+            e = max(errs)
+            L.append(f"{LABEL[f]} outputs vs the NumPy reference (float32, checked before "
+                     f"timing): largest relative difference {e[0]:.1e} ({e[1]} b{e[2]} "
+                     f"{e[3]})" + (" — **above 1e-4**" if e[0] > 1e-4 else ""))
+            L.append("")
+    bad = [r for r in rows if "error" in r]
+    for r in bad:
+        L.append(f"- ERROR {LABEL.get(r['framework'])} {r['layer']} b{r['batch']} {r['pass']}: "
+                 f"{r['error'][:300]}")
+    if bad:
+        L.append("")
+    return L
 
 
 def markdown(records):
@@ -47,14 +181,28 @@ def markdown(records):
              f", at end {tuple(round(x, 2) for x in foot.get('loadavg_end', []))}** "
              f"(other jobs were running: numbers are indicative); wall {foot.get('wall_s')} s")
     L.append(f"- threads: {T} for every framework (OMP/OpenBLAS/MKL env, cnnfast "
-             f"set_num_threads, TF intra/inter-op, torch.set_num_threads)")
-    L.append(f"- data: {head.get('data')}")
+             f"set_num_threads" + (", TF intra/inter-op, torch.set_num_threads)" if runs
+                                   else ")"))
+    if head.get("data"):
+        L.append(f"- data: {head.get('data')}")
+    tree = head.get("tree") or {}
     if isinstance(cf, dict):
         L.append(f"- cnnfast {cf.get('version')}: {cf.get('compiler')}, OpenMP "
                  f"{cf.get('openmp')}, GEMM ISA **{cf.get('isa')}** (supported: "
-                 f"{cf.get('supported_isas')})")
-    L.append(f"- NumPy ref: `cnnfast.reference.trainer` (float32 reference kernels), "
-             f"numpy {mach.get('numpy')}")
+                 f"{cf.get('supported_isas')})"
+                 + (f"; tree `{tree.get('dir')}` at {tree.get('git')}" if tree else ""))
+    base = head.get("baseline")
+    if base:
+        bm = meta.get("cnnfast@base") or next(
+            (r.get("meta", {}) for r in records if r.get("kind") == "kernel_run"
+             and r.get("framework") == "cnnfast@base"), {})
+        L.append(f"- **cnnfast@base**: the cnnfast of `{base.get('dir')}` at {base.get('git')}"
+                 f" (version {bm.get('version')}, GEMM ISA {bm.get('isa')}), imported by its "
+                 f"workers through PYTHONPATH (checked: every worker reports the cnnfast file "
+                 f"it imported); `cnnfast/cnnfast@base` > 1 means this tree is faster")
+    if runs:
+        L.append(f"- NumPy ref: `cnnfast.reference.trainer` (float32 reference kernels), "
+                 f"numpy {mach.get('numpy')}")
     if "tf.keras" in meta:
         L.append(f"- tf.keras: TF {meta['tf.keras'].get('version')}, oneDNN on "
                  f"(TF_ENABLE_ONEDNN_OPTS=1, TF's default on x86), jit_compile=False, "
@@ -65,9 +213,13 @@ def markdown(records):
                  f"plain loop over shuffled index batches; inference under inference_mode")
     for n in head.get("notes", []):
         L.append(f"- {n}")
-    L.append("- images/s: steady state, timed over K whole batches after a warm-up "
-             "(K from a ~" + f"{head.get('target_s')} s target, at least 2 steps)")
+    if runs:
+        L.append("- images/s: steady state, timed over K whole batches after a warm-up "
+                 "(K from a ~" + f"{head.get('target_s')} s target, at least 2 steps)")
     L.append("")
+    if not runs:
+        L += kernel_section(records, head, peaks)
+        return "\n".join(L) + "\n"
 
     if vals:
         L.append("**Validation** (cnnfast vs NumPy reference trainer, identical weights and "
@@ -99,12 +251,8 @@ def markdown(records):
         L.append("")
 
     pk = peaks.get(T, {})
-    L.append(f"**FLOPs and fraction of the FLOP-limited rate** — peak sgemm at {T} threads = "
-             f"{_fmt(pk.get('peak_gflops'))} GFLOP/s (numpy matmul 2048²: "
-             f"{_fmt(pk.get('numpy_matmul_2048_gflops'))}, cnnfast `_core.sgemm` "
-             + ", ".join(f"{k.split('_')[2]}²: {_fmt(v)}" for k, v in pk.items()
-                         if k.startswith("cnnfast_sgemm"))
-             + "); fraction = images/s × FLOP/image ÷ peak (train / inference)")
+    L.append(f"**FLOPs and fraction of the FLOP-limited rate** — {peak_text(pk, T)}; "
+             "fraction = images/s × FLOP/image ÷ peak (train / inference)")
     L.append("")
     L.append("| model | params | MFLOP/img train | MFLOP/img infer | batch | "
              + " | ".join(LABEL[f] for f in fws) + " |")
@@ -170,7 +318,19 @@ def markdown(records):
     for r in errs:
         L.append(f"- ERROR {r['model']} b{r['batch']} {r['framework']} {r['threads']}T: "
                  f"{r['error'].splitlines()[-1][:300]}")
+    if errs:
+        L.append("")
+    L += kernel_section(records, head, peaks)
     return "\n".join(L) + "\n"
+
+
+def peak_text(pk, T):
+    """The measured sgemm peak of `T` threads and where it comes from, in one line."""
+    return (f"peak sgemm at {T} threads = {_fmt(pk.get('peak_gflops'))} GFLOP/s (best of numpy "
+            f"matmul 2048²: {_fmt(pk.get('numpy_matmul_2048_gflops'))}, cnnfast `_core.sgemm` "
+            + ", ".join(f"{k.split('_')[2]}²: {_fmt(v)}" for k, v in pk.items()
+                        if k.startswith("cnnfast_sgemm"))
+            + (f"; {pk['error'][:200]}" if pk.get("error") else "") + ")")
 
 
 if __name__ == "__main__":

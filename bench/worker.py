@@ -1,10 +1,16 @@
 """One measurement in a fresh process (so thread settings and peak RSS are its own).
 
-    python -m bench.worker train --framework cnnfast --model cnn --batch 32 --threads 2
-    python -m bench.worker peak --threads 2
+    python bench/worker.py train --framework cnnfast --model cnn --batch 32 --threads 2
+    python bench/worker.py peak --threads 2
+    python bench/worker.py kernels --impl cnnfast --models cnn --batch 128 --threads 2
 
 Prints one line "RESULT {json}" on stdout. The parent (bench/run.py) sets OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS and MKL_NUM_THREADS to --threads before starting it.
+
+The `bench` package always comes from this file's tree; `cnnfast` comes from the first
+PYTHONPATH entry that has it (run.py puts the measured tree there: this one, or the --baseline
+tree for cnnfast@base), else from this tree. Every record names the cnnfast it imported
+("cnnfast_file"); run.py checks it.
 """
 from __future__ import annotations
 
@@ -18,12 +24,24 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
+if __name__ == "__main__" and __package__ in (None, ""):   # run as a script: drop bench/ itself
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.join(ROOT, "bench"):
+        del sys.path[0]
+sys.path.insert(0, ROOT)            # import bench from this tree (even if PYTHONPATH has another),
+from bench import kernels as K  # noqa: E402
 from bench import models as M  # noqa: E402
+sys.path.append(sys.path.pop(0))    # then cnnfast resolves through PYTHONPATH (run.py sets it),
+                                    # this tree only as the last resort
 
 SEED = 0
+
+
+def result(rec):
+    """Print the record for run.py, with the file of the cnnfast package this process used."""
+    mod = sys.modules.get("cnnfast")
+    if mod is not None:
+        rec["cnnfast_file"] = mod.__file__
+    print("RESULT " + json.dumps(rec), flush=True)
 
 
 def proc_status(key):
@@ -235,7 +253,7 @@ def cmd_train(opts):
     rec["infer"] = timed_steps(infer, opts.batch, opts) if opts.infer else None
     if opts.framework == "cnnfast" and opts.rss_epochs:
         rec["rss_epochs"] = rss_epochs(opts.model, opts.batch, x, y, opts)
-    print("RESULT " + json.dumps(rec), flush=True)
+    result(rec)
 
 
 def cmd_validate(opts):
@@ -245,7 +263,7 @@ def cmd_validate(opts):
     cf.set_num_threads(opts.threads)
     rec = {"kind": "validate", "model": opts.model, "batch": opts.batch}
     rec.update(validate(opts.model, opts.batch, x, y))
-    print("RESULT " + json.dumps(rec), flush=True)
+    result(rec)
 
 
 def cmd_peak(opts):
@@ -279,7 +297,28 @@ def cmd_peak(opts):
     except Exception as e:  # noqa: BLE001 - report, don't die: numpy's number still stands
         rec["cnnfast_error"] = repr(e)
     rec["peak_gflops"] = max(v for k, v in rec.items() if k.endswith("_gflops"))
-    print("RESULT " + json.dumps(rec), flush=True)
+    result(rec)
+
+
+def cmd_kernels(opts):
+    """Kernel timings of one implementation (bench/kernels.py) for the models' layers."""
+    layers = M.kernel_layers(opts.models.split(","))
+    rec = {"kind": "kernels", "impl": opts.impl, "threads": opts.threads}
+    if opts.impl == "cnnfast":
+        import cnnfast as cf
+        from cnnfast import _core
+
+        _core.set_num_threads(opts.threads)
+        info = cf.build_info()
+        rec["meta"] = {"version": info.get("version"), "isa": _core.gemm_isa(),
+                       "openmp": info.get("openmp"), "threads": _core.num_threads()}
+    else:
+        rec["meta"] = {"version": np.__version__, "dtype": "float32"}
+    t = time.perf_counter()
+    rec["rows"] = K.run(opts.impl, layers, [int(b) for b in opts.batch.split(",")],
+                        opts.repeats, opts.min_time)
+    rec["seconds"] = round(time.perf_counter() - t, 2)
+    result(rec)
 
 
 def main(argv=None):
@@ -307,8 +346,17 @@ def main(argv=None):
     k.add_argument("--threads", type=int, required=True)
     k.add_argument("--n", type=int, default=1024)
     k.add_argument("--reps", type=int, default=3)
+    k = sub.add_parser("kernels")
+    k.add_argument("--impl", choices=["cnnfast", "numpy"], required=True)
+    k.add_argument("--models", required=True, help="comma list; see models.kernel_layers")
+    k.add_argument("--batch", default="32,128", help="comma list of batch sizes")
+    k.add_argument("--threads", type=int, required=True)
+    k.add_argument("--repeats", type=int, default=7)
+    k.add_argument("--min-time", type=float, default=0.02,
+                   help="each repeat loops a short kernel until it lasts this long (s)")
     opts = p.parse_args(argv)
-    {"train": cmd_train, "validate": cmd_validate, "peak": cmd_peak}[opts.cmd](opts)
+    {"train": cmd_train, "validate": cmd_validate, "peak": cmd_peak,
+     "kernels": cmd_kernels}[opts.cmd](opts)
 
 
 if __name__ == "__main__":
