@@ -279,26 +279,56 @@ PYBIND11_MODULE(_core, m) {
             const float* pdo = data_of<float>(dout, fn, "dout", false, os);
             const int32_t* pa = data_of<int32_t>(argmax, fn, "argmax", false, os);
             // The kernel trusts argmax to be what maxpool2d_forward wrote: check that every
-            // index lies inside its own window (clipped to the input) before it runs.
-            for (int n = 0; n < p.N; ++n)
+            // index is a cell of its own window (clipped to the input) before it runs. Per
+            // window row r, v is in it iff v - (r*W + w0) is in [0, w1-w0): no division, and
+            // the channel loop vectorises.
+            bool bad = false;
+            std::vector<uint8_t> in_window(p.C);
+            for (int n = 0; n < p.N && !bad; ++n)
                 for (int oh = 0; oh < p.OH; ++oh)
                     for (int ow = 0; ow < p.OW; ++ow) {
-                        const int h0 = oh * p.SH - p.PT, w0 = ow * p.SW - p.PL;
-                        const int32_t* a = pa + (((size_t)n * p.OH + oh) * p.OW + ow) * p.C;
-                        for (int c = 0; c < p.C; ++c) {
-                            const int32_t v = a[c];
-                            const int ih = v >= 0 ? v / p.W : -1, iw = v >= 0 ? v % p.W : -1;
-                            if (v < 0 || ih >= p.H || ih < std::max(h0, 0) ||
-                                ih >= std::min(h0 + p.PH, p.H) || iw < std::max(w0, 0) ||
-                                iw >= std::min(w0 + p.PW, p.W)) {
-                                throw py::value_error(
-                                    "maxpool2d_backward: argmax out of range: " +
-                                    std::to_string(v) + " at (" + std::to_string(n) + ", " +
-                                    std::to_string(oh) + ", " + std::to_string(ow) + ", " +
-                                    std::to_string(c) + ") is not a cell of that output's window");
+                        const int h0 = std::max(oh * p.SH - p.PT, 0);
+                        const int h1 = std::min(oh * p.SH - p.PT + p.PH, p.H);
+                        const int w0 = std::max(ow * p.SW - p.PL, 0);
+                        const int w1 = std::min(ow * p.SW - p.PL + p.PW, p.W);
+                        const int32_t* __restrict a =
+                            pa + (((size_t)n * p.OH + oh) * p.OW + ow) * p.C;
+                        uint8_t* __restrict ok = in_window.data();
+                        const int C = p.C;
+                        for (int c = 0; c < C; ++c) ok[c] = 0;
+                        for (int r = h0; r < h1; ++r) {
+                            const uint32_t base = (uint32_t)(r * p.W + w0);
+                            const uint32_t width = (uint32_t)(w1 - w0);
+                            for (int c = 0; c < C; ++c)
+                                ok[c] |= (uint8_t)((uint32_t)a[c] - base < width);
+                        }
+                        uint8_t all = 1;
+                        for (int c = 0; c < C; ++c) all &= ok[c];
+                        bad |= !all;
+                    }
+            if (bad) {  // find the first offender for the message
+                for (int n = 0; n < p.N; ++n)
+                    for (int oh = 0; oh < p.OH; ++oh)
+                        for (int ow = 0; ow < p.OW; ++ow) {
+                            const int h0 = oh * p.SH - p.PT, w0 = ow * p.SW - p.PL;
+                            const int32_t* a =
+                                pa + (((size_t)n * p.OH + oh) * p.OW + ow) * p.C;
+                            for (int c = 0; c < p.C; ++c) {
+                                const int32_t v = a[c];
+                                const int ih = v >= 0 ? v / p.W : -1;
+                                const int iw = v >= 0 ? v % p.W : -1;
+                                if (v < 0 || ih >= p.H || ih < std::max(h0, 0) ||
+                                    ih >= std::min(h0 + p.PH, p.H) || iw < std::max(w0, 0) ||
+                                    iw >= std::min(w0 + p.PW, p.W))
+                                    throw py::value_error(
+                                        "maxpool2d_backward: argmax out of range: " +
+                                        std::to_string(v) + " at (" + std::to_string(n) + ", " +
+                                        std::to_string(oh) + ", " + std::to_string(ow) + ", " +
+                                        std::to_string(c) +
+                                        ") is not a cell of that output's window");
                             }
                         }
-                    }
+            }
             py::gil_scoped_release nogil;
             maxpool2d_backward(pdi, pdo, pa, p);
         },

@@ -61,5 +61,7 @@ inline Window1D window_1d(int in, int k, int s, Padding pad) {
 int num_threads();
 void set_num_threads(int n);
 bool has_openmp();
+// True inside an OpenMP parallel region: kernels called there run on the calling thread only.
+bool in_parallel();
 
 }  // namespace cnnfast

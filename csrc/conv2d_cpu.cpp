@@ -2,13 +2,24 @@
 //   inp (N,H,W,C)  weight (KH,KW,C,OC) == (K,OC) with K = KH*KW*C  out (N,OH,OW,OC) == (M,OC)
 //   col (M,K), M = N*OH*OW:  out = col @ weight;  dweight = col^T @ dout;  dcol = dout @ weight^T
 //
-// The batch is processed in chunks of whole images whose col rows fit in about 1 MB, so the
-// im2col buffer stays in L2 between being written and being read by the GEMM instead of making
-// a round trip through (slow) main memory; the workspace is one chunk, not N*OH*OW*K floats.
-// The chunk size depends only on the layer's shape, never on the thread count, so results are
-// bit-identical for any number of threads.
+// The batch is processed in chunks of whole images whose col rows fit in about 512 KB, so the
+// im2col buffer stays in L2 (1-2 MB per core) between being written and being read by the
+// GEMM instead of making a round trip through (slow) main memory.
+//
+// Threads. With two or more chunks, each thread runs whole chunks -- im2col into its own
+// buffer, then a serial GEMM -- in ONE parallel region per pass: every chunk's data stays in
+// the L2 of the core that uses it, and the layer pays one fork/join instead of two per chunk
+// (which, on a machine with other work, stalls at every join a descheduled thread is late for).
+// One chunk: im2col and the GEMM are parallel inside the chunk.
+//
+// Determinism. The chunks depend only on the layer's shape. The weight gradient is summed in
+// at most DW_GROUPS fixed groups of consecutive chunks (each group in chunk order, into its own
+// partial), then the partials in group order: bit-identical for any number of threads, and up
+// to DW_GROUPS threads share the weight gradient, even of a one-channel first layer.
 #include <algorithm>
 #include <cstring>
+#include <new>
+#include <vector>
 
 #include "conv2d.h"
 #include "gemm.h"
@@ -19,8 +30,9 @@ static bool is_pointwise(const Conv2DParams& p) {
     return p.KH == 1 && p.KW == 1 && p.SH == 1 && p.SW == 1 && p.PT == 0 && p.PL == 0;
 }
 
-// Images per chunk: enough that col (rows x K) is ~1 MB (L2 is 2 MB), at least one image.
-static constexpr size_t CHUNK_FLOATS = 256 * 1024;
+// Images per chunk: enough that col (rows x K) is ~512 KB, at least one image.
+static constexpr size_t CHUNK_FLOATS = 128 * 1024;
+static constexpr int DW_GROUPS = 8;
 
 static int images_per_chunk(const Conv2DParams& p) {
     const size_t per_image = (size_t)p.OH * p.OW * p.KH * p.KW * p.C;
@@ -52,7 +64,7 @@ CNNFAST_NO_MEMCPY_IDIOM static void im2col(float* col, const float* inp, const C
     const int K = p.KH * p.KW * p.C, seg = p.KW * p.C;
     const int lines = nimg * p.OH;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if ((size_t)lines * p.OW * K > 32768)
+#pragma omp parallel for schedule(static) if ((size_t)lines * p.OW * K > 32768 && !in_parallel())
 #endif
     for (int line = 0; line < lines; ++line) {
         const int n = n0 + line / p.OH, oh = line % p.OH;
@@ -90,7 +102,7 @@ CNNFAST_NO_MEMCPY_IDIOM static void im2col(float* col, const float* inp, const C
 static void col2im(float* dinp, const float* col, const Conv2DParams& p, int n0, int nimg) {
     const size_t K = (size_t)p.KH * p.KW * p.C;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (nimg > 1)
+#pragma omp parallel for schedule(static) if (nimg > 1 && !in_parallel())
 #endif
     for (int i = 0; i < nimg; ++i) {
         float* di = dinp + (size_t)(n0 + i) * p.H * p.W * p.C;
@@ -113,6 +125,39 @@ static void col2im(float* dinp, const float* col, const Conv2DParams& p, int n0,
     }
 }
 
+struct Chunks {
+    int size, count;  // images per chunk, number of chunks
+    int first(int c) const { return c * size; }
+};
+
+static Chunks chunks_of(const Conv2DParams& p) {
+    const int size = images_per_chunk(p);
+    return {size, (p.N + size - 1) / size};
+}
+
+// Per-thread scratch, grown once and then reused (steady-state calls allocate nothing).
+// Returns nullptr when the allocation fails: it may run inside a parallel region, where an
+// exception must not escape.
+static float* thread_scratch(std::vector<float>& buf, size_t n) noexcept {
+    if (buf.size() < n) {
+        try {
+            buf.resize(n);
+        } catch (...) {
+            return nullptr;
+        }
+    }
+    return buf.data();
+}
+
+static thread_local std::vector<float> t_col;      // a chunk's im2col, chunk-parallel path
+static thread_local std::vector<float> t_partial;  // the weight-gradient partials of groups 1..
+
+// Threads for a loop over `count` whole chunks, or 1 to go chunk by chunk with parallel kernels.
+static int chunk_threads(int count) {
+    if (in_parallel() || count < 2) return 1;
+    return std::min(num_threads(), count);
+}
+
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                     const Conv2DParams& p, float* ws, bool relu) {
     const int K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
@@ -121,14 +166,32 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
                    out, p.OC, bias, relu);
         return;
     }
-    const int chunk = images_per_chunk(p);
-    for (int n0 = 0; n0 < p.N; n0 += chunk) {
-        const int nimg = std::min(chunk, p.N - n0), rows = nimg * rows_per_image;
-        im2col(ws, inp, p, n0, nimg);
-        // The bias is added in the GEMM epilogue while the output tile is in registers.
-        sgemm_bias(false, false, rows, p.OC, K, 1.0f, ws, K, weight, p.OC, 0.0f,
-                   out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, relu);
+    const Chunks ch = chunks_of(p);
+    // The bias (and ReLU) are applied in the GEMM epilogue while the output tile is in registers.
+    auto run = [&](int c, float* col) {
+        const int n0 = ch.first(c), nimg = std::min(ch.size, p.N - n0);
+        im2col(col, inp, p, n0, nimg);
+        sgemm_bias(false, false, nimg * rows_per_image, p.OC, K, 1.0f, col, K, weight, p.OC,
+                   0.0f, out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, relu);
+    };
+    const int nt = chunk_threads(ch.count);
+    if (nt == 1) {
+        for (int c = 0; c < ch.count; ++c) run(c, ws);
+        return;
     }
+    const size_t col_n = conv2d_workspace_size(p);
+    bool failed = false;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#endif
+    for (int c = 0; c < ch.count; ++c) {
+        float* col = thread_scratch(t_col, col_n);
+        if (col)
+            run(c, col);
+        else
+            failed = true;  // any thread's write of true is the same value
+    }
+    if (failed) throw std::bad_alloc();
 }
 
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -140,18 +203,61 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
         if (dinp) sgemm(false, true, M, K, p.OC, 1.0f, dout, p.OC, weight, p.OC, 0.0f, dinp, K);
         return;
     }
-    // Per chunk: col = im2col(chunk); dweight += col^T @ dout(chunk) (the first chunk
-    // overwrites); then col is reused for dcol = dout(chunk) @ weight^T, scattered by col2im.
-    const int chunk = images_per_chunk(p);
-    for (int n0 = 0; n0 < p.N; n0 += chunk) {
-        const int nimg = std::min(chunk, p.N - n0), rows = nimg * rows_per_image;
-        const float* dout_c = dout + (size_t)n0 * rows_per_image * p.OC;
-        im2col(ws, inp, p, n0, nimg);
-        sgemm(true, false, K, p.OC, rows, 1.0f, ws, K, dout_c, p.OC, n0 == 0 ? 0.0f : 1.0f,
-              dweight, p.OC);
-        if (!dinp) continue;
-        sgemm(false, true, rows, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f, ws, K);
-        col2im(dinp, ws, p, n0, nimg);
+    // Group g sums chunks [g*count/G, (g+1)*count/G): col = im2col(chunk); its partial +=
+    // col^T @ dout(chunk) (the group's first chunk overwrites); then col is reused for
+    // dcol = dout(chunk) @ weight^T, scattered into the chunk's own images by col2im.
+    const Chunks ch = chunks_of(p);
+    const int G = std::min(ch.count, DW_GROUPS);
+    const size_t KO = (size_t)K * p.OC;
+    float* partial = nullptr;  // partials of groups 1..G-1; group 0 sums into dweight
+    if (G > 1) {
+        partial = thread_scratch(t_partial, (G - 1) * KO);
+        if (!partial) throw std::bad_alloc();
+    }
+    auto run_group = [&](int g, float* col) {
+        float* dw = g == 0 ? dweight : partial + (g - 1) * KO;
+        const int c0 = g * ch.count / G, c1 = (g + 1) * ch.count / G;
+        for (int c = c0; c < c1; ++c) {
+            const int n0 = ch.first(c), nimg = std::min(ch.size, p.N - n0);
+            const int rows = nimg * rows_per_image;
+            const float* dout_c = dout + (size_t)n0 * rows_per_image * p.OC;
+            im2col(col, inp, p, n0, nimg);
+            sgemm(true, false, K, p.OC, rows, 1.0f, col, K, dout_c, p.OC, c == c0 ? 0.0f : 1.0f,
+                  dw, p.OC);
+            if (!dinp) continue;
+            sgemm(false, true, rows, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f, col, K);
+            col2im(dinp, col, p, n0, nimg);
+        }
+    };
+    const int nt = chunk_threads(G);
+    if (nt == 1) {
+        for (int g = 0; g < G; ++g) run_group(g, ws);
+    } else {
+        const size_t col_n = conv2d_workspace_size(p);
+        bool failed = false;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#endif
+        for (int g = 0; g < G; ++g) {
+            float* col = thread_scratch(t_col, col_n);
+            if (col)
+                run_group(g, col);
+            else
+                failed = true;
+        }
+        if (failed) throw std::bad_alloc();
+    }
+    // dweight = partial 0 + partial 1 + ... in group order (elementwise: any split of the
+    // elements over threads gives the same sums).
+    if (G > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (KO * G > 65536 && !in_parallel())
+#endif
+        for (int64_t i = 0; i < (int64_t)KO; ++i) {
+            float v = dweight[i];
+            for (int g = 1; g < G; ++g) v += partial[(g - 1) * KO + i];
+            dweight[i] = v;
+        }
     }
 }
 

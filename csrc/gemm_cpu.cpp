@@ -459,7 +459,8 @@ static void sgemm_packed(const IsaImpl& isa, bool ta, bool tb, int M, int N, int
                          int ldc, const float* bias, bool relu) {
     const int MR = isa.mr, NR = isa.nr;
     const double flops = 2.0 * M * N * K;
-    int nt = flops < PARALLEL_MIN_FLOPS ? 1 : num_threads();
+    // Inside a parallel region (a conv running whole image chunks per thread) stay serial.
+    int nt = flops < PARALLEL_MIN_FLOPS || in_parallel() ? 1 : num_threads();
     const bool split_rows = M >= N;
     const int unit = split_rows ? MR : NR;
     const int extent = split_rows ? M : N;
@@ -533,7 +534,7 @@ void column_sums(float* out, const float* X, int rows, int cols, int ldx, bool a
     constexpr int G = 16;
     const int ngroups = (cols + G - 1) / G;
 #ifdef _OPENMP
-    const bool par = (double)rows * cols > 1.0e5;
+    const bool par = (double)rows * cols > 1.0e5 && !in_parallel();
 #pragma omp parallel for schedule(static) if (par)
 #endif
     for (int g = 0; g < ngroups; ++g) {

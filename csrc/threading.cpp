@@ -22,6 +22,14 @@ int num_threads() {
 #endif
 }
 
+bool in_parallel() {
+#ifdef _OPENMP
+    return omp_in_parallel() != 0;
+#else
+    return false;
+#endif
+}
+
 void set_num_threads(int n) {
     CNNFAST_CHECK(n >= 1, "set_num_threads: n must be >= 1, got " + std::to_string(n));
 #ifdef _OPENMP

@@ -98,6 +98,30 @@ def test_conv2d_threads(threads, k, strides, padding):
     run_conv_check((13, 11), k, strides, padding, N=3, C=3, OC=16, use_bias=True, seed=k)
 
 
+@pytest.mark.parametrize("with_dinp", [True, False])
+def test_conv2d_many_chunks(with_dinp):
+    """A batch of many L2-sized chunks (conv2d_cpu.cpp: ~128K col floats each, so 6 images of
+    12x12x16 with a 3x3 kernel): more chunks than weight-gradient groups (8), groups of unequal
+    length, chunk-parallel threads. Right against the reference, and bit-identical for 1 and 2
+    threads (the groups depend on the shape only)."""
+    run_conv_check((12, 12), 3, (1, 1), "same", N=70, C=16, OC=8, use_bias=True, seed=70,
+                   with_dinp=with_dinp)
+    rng = np.random.default_rng(71)
+    x, w = rand(rng, (70, 12, 12, 16)), rand(rng, (3, 3, 16, 8), 0.1)
+    b, dy = rand(rng, (8,)), rand(rng, (70, 12, 12, 8))
+    old, runs = _core.num_threads(), []
+    try:
+        for t in (1, 2):
+            _core.set_num_threads(t)
+            runs.append((core_conv2d_forward(x, w, b, (1, 1), "same"),)
+                        + core_conv2d_backward(dy, x, w, (1, 1), "same", with_dinp))
+    finally:
+        _core.set_num_threads(old)
+    for a, c in zip(*runs):
+        if a is not None:
+            np.testing.assert_array_equal(a, c)
+
+
 @pytest.mark.parametrize("k,padding", [(1, "valid"), (3, "same"), (2, "valid")])
 def test_conv2d_without_dinp(k, padding):
     run_conv_check((7, 9), k, (1, 1), padding, N=2, C=3, OC=4, use_bias=False, seed=5,
