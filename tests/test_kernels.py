@@ -122,6 +122,37 @@ def test_conv2d_many_chunks(with_dinp):
             np.testing.assert_array_equal(a, c)
 
 
+# The first layer's weight gradient without im2col (conv2d_cpu.cpp, K = KH*KW*C <= 24, no dinp):
+# one tap group (K <= 11) and two (K = 12..24), channel blocks of 8 with partial ones, strides,
+# both paddings, odd sizes; K = 25 takes the im2col path (control).
+SMALL_K = [(3, 1, 32, (1, 1), "same"), (3, 1, 13, (2, 2), "same"), (3, 2, 8, (1, 2), "valid"),
+           (2, 5, 1, (1, 1), "same"), (3, 1, 5, (2, 1), "valid"), (4, 1, 17, (3, 3), "same"),
+           (5, 1, 9, (1, 1), "same"), (1, 3, 12, (2, 2), "valid")]
+
+
+@pytest.mark.parametrize("k,C,OC,strides,padding", SMALL_K)
+def test_conv2d_small_k_weight_gradient(threads, k, C, OC, strides, padding):
+    for size, N in [((7, 9), 3), ((13, 13), 2)]:
+        run_conv_check(size, k, strides, padding, N=N, C=C, OC=OC, use_bias=OC % 2 == 1,
+                       seed=k * 100 + C * 10 + OC, with_dinp=False)
+
+
+@pytest.mark.skipif("avx2" not in _core.build_info()["supported_isas"], reason="no AVX2 here")
+def test_conv2d_small_k_is_the_same_for_every_isa():
+    """Multiply and add are separate in both versions: AVX2 and scalar round alike."""
+    rng = np.random.default_rng(9)
+    x, w, dy = rand(rng, (5, 11, 10, 2)), rand(rng, (3, 3, 2, 21)), rand(rng, (5, 11, 10, 21))
+    runs = []
+    try:
+        for isa in ("avx2", "generic"):
+            _core.set_gemm_isa(isa)
+            runs.append(core_conv2d_backward(dy, x, w, (1, 1), "same", with_dinp=False))
+    finally:
+        _core.set_gemm_isa("auto")
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+
+
 @pytest.mark.parametrize("k,padding", [(1, "valid"), (3, "same"), (2, "valid")])
 def test_conv2d_without_dinp(k, padding):
     run_conv_check((7, 9), k, (1, 1), padding, N=2, C=3, OC=4, use_bias=False, seed=5,
