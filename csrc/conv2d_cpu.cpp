@@ -168,8 +168,8 @@ static int chunk_threads(int count) {
 }
 
 // ---- Weight gradient of a layer with few taps, without im2col ---------------------------------
-// K = KH*KW*C <= SMALLK_MAX (the first layer of an image model: 3x3x1 = 9, 3x3x3 = 27 is too
-// many) and no input gradient needed. im2col + GEMM spends its time there on per-pixel copies
+// K = KH*KW*C <= SMALLK_MAX (the first layer of an image model: 3x3x1 = 9; 3x3x3 = 27 is too
+// many). The input gradient, when wanted, still goes through the GEMM path. im2col + GEMM spends its time there on per-pixel copies
 // and packing, not arithmetic (a 9-deep GEMM). Instead, for each block of 8 output channels,
 // one pass over the output pixels keeps T tap accumulators of 8 lanes in registers:
 //   acc[t] += x(pixel, tap t) * dout(pixel, block)      (and, fused, dbias += dout)
@@ -181,8 +181,8 @@ static int chunk_threads(int count) {
 static constexpr int SMALLK_MAX = 24;
 static constexpr int SMALLK_TAPS = 11;  // taps per register group (+1 for dbias, +2 working)
 
-static bool use_small_k_dw(const Conv2DParams& p, const float* dinp) {
-    return dinp == nullptr && !is_pointwise(p) && p.KH * p.KW * p.C <= SMALLK_MAX;
+static bool use_small_k_dw(const Conv2DParams& p) {
+    return !is_pointwise(p) && p.KH * p.KW * p.C <= SMALLK_MAX;
 }
 
 struct Padded {
@@ -402,11 +402,14 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                      const float* inp, const float* weight, const Conv2DParams& p, float* ws) {
     const int M = p.N * p.OH * p.OW, K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
-    if (use_small_k_dw(p, dinp)) {
+    // Few taps: the weight gradient without im2col (the same whether or not dinp is wanted).
+    const bool small_k = use_small_k_dw(p);
+    if (small_k) {
         conv2d_dw_small_k(dweight, dbias, dout, inp, p);
-        return;
+        if (!dinp) return;
+    } else if (dbias) {
+        column_sums(dbias, dout, M, p.OC, p.OC, false);
     }
-    if (dbias) column_sums(dbias, dout, M, p.OC, p.OC, false);
     if (is_pointwise(p)) {
         sgemm(true, false, K, p.OC, M, 1.0f, inp, K, dout, p.OC, 0.0f, dweight, p.OC);
         if (dinp) sgemm(false, true, M, K, p.OC, 1.0f, dout, p.OC, weight, p.OC, 0.0f, dinp, K);
@@ -414,12 +417,13 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
     }
     // Group g sums chunks [g*count/G, (g+1)*count/G): col = im2col(chunk); its partial +=
     // col^T @ dout(chunk) (the group's first chunk overwrites); then col is reused for
-    // dcol = dout(chunk) @ weight^T, scattered into the chunk's own images by col2im.
+    // dcol = dout(chunk) @ weight^T, scattered into the chunk's own images by col2im. With
+    // the weight gradient already done (small_k) a group is one chunk and only dcol runs.
     const Chunks ch = chunks_of(p);
-    const int G = std::min(ch.count, DW_GROUPS);
+    const int G = small_k ? ch.count : std::min(ch.count, DW_GROUPS);
     const size_t KO = (size_t)K * p.OC;
     float* partial = nullptr;  // partials of groups 1..G-1; group 0 sums into dweight
-    if (G > 1) {
+    if (G > 1 && !small_k) {
         partial = thread_scratch(t_partial, (G - 1) * KO);
         if (!partial) throw std::bad_alloc();
     }
@@ -430,9 +434,11 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
             const int n0 = ch.first(c), nimg = std::min(ch.size, p.N - n0);
             const int rows = nimg * rows_per_image;
             const float* dout_c = dout + (size_t)n0 * rows_per_image * p.OC;
-            im2col(col, inp, p, n0, nimg);
-            sgemm(true, false, K, p.OC, rows, 1.0f, col, K, dout_c, p.OC, c == c0 ? 0.0f : 1.0f,
-                  dw, p.OC);
+            if (!small_k) {
+                im2col(col, inp, p, n0, nimg);
+                sgemm(true, false, K, p.OC, rows, 1.0f, col, K, dout_c, p.OC,
+                      c == c0 ? 0.0f : 1.0f, dw, p.OC);
+            }
             if (!dinp) continue;
             sgemm(false, true, rows, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f, col, K);
             col2im(dinp, col, p, n0, nimg);
@@ -458,7 +464,7 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
     }
     // dweight = partial 0 + partial 1 + ... in group order (elementwise: any split of the
     // elements over threads gives the same sums).
-    if (G > 1) {
+    if (G > 1 && !small_k) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (KO * G > 65536 && !in_parallel())
 #endif

@@ -129,26 +129,33 @@ static void kernel_generic(int kc, const float* a, const float* b, float* c, int
 
 static constexpr int AVX2_MR = 6, AVX2_NR = 16;
 
-// The A operand is either a packed micro-panel (value (r,k) at a[k*MR + r]) or, kDirect, MR
-// rows of a row-major op(A) read where they lie (value (r,k) at a[r*lda + k]): a non-transposed
-// A needs no packing at all, since each broadcast reads one float and the MR row streams stay
-// in cache while the tile runs across the B panel. Rows past m repeat row m-1 (valid memory);
-// their results are never stored. Both forms sum in the same order: bit-identical results.
-template <bool kDirect>
+// Where the micro-kernel reads A from. kPacked: a packed micro-panel, value (r,k) at
+// a[k*MR + r]. kRows: MR rows of a row-major op(A) read where they lie, (r,k) at a[r*lda + k]
+// (a non-transposed A). kCols: MR columns of a transposed A read where they lie, (r,k) at
+// a[k*lda + r]. The direct forms need no packing: each broadcast reads one float and the A
+// micro-panel stays in L1 while the tile runs across the B panel. Rows (columns) past m repeat
+// row m-1 (valid memory); their results are never stored. All three sum in the same order:
+// bit-identical results.
+enum class AForm { kPacked, kRows, kCols };
+
+template <AForm F>
 __attribute__((target("avx2,fma"), always_inline)) static inline void avx2_tile(
     int kc, const float* a, int lda, const float* b, float* c, int ldc, int m, int n,
     const Epilogue& e) {
     const float* ar[AVX2_MR];
-    for (int r = 0; r < AVX2_MR; ++r)
-        ar[r] = kDirect ? a + (size_t)std::min(r, m - 1) * lda : a + r;
+    for (int r = 0; r < AVX2_MR; ++r) {
+        const int rr = F == AForm::kPacked ? r : std::min(r, m - 1);
+        ar[r] = a + (F == AForm::kRows ? (size_t)rr * lda : (size_t)rr);
+    }
+    const size_t ks = F == AForm::kPacked ? AVX2_MR : F == AForm::kRows ? 1 : (size_t)lda;
     __m256 acc[AVX2_MR][2];
     for (int r = 0; r < AVX2_MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int k = 0; k < kc; ++k, b += AVX2_NR) {
+    size_t off = 0;
+    for (int k = 0; k < kc; ++k, b += AVX2_NR, off += ks) {
         const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
         for (int r = 0; r < AVX2_MR; ++r) {
-            const __m256 av =
-                _mm256_broadcast_ss(kDirect ? ar[r] + k : ar[r] + (size_t)k * AVX2_MR);
+            const __m256 av = _mm256_broadcast_ss(ar[r] + off);
             acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }
@@ -183,14 +190,18 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void avx2_tile(
 __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float* a,
                                                             const float* b, float* c, int ldc,
                                                             int m, int n, const Epilogue& e) {
-    avx2_tile<false>(kc, a, 0, b, c, ldc, m, n, e);
+    avx2_tile<AForm::kPacked>(kc, a, 0, b, c, ldc, m, n, e);
 }
 
-__attribute__((target("avx2,fma"))) static void kernel_avx2_rows(int kc, const float* a, int lda,
-                                                                 const float* b, float* c,
-                                                                 int ldc, int m, int n,
-                                                                 const Epilogue& e) {
-    avx2_tile<true>(kc, a, lda, b, c, ldc, m, n, e);
+__attribute__((target("avx2,fma"))) static void kernel_avx2_direct(bool ta, int kc,
+                                                                   const float* a, int lda,
+                                                                   const float* b, float* c,
+                                                                   int ldc, int m, int n,
+                                                                   const Epilogue& e) {
+    if (ta)
+        avx2_tile<AForm::kCols>(kc, a, lda, b, c, ldc, m, n, e);
+    else
+        avx2_tile<AForm::kRows>(kc, a, lda, b, c, ldc, m, n, e);
 }
 
 // ---- AVX-512: 12 x 32 tile = 24 zmm accumulators + 2 for B + broadcasts ----------------------
@@ -246,21 +257,22 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void kernel
 // ---------------------------------------------------------------------------------------------
 // Dispatch table, best first. "generic" is always last and always supported.
 
-// The same tile reading MR rows of a non-transposed A in place (row stride lda), no packing.
-using RowsKernel = void (*)(int kc, const float* a, int lda, const float* b, float* c, int ldc,
-                            int m, int n, const Epilogue& e);
+// The same tile reading A where it lies (row stride lda), no packing: a points at op(A)(i, k0),
+// i.e. A + i*lda + k0, or A + k0*lda + i when ta.
+using DirectKernel = void (*)(bool ta, int kc, const float* a, int lda, const float* b, float* c,
+                              int ldc, int m, int n, const Epilogue& e);
 
 struct IsaImpl {
     const char* name;
     int mr, nr;
     MicroKernel kernel;
-    RowsKernel rows_kernel;  // nullptr: A is always packed
+    DirectKernel direct_kernel;  // nullptr: A is always packed
 };
 
 static const IsaImpl kIsas[] = {
 #ifdef CNNFAST_X86
     {"avx512", AVX512_MR, AVX512_NR, kernel_avx512, nullptr},
-    {"avx2", AVX2_MR, AVX2_NR, kernel_avx2, kernel_avx2_rows},
+    {"avx2", AVX2_MR, AVX2_NR, kernel_avx2, kernel_avx2_direct},
 #endif
     {"generic", GEN_MR, GEN_NR, kernel_generic, nullptr},
 };
@@ -416,7 +428,7 @@ static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, 
                       float* bpack, float* apack) {
     const int MR = isa.mr, NR = isa.nr;
     const MicroKernel kernel = isa.kernel;
-    const bool direct_a = !ta && isa.rows_kernel;  // a row-major A is read in place
+    const bool direct_a = isa.direct_kernel != nullptr;  // A is read where it lies
     const int kcb = kc_block(K);
     for (int jc = j0; jc < j1; jc += NC) {
         const int nc = std::min(NC, j1 - jc);
@@ -439,8 +451,10 @@ static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, 
                         float* c = C + (size_t)(ic + ir) * ldc + j;
                         const int m = std::min(MR, mc - ir);
                         if (direct_a)
-                            isa.rows_kernel(kc, A + (size_t)(ic + ir) * lda + pc, lda, bp, c, ldc,
-                                            m, n, e);
+                            isa.direct_kernel(ta, kc,
+                                              ta ? A + (size_t)pc * lda + ic + ir
+                                                 : A + (size_t)(ic + ir) * lda + pc,
+                                              lda, bp, c, ldc, m, n, e);
                         else
                             kernel(kc, apack + (size_t)ir * kc, bp, c, ldc, m, n, e);
                     }

@@ -122,7 +122,7 @@ def test_conv2d_many_chunks(with_dinp):
             np.testing.assert_array_equal(a, c)
 
 
-# The first layer's weight gradient without im2col (conv2d_cpu.cpp, K = KH*KW*C <= 24, no dinp):
+# The weight gradient of a layer with few taps without im2col (conv2d_cpu.cpp, K = KH*KW*C <= 24):
 # one tap group (K <= 11) and two (K = 12..24), channel blocks of 8 with partial ones, strides,
 # both paddings, odd sizes; K = 25 takes the im2col path (control).
 SMALL_K = [(3, 1, 32, (1, 1), "same"), (3, 1, 13, (2, 2), "same"), (3, 2, 8, (1, 2), "valid"),
@@ -132,9 +132,9 @@ SMALL_K = [(3, 1, 32, (1, 1), "same"), (3, 1, 13, (2, 2), "same"), (3, 2, 8, (1,
 
 @pytest.mark.parametrize("k,C,OC,strides,padding", SMALL_K)
 def test_conv2d_small_k_weight_gradient(threads, k, C, OC, strides, padding):
-    for size, N in [((7, 9), 3), ((13, 13), 2)]:
+    for size, N, with_dinp in [((7, 9), 3, False), ((13, 13), 2, False), ((9, 8), 2, True)]:
         run_conv_check(size, k, strides, padding, N=N, C=C, OC=OC, use_bias=OC % 2 == 1,
-                       seed=k * 100 + C * 10 + OC, with_dinp=False)
+                       seed=k * 100 + C * 10 + OC, with_dinp=with_dinp)
 
 
 @pytest.mark.skipif("avx2" not in _core.build_info()["supported_isas"], reason="no AVX2 here")
