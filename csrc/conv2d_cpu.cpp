@@ -169,9 +169,10 @@ static int chunk_threads(int count) {
 
 // ---- Weight gradient of a layer with few taps, without im2col ---------------------------------
 // K = KH*KW*C <= SMALLK_MAX (the first layer of an image model: 3x3x1 = 9; 3x3x3 = 27 is too
-// many). The input gradient, when wanted, still goes through the GEMM path. im2col + GEMM spends its time there on per-pixel copies
-// and packing, not arithmetic (a 9-deep GEMM). Instead, for each block of 8 output channels,
-// one pass over the output pixels keeps T tap accumulators of 8 lanes in registers:
+// many); the input gradient, when wanted, still goes through the GEMM path. For so few taps,
+// im2col + GEMM spends its time on per-pixel copies and packing, not arithmetic (a 9-deep
+// GEMM). Instead, for each block of 8 output channels, one pass over the output pixels keeps
+// T tap accumulators of 8 lanes in registers:
 //   acc[t] += x(pixel, tap t) * dout(pixel, block)      (and, fused, dbias += dout)
 // reading the taps from a zero-padded copy of the input, so there are no bounds checks. Each
 // (tap, channel) is summed over the pixels in order by one thread (threads split the channel
@@ -273,7 +274,8 @@ __attribute__((target("avx2"))) static void taps_avx2(const Conv2DParams& p, Pad
                 const __m256 g = full ? _mm256_loadu_ps(dv) : _mm256_maskload_ps(dv, mask);
 #pragma GCC unroll 16
                 for (int t = 0; t < T; ++t)
-                    a[t] = _mm256_add_ps(a[t], _mm256_mul_ps(_mm256_broadcast_ss(base + off[t]), g));
+                    a[t] = _mm256_add_ps(a[t],
+                                         _mm256_mul_ps(_mm256_broadcast_ss(base + off[t]), g));
                 if (j.bias) ab = _mm256_add_ps(ab, g);
             }
         }
