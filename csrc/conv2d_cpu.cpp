@@ -365,9 +365,129 @@ static void conv2d_dw_small_k(float* dweight, float* dbias, const float* dout, c
     (void)avx2;
 }
 
+// ---- Forward of a layer with few taps (K <= 11), without im2col (AVX2) --------------------------
+// The first layer (3x3x1: 9 taps) spends im2col + GEMM time on per-pixel copies and on a
+// 9-deep GEMM's output traffic. Here each block of 8 output channels keeps its K weight rows
+// in registers and computes 4 pixels at a time from the zero-padded input (pad_input above):
+//   acc = fma(x(pixel, tap k), w(k, block), acc) for k = 0..K-1, from 0; then + bias, ReLU
+// -- the same operations in the same order as the AVX2 GEMM path (one K block of K <= 11, FMA
+// accumulation from zero, alpha = 1, then bias, then ReLU), so the output is bit-identical to
+// it. Parallel over output rows; each row's pixels stay in cache across the channel blocks.
+static constexpr int FWD_TAPS_MAX = 11;
+
+#ifdef CNNFAST_SMALLK_AVX2
+struct ConvEpilogue {
+    __m256 bias;
+    __m256i mask;
+    bool has_bias, relu, full;
+};
+
+// The GEMM epilogue's operations: alpha (1) * acc, + bias, ReLU; masked store of a partial block.
+__attribute__((target("avx2,fma"), always_inline)) static inline void conv_finish(
+    const ConvEpilogue& e, __m256 acc, float* o) {
+    __m256 v = _mm256_mul_ps(_mm256_set1_ps(1.0f), acc);
+    if (e.has_bias) v = _mm256_add_ps(v, e.bias);
+    if (e.relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+    if (e.full)
+        _mm256_storeu_ps(o, v);
+    else
+        _mm256_maskstore_ps(o, e.mask, v);
+}
+
+template <int T>
+__attribute__((target("avx2,fma"))) static void conv_row_avx2(float* out, const float* base_row,
+                                                              const float* weight,
+                                                              const float* bias, const int* off,
+                                                              const Conv2DParams& p, bool relu) {
+    const size_t step = (size_t)p.SW * p.C;
+    for (int oc0 = 0; oc0 < p.OC; oc0 += 8) {
+        const int width = std::min(8, p.OC - oc0);
+        alignas(32) int lanes[8];
+        for (int c = 0; c < 8; ++c) lanes[c] = c < width ? -1 : 0;
+        const __m256i mask = _mm256_load_si256((const __m256i*)lanes);
+        __m256 w[T];
+        for (int t = 0; t < T; ++t)
+            w[t] = _mm256_maskload_ps(weight + (size_t)t * p.OC + oc0, mask);
+        const __m256 vb = bias ? _mm256_maskload_ps(bias + oc0, mask) : _mm256_setzero_ps();
+        const __m256 zero = _mm256_setzero_ps();
+        const ConvEpilogue ep{vb, mask, bias != nullptr, relu, width == 8};
+        int ow = 0;
+        for (; ow + 4 <= p.OW; ow += 4) {
+            const float* x0 = base_row + (size_t)ow * step;
+            const float* x1 = x0 + step;
+            const float* x2 = x1 + step;
+            const float* x3 = x2 + step;
+            __m256 a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+#pragma GCC unroll 16
+            for (int t = 0; t < T; ++t) {
+                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x0 + off[t]), w[t], a0);
+                a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(x1 + off[t]), w[t], a1);
+                a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(x2 + off[t]), w[t], a2);
+                a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(x3 + off[t]), w[t], a3);
+            }
+            float* o = out + (size_t)ow * p.OC + oc0;
+            conv_finish(ep, a0, o);
+            conv_finish(ep, a1, o + p.OC);
+            conv_finish(ep, a2, o + 2 * (size_t)p.OC);
+            conv_finish(ep, a3, o + 3 * (size_t)p.OC);
+        }
+        for (; ow < p.OW; ++ow) {
+            const float* x0 = base_row + (size_t)ow * step;
+            __m256 a0 = zero;
+#pragma GCC unroll 16
+            for (int t = 0; t < T; ++t)
+                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x0 + off[t]), w[t], a0);
+            conv_finish(ep, a0, out + (size_t)ow * p.OC + oc0);
+        }
+    }
+}
+
+using ConvRowFn = void (*)(float*, const float*, const float*, const float*, const int*,
+                           const Conv2DParams&, bool);
+static const ConvRowFn kConvRowAvx2[FWD_TAPS_MAX + 1] = {
+    nullptr,          conv_row_avx2<1>, conv_row_avx2<2>, conv_row_avx2<3>,
+    conv_row_avx2<4>, conv_row_avx2<5>, conv_row_avx2<6>, conv_row_avx2<7>,
+    conv_row_avx2<8>, conv_row_avx2<9>, conv_row_avx2<10>, conv_row_avx2<11>};
+#endif
+
+// True when the forward ran here (AVX2 and few taps); false: use the GEMM path.
+static bool conv2d_forward_small_k(float* out, const float* inp, const float* weight,
+                                   const float* bias, const Conv2DParams& p, bool relu) {
+#ifdef CNNFAST_SMALLK_AVX2
+    const int K = p.KH * p.KW * p.C;
+    if (is_pointwise(p) || K > FWD_TAPS_MAX || std::string(gemm_isa()) != "avx2") return false;
+    const Padded d = padded_dims(p);
+    float* pad = thread_scratch(t_pad, (size_t)p.N * d.Hp * d.Wp * p.C);
+    if (!pad) throw std::bad_alloc();
+    pad_input(pad, inp, p, d);
+    int off[FWD_TAPS_MAX];
+    for (int kh = 0; kh < p.KH; ++kh)
+        for (int kw = 0; kw < p.KW; ++kw)
+            for (int c = 0; c < p.C; ++c)
+                off[(kh * p.KW + kw) * p.C + c] = (kh * d.Wp + kw) * p.C + c;
+    const ConvRowFn row_fn = kConvRowAvx2[K];
+    const int rows = p.N * p.OH;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows > 1 && \
+                                              (size_t)rows * p.OW * p.OC * K > 65536 && \
+                                              !in_parallel())
+#endif
+    for (int r = 0; r < rows; ++r) {
+        const int n = r / p.OH, oh = r % p.OH;
+        const float* base = pad + (((size_t)n * d.Hp + (size_t)oh * p.SH) * d.Wp) * p.C;
+        row_fn(out + (size_t)r * p.OW * p.OC, base, weight, bias, off, p, relu);
+    }
+    return true;
+#else
+    (void)out, (void)inp, (void)weight, (void)bias, (void)p, (void)relu;
+    return false;
+#endif
+}
+
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                     const Conv2DParams& p, float* ws, bool relu) {
     const int K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
+    if (conv2d_forward_small_k(out, inp, weight, bias, p, relu)) return;
     if (is_pointwise(p)) {  // inp (N*H*W, C) already is col: no copy at all
         sgemm_bias(false, false, p.N * rows_per_image, p.OC, K, 1.0f, inp, K, weight, p.OC, 0.0f,
                    out, p.OC, bias, relu);
