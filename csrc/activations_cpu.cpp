@@ -25,6 +25,7 @@ static void softmax_row(float* y, const float* z, int64_t K) {
     for (int64_t k = 0; k < K; ++k) y[k] *= inv;
 }
 
+CNNFAST_CLONES
 void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols, Activation a) {
     const int64_t n = rows * cols;
     switch (a) {
@@ -60,6 +61,7 @@ void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols
     fail("activation_forward: unknown activation");
 }
 
+CNNFAST_CLONES
 void activation_backward(float* dinp, const float* dout, const float* out, int64_t rows,
                          int64_t cols, Activation a) {
     const int64_t n = rows * cols;
@@ -237,6 +239,7 @@ void xent_probs_dense(float* loss, float* dprobs, const float* probs, const floa
 
 // ---- dropout ----
 
+CNNFAST_CLONES
 void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, double rate,
                      uint64_t seed) {
     CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_forward: rate must be in [0, 1)");
@@ -252,6 +255,7 @@ void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, dou
     }
 }
 
+CNNFAST_CLONES
 void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n,
                       double rate) {
     CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_backward: rate must be in [0, 1)");

@@ -32,6 +32,18 @@ namespace cnnfast {
 #define CNNFAST_NO_MEMCPY_IDIOM
 #endif
 
+// On the memory-bound elementwise kernels (pooling, activations, dropout, optimizers, im2col):
+// GCC compiles the function twice, for the x86-64 baseline (SSE2) and for AVX2, and the loader
+// picks one for this CPU (an ifunc, glibc only). Their results are identical: these kernels
+// have no reductions the compiler may reorder (-ffp-contract=off, no fast-math), so only the
+// vector width differs. Measured: max-pool forward 2.3x faster on one thread.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \
+    !defined(CNNFAST_NO_CLONES)
+#define CNNFAST_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CNNFAST_CLONES
+#endif
+
 enum class Padding : int { Valid = 0, Same = 1 };
 
 // Output size and leading pad of one spatial axis, exactly as TF/Keras compute them:

@@ -68,7 +68,8 @@ CNNFAST_NO_MEMCPY_IDIOM static inline void zero_floats(float* d, int n) {
 // Walks output lines (n, oh) so there is no division per pixel, and copies each kernel row as
 // one run of KW*C floats when it lies inside the image (input pixels iw..iw+KW-1 are adjacent
 // in NHWC). With C=1 (the first layer) per-pixel overhead, not bandwidth, is what costs.
-CNNFAST_NO_MEMCPY_IDIOM static void im2col(float* col, const float* inp, const Conv2DParams& p,
+CNNFAST_CLONES CNNFAST_NO_MEMCPY_IDIOM
+static void im2col(float* col, const float* inp, const Conv2DParams& p,
                                            int n0, int nimg) {
     const int K = p.KH * p.KW * p.C, seg = p.KW * p.C;
     const int lines = nimg * p.OH;
@@ -108,6 +109,7 @@ CNNFAST_NO_MEMCPY_IDIOM static void im2col(float* col, const float* inp, const C
 
 // dinp images [n0, n0+nimg) overwritten with the sum of the dcol rows that read each input cell.
 // Parallel over images: no two threads write the same cell, and each cell sums in a fixed order.
+CNNFAST_CLONES
 static void col2im(float* dinp, const float* col, const Conv2DParams& p, int n0, int nimg) {
     const size_t K = (size_t)p.KH * p.KW * p.C;
 #ifdef _OPENMP
@@ -195,7 +197,8 @@ static Padded padded_dims(const Conv2DParams& p) {
 }
 
 // out (N, Hp, Wp, C): input rows/cols shifted by the leading padding, zeros elsewhere.
-CNNFAST_NO_MEMCPY_IDIOM static void pad_input(float* out, const float* inp,
+CNNFAST_CLONES CNNFAST_NO_MEMCPY_IDIOM
+static void pad_input(float* out, const float* inp,
                                               const Conv2DParams& p, Padded d) {
     const size_t row = (size_t)d.Wp * p.C;
 #ifdef _OPENMP

@@ -597,6 +597,7 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
 
 // ---------------------------------------------------------------------------------------------
 
+CNNFAST_CLONES
 void column_sums(float* out, const float* X, int rows, int cols, int ldx, bool accumulate) {
     // Columns are split in fixed 16-wide groups and each column is summed in row order, so the
     // result does not depend on the thread count. Rows go in the inner-most loop's outer level

@@ -9,6 +9,7 @@ namespace cnnfast {
 
 static constexpr int64_t kParallelGrain = 1 << 15;
 
+CNNFAST_CLONES
 void adam_update(float* w, float* m, float* v, float* vhat, const float* g, int64_t n, float lr,
                  double beta1, double beta2, double eps, int64_t step) {
     CNNFAST_CHECK(step >= 1, "adam_update: step must be >= 1");
@@ -32,6 +33,7 @@ void adam_update(float* w, float* m, float* v, float* vhat, const float* g, int6
     }
 }
 
+CNNFAST_CLONES
 void sgd_update(float* w, float* velocity, const float* g, int64_t n, float lr, double momentum,
                 bool nesterov) {
     if (momentum == 0.0) {
@@ -55,6 +57,7 @@ void sgd_update(float* w, float* velocity, const float* g, int64_t n, float lr, 
     }
 }
 
+CNNFAST_CLONES
 void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n,
                     float lr, double rho, double momentum, double eps, bool centered) {
     CNNFAST_CHECK(!(momentum > 0.0) || mom, "rmsprop_update: momentum needs a buffer");

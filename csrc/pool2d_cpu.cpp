@@ -17,6 +17,7 @@ static inline Span window(const Pool2DParams& p, int oh, int ow) {
     return {std::max(h0, 0), std::min(h0 + p.PH, p.H), std::max(w0, 0), std::min(w0 + p.PW, p.W)};
 }
 
+CNNFAST_CLONES
 void maxpool2d_forward(float* out, int32_t* argmax, const float* inp, const Pool2DParams& p) {
     const int rows = p.N * p.OH;
 #ifdef _OPENMP
@@ -72,6 +73,7 @@ static inline float masked(float v, bool keep) {
 // read-modify-write: the common 2x2/2 case. Other geometries scatter-add into a zeroed image.
 // In both, a cell receives 0 + sum(dout) in window order, and the ReLU mask is applied to each
 // contribution, which equals masking the sum (the mask is per cell).
+CNNFAST_CLONES
 void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
                         const Pool2DParams& p, const float* relu_out) {
     const size_t img = (size_t)p.H * p.W * p.C, oimg = (size_t)p.OH * p.OW * p.C;
@@ -118,6 +120,7 @@ void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
     }
 }
 
+CNNFAST_CLONES
 void avgpool2d_forward(float* out, const float* inp, const Pool2DParams& p) {
     const int rows = p.N * p.OH;
 #ifdef _OPENMP
@@ -141,6 +144,7 @@ void avgpool2d_forward(float* out, const float* inp, const Pool2DParams& p) {
     }
 }
 
+CNNFAST_CLONES
 void avgpool2d_backward(float* dinp, const float* dout, const Pool2DParams& p) {
     const size_t img = (size_t)p.H * p.W * p.C;
 #ifdef _OPENMP
