@@ -323,10 +323,11 @@ static void conv2d_dw_small_k(float* dweight, float* dbias, const float* dout, c
     std::fill(sums, sums + (size_t)units * (SMALLK_TAPS + 1) * 8, 0.0f);
     auto job_of = [&](int u) {
         const int b = u % blocks, g = u / blocks, t0 = g * SMALLK_TAPS;
-        return TapJob{pad,        dout,  off + t0, std::min(SMALLK_TAPS, K - t0),
-                      b * 8,      std::min(8, p.OC - b * 8), dbias != nullptr && g == 0};
+        return TapJob{pad,   dout, off + t0, std::min(SMALLK_TAPS, K - t0), b * 8,
+                      std::min(8, p.OC - b * 8), dbias != nullptr && g == 0};
     };
     const int nt = in_parallel() ? 1 : std::min(num_threads(), units);
+    (void)nt;  // unused in a serial build
     // Each thread owns a contiguous range of units and walks the images tile by tile,
     // running all its units on a tile before the next one. A unit's sums still go through
     // the images in order: the result does not depend on the thread count.
