@@ -1,9 +1,12 @@
-"""Where one cnnfast training step goes: per-layer forward/backward, loss, optimizer and the
-fit loop's Python work, timed with perf_counter in a copy of Model.fit's inner loop.
+"""Where one cnnfast training step goes: per-op forward/backward, loss, optimizer update.
 
-    python -m bench.profile_step --model cnn --batch 32 --threads 2 --steps 20
+    python -m bench.profile_step --model cnn --batch 32 --threads 2 --steps 50
+    python -m bench.profile_step --model cnn --python     # the per-layer Python path instead
 
-Nothing in cnnfast is modified: the loop below mirrors Model.fit/_train_step step by step.
+Default: the native executor (what model.fit runs for the tutorial models), timed inside C++
+by the Net's own profiler (`_core.Net.set_profiling`), plus the fit loop's time outside the
+C++ step. --python: the per-layer Python path (CNNFAST_EXECUTOR=0), timed with perf_counter
+in a copy of Model.fit's inner loop (nothing in cnnfast is modified).
 """
 from __future__ import annotations
 
@@ -85,14 +88,60 @@ def profile(model_name, batch, threads, steps, warmup=2, seed=0):
     return total / steps, rows
 
 
+def profile_native(model_name, batch, threads, steps, seed=0):
+    """Per-op times of the native executor's train step over `steps` steps of model.fit."""
+    import cnnfast as cf
+    from cnnfast import executor
+
+    cf.set_num_threads(threads)
+    cf.utils.set_random_seed(seed)
+    model = M.build_cnnfast(model_name)
+    rng = np.random.default_rng(seed)
+    n = batch * steps
+    x = rng.random((n,) + tuple(M.MODELS[model_name]["input"]), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    model.fit(x[:2 * batch], y[:2 * batch], batch_size=batch, epochs=1, verbose=0)  # warm-up
+    net = executor.for_model(model, batch, "train")
+    if net is None:
+        raise SystemExit(f"{model_name}: the native executor does not run this model")
+    layers = executor._chain(model)
+    net.set_profiling(True)
+    t = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
+    total = (time.perf_counter() - t) / steps
+    prof = net.profile()
+    net.set_profiling(False)
+    assert prof["steps"] == steps, prof["steps"]
+    rows = []
+    for i, layer in enumerate(layers):
+        name = f"{layer.name} ({type(layer).__name__})"
+        rows.append((f"fwd {name}", prof["fwd_ms"][i] / 1e3 / steps))
+    rows.append(("loss (fused softmax-xent) + accuracy", prof["loss_ms"] / 1e3 / steps))
+    for i, layer in reversed(list(enumerate(layers))):
+        if prof["bwd_ms"][i] > 0:
+            rows.append((f"bwd {layer.name} ({type(layer).__name__})",
+                         prof["bwd_ms"][i] / 1e3 / steps))
+    rows.append(("optimizer update", prof["update_ms"] / 1e3 / steps))
+    rows.append(("batch gather (C++)", prof["gather_ms"] / 1e3 / steps))
+    rows.append(("fit loop outside the C++ step", total - sum(v for _, v in rows)))
+    return total, rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="cnn", choices=sorted(M.MODELS))
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 2))
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--python", action="store_true",
+                   help="profile the per-layer Python path instead of the native executor")
     a = p.parse_args(argv)
-    step, rows = profile(a.model, a.batch, a.threads, a.steps)
+    if a.python:
+        os.environ["CNNFAST_EXECUTOR"] = "0"
+        step, rows = profile(a.model, a.batch, a.threads, a.steps)
+    else:
+        step, rows = profile_native(a.model, a.batch, a.threads, a.steps)
+    print(f"{'Python path' if a.python else 'native executor'}: ", end="")
     print(f"{a.model} batch {a.batch}, {a.threads} threads: {step * 1e3:.2f} ms/step "
           f"({a.batch / step:.0f} images/s)\n")
     print("| part | ms/step | share |\n|---|---:|---:|")

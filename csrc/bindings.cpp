@@ -702,6 +702,23 @@ PYBIND11_MODULE(_core, m) {
             },
             py::arg("spec"), py::arg("params"))
         .def(
+            "set_profiling", [](PyNet& h, bool on) { h.net->set_profiling(on); }, py::arg("on"),
+            "Record per-op wall times in train_step from now on (resets them); False stops.")
+        .def(
+            "profile",
+            [](PyNet& h) {
+                const Net::Profile& p = h.net->profile();
+                py::dict d;
+                d["fwd_ms"] = p.fwd_ms;
+                d["bwd_ms"] = p.bwd_ms;
+                d["gather_ms"] = p.gather_ms;
+                d["loss_ms"] = p.loss_ms;
+                d["update_ms"] = p.update_ms;
+                d["steps"] = p.steps;
+                return d;
+            },
+            "Summed ms per op (fwd_ms, bwd_ms lists) and per phase since set_profiling(True).")
+        .def(
             "train_step",
             [](PyNet& h, py::object x, py::object y, py::object idx, uint64_t seed, float lr,
                int64_t step) {

@@ -73,6 +73,17 @@ class Net {
     // Loss and correct count of a forward pass (dropout off) on contiguous rows.
     StepResult evaluate(const float* x, const void* y, int B);
 
+    // Wall time of each op's forward and backward, and of the step's other phases, summed
+    // over the train steps since profiling was switched on (set_profiling(true) also resets).
+    // Off by default: then each op costs one untaken branch.
+    struct Profile {
+        std::vector<double> fwd_ms, bwd_ms;  // per op
+        double gather_ms = 0, loss_ms = 0, update_ms = 0;
+        int64_t steps = 0;
+    };
+    void set_profiling(bool on);
+    const Profile& profile() const { return prof_; }
+
     const float* output() const { return a_.back(); }
     int64_t in_size() const { return sizes_.front(); }
     int64_t out_size() const { return sizes_.back(); }
@@ -107,6 +118,9 @@ class Net {
     std::vector<float> ybuf_f_;
     std::vector<float> loss_buf_, dloss_;
     std::vector<float> workspace_;
+    bool profiling_ = false;  // record in train_step
+    bool timing_ = false;     // recording now (inside a profiled train_step)
+    Profile prof_;
     int max_batch_;
     LossKind loss_;
     int K_;

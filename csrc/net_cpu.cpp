@@ -6,6 +6,7 @@
 #include "net.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -34,6 +35,12 @@ Pool2DParams pool_params(const OpSpec& o, const std::vector<int>& in, int B) {
 }
 
 bool has_weights(const OpSpec& o) { return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense; }
+
+double now_ms() {
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
 
 // Per-layer dropout stream: distinct for every layer of one step.
 uint64_t layer_seed(uint64_t seed, size_t i) { return seed ^ (0x9E3779B97F4A7C15ull * (i + 1)); }
@@ -120,6 +127,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
     workspace_.resize(std::max<size_t>(ws, 1));
     a_.assign(layers_.size() + 1, nullptr);
     zp_.assign(layers_.size(), nullptr);
+    set_profiling(false);
 }
 
 void Net::forward(const float* x, int B, bool training, uint64_t seed) {
@@ -133,6 +141,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
         float* in = a_[i];
         float* out = l.out.empty() ? in : l.out.data();
         const Activation act = static_cast<Activation>(o.act);
+        const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
             case OpKind::Conv2D: {
                 float* z = l.z.empty() ? out : l.z.data();
@@ -172,6 +181,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                 break;
         }
         a_[i + 1] = out;
+        if (timing_) prof_.fwd_ms[i] += now_ms() - t0;
     }
 }
 
@@ -222,6 +232,7 @@ void Net::backward(int B) {
         const bool has_act = o.act != 0;
         float* other = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
         float* dx = i == lowest ? nullptr : other;
+        const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
             case OpKind::Conv2D:
                 if (has_act && !skip_act)
@@ -259,6 +270,7 @@ void Net::backward(int B) {
                 if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
                 break;
         }
+        if (timing_) prof_.bwd_ms[i] += now_ms() - t0;
         if (!dy) break;
     }
 }
@@ -304,6 +316,15 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
     CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch size out of range");
     const bool sparse = loss_ == LossKind::SparseLogits || loss_ == LossKind::SparseProbs;
     const int64_t in_n = sizes_.front();
+    timing_ = profiling_;
+    double t = timing_ ? now_ms() : 0.0;
+    // Times the phase since t into acc (profiling only).
+    auto lap = [&](double& acc) {
+        if (!timing_) return;
+        const double now = now_ms();
+        acc += now - t;
+        t = now;
+    };
     // Gather the batch (the shuffle is a permutation of row indices).
     for (int b = 0; b < B; ++b) {
         std::memcpy(xbuf_.data() + (size_t)b * in_n, x + (size_t)idx[b] * in_n,
@@ -315,12 +336,19 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
                         sizeof(float) * K_);
     }
     const void* yb = sparse ? (const void*)ybuf_i_.data() : (const void*)ybuf_f_.data();
-    forward(xbuf_.data(), B, true, seed);
+    lap(prof_.gather_ms);
+    forward(xbuf_.data(), B, true, seed);  // forward/backward time themselves per op
+    t = timing_ ? now_ms() : 0.0;
     StepResult r;
     r.loss = loss_and_grad(yb, B, true);
     r.correct = count_correct(yb, B);
+    lap(prof_.loss_ms);
     backward(B);
+    t = timing_ ? now_ms() : 0.0;
     for (const ParamSlot& p : params) apply_update(opt, p, lr, step);
+    lap(prof_.update_ms);
+    if (timing_) ++prof_.steps;
+    timing_ = false;
     return r;
 }
 
@@ -333,5 +361,12 @@ StepResult Net::evaluate(const float* x, const void* y, int B) {
 }
 
 void Net::predict(const float* x, int B) { forward(x, B, false, 0); }
+
+void Net::set_profiling(bool on) {
+    profiling_ = on;
+    prof_ = Profile();
+    prof_.fwd_ms.assign(layers_.size(), 0.0);
+    prof_.bwd_ms.assign(layers_.size(), 0.0);
+}
 
 }  // namespace cnnfast
