@@ -44,12 +44,15 @@ def available(fw):
         return False
 
 
-def worker_env(threads, tree=ROOT):
+def worker_env(threads, tree=ROOT, blas_threads=None):
     """Environment of a worker: thread counts, and PYTHONPATH=tree so that it imports the
-    cnnfast of `tree` (this checkout, or the --baseline one; bench/ always comes from ROOT)."""
+    cnnfast of `tree` (this checkout, or the --baseline one; bench/ always comes from ROOT).
+    blas_threads: numpy's BLAS threads when they should differ from `threads`."""
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[k] = str(threads)
+    if blas_threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(blas_threads)
     env["CNNFAST_NUM_THREADS"] = str(threads)
     env["TF_ENABLE_ONEDNN_OPTS"] = "1"       # TF's default fast path on x86, stated explicitly
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -67,15 +70,15 @@ def imported_from(cnnfast_file, tree):
     return f"worker imported cnnfast from {cnnfast_file}, expected {want}"
 
 
-def run_worker(args, threads, timeout, tree=ROOT):
+def run_worker(args, threads, timeout, tree=ROOT, blas_threads=None):
     """Run bench/worker.py (as a script, so that PYTHONPATH decides where cnnfast comes from)
     and return its RESULT record; an "error" record when it failed, or when it imported
     cnnfast from somewhere else than `tree`."""
     cmd = [sys.executable, WORKER] + [str(a) for a in args]
     t = time.perf_counter()
     try:
-        p = subprocess.run(cmd, cwd=ROOT, env=worker_env(threads, tree), capture_output=True,
-                           text=True, timeout=timeout)
+        p = subprocess.run(cmd, cwd=ROOT, env=worker_env(threads, tree, blas_threads),
+                           capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout}s", "cmd": " ".join(cmd)}
     wall = time.perf_counter() - t
@@ -218,7 +221,12 @@ def run_kernels(a, fws, peak, emit):
         rec = run_worker(["kernels", "--impl", "numpy" if fw == "numpy" else "cnnfast",
                           "--models", ",".join(a.models),
                           "--batch", ",".join(map(str, a.batch)), "--threads", a.threads,
-                          "--repeats", a.kernel_repeats], a.threads, a.timeout, tree_of(fw, a))
+                          "--repeats", a.kernel_repeats], a.threads, a.timeout, tree_of(fw, a),
+                         # In a cnnfast worker numpy only builds inputs and checks results with
+                         # the reference kernels; with 2 BLAS threads, OpenBLAS's worker spins
+                         # on after each check and takes a core from cnnfast's OpenMP threads
+                         # (some calls then took 8 ms instead of 0.4).
+                         blas_threads=None if fw == "numpy" else 1)
         rows = rec.pop("rows", [])
         rec.update(kind="kernel_run", framework=fw, threads=a.threads)
         emit(rec)
