@@ -17,6 +17,7 @@
 // partial), then the partials in group order: bit-identical for any number of threads, and up
 // to DW_GROUPS threads share the weight gradient, even of a one-channel first layer.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <string>
@@ -511,7 +512,7 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
         return;
     }
     const size_t col_n = conv2d_workspace_size(p);
-    bool failed = false;
+    std::atomic<bool> failed{false};  // set by any thread whose scratch allocation failed
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
 #endif
@@ -520,9 +521,9 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
         if (col)
             run(c, col);
         else
-            failed = true;  // any thread's write of true is the same value
+            failed.store(true, std::memory_order_relaxed);
     }
-    if (failed) throw std::bad_alloc();
+    if (failed.load()) throw std::bad_alloc();
 }
 
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -575,7 +576,7 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
         for (int g = 0; g < G; ++g) run_group(g, ws);
     } else {
         const size_t col_n = conv2d_workspace_size(p);
-        bool failed = false;
+        std::atomic<bool> failed{false};  // set by any thread whose scratch allocation failed
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
 #endif
@@ -584,9 +585,9 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
             if (col)
                 run_group(g, col);
             else
-                failed = true;
+                failed.store(true, std::memory_order_relaxed);
         }
-        if (failed) throw std::bad_alloc();
+        if (failed.load()) throw std::bad_alloc();
     }
     // dweight = partial 0 + partial 1 + ... in group order (elementwise: any split of the
     // elements over threads gives the same sums).
