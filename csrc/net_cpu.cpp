@@ -353,6 +353,7 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
 }
 
 StepResult Net::evaluate(const float* x, const void* y, int B) {
+    timing_ = false;  // only train steps are profiled (even after one that threw)
     forward(x, B, false, 0);
     StepResult r;
     r.loss = loss_and_grad(y, B, false);
@@ -360,7 +361,10 @@ StepResult Net::evaluate(const float* x, const void* y, int B) {
     return r;
 }
 
-void Net::predict(const float* x, int B) { forward(x, B, false, 0); }
+void Net::predict(const float* x, int B) {
+    timing_ = false;  // only train steps are profiled (even after one that threw)
+    forward(x, B, false, 0);
+}
 
 void Net::set_profiling(bool on) {
     profiling_ = on;
