@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -282,9 +283,8 @@ PYBIND11_MODULE(_core, m) {
             // index is a cell of its own window (clipped to the input) before it runs. Per
             // window row r, v is in it iff v - (r*W + w0) is in [0, w1-w0): no division, and
             // the channel loop vectorises.
-            bool bad = false;
             std::vector<uint8_t> in_window(p.C);
-            for (int n = 0; n < p.N && !bad; ++n)
+            for (int n = 0; n < p.N; ++n)
                 for (int oh = 0; oh < p.OH; ++oh)
                     for (int ow = 0; ow < p.OW; ++ow) {
                         const int h0 = std::max(oh * p.SH - p.PT, 0);
@@ -304,31 +304,14 @@ PYBIND11_MODULE(_core, m) {
                         }
                         uint8_t all = 1;
                         for (int c = 0; c < C; ++c) all &= ok[c];
-                        bad |= !all;
+                        if (all) continue;
+                        const int c = (int)(std::find(ok, ok + C, 0) - ok);  // first offender
+                        throw py::value_error(
+                            "maxpool2d_backward: argmax out of range: " + std::to_string(a[c]) +
+                            " at (" + std::to_string(n) + ", " + std::to_string(oh) + ", " +
+                            std::to_string(ow) + ", " + std::to_string(c) +
+                            ") is not a cell of that output's window");
                     }
-            if (bad) {  // find the first offender for the message
-                for (int n = 0; n < p.N; ++n)
-                    for (int oh = 0; oh < p.OH; ++oh)
-                        for (int ow = 0; ow < p.OW; ++ow) {
-                            const int h0 = oh * p.SH - p.PT, w0 = ow * p.SW - p.PL;
-                            const int32_t* a =
-                                pa + (((size_t)n * p.OH + oh) * p.OW + ow) * p.C;
-                            for (int c = 0; c < p.C; ++c) {
-                                const int32_t v = a[c];
-                                const int ih = v >= 0 ? v / p.W : -1;
-                                const int iw = v >= 0 ? v % p.W : -1;
-                                if (v < 0 || ih >= p.H || ih < std::max(h0, 0) ||
-                                    ih >= std::min(h0 + p.PH, p.H) || iw < std::max(w0, 0) ||
-                                    iw >= std::min(w0 + p.PW, p.W))
-                                    throw py::value_error(
-                                        "maxpool2d_backward: argmax out of range: " +
-                                        std::to_string(v) + " at (" + std::to_string(n) + ", " +
-                                        std::to_string(oh) + ", " + std::to_string(ow) + ", " +
-                                        std::to_string(c) +
-                                        ") is not a cell of that output's window");
-                            }
-                        }
-            }
             py::gil_scoped_release nogil;
             maxpool2d_backward(pdi, pdo, pa, p);
         },

@@ -170,6 +170,32 @@ static int chunk_threads(int count) {
     return std::min(num_threads(), count);
 }
 
+// run(u, col) for u in [0, count): one chunk (or chunk group) each, with an im2col buffer.
+// With one unit or one thread: in order, on the caller's workspace ws, the kernels inside
+// parallel. Otherwise whole units per thread in one parallel region, each thread on its own
+// buffer. Either way a unit computes the same values.
+template <typename Run>
+static void for_each_unit(int count, const Conv2DParams& p, float* ws, const Run& run) {
+    const int nt = chunk_threads(count);
+    if (nt == 1) {
+        for (int u = 0; u < count; ++u) run(u, ws);
+        return;
+    }
+    const size_t col_n = conv2d_workspace_size(p);
+    std::atomic<bool> failed{false};  // set by any thread whose scratch allocation failed
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#endif
+    for (int u = 0; u < count; ++u) {
+        float* col = thread_scratch(t_col, col_n);
+        if (col)
+            run(u, col);
+        else
+            failed.store(true, std::memory_order_relaxed);
+    }
+    if (failed.load()) throw std::bad_alloc();
+}
+
 // ---- Weight gradient of a layer with few taps, without im2col ---------------------------------
 // K = KH*KW*C <= SMALLK_MAX (the first layer of an image model: 3x3x1 = 9; 3x3x3 = 27 is too
 // many); the input gradient, when wanted, still goes through the GEMM path. For so few taps,
@@ -221,6 +247,31 @@ static void pad_input(float* out, const float* inp,
                 }
             }
         }
+}
+
+static thread_local std::vector<float> t_pad;  // the padded input of the few-tap kernels
+
+// The few-tap kernels' view of the input: a zero-padded copy (in t_pad) and, for each tap
+// k = (kh*KW + kw)*C + c (the weight layout (KH,KW,C,OC)), its offset from a pixel's window
+// corner in that copy.
+struct PaddedTaps {
+    Padded d;
+    const float* pad;
+    int off[SMALLK_MAX];
+};
+
+static PaddedTaps padded_taps(const float* inp, const Conv2DParams& p) {
+    PaddedTaps t;
+    t.d = padded_dims(p);
+    float* pad = thread_scratch(t_pad, (size_t)p.N * t.d.Hp * t.d.Wp * p.C);
+    if (!pad) throw std::bad_alloc();
+    pad_input(pad, inp, p, t.d);
+    t.pad = pad;
+    for (int kh = 0; kh < p.KH; ++kh)
+        for (int kw = 0; kw < p.KW; ++kw)
+            for (int c = 0; c < p.C; ++c)
+                t.off[(kh * p.KW + kw) * p.C + c] = (kh * t.d.Wp + kw) * p.C + c;
+    return t;
 }
 
 struct TapJob {
@@ -293,21 +344,15 @@ static const TapsFn kTapsAvx2[SMALLK_TAPS + 1] = {
     taps_avx2<6>,   taps_avx2<7>, taps_avx2<8>, taps_avx2<9>, taps_avx2<10>, taps_avx2<11>};
 #endif
 
-static thread_local std::vector<float> t_pad;   // the padded input, small-K path
-static thread_local std::vector<float> t_taps;  // its running sums, (T + 1) x 8 per unit
+static thread_local std::vector<float> t_taps;  // the small-K running sums, (T+1) x 8 per unit
 
 static void conv2d_dw_small_k(float* dweight, float* dbias, const float* dout, const float* inp,
                               const Conv2DParams& p) {
-    const Padded d = padded_dims(p);
-    float* pad = thread_scratch(t_pad, (size_t)p.N * d.Hp * d.Wp * p.C);
-    if (!pad) throw std::bad_alloc();
-    pad_input(pad, inp, p, d);
+    const PaddedTaps taps = padded_taps(inp, p);
+    const Padded d = taps.d;
+    const float* pad = taps.pad;
+    const int* off = taps.off;
     const int K = p.KH * p.KW * p.C;
-    int off[SMALLK_MAX];  // tap k = (kh*KW + kw)*C + c, the weight layout (KH,KW,C,OC)
-    for (int kh = 0; kh < p.KH; ++kh)
-        for (int kw = 0; kw < p.KW; ++kw)
-            for (int c = 0; c < p.C; ++c)
-                off[(kh * p.KW + kw) * p.C + c] = (kh * d.Wp + kw) * p.C + c;
     const int blocks = (p.OC + 7) / 8, groups = (K + SMALLK_TAPS - 1) / SMALLK_TAPS;
     const int units = blocks * groups;  // (channel block, tap group); consecutive: neighbours
     bool avx2 = false;
@@ -461,15 +506,10 @@ static bool conv2d_forward_small_k(float* out, const float* inp, const float* we
 #ifdef CNNFAST_SMALLK_AVX2
     const int K = p.KH * p.KW * p.C;
     if (is_pointwise(p) || K > FWD_TAPS_MAX || std::string(gemm_isa()) != "avx2") return false;
-    const Padded d = padded_dims(p);
-    float* pad = thread_scratch(t_pad, (size_t)p.N * d.Hp * d.Wp * p.C);
-    if (!pad) throw std::bad_alloc();
-    pad_input(pad, inp, p, d);
-    int off[FWD_TAPS_MAX];
-    for (int kh = 0; kh < p.KH; ++kh)
-        for (int kw = 0; kw < p.KW; ++kw)
-            for (int c = 0; c < p.C; ++c)
-                off[(kh * p.KW + kw) * p.C + c] = (kh * d.Wp + kw) * p.C + c;
+    const PaddedTaps taps = padded_taps(inp, p);
+    const Padded d = taps.d;
+    const float* pad = taps.pad;
+    const int* off = taps.off;
     const ConvRowFn row_fn = kConvRowAvx2[K];
     const int rows = p.N * p.OH;
 #ifdef _OPENMP
@@ -506,24 +546,7 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
         sgemm_bias(false, false, nimg * rows_per_image, p.OC, K, 1.0f, col, K, weight, p.OC,
                    0.0f, out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, relu);
     };
-    const int nt = chunk_threads(ch.count);
-    if (nt == 1) {
-        for (int c = 0; c < ch.count; ++c) run(c, ws);
-        return;
-    }
-    const size_t col_n = conv2d_workspace_size(p);
-    std::atomic<bool> failed{false};  // set by any thread whose scratch allocation failed
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-#endif
-    for (int c = 0; c < ch.count; ++c) {
-        float* col = thread_scratch(t_col, col_n);
-        if (col)
-            run(c, col);
-        else
-            failed.store(true, std::memory_order_relaxed);
-    }
-    if (failed.load()) throw std::bad_alloc();
+    for_each_unit(ch.count, p, ws, run);
 }
 
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -571,24 +594,7 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
             col2im(dinp, col, p, n0, nimg);
         }
     };
-    const int nt = chunk_threads(G);
-    if (nt == 1) {
-        for (int g = 0; g < G; ++g) run_group(g, ws);
-    } else {
-        const size_t col_n = conv2d_workspace_size(p);
-        std::atomic<bool> failed{false};  // set by any thread whose scratch allocation failed
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-#endif
-        for (int g = 0; g < G; ++g) {
-            float* col = thread_scratch(t_col, col_n);
-            if (col)
-                run_group(g, col);
-            else
-                failed.store(true, std::memory_order_relaxed);
-        }
-        if (failed.load()) throw std::bad_alloc();
-    }
+    for_each_unit(G, p, ws, run_group);
     // dweight = partial 0 + partial 1 + ... in group order (elementwise: any split of the
     // elements over threads gives the same sums).
     if (G > 1 && !small_k) {
