@@ -27,6 +27,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 from bench.kernels import time_call  # noqa: E402
 
+
 # (name, M, N, K, trans_a, trans_b): the GEMMs the tutorial CNN runs, named by layer and pass.
 #   conv fwd:      out  (M=B*OH*OW, OC)  = col (M, K=KH*KW*C) @ weight (K, OC)
 #   conv dweight:  dW   (K, OC)          = col^T @ dout        -> trans_a, inner dim B*OH*OW
@@ -71,7 +72,7 @@ def numpy_worker(shapes, repeats):
         A = a.T if ta else a
         B = b.T if tb else b
         c = np.empty((M, N), np.float32)
-        res[name] = median_time(lambda: np.matmul(A, B, out=c), repeats)
+        res[name] = median_time(lambda A=A, B=B, c=c: np.matmul(A, B, out=c), repeats)
     return res
 
 
@@ -103,7 +104,9 @@ def bench_gemm(core, shapes, repeats, log):
                 raise SystemExit(f"{name} [{isa}]: max |err| {err:.3g} > {tol:.3g}")
             for t in (1, 2):
                 core.set_num_threads(t)
-                sec = median_time(lambda: core.sgemm(c, a, b, ta, tb, 1.0, 0.0), repeats)
+                sec = median_time(lambda c=c, a=a, b=b, ta=ta, tb=tb:
+                                  core.sgemm(c, a, b, ta, tb, 1.0, 0.0),
+                                  repeats)
                 row[f"{isa}_t{t}"] = flop / sec / 1e9
         core.set_gemm_isa("auto")
         for t in (1, 2):
@@ -143,7 +146,7 @@ def bench_layers(core, repeats, log):
                            core.conv2d_forward(out, x, w, bias, (1, 1), "same", ws)))
             layers.append((lname, "bwd", lambda x=x, w=w, dout=dout, dx=dx, dw=dw, db=db, ws=ws:
                            core.conv2d_backward(dx, dw, db, dout, x, w, (1, 1), "same", ws)))
-        for lname, IN, OUT, need_dinp in [("dense 3136->128", 3136, 128, True),
+        for lname, IN, OUT, _need_dinp in [("dense 3136->128", 3136, 128, True),
                                           ("dense 128->10", 128, 10, True)]:
             x = rng.standard_normal((batch, IN), dtype=np.float32)
             w = rng.standard_normal((IN, OUT), dtype=np.float32) * 0.05

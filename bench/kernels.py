@@ -157,7 +157,8 @@ def time_gemm(core, phases, repeats, min_time, rng):
         a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
         bb = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
         c = np.empty((m, n), np.float32)
-        sec, best = time_call(lambda: core.sgemm(c, a, bb, ta, tb, 1.0, 0.0), repeats, min_time)
+        sec, best = time_call(lambda c=c, a=a, bb=bb, ta=ta, tb=tb:
+                              core.sgemm(c, a, bb, ta, tb, 1.0, 0.0), repeats, min_time)
         out.append({"phase": phase, "M": m, "N": n, "K": k, "trans_a": ta, "trans_b": tb,
                     "ms": sec * 1e3, "ms_min": best * 1e3,
                     "gflops": 2.0 * m * n * k / sec / 1e9})

@@ -42,7 +42,8 @@ def kernel_section(records, head, peaks):
             layers.append(r["layer"])
             descs[r["layer"]] = (r["desc"], r.get("also") or [])
     batches = sorted({r["batch"] for r in rows})
-    L = [f"**Kernels, {T} thread{'s' if T != 1 else ''}** — median of {head.get('kernel_repeats')} timed repeats "
+    L = [f"**Kernels, {T} thread{'s' if T != 1 else ''}** — median of "
+         f"{head.get('kernel_repeats')} timed repeats "
          f"after a warm-up (short kernels looped to ≥ 20 ms per repeat), one process per "
          f"implementation; % = GFLOP/s ÷ the {peak_text(peaks.get(T, {}), T)}, measured in "
          "this run", ""]

@@ -30,6 +30,7 @@ if __name__ == "__main__" and __package__ in (None, ""):   # run as a script: dr
 sys.path.insert(0, ROOT)            # import bench from this tree (even if PYTHONPATH has another),
 from bench import kernels as K  # noqa: E402
 from bench import models as M  # noqa: E402
+
 sys.path.append(sys.path.pop(0))    # then cnnfast resolves through PYTHONPATH (run.py sets it),
                                     # this tree only as the last resort
 

@@ -6,9 +6,22 @@
 """
 __version__ = "0.1.0"
 
-from . import (activations, backend, callbacks, datasets, initializers, layers,  # noqa: F401
-               losses, metrics, models, nn, optimizers, random, utils)
-from . import keras  # noqa: F401,E402  (after the modules it re-exports)
+from . import (  # noqa: F401
+    activations,
+    backend,
+    callbacks,
+    datasets,
+    initializers,
+    keras,  # re-exports the modules above under tf.keras's paths
+    layers,
+    losses,
+    metrics,
+    models,
+    nn,
+    optimizers,
+    random,
+    utils,
+)
 from .backend import build_info, get_num_threads, set_num_threads  # noqa: F401
 from .interop import from_keras  # noqa: F401
 from .layers import Input  # noqa: F401

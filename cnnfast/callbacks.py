@@ -299,16 +299,17 @@ class Progbar:
                 bar += f"\33[37m{'━' * (self.width - prog_width)}\x1b[0m"
                 special += 9
             else:
-                bar = "%7d/Unknown" % current
+                bar = f"{current:7d}/Unknown"
             message += bar
             if self.target is not None and self.target > 0 and not finalize:
                 eta = time_per_unit * (self.target - current)
                 if eta > 3600:
-                    eta_format = "%d:%02d:%02d" % (eta // 3600, (eta % 3600) // 60, eta % 60)
+                    eta_format = (f"{int(eta // 3600)}:{int((eta % 3600) // 60):02d}:"
+                                  f"{int(eta % 60):02d}")
                 elif eta > 60:
-                    eta_format = "%d:%02d" % (eta // 60, eta % 60)
+                    eta_format = f"{int(eta // 60)}:{int(eta % 60):02d}"
                 else:
-                    eta_format = "%ds" % eta
+                    eta_format = f"{int(eta)}s"
                 info = f" \x1b[1m{eta_format}\x1b[0m"
             else:
                 info = f" \x1b[1m{now - self._start:.0f}s\x1b[0m"
@@ -620,7 +621,8 @@ class ModelCheckpoint(MonitorCallback):
             return True
         if isinstance(current, np.ndarray) and len(current.shape) > 0:
             warnings.warn("Can save best model only when `monitor` is a scalar value. "
-                          f"Received: {current}. Falling back to `save_best_only=False`.")
+                          f"Received: {current}. Falling back to `save_best_only=False`.",
+                          stacklevel=2)
             return True
         best_str = "None" if self.best is None else f"{self.best:.5f}"
         if self._is_improvement(current, self.best):
@@ -653,11 +655,11 @@ class ModelCheckpoint(MonitorCallback):
                 if self.verbose > 0:
                     _print_msg(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
         except IsADirectoryError:
-            raise IOError("Please specify a non-directory filepath for ModelCheckpoint. "
+            raise OSError("Please specify a non-directory filepath for ModelCheckpoint. "
                           f"Filepath used is an existing directory: {filepath}") from None
-        except IOError as e:
+        except OSError as e:
             if e.args and "is a directory" in str(e.args[0]).lower():
-                raise IOError("Please specify a non-directory filepath for ModelCheckpoint. "
+                raise OSError("Please specify a non-directory filepath for ModelCheckpoint. "
                               f"Filepath used is an existing directory: {filepath}") from e
             raise
 

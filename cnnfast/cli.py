@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 import cnnfast as cf
+
 from . import zoo
 
 MODEL_FILE = "model.keras"

@@ -16,8 +16,7 @@ import os
 import numpy as np
 
 from . import backend
-from .layers import (Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten,
-                     MaxPooling2D)
+from .layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from .optimizers import SGD, Adam, RMSprop
 
 _UNSET = object()  # the cached Net has no optimizer wired yet

@@ -23,8 +23,8 @@ _INSTALL_HINT = ("cnnfast's Keras interop (from_keras / to_keras) needs TensorFl
 
 def _import_keras():
     try:
-        import tensorflow  # noqa: F401  (keras 3 with the TensorFlow backend)
         import keras
+        import tensorflow  # noqa: F401  (keras 3 with the TensorFlow backend)
     except ImportError as e:
         raise ImportError(f"{_INSTALL_HINT} ({e})") from e
     return keras

@@ -8,8 +8,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py and tests/tf_oracle.py
 
 import tf_oracle  # noqa: E402
-from cnnfast import _core  # noqa: E402
 from helpers import DIFFS  # noqa: E402
+
+from cnnfast import _core  # noqa: E402
 
 
 @pytest.fixture(params=[1, 2], ids=lambda n: f"threads{n}")

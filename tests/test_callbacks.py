@@ -263,7 +263,7 @@ def test_csv_logger_matches_keras(tf_keras, tmp_path, case, sep, append):
     texts = []
     for cls, d in ((keras.callbacks.CSVLogger, "k"), (cbm.CSVLogger, "c")):
         path = tmp_path / f"{d}.csv"
-        for run in range(2 if append else 1):  # append: a second training run continues
+        for _ in range(2 if append else 1):  # append: a second training run continues
             cb = cls(str(path), separator=sep, append=append)
             cb.set_model(Stub())
             cb.on_train_begin({})
@@ -280,13 +280,13 @@ def test_lambda_callback_matches_keras(tf_keras):
     res = []
     for cls in (keras.callbacks.LambdaCallback, cbm.LambdaCallback):
         calls = []
-        cb = cls(on_epoch_begin=lambda e, logs: calls.append(("eb", e, logs)),
-                 on_epoch_end=lambda e, logs: calls.append(("ee", e, logs)),
-                 on_train_begin=lambda logs: calls.append(("tb", logs)),
-                 on_train_end=lambda logs: calls.append(("te", logs)),
-                 on_train_batch_begin=lambda b, logs: calls.append(("bb", b, logs)),
-                 on_train_batch_end=lambda b, logs: calls.append(("be", b, logs)),
-                 on_test_begin=lambda logs: calls.append(("testb", logs)))
+        cb = cls(on_epoch_begin=lambda e, logs, calls=calls: calls.append(("eb", e, logs)),
+                 on_epoch_end=lambda e, logs, calls=calls: calls.append(("ee", e, logs)),
+                 on_train_begin=lambda logs, calls=calls: calls.append(("tb", logs)),
+                 on_train_end=lambda logs, calls=calls: calls.append(("te", logs)),
+                 on_train_batch_begin=lambda b, logs, calls=calls: calls.append(("bb", b, logs)),
+                 on_train_batch_end=lambda b, logs, calls=calls: calls.append(("be", b, logs)),
+                 on_test_begin=lambda logs, calls=calls: calls.append(("testb", logs)))
         cb.set_model(Stub())
         cb.on_train_begin({})
         cb.on_epoch_begin(0, {})
@@ -571,7 +571,8 @@ def test_fit_calls_every_hook_in_keras_order():
              "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
              "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end",
              "on_predict_batch_begin", "on_predict_batch_end"]
-    cb = cbm.LambdaCallback(**{h: (lambda h: lambda *a, **k: calls.append(h))(h) for h in hooks
+    cb = cbm.LambdaCallback(**{h: (lambda h: lambda *a, **k: calls.append(h))(h)  # noqa: B023
+                               for h in hooks
                                if h not in ("on_train_batch_begin", "on_train_batch_end")})
     m.fit(x, y, epochs=2, batch_size=16, verbose=0, validation_split=0.25, callbacks=[cb])
     epoch = (["on_epoch_begin"] + ["on_test_begin"] + ["on_test_batch_begin",

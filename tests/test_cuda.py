@@ -15,14 +15,26 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import (
+    assert_close,
+    core_activation_backward,
+    core_activation_forward,
+    core_avgpool2d_backward,
+    core_avgpool2d_forward,
+    core_conv2d_backward,
+    core_conv2d_forward,
+    core_dense_backward,
+    core_dense_forward,
+    core_dropout_backward,
+    core_dropout_forward,
+    core_maxpool2d_backward,
+    core_maxpool2d_forward,
+    core_xent,
+    rand,
+)
 
 import cnnfast.cuda as cc
 from cnnfast import _core
-from helpers import (assert_close, core_activation_backward, core_activation_forward,
-                     core_avgpool2d_backward, core_avgpool2d_forward, core_conv2d_backward,
-                     core_conv2d_forward, core_dense_backward, core_dense_forward,
-                     core_dropout_backward, core_dropout_forward, core_maxpool2d_backward,
-                     core_maxpool2d_forward, core_xent, rand)
 
 REASON = cc.unavailable_reason() or ""
 gpu = pytest.mark.skipif(not cc.is_available(), reason=f"CUDA parity needs a GPU: {REASON}")

@@ -14,8 +14,7 @@ import threading
 import numpy as np
 import pytest
 
-from cnnfast.datasets import DatasetNotFoundError, IdxError, fashion_mnist, mnist
-from cnnfast.datasets import _fetch
+from cnnfast.datasets import DatasetNotFoundError, IdxError, _fetch, fashion_mnist, mnist
 from cnnfast.datasets._idx import read_idx
 
 SYSTEM_FASHION = "/usr/share/datasets/fashion-mnist"

@@ -84,7 +84,7 @@ def train(native, opt, loss_name, monkeypatch, arch="mixed"):
 
 # Every optimizer on the default loss, every loss path with Adam (the update code is shared).
 CASES = [(o, "sparse_cached_logits") for o in sorted(OPTS)] + \
-    [("adam", l) for l in sorted(LOSSES) if l != "sparse_cached_logits"]
+    [("adam", loss) for loss in sorted(LOSSES) if loss != "sparse_cached_logits"]
 
 
 @pytest.mark.parametrize("opt,loss_name,arch", [c + ("mixed",) for c in CASES] + [

@@ -1,7 +1,6 @@
 """The main job runs on real Fashion-MNIST (a subset, so CI stays fast)."""
 import os
 import runpy
-import sys
 
 import pytest
 

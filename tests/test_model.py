@@ -50,12 +50,12 @@ def small_cnn(classes=3, hw=8, act="relu", pool=layers.MaxPooling2D):
 
 def test_tutorial_cnn_shapes_and_params():
     m = tutorial_cnn()
-    shapes = [l.output.shape for l in m.layers]
+    shapes = [layer.output.shape for layer in m.layers]
     assert shapes == [(None, 28, 28, 32), (None, 14, 14, 32), (None, 14, 14, 64),
                       (None, 7, 7, 64), (None, 3136), (None, 128), (None, 10)]
-    assert [l.count_params() for l in m.layers] == [320, 0, 18496, 0, 0, 401536, 1290]
+    assert [layer.count_params() for layer in m.layers] == [320, 0, 18496, 0, 0, 401536, 1290]
     assert m.count_params() == 421642
-    assert [l.name for l in m.layers] == ["conv2d", "max_pooling2d", "conv2d_1",
+    assert [layer.name for layer in m.layers] == ["conv2d", "max_pooling2d", "conv2d_1",
                                           "max_pooling2d_1", "flatten", "dense", "dense_1"]
 
 
@@ -79,11 +79,12 @@ def test_sequential_add_equals_list_and_weight_layouts():
     reset_names()
     b = cf.Sequential()
     b.add(layers.Input(shape=(28, 28, 1)))
-    for l in [layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
-              layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
-              layers.Flatten(), layers.Dense(128, activation="relu"),
-              layers.Dense(10, activation="softmax")]:
-        b.add(l)
+    for layer in [layers.Conv2D(32, 3, padding="same", activation="relu"),
+                  layers.MaxPooling2D(),
+                  layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+                  layers.Flatten(), layers.Dense(128, activation="relu"),
+                  layers.Dense(10, activation="softmax")]:
+        b.add(layer)
     assert [w.shape for w in a.get_weights()] == [w.shape for w in b.get_weights()] == [
         (3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (3136, 128), (128,), (128, 10), (10,)]
     b.set_weights(a.get_weights())
@@ -135,7 +136,8 @@ def test_fit_learns_and_history_follows_keras_rules():
 def test_validation_split_takes_the_tail_before_shuffling():
     x, y = toy_data(50)
     m = small_cnn()
-    m.compile(optimizer=cf.optimizers.SGD(learning_rate=0.0), loss="sparse_categorical_crossentropy",
+    m.compile(optimizer=cf.optimizers.SGD(learning_rate=0.0),
+              loss="sparse_categorical_crossentropy",
               metrics=["accuracy"])
     h = m.fit(x, y, epochs=1, batch_size=7, validation_split=0.3, verbose=0)
     split = int(np.floor(50 * 0.7))
@@ -166,7 +168,8 @@ def test_training_is_deterministic_for_a_seed():
     for _ in range(2):
         reset_names()
         cf.utils.set_random_seed(7)
-        m = cf.Sequential([layers.Input((8, 8, 1)), layers.Flatten(), layers.Dense(16, activation="relu"),
+        m = cf.Sequential([layers.Input((8, 8, 1)), layers.Flatten(),
+                           layers.Dense(16, activation="relu"),
                            layers.Dropout(0.3), layers.Dense(3, activation="softmax")])
         m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         h = m.fit(x, y, epochs=2, batch_size=8, verbose=0)
@@ -187,7 +190,8 @@ def test_whole_model_gradient_by_central_differences(pool, act):
     coarse step and a 2 % tolerance; a wrong sign, layout or missing term fails by far more)."""
     x, y = toy_data(6, seed=3)
     m = small_cnn(act=act, pool=pool)
-    m.compile(optimizer=cf.optimizers.SGD(learning_rate=1.0), loss="sparse_categorical_crossentropy")
+    m.compile(optimizer=cf.optimizers.SGD(learning_rate=1.0),
+              loss="sparse_categorical_crossentropy")
     w0 = m.get_weights()
     m.train_on_batch(x, y)  # SGD lr=1: w1 = w0 - grad
     grads = [a - b for a, b in zip(w0, m.get_weights())]
@@ -248,7 +252,8 @@ def test_channel_axis_optional_and_uint8_accepted():
 
 def test_deferred_build_sequential_and_functional_feature_maps():
     x, y = toy_data(8)
-    m = cf.Sequential([layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(3, activation="softmax")])
+    m = cf.Sequential([layers.Conv2D(2, 3), layers.Flatten(),
+                       layers.Dense(3, activation="softmax")])
     with pytest.raises(ValueError, match="not been built"):
         m.summary()
     assert m.predict(x, verbose=0).shape == (8, 3)

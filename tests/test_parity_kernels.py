@@ -26,8 +26,8 @@ import zlib
 
 import numpy as np
 import pytest
-
 import tf_oracle
+
 from cnnfast import _core
 
 pytestmark = pytest.mark.tf
@@ -43,7 +43,8 @@ def check(op, got, want, atol=ATOL, rtol=RTOL):
     assert got.shape == want.shape, f"{op}: shape {got.shape} != oracle {want.shape}"
     a, r = tf_oracle.record(op, got, want)
     np.testing.assert_allclose(got, want, atol=atol, rtol=rtol,
-                               err_msg=f"{op}: max abs diff {a:.3e}, max abs diff / max|ref| {r:.3e}")
+                               err_msg=f"{op}: max abs diff {a:.3e}, "
+                                       f"max abs diff / max|ref| {r:.3e}")
 
 
 def seed_of(*key):
@@ -466,6 +467,6 @@ def test_optimizer_parity(tf_keras, name):
         opt.apply_gradients(zip([tf.constant(g) for g in step], tf_vars))
         for w, st, g in zip(ours, states, step):
             st.apply(w, g)
-    for i, (w, v) in enumerate(zip(ours, tf_vars)):
+    for w, v in zip(ours, tf_vars):
         want = v.numpy()
         check(f"optimizer {name}", w, want, atol=1e-7, rtol=5e-7)

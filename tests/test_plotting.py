@@ -153,7 +153,7 @@ def test_classification_report_by_hand():
     lines = text.splitlines()
     assert lines[0].split() == ["precision", "recall", "f1-score", "support"]
     assert lines[2].split() == ["a", "1.00", "0.67", "0.80", "3"]
-    assert [l.split() for l in lines if l.strip().startswith("accuracy")] == \
+    assert [ln.split() for ln in lines if ln.strip().startswith("accuracy")] == \
         [["accuracy", "0.67", "6"]]
     assert "macro avg" in text and "weighted avg" in text
     # a class never predicted: precision 0, not NaN (sklearn's zero_division behaviour)

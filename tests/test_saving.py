@@ -92,7 +92,7 @@ def test_sequential_round_trip_is_bit_identical(tmp_path, first):
     np.testing.assert_array_equal(m2.predict(x, verbose=0), want)
     for a, b in zip(m.get_weights(), m2.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert [l.name for l in m2.layers] == [l.name for l in m.layers]
+    assert [layer.name for layer in m2.layers] == [layer.name for layer in m.layers]
     assert m2.get_config() == m.get_config()
     assert m2.count_params() == m.count_params()
 
@@ -121,7 +121,7 @@ def test_functional_round_trip_is_bit_identical(tmp_path, multi):
     else:
         np.testing.assert_array_equal(got, want)
     assert m2.get_config() == m.get_config()
-    assert [l.name for l in m2.layers] == [l.name for l in m.layers]
+    assert [layer.name for layer in m2.layers] == [layer.name for layer in m.layers]
 
 
 def test_model_from_config_and_layer_from_config():
@@ -474,10 +474,11 @@ def _keras_functional(keras):
 
 
 def _same_structure(cm, km):
-    kls = [l for l in km.layers if type(l).__name__ != "InputLayer"]
-    cls = [l for l in cm.layers if type(l).__name__ != "InputLayer"]
-    assert sorted((l.name, tuple(l.output.shape), l.count_params()) for l in cls) == \
-        sorted((l.name, tuple(l.output.shape), l.count_params()) for l in kls)
+    kls = [layer for layer in km.layers if type(layer).__name__ != "InputLayer"]
+    cls = [layer for layer in cm.layers if type(layer).__name__ != "InputLayer"]
+    assert sorted((layer.name, tuple(layer.output.shape), layer.count_params())
+                  for layer in cls) == \
+        sorted((layer.name, tuple(layer.output.shape), layer.count_params()) for layer in kls)
     assert cm.count_params() == km.count_params()
 
 
@@ -580,7 +581,7 @@ def test_real_keras_files_get_a_pointer_to_from_keras(tf_keras, tmp_path):
             tmp_path / "k.weights.h5")
     # and a cnnfast file named .keras is not readable by keras
     cnn("input").save(tmp_path / "c.keras")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - Keras raises different types by version
         keras.models.load_model(tmp_path / "c.keras")
 
 

@@ -6,7 +6,6 @@ import glob
 import io
 import os
 import re
-import sys
 from contextlib import redirect_stdout
 
 import numpy as np
@@ -33,13 +32,14 @@ def run_script(name, engine, monkeypatch):
     if engine == "cnnfast":
         src = to_cnnfast(src)
         assert "tensorflow" not in "\n".join(
-            l for l in src.splitlines() if l.lstrip().startswith(("import", "from")))
+            ln for ln in src.splitlines() if ln.lstrip().startswith(("import", "from")))
         import cnnfast
         cnnfast.keras.backend.clear_session()
         cnnfast.utils.set_random_seed(0)
     else:
         import keras
         import tensorflow as tf
+
         from cnnfast.datasets import fashion_mnist
         # Keras would download the files (no network here); serve it the same arrays.
         for mod in {tf.keras.datasets.fashion_mnist, keras.datasets.fashion_mnist}:
@@ -79,18 +79,18 @@ def test_tutorial_runs_on_cnnfast(name, monkeypatch):
 
 
 def _summary_lines(text):
-    return [l for l in text.splitlines() if l.startswith(("│", "Model:", " Total", " Trainable",
+    return [ln for ln in text.splitlines() if ln.startswith(("│", "Model:", " Total", " Trainable",
                                                           " Non-trainable"))]
 
 
 def _comparable(text):
     """Printed lines minus what legitimately differs (timings, trained numbers, progress)."""
     keep = []
-    for l in text.splitlines():
+    for ln in text.splitlines():
         if re.search(r"\d+(ms|us|s)/step|accuracy: 0\.\d+|loss: \d|Test (loss|accuracy)|"
-                     r"test accuracy", l):
+                     r"test accuracy", ln):
             continue
-        keep.append(l)
+        keep.append(ln)
     return keep
 
 

@@ -10,7 +10,8 @@ tensorflow directly: the environment variables must be set before TensorFlow is 
 import os
 import sys
 
-MAX_DIFFS = {}  # op name -> (max abs diff, max abs diff / max |reference|) seen across the session's parity tests
+# op name -> (max abs diff, max abs diff / max |reference|) seen across the session's parity tests
+MAX_DIFFS = {}
 
 _state = {}
 

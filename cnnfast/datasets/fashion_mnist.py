@@ -11,8 +11,8 @@ import hashlib
 import numpy as np
 
 from . import _fetch
-from ._idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, parse_idx, read_bytes
 from ._fetch import DatasetNotFoundError, DownloadError
+from ._idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, parse_idx, read_bytes
 
 __all__ = ["load_data", "class_names", "DatasetNotFoundError"]
 

@@ -5,7 +5,18 @@ Re-exports only; the implementations live in cnnfast.layers, cnnfast.models, ...
 works as `from tensorflow.keras.layers import Dense` does.
 """
 from .. import __version__  # noqa: F401
-from . import (activations, backend, callbacks, datasets, initializers, layers,  # noqa: F401
-               losses, metrics, models, optimizers, utils)
 from ..layers import Input  # noqa: F401
 from ..models import Model, Sequential  # noqa: F401
+from . import (  # noqa: F401
+               activations,
+               backend,
+               callbacks,
+               datasets,
+               initializers,
+               layers,
+               losses,
+               metrics,
+               models,
+               optimizers,
+               utils,
+)

@@ -1,9 +1,9 @@
 """keras.callbacks"""
 from ..callbacks import (  # noqa: F401
     BackupAndRestore,
-    CSVLogger,
     Callback,
     CallbackList,
+    CSVLogger,
     EarlyStopping,
     History,
     LambdaCallback,

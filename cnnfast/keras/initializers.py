@@ -1,6 +1,14 @@
 """keras.initializers"""
-from ..initializers import (GlorotNormal, GlorotUniform, HeNormal, HeUniform,  # noqa: F401
-                            Initializer, Ones, Zeros, get)
+from ..initializers import (  # noqa: F401
+                            GlorotNormal,
+                            GlorotUniform,
+                            HeNormal,
+                            HeUniform,
+                            Initializer,
+                            Ones,
+                            Zeros,
+                            get,
+)
 
 glorot_uniform = GlorotUniform
 glorot_normal = GlorotNormal

@@ -1,3 +1,9 @@
 """keras.losses"""
-from ..losses import (CategoricalCrossentropy, Loss, SparseCategoricalCrossentropy,  # noqa: F401
-                      categorical_crossentropy, get, sparse_categorical_crossentropy)
+from ..losses import (  # noqa: F401
+                      CategoricalCrossentropy,
+                      Loss,
+                      SparseCategoricalCrossentropy,
+                      categorical_crossentropy,
+                      get,
+                      sparse_categorical_crossentropy,
+)

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 from .. import backend, initializers
-from ._util import (FusedActivation, check_data_format, normalize_padding, normalize_tuple,
-                    reject_unsupported, serialize_initializer)
+from ._util import (
+    FusedActivation,
+    check_data_format,
+    normalize_padding,
+    normalize_tuple,
+    reject_unsupported,
+    serialize_initializer,
+)
 from .base import Layer, shape_str
 
 

@@ -5,9 +5,8 @@ import math
 
 import numpy as np
 
-from .. import activations, backend, initializers, utils
-from ._util import (FusedActivation, check_data_format, reject_unsupported,
-                    serialize_initializer)
+from .. import backend, initializers, utils
+from ._util import FusedActivation, check_data_format, reject_unsupported, serialize_initializer
 from .base import Layer, shape_str
 
 

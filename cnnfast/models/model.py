@@ -7,17 +7,15 @@ and the optimizer's fused update; every buffer is owned by a layer and reused ac
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from .. import callbacks as callbacks_mod
-from .. import executor
+from .. import executor, utils
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
-from .. import utils
-from ..layers.base import InputLayer, KerasTensor, Layer, shape_str, unique_name
+from ..layers.base import InputLayer, KerasTensor, shape_str, unique_name
 from ..saving import SavingMixin
 
 
@@ -469,7 +467,7 @@ class Model(SavingMixin):
                 cbl.on_train_batch_begin(step)
                 idx = perm[step * batch_size:(step + 1) * batch_size]
                 b = idx.shape[0]
-                if net is not None:  # the whole step in C++: gather, forward, loss, backward, update
+                if net is not None:  # the whole step in C++: gather, fwd, loss, bwd, update
                     loss, correct = executor.train_step(net, self, x, y, idx,
                                                         int(gen.integers(0, 2**63)))
                     self._update_trackers_counts(trackers, loss, correct, b)
@@ -622,7 +620,7 @@ class Model(SavingMixin):
                                       "positions are not supported")
         w = (33, 24, 15)
         out = [f'Model: "{self.name}"']
-        line = lambda l, m, r, c: l + m.join(c * n for n in w) + r  # noqa: E731
+        line = lambda left, mid, right, c: left + mid.join(c * n for n in w) + right  # noqa: E731
         out.append(line("┏", "┳", "┓", "━"))
         out.append(f"┃ {'Layer (type)':<{w[0] - 2}} ┃ {'Output Shape':<{w[1] - 2}} ┃ "
                    f"{'Param #':>{w[2] - 2}} ┃")

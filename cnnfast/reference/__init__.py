@@ -12,8 +12,13 @@ from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .losses import softmax_xent_dense, softmax_xent_sparse, xent_probs_dense, xent_probs_sparse
 from .optimizers import adam_update, rmsprop_update, sgd_update
-from .pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_argmax, maxpool2d_backward,
-                   maxpool2d_forward)
+from .pool import (
+                   avgpool2d_backward,
+                   avgpool2d_forward,
+                   maxpool2d_argmax,
+                   maxpool2d_backward,
+                   maxpool2d_forward,
+)
 
 __all__ = [
     "ACTIVATION_CODES", "activation_backward", "activation_forward", "softmax",
