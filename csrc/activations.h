@@ -26,8 +26,8 @@ void softmax_xent_dense(float* loss, float* dlogits, const float* logits, const 
 //   sparse: q = clip(p, eps, 1-eps); loss = -log(q_y / sum(q))
 //   dense:  q = clip(p / sum(p), eps, 1-eps); loss = -sum_k t_k log q_k
 // dprobs = grad_scale * dloss/dp (zero where clipping applied); may be nullptr.
-void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels,
-                       int B, int K, float eps, float grad_scale);
+void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels, int B,
+                       int K, float eps, float grad_scale);
 void xent_probs_dense(float* loss, float* dprobs, const float* probs, const float* targets, int B,
                       int K, float eps, float grad_scale);
 
@@ -38,7 +38,6 @@ void xent_probs_dense(float* loss, float* dprobs, const float* probs, const floa
 // (rate 0.9 gives 10.0f, whereas 1.0f / (1.0f - 0.9f) = 9.9999976f).
 void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, double rate,
                      uint64_t seed);
-void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n,
-                      double rate);
+void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n, double rate);
 
 }  // namespace cnnfast

@@ -178,8 +178,8 @@ void softmax_xent_dense(float* loss, float* dlogits, const float* logits, const 
     }
 }
 
-void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels,
-                       int B, int K, float eps, float grad_scale) {
+void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels, int B,
+                       int K, float eps, float grad_scale) {
     CNNFAST_CHECK(B >= 0 && K > 0, "xent_probs_sparse: bad sizes");
     check_labels(labels, B, K, "xent_probs_sparse");
     const float hi = 1.0f - eps;
@@ -256,8 +256,7 @@ void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, dou
 }
 
 CNNFAST_CLONES
-void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n,
-                      double rate) {
+void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n, double rate) {
     CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_backward: rate must be in [0, 1)");
     const float scale = (float)(1.0 / (1.0 - rate));
     if (dinp == dout) {  // in place: see activation_backward's ReLU

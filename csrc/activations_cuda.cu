@@ -75,8 +75,7 @@ __global__ void labels_range_kernel(int* flag, const int32_t* labels, int B, int
 }
 
 __global__ void softmax_xent_sparse_kernel(float* loss, float* dlogits, const float* logits,
-                                           const int32_t* labels, int B, int K,
-                                           float grad_scale) {
+                                           const int32_t* labels, int B, int K, float grad_scale) {
     CNNFAST_GRID_STRIDE(b, (int64_t)B) {
         const float* z = logits + b * K;
         float mx;
@@ -248,8 +247,8 @@ void softmax_xent_dense(float* loss, float* dlogits, const float* logits, const 
     CNNFAST_CUDA_LAUNCHED("softmax_xent_dense");
 }
 
-void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels,
-                       int B, int K, float eps, float grad_scale) {
+void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels, int B,
+                       int K, float eps, float grad_scale) {
     CNNFAST_CHECK(B >= 0 && K > 0, "xent_probs_sparse: bad sizes");
     check_labels(labels, B, K, "xent_probs_sparse");
     if (!B) return;
@@ -277,8 +276,7 @@ void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, dou
     CNNFAST_CUDA_LAUNCHED("dropout_forward");
 }
 
-void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n,
-                      double rate) {
+void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n, double rate) {
     CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_backward: rate must be in [0, 1)");
     const float scale = (float)(1.0 / (1.0 - rate));
     if (n <= 0) return;

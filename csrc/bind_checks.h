@@ -42,8 +42,7 @@ inline Padding parse_padding(const std::string& s, const char* fn) {
     throw py::value_error(std::string(fn) + ": padding must be 'valid' or 'same', got '" + s + "'");
 }
 
-inline std::pair<int, int> pair_of(const std::pair<int, int>& p, const char* fn,
-                                   const char* what) {
+inline std::pair<int, int> pair_of(const std::pair<int, int>& p, const char* fn, const char* what) {
     if (p.first <= 0 || p.second <= 0)
         throw py::value_error(std::string(fn) + ": " + what + " must be positive, got (" +
                               std::to_string(p.first) + ", " + std::to_string(p.second) + ")");
@@ -68,11 +67,10 @@ inline Conv2DParams conv_params(const std::vector<int64_t>& in, const std::vecto
                               std::to_string(ker[2]) + " input channels but inp has shape " +
                               shape_str(in));
     pair_of(st, fn, "strides");
-    return make_conv2d_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
-                              as_int(in[2], fn, "W"), as_int(in[3], fn, "C"),
-                              as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
-                              as_int(ker[3], fn, "OC"), st.first, st.second,
-                              parse_padding(padding, fn));
+    return make_conv2d_params(
+        as_int(in[0], fn, "N"), as_int(in[1], fn, "H"), as_int(in[2], fn, "W"),
+        as_int(in[3], fn, "C"), as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
+        as_int(ker[3], fn, "OC"), st.first, st.second, parse_padding(padding, fn));
 }
 
 // Pooling geometry from an input (N,H,W,C) shape.

@@ -2,15 +2,15 @@
 // Validates every array (dtype, C-contiguity, writability, shape), releases the GIL and calls
 // the kernels. No math here. Errors raise ValueError/TypeError with the argument's name and
 // shapes; nothing is converted silently (an output must be the caller's real buffer).
-#include <pybind11/pybind11.h>
 #include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <string>
-#include <cstring>
 #include <vector>
 
 #include "activations.h"
@@ -56,8 +56,7 @@ T* data_of(const py::object& obj, const char* fn, const char* name, bool writabl
         throw py::value_error(std::string(fn) + ": " + name + " must be writable");
     if (!shape.empty()) {
         bool ok = static_cast<size_t>(a.ndim()) == shape.size();
-        for (size_t i = 0; ok && i < shape.size(); ++i)
-            ok = shape[i] < 0 || a.shape(i) == shape[i];
+        for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || a.shape(i) == shape[i];
         if (!ok)
             throw py::value_error(std::string(fn) + ": " + name + " has shape " + shape_str(a) +
                                   ", expected " + shape_str(shape));
@@ -246,8 +245,7 @@ PYBIND11_MODULE(_core, m) {
         "pool2d_geometry",
         [](std::vector<int64_t> in_shape, std::pair<int, int> pool, std::pair<int, int> strides,
            const std::string& padding) {
-            Pool2DParams p =
-                bind::pool_params(in_shape, pool, strides, padding, "pool2d_geometry");
+            Pool2DParams p = bind::pool_params(in_shape, pool, strides, padding, "pool2d_geometry");
             py::dict d;
             d["out_shape"] = py::make_tuple(p.N, p.OH, p.OW, p.C);
             d["pad"] = py::make_tuple(p.PT, p.PL);
@@ -267,8 +265,8 @@ PYBIND11_MODULE(_core, m) {
             py::gil_scoped_release nogil;
             maxpool2d_forward(po, pa, pi, p);
         },
-        py::arg("out"), py::arg("argmax"), py::arg("inp"), py::arg("pool_size"),
-        py::arg("strides"), py::arg("padding"));
+        py::arg("out"), py::arg("argmax"), py::arg("inp"), py::arg("pool_size"), py::arg("strides"),
+        py::arg("padding"));
     m.def(
         "maxpool2d_backward",
         [](py::object dinp, py::object dout, py::object argmax, std::pair<int, int> pool,
@@ -332,8 +330,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("padding"));
     m.def(
         "avgpool2d_backward",
-        [](py::object dinp, py::object dout, std::pair<int, int> pool,
-           std::pair<int, int> strides, const std::string& padding) {
+        [](py::object dinp, py::object dout, std::pair<int, int> pool, std::pair<int, int> strides,
+           const std::string& padding) {
             const char* fn = "avgpool2d_backward";
             Pool2DParams p = pool_params(as_array(dinp, fn, "dinp"), pool, strides, padding, fn);
             float* pdi = data_of<float>(dinp, fn, "dinp", true);
@@ -631,9 +629,9 @@ PYBIND11_MODULE(_core, m) {
                  }
                  if (loss_kind < 0 || loss_kind > 3) throw py::value_error("Net: bad loss kind");
                  h->sparse = loss_kind == 0 || loss_kind == 2;
-                 h->net = std::make_unique<Net>(std::move(specs), in_shape, max_batch,
-                                                static_cast<LossKind>(loss_kind), num_classes,
-                                                fused);
+                 h->net =
+                     std::make_unique<Net>(std::move(specs), in_shape, max_batch,
+                                           static_cast<LossKind>(loss_kind), num_classes, fused);
                  return h;
              }),
              py::arg("ops"), py::arg("in_shape"), py::arg("max_batch"), py::arg("loss_kind"),
@@ -649,11 +647,16 @@ PYBIND11_MODULE(_core, m) {
                     if (spec.contains(k)) {
                         double v = spec[k].cast<double>();
                         std::string s(k);
-                        if (s == "beta1") o.beta1 = v;
-                        else if (s == "beta2") o.beta2 = v;
-                        else if (s == "eps") o.eps = v;
-                        else if (s == "momentum") o.momentum = v;
-                        else o.rho = v;
+                        if (s == "beta1")
+                            o.beta1 = v;
+                        else if (s == "beta2")
+                            o.beta2 = v;
+                        else if (s == "eps")
+                            o.eps = v;
+                        else if (s == "momentum")
+                            o.momentum = v;
+                        else
+                            o.rho = v;
                     }
                 o.amsgrad = spec.contains("amsgrad") && spec["amsgrad"].cast<bool>();
                 o.nesterov = spec.contains("nesterov") && spec["nesterov"].cast<bool>();
@@ -668,13 +671,14 @@ PYBIND11_MODULE(_core, m) {
                                 data_of<float>(t[1], fn, "g", true, s),
                                 optional_data_of<float>(t[2], fn, "slot0", true, s),
                                 optional_data_of<float>(t[3], fn, "slot1", true, s),
-                                optional_data_of<float>(t[4], fn, "slot2", true, s), W.size()};
+                                optional_data_of<float>(t[4], fn, "slot2", true, s),
+                                W.size()};
                     if (o.kind == 0 && !(p.s0 && p.s1 && (p.s2 || !o.amsgrad)))
                         throw py::value_error("Net: Adam needs m, v (and vhat with amsgrad)");
                     if (o.kind == 1 && o.momentum != 0.0 && !p.s0)
                         throw py::value_error("Net: SGD with momentum needs a velocity");
-                    if (o.kind == 2 && (!p.s0 || (o.momentum > 0 && !p.s1) ||
-                                        (o.centered && !p.s2)))
+                    if (o.kind == 2 &&
+                        (!p.s0 || (o.momentum > 0 && !p.s1) || (o.centered && !p.s2)))
                         throw py::value_error("Net: RMSprop slots missing");
                     for (int i = 0; i < 5; ++i)
                         if (!t[i].is_none()) h.keep.push_back(t[i]);
@@ -714,9 +718,9 @@ PYBIND11_MODULE(_core, m) {
                                           shape_str(X));
                 const int64_t N = X.shape(0);
                 const float* px = data_of<float>(x, fn, "x", false);
-                const void* py_ = h.sparse
-                    ? (const void*)data_of<int32_t>(y, fn, "y", false, {N})
-                    : (const void*)data_of<float>(y, fn, "y", false, {N, h.net->out_size()});
+                const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {N})
+                                           : (const void*)data_of<float>(y, fn, "y", false,
+                                                                         {N, h.net->out_size()});
                 const int64_t* pi = data_of<int64_t>(idx, fn, "idx", false, {-1});
                 const int B = as_int(I.size(), fn, "batch");
                 for (int b = 0; b < B; ++b)
@@ -741,9 +745,9 @@ PYBIND11_MODULE(_core, m) {
                 if (X.size() != (int64_t)B * h.net->in_size())
                     throw py::value_error("Net.evaluate: x has shape " + shape_str(X));
                 const float* px = data_of<float>(x, fn, "x", false);
-                const void* py_ = h.sparse
-                    ? (const void*)data_of<int32_t>(y, fn, "y", false, {B})
-                    : (const void*)data_of<float>(y, fn, "y", false, {B, h.net->out_size()});
+                const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {B})
+                                           : (const void*)data_of<float>(y, fn, "y", false,
+                                                                         {B, h.net->out_size()});
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;

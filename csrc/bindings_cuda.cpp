@@ -33,7 +33,9 @@ enum class DType { F32, I32, U8 };
 const char* dtype_name(DType d) {
     return d == DType::F32 ? "float32" : d == DType::I32 ? "int32" : "uint8";
 }
-size_t itemsize(DType d) { return d == DType::F32 ? 4 : d == DType::I32 ? 4 : 1; }
+size_t itemsize(DType d) {
+    return d == DType::F32 ? 4 : d == DType::I32 ? 4 : 1;
+}
 DType parse_dtype(const py::object& o) {
     std::string s = py::str(py::dtype::from_args(o));
     if (s == "float32") return DType::F32;
@@ -41,11 +43,20 @@ DType parse_dtype(const py::object& o) {
     if (s == "uint8") return DType::U8;
     throw py::type_error("DeviceArray: dtype must be float32, int32 or uint8, got " + s);
 }
-template <typename T> DType dtype_of();
-template <> DType dtype_of<float>() { return DType::F32; }
-template <> DType dtype_of<int32_t>() { return DType::I32; }
-template <> DType dtype_of<uint8_t>() { return DType::U8; }
-
+template <typename T>
+DType dtype_of();
+template <>
+DType dtype_of<float>() {
+    return DType::F32;
+}
+template <>
+DType dtype_of<int32_t>() {
+    return DType::I32;
+}
+template <>
+DType dtype_of<uint8_t>() {
+    return DType::U8;
+}
 
 // Device memory with a shape and dtype. Owns its allocation: freed by free() or when the
 // Python object dies. Allocated once and reused by an executor; kernels get raw pointers.
@@ -57,7 +68,8 @@ struct DeviceArray {
 
     DeviceArray(std::vector<int64_t> shp, DType dt) : shape(std::move(shp)), dtype(dt) {
         for (int64_t d : shape)
-            if (d < 0) throw py::value_error("DeviceArray: negative dimension in " + shape_str(shape));
+            if (d < 0)
+                throw py::value_error("DeviceArray: negative dimension in " + shape_str(shape));
         ptr = cuda::device_malloc(nbytes());
         cuda::memset_zero(ptr, nbytes());
     }
@@ -82,8 +94,9 @@ struct DeviceArray {
 };
 
 py::dtype np_dtype(DType d) {
-    return d == DType::F32 ? py::dtype::of<float>()
-                           : d == DType::I32 ? py::dtype::of<int32_t>() : py::dtype::of<uint8_t>();
+    return d == DType::F32   ? py::dtype::of<float>()
+           : d == DType::I32 ? py::dtype::of<int32_t>()
+                             : py::dtype::of<uint8_t>();
 }
 
 void upload(DeviceArray& a, const py::array& host) {
@@ -193,10 +206,12 @@ PYBIND11_MODULE(_cuda, m) {
         py::gil_scoped_release nogil;
         cuda::synchronize();
     });
-    m.def("stream", []() { return reinterpret_cast<uintptr_t>(cuda::stream()); },
-          "The cudaStream_t kernels are enqueued on, as an integer (0: legacy default stream).");
-    m.def("set_stream", [](uintptr_t s) { cuda::set_stream(reinterpret_cast<void*>(s)); },
-          py::arg("stream"));
+    m.def(
+        "stream", []() { return reinterpret_cast<uintptr_t>(cuda::stream()); },
+        "The cudaStream_t kernels are enqueued on, as an integer (0: legacy default stream).");
+    m.def(
+        "set_stream", [](uintptr_t s) { cuda::set_stream(reinterpret_cast<void*>(s)); },
+        py::arg("stream"));
 
     // ---- device memory ----
     py::class_<DeviceArray>(m, "DeviceArray")
@@ -205,15 +220,17 @@ PYBIND11_MODULE(_cuda, m) {
              }),
              py::arg("shape"), py::arg("dtype") = "float32",
              "Zero-filled device memory of this shape and dtype (float32, int32 or uint8).")
-        .def_property_readonly("shape", [](const DeviceArray& a) {
-            py::tuple t(a.shape.size());
-            for (size_t i = 0; i < a.shape.size(); ++i) t[i] = a.shape[i];
-            return t;
-        })
+        .def_property_readonly("shape",
+                               [](const DeviceArray& a) {
+                                   py::tuple t(a.shape.size());
+                                   for (size_t i = 0; i < a.shape.size(); ++i) t[i] = a.shape[i];
+                                   return t;
+                               })
         .def_property_readonly("dtype", [](const DeviceArray& a) { return np_dtype(a.dtype); })
         .def_property_readonly("size", &DeviceArray::size)
         .def_property_readonly("nbytes", &DeviceArray::nbytes)
-        .def_property_readonly("ptr", [](const DeviceArray& a) { return reinterpret_cast<uintptr_t>(a.ptr); })
+        .def_property_readonly(
+            "ptr", [](const DeviceArray& a) { return reinterpret_cast<uintptr_t>(a.ptr); })
         .def_property_readonly("freed", [](const DeviceArray& a) { return a.freed; })
         .def("upload", &upload, py::arg("host"), "Copy a NumPy array of the same shape/dtype in.")
         .def("download", &download, "Copy out into a new NumPy array (waits for the stream).")
@@ -311,8 +328,8 @@ PYBIND11_MODULE(_cuda, m) {
             py::gil_scoped_release nogil;
             cuda::maxpool2d_forward(po, pa, pi, p);
         },
-        py::arg("out"), py::arg("argmax"), py::arg("inp"), py::arg("pool_size"),
-        py::arg("strides"), py::arg("padding"));
+        py::arg("out"), py::arg("argmax"), py::arg("inp"), py::arg("pool_size"), py::arg("strides"),
+        py::arg("padding"));
     m.def(
         "maxpool2d_backward",
         [](py::object dinp, py::object dout, py::object argmax, std::pair<int, int> pool,
@@ -343,8 +360,8 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("padding"));
     m.def(
         "avgpool2d_backward",
-        [](py::object dinp, py::object dout, std::pair<int, int> pool,
-           std::pair<int, int> strides, const std::string& padding) {
+        [](py::object dinp, py::object dout, std::pair<int, int> pool, std::pair<int, int> strides,
+           const std::string& padding) {
             const char* fn = "avgpool2d_backward";
             Pool2DParams p = pool_params(arr(dinp, fn, "dinp").shape, pool, strides, padding, fn);
             float* pdi = dptr<float>(dinp, fn, "dinp");

@@ -14,13 +14,15 @@
 
 namespace cnnfast {
 
-[[noreturn]] inline void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+[[noreturn]] inline void fail(const std::string& msg) {
+    throw std::invalid_argument(msg);
+}
 
 // Precondition check: throws std::invalid_argument (Python ValueError), never aborts.
-#define CNNFAST_CHECK(cond, msg)                                                    \
-    do {                                                                            \
-        if (!(cond)) ::cnnfast::fail(std::string("cnnfast: ") + (msg) +             \
-                                     " (check failed: " #cond ")");                 \
+#define CNNFAST_CHECK(cond, msg)                                                              \
+    do {                                                                                      \
+        if (!(cond))                                                                          \
+            ::cnnfast::fail(std::string("cnnfast: ") + (msg) + " (check failed: " #cond ")"); \
     } while (0)
 
 // On a function whose loops copy short runs (im2col rows of 3-96 floats, packing rows of 16):
@@ -56,11 +58,12 @@ struct Window1D {
 };
 
 inline Window1D window_1d(int in, int k, int s, Padding pad) {
-    CNNFAST_CHECK(in > 0 && k > 0 && s > 0, "window sizes must be positive: in=" +
-                  std::to_string(in) + " k=" + std::to_string(k) + " s=" + std::to_string(s));
+    CNNFAST_CHECK(in > 0 && k > 0 && s > 0,
+                  "window sizes must be positive: in=" + std::to_string(in) +
+                      " k=" + std::to_string(k) + " s=" + std::to_string(s));
     if (pad == Padding::Valid) {
         CNNFAST_CHECK(in >= k, "window " + std::to_string(k) + " larger than input " +
-                      std::to_string(in) + " with padding='valid'");
+                                   std::to_string(in) + " with padding='valid'");
         return {(in - k) / s + 1, 0};
     }
     int out = (in + s - 1) / s;

@@ -15,8 +15,8 @@ struct Conv2DParams {
 
 // Validates sizes and computes OH/OW/PT/PL with window_1d(); throws on bad sizes.
 // Inline (host-only geometry) so the CUDA module shares it without linking the CPU kernels.
-inline Conv2DParams make_conv2d_params(int N, int H, int W, int C, int KH, int KW, int OC,
-                                       int SH, int SW, Padding pad) {
+inline Conv2DParams make_conv2d_params(int N, int H, int W, int C, int KH, int KW, int OC, int SH,
+                                       int SW, Padding pad) {
     CNNFAST_CHECK(N > 0 && H > 0 && W > 0 && C > 0, "conv2d: input dims must be positive");
     CNNFAST_CHECK(KH > 0 && KW > 0 && OC > 0, "conv2d: kernel dims must be positive");
     Window1D h = window_1d(H, KH, SH, pad), w = window_1d(W, KW, SW, pad);
@@ -35,8 +35,7 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
 // dinp (N,H,W,C) overwritten, or nullptr to skip (first layer);
 // dweight (KH,KW,C,OC) and dbias (OC) overwritten; dbias may be nullptr (no bias).
 // dout (N,OH,OW,OC); inp and weight as in forward.
-void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, const Conv2DParams& p,
-                     float* workspace);
+void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, const Conv2DParams& p, float* workspace);
 
 }  // namespace cnnfast

@@ -69,9 +69,8 @@ CNNFAST_NO_MEMCPY_IDIOM static inline void zero_floats(float* d, int n) {
 // Walks output lines (n, oh) so there is no division per pixel, and copies each kernel row as
 // one run of KW*C floats when it lies inside the image (input pixels iw..iw+KW-1 are adjacent
 // in NHWC). With C=1 (the first layer) per-pixel overhead, not bandwidth, is what costs.
-CNNFAST_CLONES CNNFAST_NO_MEMCPY_IDIOM
-static void im2col(float* col, const float* inp, const Conv2DParams& p,
-                                           int n0, int nimg) {
+CNNFAST_CLONES CNNFAST_NO_MEMCPY_IDIOM static void im2col(float* col, const float* inp,
+                                                          const Conv2DParams& p, int n0, int nimg) {
     const int K = p.KH * p.KW * p.C, seg = p.KW * p.C;
     const int lines = nimg * p.OH;
 #ifdef _OPENMP
@@ -224,13 +223,12 @@ static Padded padded_dims(const Conv2DParams& p) {
 }
 
 // out (N, Hp, Wp, C): input rows/cols shifted by the leading padding, zeros elsewhere.
-CNNFAST_CLONES CNNFAST_NO_MEMCPY_IDIOM
-static void pad_input(float* out, const float* inp,
-                                              const Conv2DParams& p, Padded d) {
+CNNFAST_CLONES CNNFAST_NO_MEMCPY_IDIOM static void pad_input(float* out, const float* inp,
+                                                             const Conv2DParams& p, Padded d) {
     const size_t row = (size_t)d.Wp * p.C;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (p.N > 1 && (size_t)p.N * d.Hp * row > 65536 && \
-                                                 !in_parallel())
+                                                  !in_parallel())
 #endif
     for (int n = 0; n < p.N; ++n)
         for (int hp = 0; hp < d.Hp; ++hp) {
@@ -308,8 +306,8 @@ static void taps_generic(const Conv2DParams& p, Padded d, const TapJob& j, int n
 // T accumulators stay in registers (T is a template parameter so the tap loop unrolls).
 template <int T>
 __attribute__((target("avx2"))) static void taps_avx2(const Conv2DParams& p, Padded d,
-                                                      const TapJob& j, int n0, int n1,
-                                                      float* acc, float* accb) {
+                                                      const TapJob& j, int n0, int n1, float* acc,
+                                                      float* accb) {
     __m256 a[T > 0 ? T : 1];
     for (int t = 0; t < T; ++t) a[t] = _mm256_loadu_ps(acc + t * 8);
     __m256 ab = _mm256_loadu_ps(accb);
@@ -329,8 +327,8 @@ __attribute__((target("avx2"))) static void taps_avx2(const Conv2DParams& p, Pad
                 const __m256 g = full ? _mm256_loadu_ps(dv) : _mm256_maskload_ps(dv, mask);
 #pragma GCC unroll 16
                 for (int t = 0; t < T; ++t)
-                    a[t] = _mm256_add_ps(a[t],
-                                         _mm256_mul_ps(_mm256_broadcast_ss(base + off[t]), g));
+                    a[t] =
+                        _mm256_add_ps(a[t], _mm256_mul_ps(_mm256_broadcast_ss(base + off[t]), g));
                 if (j.bias) ab = _mm256_add_ps(ab, g);
             }
         }
@@ -340,8 +338,8 @@ __attribute__((target("avx2"))) static void taps_avx2(const Conv2DParams& p, Pad
 
 using TapsFn = void (*)(const Conv2DParams&, Padded, const TapJob&, int, int, float*, float*);
 static const TapsFn kTapsAvx2[SMALLK_TAPS + 1] = {
-    nullptr,        taps_avx2<1>, taps_avx2<2>, taps_avx2<3>, taps_avx2<4>,  taps_avx2<5>,
-    taps_avx2<6>,   taps_avx2<7>, taps_avx2<8>, taps_avx2<9>, taps_avx2<10>, taps_avx2<11>};
+    nullptr,      taps_avx2<1>, taps_avx2<2>, taps_avx2<3>, taps_avx2<4>,  taps_avx2<5>,
+    taps_avx2<6>, taps_avx2<7>, taps_avx2<8>, taps_avx2<9>, taps_avx2<10>, taps_avx2<11>};
 #endif
 
 static thread_local std::vector<float> t_taps;  // the small-K running sums, (T+1) x 8 per unit
@@ -369,8 +367,13 @@ static void conv2d_dw_small_k(float* dweight, float* dbias, const float* dout, c
     std::fill(sums, sums + (size_t)units * (SMALLK_TAPS + 1) * 8, 0.0f);
     auto job_of = [&](int u) {
         const int b = u % blocks, g = u / blocks, t0 = g * SMALLK_TAPS;
-        return TapJob{pad,   dout, off + t0, std::min(SMALLK_TAPS, K - t0), b * 8,
-                      std::min(8, p.OC - b * 8), dbias != nullptr && g == 0};
+        return TapJob{pad,
+                      dout,
+                      off + t0,
+                      std::min(SMALLK_TAPS, K - t0),
+                      b * 8,
+                      std::min(8, p.OC - b * 8),
+                      dbias != nullptr && g == 0};
     };
     const int nt = in_parallel() ? 1 : std::min(num_threads(), units);
     (void)nt;  // unused in a serial build
@@ -495,8 +498,8 @@ __attribute__((target("avx2,fma"))) static void conv_row_avx2(float* out, const 
 using ConvRowFn = void (*)(float*, const float*, const float*, const float*, const int*,
                            const Conv2DParams&, bool);
 static const ConvRowFn kConvRowAvx2[FWD_TAPS_MAX + 1] = {
-    nullptr,          conv_row_avx2<1>, conv_row_avx2<2>, conv_row_avx2<3>,
-    conv_row_avx2<4>, conv_row_avx2<5>, conv_row_avx2<6>, conv_row_avx2<7>,
+    nullptr,          conv_row_avx2<1>, conv_row_avx2<2>,  conv_row_avx2<3>,
+    conv_row_avx2<4>, conv_row_avx2<5>, conv_row_avx2<6>,  conv_row_avx2<7>,
     conv_row_avx2<8>, conv_row_avx2<9>, conv_row_avx2<10>, conv_row_avx2<11>};
 #endif
 
@@ -513,9 +516,8 @@ static bool conv2d_forward_small_k(float* out, const float* inp, const float* we
     const ConvRowFn row_fn = kConvRowAvx2[K];
     const int rows = p.N * p.OH;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (rows > 1 && \
-                                              (size_t)rows * p.OW * p.OC * K > 65536 && \
-                                              !in_parallel())
+#pragma omp parallel for schedule( \
+        static) if (rows > 1 && (size_t)rows * p.OW * p.OC * K > 65536 && !in_parallel())
 #endif
     for (int r = 0; r < rows; ++r) {
         const int n = r / p.OH, oh = r % p.OH;
@@ -543,14 +545,14 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
     auto run = [&](int c, float* col) {
         const int n0 = ch.first(c), nimg = std::min(ch.size, p.N - n0);
         im2col(col, inp, p, n0, nimg);
-        sgemm_bias(false, false, nimg * rows_per_image, p.OC, K, 1.0f, col, K, weight, p.OC,
-                   0.0f, out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, relu);
+        sgemm_bias(false, false, nimg * rows_per_image, p.OC, K, 1.0f, col, K, weight, p.OC, 0.0f,
+                   out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, relu);
     };
     for_each_unit(ch.count, p, ws, run);
 }
 
-void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, const Conv2DParams& p, float* ws) {
+void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, const Conv2DParams& p, float* ws) {
     const int M = p.N * p.OH * p.OW, K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
     // Few taps: the weight gradient without im2col (the same whether or not dinp is wanted).
     const bool small_k = use_small_k_dw(p);
@@ -586,8 +588,8 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
             const float* dout_c = dout + (size_t)n0 * rows_per_image * p.OC;
             if (!small_k) {
                 im2col(col, inp, p, n0, nimg);
-                sgemm(true, false, K, p.OC, rows, 1.0f, col, K, dout_c, p.OC,
-                      c == c0 ? 0.0f : 1.0f, dw, p.OC);
+                sgemm(true, false, K, p.OC, rows, 1.0f, col, K, dout_c, p.OC, c == c0 ? 0.0f : 1.0f,
+                      dw, p.OC);
             }
             if (!dinp) continue;
             sgemm(false, true, rows, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f, col, K);

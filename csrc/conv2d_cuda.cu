@@ -109,8 +109,8 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
     if (bias) add_bias_rows(out, bias, p.N * per_img, p.OC);
 }
 
-void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, const Conv2DParams& p, float* ws) {
+void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, const Conv2DParams& p, float* ws) {
     const int K = p.KH * p.KW * p.C, per_img = p.OH * p.OW, M = p.N * per_img;
     if (dbias) sum_rows(dbias, dout, M, p.OC);
     if (is_pointwise(p)) {
@@ -125,8 +125,8 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
         const float* dout_c = dout + (size_t)n0 * per_img * p.OC;
         im2col(ws, inp, p, n0, nimg);
         // dweight accumulates over chunks (beta 1 after the first).
-        sgemm(true, false, K, p.OC, rows, 1.0f, ws, K, dout_c, p.OC, n0 == 0 ? 0.0f : 1.0f,
-              dweight, p.OC);
+        sgemm(true, false, K, p.OC, rows, 1.0f, ws, K, dout_c, p.OC, n0 == 0 ? 0.0f : 1.0f, dweight,
+              p.OC);
         if (!dinp) continue;
         // The stream orders this after the dweight GEMM that still reads col from ws.
         sgemm(false, true, rows, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f, ws, K);

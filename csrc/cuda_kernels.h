@@ -29,12 +29,12 @@ namespace cnnfast {
 namespace cuda {
 
 // ---- runtime: devices, memory, stream (device_cuda.cu) ----
-int device_count() noexcept;        // 0 when there is no driver or no device; never throws
+int device_count() noexcept;  // 0 when there is no driver or no device; never throws
 std::string device_name(int device);
 void set_device(int device);
 int get_device();
-int runtime_version();              // cudaRuntimeGetVersion, e.g. 13000
-int driver_version() noexcept;      // 0 when no driver
+int runtime_version();               // cudaRuntimeGetVersion, e.g. 13000
+int driver_version() noexcept;       // 0 when no driver
 void* device_malloc(size_t nbytes);  // nbytes == 0 gives nullptr
 void device_free(void* p) noexcept;  // errors ignored (may run at interpreter exit)
 void memcpy_h2d(void* dst, const void* src, size_t nbytes);  // returns when src may be reused
@@ -45,7 +45,7 @@ void memset_zero(void* dst, size_t nbytes);                  // async on stream(
 // Default nullptr (the legacy default stream). An executor sets its own once.
 void* stream() noexcept;
 void set_stream(void* s) noexcept;
-void synchronize();                 // waits for stream(); surfaces asynchronous kernel errors
+void synchronize();  // waits for stream(); surfaces asynchronous kernel errors
 
 // ---- GEMM (gemm_cuda.cu) ----  same contract as cnnfast::sgemm (gemm.h)
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
@@ -60,9 +60,8 @@ void sum_rows(float* dbias, const float* dout, int M, int N);
 size_t conv2d_workspace_size(const Conv2DParams& p);
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                     const Conv2DParams& p, float* workspace);
-void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, const Conv2DParams& p,
-                     float* workspace);
+void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, const Conv2DParams& p, float* workspace);
 
 // ---- pooling (pool2d_cuda.cu) ----
 void maxpool2d_forward(float* out, int32_t* argmax, const float* inp, const Pool2DParams& p);
@@ -76,8 +75,8 @@ void avgpool2d_backward(float* dinp, const float* dout, const Pool2DParams& p);
 // ---- Dense (dense_cuda.cu) ----
 void dense_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
                    int IN, int OUT);
-void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                    const float* inp, const float* weight, int B, int IN, int OUT);
+void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                    const float* weight, int B, int IN, int OUT);
 
 // ---- activations, cross-entropy, dropout (activations_cuda.cu) ----
 void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols, Activation a);
@@ -87,22 +86,21 @@ void softmax_xent_sparse(float* loss, float* dlogits, const float* logits, const
                          int B, int K, float grad_scale);
 void softmax_xent_dense(float* loss, float* dlogits, const float* logits, const float* targets,
                         int B, int K, float grad_scale);
-void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels,
-                       int B, int K, float eps, float grad_scale);
+void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int32_t* labels, int B,
+                       int K, float eps, float grad_scale);
 void xent_probs_dense(float* loss, float* dprobs, const float* probs, const float* targets, int B,
                       int K, float eps, float grad_scale);
 void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, double rate,
                      uint64_t seed);
-void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n,
-                      double rate);
+void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n, double rate);
 
 // ---- optimizers (optim_cuda.cu) ----
 void adam_update(float* w, float* m, float* v, float* vhat, const float* g, int64_t n, float lr,
                  double beta1, double beta2, double eps, int64_t step);
 void sgd_update(float* w, float* velocity, const float* g, int64_t n, float lr, double momentum,
                 bool nesterov);
-void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n,
-                    float lr, double rho, double momentum, double eps, bool centered);
+void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n, float lr,
+                    double rho, double momentum, double eps, bool centered);
 
 }  // namespace cuda
 }  // namespace cnnfast

@@ -11,7 +11,7 @@ void dense_forward(float* out, const float* inp, const float* weight, const floa
 
 // dinp (B,IN) overwritten or nullptr to skip; dweight (IN,OUT) and dbias (OUT) overwritten;
 // dbias may be nullptr. dout (B,OUT).
-void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                    const float* inp, const float* weight, int B, int IN, int OUT);
+void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                    const float* weight, int B, int IN, int OUT);
 
 }  // namespace cnnfast

@@ -14,8 +14,8 @@ void dense_forward(float* out, const float* inp, const float* weight, const floa
     sgemm_bias(false, false, B, OUT, IN, 1.0f, inp, IN, weight, OUT, 0.0f, out, OUT, bias, relu);
 }
 
-void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                    const float* inp, const float* weight, int B, int IN, int OUT) {
+void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                    const float* weight, int B, int IN, int OUT) {
     sgemm(true, false, IN, OUT, B, 1.0f, inp, IN, dout, OUT, 0.0f, dweight, OUT);
     if (dinp) sgemm(false, true, B, IN, OUT, 1.0f, dout, OUT, weight, OUT, 0.0f, dinp, IN);
     // Deterministic for any thread count: each column is summed in row order.

@@ -11,8 +11,8 @@ void dense_forward(float* out, const float* inp, const float* weight, const floa
     if (bias) add_bias_rows(out, bias, B, OUT);
 }
 
-void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                    const float* inp, const float* weight, int B, int IN, int OUT) {
+void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                    const float* weight, int B, int IN, int OUT) {
     sgemm(true, false, IN, OUT, B, 1.0f, inp, IN, dout, OUT, 0.0f, dweight, OUT);
     if (dinp) sgemm(false, true, B, IN, OUT, 1.0f, dout, OUT, weight, OUT, 0.0f, dinp, IN);
     if (dbias) sum_rows(dbias, dout, B, OUT);

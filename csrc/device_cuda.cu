@@ -25,7 +25,9 @@ std::string device_name(int device) {
            std::to_string(prop.minor) + ")";
 }
 
-void set_device(int device) { CNNFAST_CUDA_CHECK(cudaSetDevice(device)); }
+void set_device(int device) {
+    CNNFAST_CUDA_CHECK(cudaSetDevice(device));
+}
 
 int get_device() {
     int d = 0;
@@ -79,10 +81,16 @@ void memset_zero(void* dst, size_t nbytes) {
     CNNFAST_CUDA_CHECK(cudaMemsetAsync(dst, 0, nbytes, g_stream));
 }
 
-void* stream() noexcept { return g_stream; }
-void set_stream(void* s) noexcept { g_stream = static_cast<cudaStream_t>(s); }
+void* stream() noexcept {
+    return g_stream;
+}
+void set_stream(void* s) noexcept {
+    g_stream = static_cast<cudaStream_t>(s);
+}
 
-void synchronize() { CNNFAST_CUDA_CHECK(cudaStreamSynchronize(g_stream)); }
+void synchronize() {
+    CNNFAST_CUDA_CHECK(cudaStreamSynchronize(g_stream));
+}
 
 int* error_flag() {
     // Allocated on first use, never freed (freeing at exit races the driver's own teardown).

@@ -19,8 +19,8 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 // cost no extra pass over C; the values are exactly those of the unfused sequence
 // (sgemm, then activation_forward ReLU). Same determinism as sgemm.
 void sgemm_bias(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-                int lda, const float* B, int ldb, float beta, float* C, int ldc,
-                const float* bias, bool relu = false);
+                int lda, const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
+                bool relu = false);
 
 // out (cols) = sum over rows of X (rows,cols) with leading dim ldx; accumulate adds to out
 // instead of overwriting it. Every column is summed in row order, so the result is
@@ -28,9 +28,8 @@ void sgemm_bias(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
 void column_sums(float* out, const float* X, int rows, int cols, int ldx, bool accumulate);
 
 // Plain triple loop with the same contract: the oracle for sgemm's tests.
-void sgemm_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                     const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                     int ldc);
+void sgemm_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                     int lda, const float* B, int ldb, float beta, float* C, int ldc);
 
 // The instruction set sgemm dispatches to now: "avx512", "avx2" or "generic".
 const char* gemm_isa();

@@ -113,8 +113,8 @@ using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, i
 // 4 x 8: with SSE2's 16 registers a bigger tile would spill.
 static constexpr int GEN_MR = 4, GEN_NR = 8;
 
-static void kernel_generic(int kc, const float* a, const float* b, float* c, int ldc, int m,
-                           int n, const Epilogue& e) {
+static void kernel_generic(int kc, const float* a, const float* b, float* c, int ldc, int m, int n,
+                           const Epilogue& e) {
     float acc[GEN_MR * GEN_NR] = {};
     for (int k = 0; k < kc; ++k, a += GEN_MR, b += GEN_NR)
         for (int r = 0; r < GEN_MR; ++r) {
@@ -187,16 +187,15 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void avx2_tile(
     store_tile_scalar(c, ldc, tile, AVX2_NR, m, n, e);
 }
 
-__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float* a,
-                                                            const float* b, float* c, int ldc,
-                                                            int m, int n, const Epilogue& e) {
+__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float* a, const float* b,
+                                                            float* c, int ldc, int m, int n,
+                                                            const Epilogue& e) {
     avx2_tile<AForm::kPacked>(kc, a, 0, b, c, ldc, m, n, e);
 }
 
-__attribute__((target("avx2,fma"))) static void kernel_avx2_direct(bool ta, int kc,
-                                                                   const float* a, int lda,
-                                                                   const float* b, float* c,
-                                                                   int ldc, int m, int n,
+__attribute__((target("avx2,fma"))) static void kernel_avx2_direct(bool ta, int kc, const float* a,
+                                                                   int lda, const float* b,
+                                                                   float* c, int ldc, int m, int n,
                                                                    const Epilogue& e) {
     if (ta)
         avx2_tile<AForm::kCols>(kc, a, lda, b, c, ldc, m, n, e);
@@ -209,8 +208,8 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2_direct(bool ta, int 
 // stores. Columns j >= n are zero; the k tail (kc % 8) is scalar. Same values as the scalar
 // packing (a pure copy).
 __attribute__((target("avx2,fma"))) static void pack_b_trans_avx2(float* dst, const float* B,
-                                                                  int ldb, int k0, int j0,
-                                                                  int kc, int n) {
+                                                                  int ldb, int k0, int j0, int kc,
+                                                                  int n) {
     const int k8 = kc / 8 * 8;
     for (int jb = 0; jb < AVX2_NR; jb += 8) {
         const float* src[8];
@@ -277,8 +276,8 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void kernel
         _mm512_store_ps(tile + r * AVX512_NR + 16, acc[r][1]);
     }
     const __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-    const __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF
-                                 : (n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0);
+    const __mmask16 m1 =
+        n >= 32 ? (__mmask16)0xFFFF : (n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0);
     const __mmask16 mask[2] = {m0, m1};
     const __m512 va = _mm512_set1_ps(e.alpha), vb = _mm512_set1_ps(e.beta);
     __m512 vbias[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -290,11 +289,10 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void kernel
             __m512 v = _mm512_mul_ps(va, _mm512_load_ps(tile + r * AVX512_NR + 16 * h));
             if (e.bias) v = _mm512_add_ps(v, vbias[h]);
             if (e.beta != 0.0f)
-                v = _mm512_add_ps(
-                    v, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask[h], cr + 16 * h)));
+                v = _mm512_add_ps(v,
+                                  _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask[h], cr + 16 * h)));
             if (e.relu)  // keep v where v > 0 (ordered: NaN and -0 give +0, as the scalar)
-                v = _mm512_maskz_mov_ps(
-                    _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
             _mm512_mask_storeu_ps(cr + 16 * h, mask[h], v);
         }
     }
@@ -354,8 +352,8 @@ static int isa_index(const std::string& name) {
                                                "(supported: " + gemm_supported_isas() + ")");
             return i;
         }
-    fail("cnnfast: unknown ISA '" + name + "' (expected auto or one of: " +
-         std::string(gemm_supported_isas()) + ")");
+    fail("cnnfast: unknown ISA '" + name +
+         "' (expected auto or one of: " + std::string(gemm_supported_isas()) + ")");
 }
 
 static std::atomic<int> g_isa{-1};  // -1 = not chosen yet: read CNNFAST_ISA on first use
@@ -374,7 +372,9 @@ static const IsaImpl& active_isa() {
     return kIsas[i];
 }
 
-const char* gemm_isa() { return active_isa().name; }
+const char* gemm_isa() {
+    return active_isa().name;
+}
 
 const char* gemm_supported_isas() {
     static const std::string names = [] {
@@ -468,15 +468,17 @@ struct AlignedBuffer {
 thread_local AlignedBuffer t_pack;
 }  // namespace
 
-static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+static inline int round_up(int x, int m) {
+    return (x + m - 1) / m * m;
+}
 
 // The Goto loops, serial, on the sub-matrix C[i0:i1, j0:j1]: every thread runs this on its own
 // part of C with its own packing buffers, so threads never wait for each other.
 CNNFAST_NO_MEMCPY_IDIOM
 static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, const float* A,
                       int lda, const float* B, int ldb, float beta, float* C, int ldc,
-                      const float* bias, bool relu, int i0, int i1, int j0, int j1,
-                      float* bpack, float* apack) {
+                      const float* bias, bool relu, int i0, int i1, int j0, int j1, float* bpack,
+                      float* apack) {
     const int MR = isa.mr, NR = isa.nr;
     const MicroKernel kernel = isa.kernel;
     // A is read where it lies, unless its rows are a multiple of 1 KB apart: then the MR rows
@@ -488,7 +490,7 @@ static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, 
         const int nc = std::min(NC, j1 - jc);
         for (int pc = 0; pc < K; pc += kcb) {
             const int kc = std::min(kcb, K - pc);
-            const bool first = pc == 0;  // only the first rank-kc update applies beta and bias
+            const bool first = pc == 0;      // only the first rank-kc update applies beta and bias
             const bool last = pc + kc >= K;  // ... and only the last one the ReLU
             for (int jp = 0; jp * NR < nc; ++jp) {
                 float* dst = bpack + (size_t)jp * kc * NR;
@@ -503,8 +505,8 @@ static void gemm_part(const IsaImpl& isa, bool ta, bool tb, int K, float alpha, 
                 if (!direct_a) pack_a(apack, A, lda, ta, ic, pc, mc, kc, MR);
                 for (int jr = 0; jr < nc; jr += NR) {
                     const int j = jc + jr, n = std::min(NR, nc - jr);
-                    const Epilogue e{alpha, first ? beta : 1.0f,
-                                     first && bias ? bias + j : nullptr, relu && last};
+                    const Epilogue e{alpha, first ? beta : 1.0f, first && bias ? bias + j : nullptr,
+                                     relu && last};
                     const float* bp = bpack + (size_t)(jr / NR) * kc * NR;
                     for (int ir = 0; ir < mc; ir += MR) {
                         float* c = C + (size_t)(ic + ir) * ldc + j;
@@ -555,11 +557,11 @@ static void sgemm_packed(const IsaImpl& isa, bool ta, bool tb, int M, int N, int
         float* bpack = work + per_thread * t;
         float* apack = bpack + b_size;
         if (split_rows)
-            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, lo, hi, 0,
-                      N, bpack, apack);
+            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, lo, hi, 0, N,
+                      bpack, apack);
         else
-            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, 0, M, lo,
-                      hi, bpack, apack);
+            gemm_part(isa, ta, tb, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, 0, M, lo, hi,
+                      bpack, apack);
     }
 }
 

@@ -16,8 +16,8 @@ constexpr int BM = 64, BN = 64, BK = 16, TD = 16;  // TD x TD threads, 4 x 4 eac
 
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(TD* TD)
-sgemm_tiled(int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
-            const float* __restrict__ B, int ldb, float beta, float* __restrict__ C, int ldc) {
+    sgemm_tiled(int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
+                const float* __restrict__ B, int ldb, float beta, float* __restrict__ C, int ldc) {
     __shared__ float As[BK][BM + 1];
     __shared__ float Bs[BK][BN + 1];
     const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TD + tx;
@@ -30,13 +30,25 @@ sgemm_tiled(int M, int N, int K, float alpha, const float* __restrict__ A, int l
         for (int r = 0; r < 4; ++r) {
             const int e = tid + r * TD * TD;
             int i, k;
-            if (TA) { k = e / BM; i = e % BM; } else { i = e / BK; k = e % BK; }
+            if (TA) {
+                k = e / BM;
+                i = e % BM;
+            } else {
+                i = e / BK;
+                k = e % BK;
+            }
             const int gm = m0 + i, gk = k0 + k;
             float a = 0.0f;
             if (gm < M && gk < K) a = TA ? A[(size_t)gk * lda + gm] : A[(size_t)gm * lda + gk];
             As[k][i] = a;
             int n;
-            if (TB) { n = e / BK; k = e % BK; } else { k = e / BN; n = e % BN; }
+            if (TB) {
+                n = e / BK;
+                k = e % BK;
+            } else {
+                k = e / BN;
+                n = e % BN;
+            }
             const int gn = n0 + n;
             const int gk2 = k0 + k;
             float b = 0.0f;
@@ -107,13 +119,17 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
     CNNFAST_CHECK(grid.y <= 65535, "sgemm: M too large for one launch");
     cudaStream_t s = cur_stream();
     if (!ta && !tb)
-        sgemm_tiled<false, false><<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm_tiled<false, false>
+            <<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else if (ta && !tb)
-        sgemm_tiled<true, false><<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm_tiled<true, false>
+            <<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else if (!ta && tb)
-        sgemm_tiled<false, true><<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm_tiled<false, true>
+            <<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
-        sgemm_tiled<true, true><<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm_tiled<true, true>
+            <<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     CNNFAST_CUDA_LAUNCHED("sgemm_tiled");
 }
 

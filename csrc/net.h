@@ -13,18 +13,25 @@
 
 namespace cnnfast {
 
-enum class OpKind : int { Conv2D = 0, MaxPool2D = 1, AvgPool2D = 2, Dense = 3, Flatten = 4,
-                          Dropout = 5, Activation = 6 };
+enum class OpKind : int {
+    Conv2D = 0,
+    MaxPool2D = 1,
+    AvgPool2D = 2,
+    Dense = 3,
+    Flatten = 4,
+    Dropout = 5,
+    Activation = 6
+};
 
 struct OpSpec {
     OpKind kind;
-    int act = 0;                     // fused activation (Activation enum), Conv2D/Dense/Activation
+    int act = 0;  // fused activation (Activation enum), Conv2D/Dense/Activation
     int kh = 0, kw = 0, sh = 1, sw = 1, units = 0;  // conv: kernel/strides/filters(units); pool
     Padding pad = Padding::Valid;
-    double rate = 0.0;               // dropout
-    float* weight = nullptr;         // (KH,KW,C,OC) or (IN,OUT); nullptr for weightless ops
-    float* bias = nullptr;           // (OC) or nullptr
-    float* dweight = nullptr;        // gradient buffers, same shapes
+    double rate = 0.0;         // dropout
+    float* weight = nullptr;   // (KH,KW,C,OC) or (IN,OUT); nullptr for weightless ops
+    float* bias = nullptr;     // (OC) or nullptr
+    float* dweight = nullptr;  // gradient buffers, same shapes
     float* dbias = nullptr;
     int64_t weight_n = 0, bias_n = 0;  // element counts, checked against the layer geometry
 };
@@ -67,9 +74,9 @@ class Net {
     // Gathers rows idx[0..B) of the dataset x (N, in_size) and labels y, then a full step.
     // y is int32 (B) for sparse losses or float32 (B,K) for dense ones. The update uses
     // ParamSlots with lr and step (= optimizer iterations + 1).
-    StepResult train_step(const float* x, const void* y, const int64_t* idx, int B,
-                          uint64_t seed, const OptSpec& opt, const std::vector<ParamSlot>& params,
-                          float lr, int64_t step);
+    StepResult train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
+                          const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
+                          int64_t step);
     // Loss and correct count of a forward pass (dropout off) on contiguous rows.
     StepResult evaluate(const float* x, const void* y, int B);
 
@@ -109,11 +116,11 @@ class Net {
     int64_t count_correct(const void* y, int B) const;
 
     std::vector<Layer> layers_;
-    std::vector<int64_t> sizes_;             // per-sample size of each activation (L+1)
-    std::vector<float*> a_;                  // a_[i]: input of layer i; a_[L]: output
-    std::vector<float*> zp_;                 // pre-activation of layer i (fused ops)
-    std::vector<float> grad_a_, grad_b_;     // ping-pong gradient buffers (largest activation)
-    std::vector<float> xbuf_;                // gathered batch
+    std::vector<int64_t> sizes_;          // per-sample size of each activation (L+1)
+    std::vector<float*> a_;               // a_[i]: input of layer i; a_[L]: output
+    std::vector<float*> zp_;              // pre-activation of layer i (fused ops)
+    std::vector<float> grad_a_, grad_b_;  // ping-pong gradient buffers (largest activation)
+    std::vector<float> xbuf_;             // gathered batch
     std::vector<int32_t> ybuf_i_;
     std::vector<float> ybuf_f_;
     std::vector<float> loss_buf_, dloss_;

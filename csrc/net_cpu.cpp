@@ -34,7 +34,9 @@ Pool2DParams pool_params(const OpSpec& o, const std::vector<int>& in, int B) {
     return make_pool2d_params(B, in[0], in[1], in[2], o.kh, o.kw, o.sh, o.sw, o.pad);
 }
 
-bool has_weights(const OpSpec& o) { return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense; }
+bool has_weights(const OpSpec& o) {
+    return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense;
+}
 
 double now_ms() {
     return std::chrono::duration<double, std::milli>(
@@ -43,7 +45,9 @@ double now_ms() {
 }
 
 // Per-layer dropout stream: distinct for every layer of one step.
-uint64_t layer_seed(uint64_t seed, size_t i) { return seed ^ (0x9E3779B97F4A7C15ull * (i + 1)); }
+uint64_t layer_seed(uint64_t seed, size_t i) {
+    return seed ^ (0x9E3779B97F4A7C15ull * (i + 1));
+}
 
 }  // namespace
 
@@ -82,19 +86,16 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
             case OpKind::Dense:
                 CNNFAST_CHECK(shape.size() == 1, "Net: Dense needs a flat input");
                 CNNFAST_CHECK(o.weight, "Net: Dense without weights");
-                CNNFAST_CHECK(o.weight_n == (int64_t)shape[0] * o.units &&
-                                  (!o.bias || o.bias_n == o.units),
-                              "Net: Dense weights do not match the layer geometry");
+                CNNFAST_CHECK(
+                    o.weight_n == (int64_t)shape[0] * o.units && (!o.bias || o.bias_n == o.units),
+                    "Net: Dense weights do not match the layer geometry");
                 shape = {o.units};
                 break;
-            case OpKind::Flatten:
-                shape = {(int)prod(shape)};
-                break;
+            case OpKind::Flatten: shape = {(int)prod(shape)}; break;
             case OpKind::Dropout:
                 CNNFAST_CHECK(o.rate >= 0.0 && o.rate < 1.0, "Net: dropout rate must be in [0,1)");
                 break;
-            case OpKind::Activation:
-                break;
+            case OpKind::Activation: break;
         }
         l.out_shape = shape;
         l.in_n = sizes_.back();
@@ -165,8 +166,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
             case OpKind::AvgPool2D:
                 avgpool2d_forward(out, in, pool_params(o, l.in_shape, B));
                 break;
-            case OpKind::Flatten:
-                break;
+            case OpKind::Flatten: break;
             case OpKind::Dropout:
                 l.active = training && o.rate > 0.0;
                 if (l.active)
@@ -235,15 +235,13 @@ void Net::backward(int B) {
         const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
             case OpKind::Conv2D:
-                if (has_act && !skip_act)
-                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                if (has_act && !skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
                 conv2d_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
                                 conv_params(o, l.in_shape, B), workspace_.data());
                 dy = dx;
                 break;
             case OpKind::Dense:
-                if (has_act && !skip_act)
-                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                if (has_act && !skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
                 dense_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight, B, (int)l.in_n,
                                o.units);
                 dy = dx;
@@ -261,8 +259,7 @@ void Net::backward(int B) {
                 avgpool2d_backward(other, dy, pool_params(o, l.in_shape, B));
                 dy = other;
                 break;
-            case OpKind::Flatten:
-                break;
+            case OpKind::Flatten: break;
             case OpKind::Dropout:
                 if (l.active) dropout_backward(dy, dy, l.mask.data(), (int64_t)B * l.out_n, o.rate);
                 break;
@@ -298,21 +295,18 @@ static void apply_update(const OptSpec& opt, const ParamSlot& p, float lr, int64
         case 0:
             adam_update(p.w, p.s0, p.s1, p.s2, p.g, p.n, lr, opt.beta1, opt.beta2, opt.eps, step);
             break;
-        case 1:
-            sgd_update(p.w, p.s0, p.g, p.n, lr, opt.momentum, opt.nesterov);
-            break;
+        case 1: sgd_update(p.w, p.s0, p.g, p.n, lr, opt.momentum, opt.nesterov); break;
         case 2:
             rmsprop_update(p.w, p.s0, p.s1, p.s2, p.g, p.n, lr, opt.rho, opt.momentum, opt.eps,
                            opt.centered);
             break;
-        default:
-            fail("Net: unknown optimizer");
+        default: fail("Net: unknown optimizer");
     }
 }
 
-StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, int B,
-                           uint64_t seed, const OptSpec& opt,
-                           const std::vector<ParamSlot>& params, float lr, int64_t step) {
+StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
+                           const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
+                           int64_t step) {
     CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch size out of range");
     const bool sparse = loss_ == LossKind::SparseLogits || loss_ == LossKind::SparseProbs;
     const int64_t in_n = sizes_.front();

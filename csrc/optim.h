@@ -29,7 +29,7 @@ void sgd_update(float* w, float* velocity, const float* g, int64_t n, float lr, 
 //   incr = (lr * g) / sqrt(denom)
 //   momentum > 0: mom = f32(momentum) * mom + incr;  w -= mom     else w -= incr
 // mom is nullptr unless momentum > 0; avg is nullptr unless centered.
-void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n,
-                    float lr, double rho, double momentum, double eps, bool centered);
+void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n, float lr,
+                    double rho, double momentum, double eps, bool centered);
 
 }  // namespace cnnfast

@@ -58,8 +58,8 @@ void sgd_update(float* w, float* velocity, const float* g, int64_t n, float lr, 
 }
 
 CNNFAST_CLONES
-void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n,
-                    float lr, double rho, double momentum, double eps, bool centered) {
+void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n, float lr,
+                    double rho, double momentum, double eps, bool centered) {
     CNNFAST_CHECK(!(momentum > 0.0) || mom, "rmsprop_update: momentum needs a buffer");
     CNNFAST_CHECK(!centered || avg, "rmsprop_update: centered needs an average buffer");
     const float r = (float)rho, omr = (float)(1.0 - rho), e = (float)eps, mu = (float)momentum;

@@ -50,8 +50,8 @@ __global__ void sgd_momentum_kernel(float* __restrict__ w, float* __restrict__ v
 
 __global__ void rmsprop_kernel(float* __restrict__ w, float* __restrict__ v,
                                float* __restrict__ mom, float* __restrict__ avg,
-                               const float* __restrict__ g, int64_t n, float lr, float r,
-                               float omr, float e, float mu, bool use_mom, bool centered) {
+                               const float* __restrict__ g, int64_t n, float lr, float r, float omr,
+                               float e, float mu, bool use_mom, bool centered) {
     CNNFAST_GRID_STRIDE(i, n) {
         const float gi = g[i];
         const float vi = r * v[i] + omr * (gi * gi);
@@ -86,8 +86,8 @@ void adam_update(float* w, float* m, float* v, float* vhat, const float* g, int6
     const float alpha = lr * std::sqrt(1.0f - b2p) / (1.0f - b1p);
     const float omb1 = (float)(1.0 - beta1), omb2 = (float)(1.0 - beta2), e = (float)eps;
     if (n <= 0) return;
-    adam_kernel<<<grid_for(n), kThreads, 0, cur_stream()>>>(w, m, v, vhat, g, n, alpha, omb1,
-                                                            omb2, e);
+    adam_kernel<<<grid_for(n), kThreads, 0, cur_stream()>>>(w, m, v, vhat, g, n, alpha, omb1, omb2,
+                                                            e);
     CNNFAST_CUDA_LAUNCHED("adam_update");
 }
 
@@ -102,18 +102,18 @@ void sgd_update(float* w, float* velocity, const float* g, int64_t n, float lr, 
     CNNFAST_CHECK(velocity != nullptr, "sgd_update: momentum needs a velocity buffer");
     if (n <= 0) return;
     sgd_momentum_kernel<<<grid_for(n), kThreads, 0, cur_stream()>>>(w, velocity, g, n, lr,
-                                                                     (float)momentum, nesterov);
+                                                                    (float)momentum, nesterov);
     CNNFAST_CUDA_LAUNCHED("sgd_update");
 }
 
-void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n,
-                    float lr, double rho, double momentum, double eps, bool centered) {
+void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n, float lr,
+                    double rho, double momentum, double eps, bool centered) {
     CNNFAST_CHECK(!(momentum > 0.0) || mom, "rmsprop_update: momentum needs a buffer");
     CNNFAST_CHECK(!centered || avg, "rmsprop_update: centered needs an average buffer");
     const float r = (float)rho, omr = (float)(1.0 - rho), e = (float)eps, mu = (float)momentum;
     if (n <= 0) return;
-    rmsprop_kernel<<<grid_for(n), kThreads, 0, cur_stream()>>>(w, v, mom, avg, g, n, lr, r, omr,
-                                                               e, mu, momentum > 0.0, centered);
+    rmsprop_kernel<<<grid_for(n), kThreads, 0, cur_stream()>>>(w, v, mom, avg, g, n, lr, r, omr, e,
+                                                               mu, momentum > 0.0, centered);
     CNNFAST_CUDA_LAUNCHED("rmsprop_update");
 }
 

@@ -14,8 +14,8 @@ struct Pool2DParams {
 };
 
 // Inline (host-only geometry) so the CUDA module shares it without linking the CPU kernels.
-inline Pool2DParams make_pool2d_params(int N, int H, int W, int C, int PH, int PW, int SH,
-                                       int SW, Padding pad) {
+inline Pool2DParams make_pool2d_params(int N, int H, int W, int C, int PH, int PW, int SH, int SW,
+                                       Padding pad) {
     CNNFAST_CHECK(N > 0 && H > 0 && W > 0 && C > 0, "pool2d: input dims must be positive");
     Window1D h = window_1d(H, PH, SH, pad), w = window_1d(W, PW, SW, pad);
     return {N, H, W, C, PH, PW, SH, SW, h.out, w.out, h.pad_before, w.pad_before};

@@ -106,8 +106,7 @@ void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
                                 for (int c = 0; c < C; ++c)
                                     x[c] = masked(0.0f + d[c], (a[c] == idx) & (m[c] > 0.0f));
                             else
-                                for (int c = 0; c < C; ++c)
-                                    x[c] = masked(0.0f + d[c], a[c] == idx);
+                                for (int c = 0; c < C; ++c) x[c] = masked(0.0f + d[c], a[c] == idx);
                         } else {
                             if (m)
                                 for (int c = 0; c < C; ++c)

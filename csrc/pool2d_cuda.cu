@@ -24,8 +24,7 @@ __device__ __forceinline__ Span window(const Pool2DParams& p, int oh, int ow) {
 }
 
 // Outputs whose window (along one axis) contains input index i: [lo, hi], possibly empty.
-__device__ __forceinline__ void covering(int i, int pad, int k, int s, int out, int* lo,
-                                         int* hi) {
+__device__ __forceinline__ void covering(int i, int pad, int k, int s, int out, int* lo, int* hi) {
     const int t = i + pad - k + 1;  // smallest o*s that still reaches i
     *lo = t <= 0 ? 0 : (t + s - 1) / s;
     *hi = min(out - 1, (i + pad) / s);
@@ -131,14 +130,14 @@ void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
     const int64_t nout = (int64_t)p.N * p.OH * p.OW * p.C;
     // Validate indices first, as the CPU does: a bad argmax raises before dinp is written.
     const int bad = check_flag([&](int* flag) {
-        argmax_range_kernel<<<grid_for(nout), kThreads, 0, cur_stream()>>>(flag, argmax,
-                                                                           p.H * p.W, nout);
+        argmax_range_kernel<<<grid_for(nout), kThreads, 0, cur_stream()>>>(flag, argmax, p.H * p.W,
+                                                                           nout);
         CNNFAST_CUDA_LAUNCHED("argmax_range");
     });
     CNNFAST_CHECK(!bad, "maxpool2d_backward: argmax out of range");
     const int64_t total = (int64_t)p.N * p.H * p.W * p.C;
     maxpool_bwd_kernel<<<grid_for(total), kThreads, 0, cur_stream()>>>(dinp, dout, argmax, p,
-                                                                        total);
+                                                                       total);
     CNNFAST_CUDA_LAUNCHED("maxpool2d_backward");
 }
 
