@@ -18,7 +18,7 @@ import sys
 import tempfile
 from glob import glob
 
-from pybind11.setup_helpers import Pybind11Extension, ParallelCompile, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 ParallelCompile("CNNFAST_BUILD_JOBS", default=0).install()
@@ -159,7 +159,7 @@ class BuildExt(build_ext):
         # Static runtime: the module needs only the NVIDIA driver at run time, and imports
         # (without touching the GPU) where there is none.
         ext.libraries += ["cudart_static", "rt", "dl", "pthread"]
-        ext.define_macros += [("CNNFAST_CUDA_ARCHS", '"%s"' % ",".join(archs)),
+        ext.define_macros += [("CNNFAST_CUDA_ARCHS", '"{}"'.format(",".join(archs))),
                               ("CNNFAST_NVCC_VERSION", '"%s"' % (m.group(1) if m else "?"))]
         print(f"cnnfast: CUDA module for sm_{', sm_'.join(archs)} (nvcc {m and m.group(1)})")
 
