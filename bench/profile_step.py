@@ -5,8 +5,9 @@
 
 Default: the native executor (what model.fit runs for the tutorial models), timed inside C++
 by the Net's own profiler (`_core.Net.set_profiling`), plus the fit loop's time outside the
-C++ step. --python: the per-layer Python path (CNNFAST_EXECUTOR=0), timed with perf_counter
-in a copy of Model.fit's inner loop (nothing in cnnfast is modified).
+C++ step. --python: the per-layer engine (CNNFAST_EXECUTOR=0), its layers, loss and
+optimizer wrapped with perf_counter timers on the model's instances (nothing in cnnfast is
+modified).
 """
 from __future__ import annotations
 
@@ -25,8 +26,23 @@ if ROOT not in sys.path:
 from bench import models as M  # noqa: E402
 
 
+def _timed(acc, key, fn):
+    """fn, adding its wall time to acc[key] on every call."""
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            acc[key] += time.perf_counter() - t
+    return wrapper
+
+
 def profile(model_name, batch, threads, steps, warmup=2, seed=0):
+    """Per-layer times of the LayerEngine's train step (CNNFAST_EXECUTOR=0): each layer's
+    forward/backward, the loss and the optimizer update are wrapped with timers on this model's
+    instances; the step itself is the engine's, unchanged."""
     import cnnfast as cf
+    from cnnfast import executor
 
     cf.set_num_threads(threads)
     cf.utils.set_random_seed(seed)
@@ -37,53 +53,36 @@ def profile(model_name, batch, threads, steps, warmup=2, seed=0):
     y = rng.integers(0, 10, n)
     x = model._prepare_x(x, "fit")
     y = model._prepare_y(y, n, "fit")
-    model._loss_setup()
-    trackers = model._new_trackers()
-    perm = cf.utils.rng().permutation(n)
+    engine = executor.for_model(model, batch, "train")
+    if not isinstance(engine, executor.LayerEngine):
+        raise SystemExit("profile: set CNNFAST_EXECUTOR=0 for the per-layer engine")
     acc = defaultdict(float)
+    for layer in model.layers:
+        layer.forward = _timed(acc, f"fwd {layer.name}", layer.forward)
+        layer.backward = _timed(acc, f"bwd {layer.name}", layer.backward)
+    model.loss.per_sample = _timed(acc, "loss (softmax-xent)", model.loss.per_sample)
+    model.optimizer.apply = _timed(acc, "optimizer update", model.optimizer.apply)
+    gen = cf.utils.rng()
+    perm = gen.permutation(n)
+    trackers = model._new_trackers()
     pc = time.perf_counter
-    total = 0.0
     for step in range(steps + warmup):
         if step == warmup:
             acc.clear()
             t_all = pc()
-        t0 = pc()
         idx = perm[step * batch:(step + 1) * batch]
-        xb = np.take(x, idx, axis=0, out=model._buf("xb", (batch,) + x.shape[1:]))
-        yb = np.take(y, idx, axis=0, out=model._buf("yb", (batch,) + y.shape[1:], y.dtype))
-        acc["fit loop: batch gather"] += pc() - t0
-        # forward (Model._forward)
-        val = xb
-        for layer, _, _ in model._plan:
-            t = pc()
-            val = layer.forward(val, True)
-            acc[f"fwd {layer.name}"] += pc() - t
         t = pc()
-        mean, grad = model._loss_and_grad(val, yb, True)
-        acc["loss (softmax-xent)"] += pc() - t
-        # backward (Model._backward, a chain)
-        g = grad.reshape(val.shape) if not model._fused else grad
-        first = True
-        for k, (layer, _, _) in enumerate(reversed(model._plan)):
-            t = pc()
-            g = layer.backward(g, need_dinp=k < len(model._plan) - 1,
-                               dout_is_dlogits=model._fused and first)
-            acc[f"bwd {layer.name}"] += pc() - t
-            first = False
+        loss, correct = engine.train_step(x, y, idx, executor.step_seed(gen))
+        acc["engine step (all)"] += pc() - t
         t = pc()
-        params, grads = [], []
-        for layer in model.layers:
-            if layer.trainable:
-                params += layer.weights_list
-                grads += layer.grads
-        model.optimizer.apply(params, grads)
-        acc["adam update"] += pc() - t
-        t = pc()
-        model._update_trackers(trackers, mean, val, yb)
+        model._update_trackers(trackers, loss, correct, batch)
         model._logs(trackers)
         acc["fit loop: metrics/logs"] += pc() - t
     total = pc() - t_all
+    step_total = acc.pop("engine step (all)")
     rows = [(k, v / steps) for k, v in acc.items()]
+    inner = sum(v for k, v in acc.items() if k != "fit loop: metrics/logs")
+    rows.append(("engine step: gather, glue (unaccounted)", (step_total - inner) / steps))
     rows.append(("other (unaccounted)", total / steps - sum(v for _, v in rows)))
     return total / steps, rows
 
@@ -101,10 +100,10 @@ def profile_native(model_name, batch, threads, steps, seed=0):
     x = rng.random((n,) + tuple(M.MODELS[model_name]["input"]), dtype=np.float32)
     y = rng.integers(0, 10, n)
     model.fit(x[:2 * batch], y[:2 * batch], batch_size=batch, epochs=1, verbose=0)  # warm-up
-    net = executor.for_model(model, batch, "train")
-    if net is None:
+    engine = executor.for_model(model, batch, "train")
+    if not isinstance(engine, executor.NativeEngine):
         raise SystemExit(f"{model_name}: the native executor does not run this model")
-    layers = executor._chain(model)
+    net, layers = engine.net, engine.layers
     net.set_profiling(True)
     t = time.perf_counter()
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)

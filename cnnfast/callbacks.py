@@ -27,6 +27,8 @@ import warnings
 
 import numpy as np
 
+from .optimizers import applied_learning_rate
+
 
 def _print_msg(message, line_break=True):
     sys.stdout.write(f"{message}\n" if line_break else str(message))
@@ -675,8 +677,8 @@ class ModelCheckpoint(MonitorCallback):
 
 
 def _read_lr(optimizer):
-    # Keras's learning rate is a float32 variable: read it back rounded to float32.
-    return float(np.float32(optimizer.learning_rate))
+    # Keras's learning rate is a float32 variable: read it back as an update applies it.
+    return applied_learning_rate(optimizer)
 
 
 class ReduceLROnPlateau(MonitorCallback):

@@ -1,13 +1,26 @@
-"""The native executor: a chain model's whole training step in one C++ call (csrc/net.h).
+"""Engines: what runs a model's training step, evaluation and prediction.
 
-`for_model(model, batch, mode)` returns a `_core.Net` for models it can run — a single-input,
-single-output chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
-Flatten / Dropout / Activation, trained with a cross-entropy loss and Adam / SGD / RMSprop —
-and None otherwise; the model then runs its per-layer Python path, which computes the same
-numbers with the same kernels. Weights, gradients and optimizer slots are the NumPy arrays the
-layers and the optimizer own, so both paths (and get_weights/set_weights) share one state.
+Every model runs on one of two engines with the same interface (docs/training_step.md):
 
-Set CNNFAST_EXECUTOR=0 (or `model.use_native_executor = False`) to force the Python path.
+    train_step(x, y, idx, seed) -> (mean loss, [correct rows per metric])
+        one optimizer step on rows idx of the dataset (x, y)
+    evaluate(xb, yb)            -> (mean loss, [correct rows per metric]), dropout off
+    predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
+
+- `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
+  Flatten / Dropout / Activation with a cross-entropy loss and Adam / SGD / RMSprop runs its
+  whole step in one C++ call (`_core.Net`, csrc/net.h).
+- `LayerEngine`: any other model, layer by layer, with the same kernels in the same order.
+
+The rules both engines must agree on live here, once: the per-step seed and how each random
+layer derives its stream from it (`layer_seed`), the loss's input (the cached-logits rule,
+`LossPlan`), the learning rate as applied (float32) and the iteration count. So the two
+engines give the same run bit for bit; `CNNFAST_EXECUTOR=0` (or
+`model.use_native_executor = False`) forces the LayerEngine to check it.
+
+Weights, gradients and optimizer slots are the NumPy arrays the layers and the optimizer own;
+the Net keeps raw pointers into them, which stays valid because `set_weights` copies in place
+and `Optimizer.build` is the only place slots are allocated.
 """
 from __future__ import annotations
 
@@ -17,12 +30,129 @@ import numpy as np
 
 from . import backend
 from .layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-from .optimizers import SGD, Adam, RMSprop
+from .optimizers import SGD, Adam, RMSprop, applied_learning_rate
 
-_UNSET = object()  # the cached Net has no optimizer wired yet
 _KINDS = {Conv2D: 0, MaxPooling2D: 1, AveragePooling2D: 2, Dense: 3, Flatten: 4, Dropout: 5}
+_MASK64 = (1 << 64) - 1
 
 
+# ---- the shared rules -----------------------------------------------------------------------
+def step_seed(gen):
+    """The seed of one training step, drawn from the run's generator (one draw per step, by
+    every engine, whether or not the model has a random layer)."""
+    return int(gen.integers(0, 2**63))
+
+
+def layer_seed(seed, i):
+    """The stream of the random layer at position i (in the model's plan) in the step with
+    `seed`; the same formula as `layer_seed` in csrc/net_cpu.cpp."""
+    return (int(seed) ^ ((0x9E3779B97F4A7C15 * (int(i) + 1)) & _MASK64)) & _MASK64
+
+
+class LossPlan:
+    """Which tensor the loss reads, and the Net's loss kind.
+
+    TF's cached-logits rule: a softmax output with cross-entropy(from_logits=False) computes the
+    loss from the softmax's logits (unclipped), exactly as Keras's TF backend does
+    (docs/keras_semantics.md#cached-logits). `fused` is that case; `from_logits` says whether
+    the loss reads logits at all (fused, or the user's from_logits=True)."""
+
+    def __init__(self, model):
+        loss = model.loss
+        last = next((layer for layer, _, o in model._plan if o == model._output_ids[0]), None)
+        self.last_layer = last
+        self.fused = (not loss.from_logits and last is not None and
+                      getattr(last, "activation", None) == "softmax")
+        self.from_logits = self.fused or loss.from_logits
+        self.sparse = loss.sparse
+        self.kind = (0 if self.sparse else 1) if self.from_logits else (2 if self.sparse else 3)
+
+
+class Engine:
+    """What both engines share: the optimizer scalars of a step and the metric counts."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def _step_scalars(self):
+        """(learning rate as applied, step number = iterations + 1) of the next update."""
+        opt = self.model.optimizer
+        return applied_learning_rate(opt), opt.iterations + 1
+
+    def _finish_step(self, step):
+        self.model.optimizer.iterations = step
+
+
+# ---- the per-layer engine -------------------------------------------------------------------
+class LayerEngine(Engine):
+    """Any model, one layer at a time: the graph's forward, the fused loss, the graph's
+    backward and the optimizer's update, with every buffer owned by a layer or this engine."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.plan = LossPlan(model) if model.loss is not None else None
+        self._bufs = {}
+
+    def _buf(self, key, shape, dtype=np.float32):
+        k = (key, tuple(shape), np.dtype(dtype))
+        if k not in self._bufs:
+            self._bufs[k] = np.empty(shape, dtype=dtype)
+        return self._bufs[k]
+
+    def _loss(self, y_pred, yb, with_grad):
+        """(mean loss, d(loss input) or None) of a batch; the mean is float32 summed in order,
+        as the Net sums it."""
+        n = y_pred.shape[0]
+        inp = self.plan.last_layer.logits if self.plan.fused else y_pred
+        inp = inp.reshape(n, -1)
+        loss = self._buf("loss", (n,))
+        grad = self._buf("dloss", inp.shape) if with_grad else None
+        # Keras reduces with sum / batch_size; its gradient is (1/B) * d(per-sample loss).
+        self.model.loss.per_sample(yb, inp, self.plan.from_logits, loss, grad,
+                                   np.float32(1.0) / np.float32(n))
+        mean = np.cumsum(loss, dtype=np.float32)[-1] / np.float32(n)  # sequential, as the Net
+        return np.float32(mean), grad
+
+    def _correct(self, y_pred, yb):
+        return [m.correct(yb, y_pred) for m in self.model._metrics]
+
+    def forward(self, x, training, seed=None):
+        """The model's outputs (a list) for a batch x; random layers take their streams from
+        `seed` when training."""
+        return self.model._forward([x], training, seed)
+
+    def train_step(self, x, y, idx, seed):
+        model = self.model
+        if len(idx) == x.shape[0] and np.array_equal(idx, np.arange(len(idx))):
+            xb, yb = x, y  # the whole batch in order (train_on_batch): no gather
+        else:
+            b = idx.shape[0]
+            xb = np.take(x, idx, axis=0, out=self._buf("xb", (b,) + x.shape[1:]))
+            yb = np.take(y, idx, axis=0, out=self._buf("yb", (b,) + y.shape[1:], y.dtype))
+        (y_pred,) = model._forward([xb], True, seed)
+        mean, grad = self._loss(y_pred, yb, True)
+        model._backward(grad if self.plan.fused else grad.reshape(y_pred.shape), self.plan.fused)
+        params, grads = [], []
+        for layer in model.layers:
+            if layer.trainable and model.trainable:
+                params += layer.weights_list
+                grads += layer.grads
+        lr, step = self._step_scalars()
+        model.optimizer.apply(params, grads, lr, step)
+        self._finish_step(step)
+        return mean, self._correct(y_pred, yb)
+
+    def evaluate(self, xb, yb):
+        (y_pred,) = self.model._forward([xb], False)
+        mean, _ = self._loss(y_pred, yb, False)
+        return mean, self._correct(y_pred, yb)
+
+    def predict(self, xb, outs):
+        for dst, src in zip(outs, self.model._forward([xb], False)):
+            dst[...] = src
+
+
+# ---- the native engine ----------------------------------------------------------------------
 def _op_spec(layer):
     """The dict _core.Net takes for one layer, or None when the layer is not supported."""
     kind = next((k for cls, k in _KINDS.items() if type(layer) is cls), None)
@@ -38,11 +168,11 @@ def _op_spec(layer):
         spec.update(kernel=layer.pool_size, strides=layer.strides, padding=layer.padding)
     elif isinstance(layer, Dense):
         if len(layer._built_input_shape) != 2:
-            return None  # Dense on rank > 2 inputs: the Python path handles it
+            return None  # Dense on rank > 2 inputs: the LayerEngine handles it
         spec.update(units=layer.units, act=backend.ACTIVATION_CODES[layer.activation])
     elif isinstance(layer, Dropout):
         if layer.rate >= 1.0 or layer.seed is not None:
-            return None  # rate 1 and per-layer seeds keep the Python path's exact semantics
+            return None  # rate 1 and a layer's own seed: the LayerEngine's exact semantics
         spec.update(rate=layer.rate)
     if isinstance(layer, (Conv2D, Dense)):
         spec.update(weight=layer.kernel, dweight=layer.grads[0])
@@ -63,11 +193,6 @@ def _optimizer_spec(opt):
     return None
 
 
-def _enabled(model):
-    return getattr(model, "use_native_executor", True) and \
-        os.environ.get("CNNFAST_EXECUTOR", "1") != "0"
-
-
 def _chain(model):
     """The layers of a single-input, single-output chain, else None."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -82,13 +207,54 @@ def _chain(model):
     return layers if prev == model._output_ids[0] and layers else None
 
 
-def for_model(model, batch, mode):
-    """A cached _core.Net able to run batches of up to `batch` rows for `mode` ('train',
-    'evaluate' or 'predict'), or None when the model needs the Python path."""
-    if mode not in ("train", "evaluate", "predict"):
-        raise ValueError(f"for_model: unknown mode {mode!r}")
-    training = mode == "train"
-    if not _enabled(model):
+class NativeEngine(Engine):
+    """A chain model's whole step in one C++ call: gather, forward, loss, backward, update."""
+
+    def __init__(self, model, net, layers, specs_key):
+        super().__init__(model)
+        self.net = net
+        self.layers = layers
+        self.key = specs_key
+        self._slots = None  # the optimizer's slot list the Net was wired to
+
+    def _wire_optimizer(self):
+        """Point the Net at the optimizer's slots (again when the optimizer rebuilt them)."""
+        opt = self.model.optimizer
+        if self._slots is not None and self._slots is opt._slots:
+            return
+        trainable = self.key[1]
+        params = [w for layer, t in zip(self.layers, trainable) if t for w in layer.weights_list]
+        grads = [g for layer, t in zip(self.layers, trainable) if t for g in layer.grads]
+        opt._ensure_built(params)
+        slots = [tuple(s) + (None,) * (3 - len(s)) for s in opt._slots]
+        self.net.set_optimizer(_optimizer_spec(opt),
+                               [(w, g) + s for w, g, s in zip(params, grads, slots)])
+        self._slots = opt._slots
+
+    def train_step(self, x, y, idx, seed):
+        self._wire_optimizer()
+        lr, step = self._step_scalars()
+        loss, correct = self.net.train_step(x, y, idx, seed, lr, step)
+        self._finish_step(step)
+        return np.float32(loss), [correct] * len(self.model._metrics)
+
+    def evaluate(self, xb, yb):
+        loss, correct = self.net.evaluate(xb, yb)
+        return np.float32(loss), [correct] * len(self.model._metrics)
+
+    def predict(self, xb, outs):
+        self.net.predict(xb, outs[0])
+
+
+def _native_enabled(model):
+    return getattr(model, "use_native_executor", True) and \
+        os.environ.get("CNNFAST_EXECUTOR", "1") != "0"
+
+
+def _native(model, batch, mode):
+    """A NativeEngine for this model and mode (reusing the model's cached one), or None when
+    the model needs the LayerEngine."""
+    if not _native_enabled(model):
         return None
     layers = _chain(model)
     if layers is None:
@@ -99,45 +265,42 @@ def for_model(model, batch, mode):
     out_shape = model.outputs[0].shape[1:]
     if model.loss is None or len(out_shape) != 1:
         if mode != "predict":
-            return None  # no loss, or a loss over a (batch, ..., classes) output: Python path
+            return None  # no loss, or a loss over a (batch, ..., classes) output
         loss_kind, fused = 0, False  # predict only: the loss part of the Net is never used
     else:
-        sparse = model.loss.sparse
-        if any(m.kind != ("sparse" if sparse else "categorical") for m in model._metrics):
+        if any(m.kind != ("sparse" if model.loss.sparse else "categorical")
+               for m in model._metrics):
             return None  # the Net counts correct rows the loss's way only
-        model._loss_setup()
-        fused = model._fused
-        logits = fused or model.loss.from_logits
-        loss_kind = (0 if sparse else 1) if logits else (2 if sparse else 3)
+        plan = LossPlan(model)
+        loss_kind, fused = plan.kind, plan.fused
     trainable = tuple(layer.trainable and model.trainable for layer in layers)
-    opt = model.optimizer
-    opt_spec = _optimizer_spec(opt) if training else None
-    if training and opt_spec is None:
+    if mode == "train" and _optimizer_spec(model.optimizer) is None:
         return None
-    key = (id(opt), trainable, loss_kind, fused, tuple(id(s) for s in model._metrics))
-    cache = model.__dict__.get("_net_cache")
-    if cache is not None and cache[0] == key and cache[1].max_batch >= batch:
-        net = cache[1]
-    else:
-        in_shape = [int(d) for d in model.inputs[0].shape[1:]]
-        net = backend.Net(specs, in_shape, int(batch), loss_kind,
-                          int(np.prod(out_shape)), bool(fused))
-        model.__dict__["_net_cache"] = (key, net, _UNSET)
-        cache = model.__dict__["_net_cache"]
-    if training and cache[2] is not opt.__dict__.get("_slots"):
-        params = [w for layer, t in zip(layers, trainable) if t for w in layer.weights_list]
-        grads = [g for layer, t in zip(layers, trainable) if t for g in layer.grads]
-        opt._ensure_built(params)
-        slots = [tuple(s) + (None,) * (3 - len(s)) for s in opt._slots]
-        net.set_optimizer(opt_spec, [(w, g) + s for w, g, s in zip(params, grads, slots)])
-        model.__dict__["_net_cache"] = (key, net, opt._slots)
-    return net
+    key = (id(model.optimizer), trainable, loss_kind, fused,
+           tuple(id(m) for m in model._metrics))
+    cached = model._engine_cache.get("native")
+    if cached is not None and cached.key == key and cached.net.max_batch >= batch:
+        return cached
+    in_shape = [int(d) for d in model.inputs[0].shape[1:]]
+    net = backend.Net(specs, in_shape, int(batch), loss_kind, int(np.prod(out_shape)),
+                      bool(fused))
+    engine = model._engine_cache["native"] = NativeEngine(model, net, layers, key)
+    return engine
 
 
-def train_step(net, model, x, y, idx, seed):
-    """One optimizer step on rows idx of (x, y); returns (mean loss, correct count)."""
-    opt = model.optimizer
-    loss, correct = net.train_step(x, y, idx, seed, float(np.float32(opt.learning_rate)),
-                                   opt.iterations + 1)
-    opt.iterations += 1
-    return loss, correct
+def for_model(model, batch, mode):
+    """The engine that runs `mode` ('train', 'evaluate' or 'predict') of `model` for batches
+    of up to `batch` rows: a NativeEngine where the model allows, else a LayerEngine."""
+    if mode not in ("train", "evaluate", "predict"):
+        raise ValueError(f"for_model: unknown mode {mode!r}")
+    native = _native(model, batch, mode)
+    return native if native is not None else layer_engine(model)
+
+
+def layer_engine(model):
+    """The LayerEngine of a model (for calls on arrays, which run any graph)."""
+    key = (id(model.loss), id(model.optimizer), tuple(id(m) for m in model._metrics))
+    cached = model._engine_cache.get("layer")
+    if cached is None or cached[0] != key:
+        cached = model._engine_cache["layer"] = (key, LayerEngine(model))
+    return cached[1]

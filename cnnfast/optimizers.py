@@ -1,8 +1,9 @@
 """Optimizers with Keras's update rules (fused native kernels; see csrc/optim.h).
 
 `learning_rate` is a plain attribute (rounded to float32 when applied, like Keras's float32
-variable); callbacks such as ReduceLROnPlateau set it between steps. `iterations` counts
-applied updates, starting at 0."""
+variable: `applied_learning_rate`); callbacks such as ReduceLROnPlateau set it between steps.
+`iterations` counts applied updates, starting at 0; the engine that runs the step
+(cnnfast/executor.py) owns it."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +16,12 @@ _UNSUPPORTED_DEFAULTS = {
     "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
     "loss_scale_factor": None, "gradient_accumulation_steps": None,
 }
+
+
+def applied_learning_rate(opt):
+    """The learning rate an update uses: Keras keeps it in a float32 variable, so it is read
+    back rounded to float32 (docs/keras_semantics.md#learning-rate)."""
+    return float(np.float32(opt.learning_rate))
 
 
 class Optimizer:
@@ -63,13 +70,12 @@ class Optimizer:
         if self._slots is None or self._weights_ids != [id(w) for w in weights]:
             self.build(weights)
 
-    def apply(self, weights, grads):
-        """One update of every weight from its gradient; then iterations += 1."""
+    def apply(self, weights, grads, lr, step):
+        """One update of every weight from its gradient, with learning rate `lr` (as applied,
+        float32) at step `step` (iterations + 1). The caller advances `iterations`."""
         self._ensure_built(weights)
-        lr = float(np.float32(self._lr))
         for w, g, s in zip(weights, grads, self._slots):
-            self._update(w, g, s, lr)
-        self.iterations += 1
+            self._update(w, g, s, lr, step)
 
     def variables_count(self):
         """Number of optimizer scalars, as Keras's summary 'Optimizer params'."""
@@ -94,9 +100,9 @@ class Adam(Optimizer):
     def _make_slots(self, w):
         return (np.zeros_like(w), np.zeros_like(w), np.zeros_like(w) if self.amsgrad else None)
 
-    def _update(self, w, g, s, lr):
+    def _update(self, w, g, s, lr, step):
         backend.adam_update(w, s[0], s[1], s[2], g, lr, self.beta_1, self.beta_2, self.epsilon,
-                            self.iterations + 1)
+                            step)
 
     def get_config(self):
         c = super().get_config()
@@ -117,7 +123,7 @@ class SGD(Optimizer):
     def _make_slots(self, w):
         return (np.zeros_like(w) if self.momentum != 0 else None,)
 
-    def _update(self, w, g, s, lr):
+    def _update(self, w, g, s, lr, step):
         backend.sgd_update(w, s[0], g, lr, self.momentum, self.nesterov)
 
     def get_config(self):
@@ -137,7 +143,7 @@ class RMSprop(Optimizer):
         return (np.zeros_like(w), np.zeros_like(w) if self.momentum > 0 else None,
                 np.zeros_like(w) if self.centered else None)
 
-    def _update(self, w, g, s, lr):
+    def _update(self, w, g, s, lr, step):
         backend.rmsprop_update(w, s[0], s[1], s[2], g, lr, self.rho, self.momentum, self.epsilon,
                                self.centered)
 

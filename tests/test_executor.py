@@ -77,7 +77,7 @@ def train(native, opt, loss_name, monkeypatch, arch="mixed"):
     m = MODELS[arch](act)
     m.compile(optimizer=OPTS[opt](), loss=loss, metrics=["accuracy"])
     yy = cf.utils.to_categorical(y, 4) if onehot else y
-    assert (executor.for_model(m, 7, "train") is not None) == native
+    assert isinstance(executor.for_model(m, 7, "train"), executor.NativeEngine) == native
     h = m.fit(x, yy, batch_size=7, epochs=2, shuffle=False, verbose=0, validation_split=0.2)
     return m, h.history, m.evaluate(x, yy, batch_size=6, verbose=0), m.predict(x, verbose=0)
 
@@ -96,10 +96,9 @@ def test_native_step_equals_python_path(opt, loss_name, arch, monkeypatch):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(p1, p2)
     assert h1.keys() == h2.keys()
-    for k in h1:
-        # The per-batch mean loss is summed in a different order (C++ loop vs NumPy pairwise).
-        np.testing.assert_allclose(h1[k], h2[k], rtol=1e-6, err_msg=k)
-    np.testing.assert_allclose(e1, e2, rtol=1e-6)
+    for k in h1:  # both engines sum the batch loss in the same (sequential) order
+        np.testing.assert_array_equal(h1[k], h2[k], err_msg=k)
+    np.testing.assert_array_equal(e1, e2)
     assert m1.optimizer.iterations == m2.optimizer.iterations == 2 * int(np.ceil(36 / 7))
 
 
@@ -109,7 +108,7 @@ def test_dropout_training_is_deterministic_on_the_native_path():
         x, y = data()
         m = model(dropout=0.4)
         m.compile("adam", "sparse_categorical_crossentropy")
-        assert executor.for_model(m, 8, "train") is not None
+        assert isinstance(executor.for_model(m, 8, "train"), executor.NativeEngine)
         runs.append(m.fit(x, y, batch_size=8, epochs=2, verbose=0).history["loss"])
         w = m.get_weights()
         runs.append([float(a.sum()) for a in w])
@@ -120,16 +119,16 @@ def test_unsupported_models_use_the_python_path():
     inp = cf.Input((9, 9, 2))
     c = layers.Conv2D(2, 3)(inp)
     two = cf.Model(inp, [layers.Flatten()(c), layers.MaxPooling2D()(c)])
-    assert executor.for_model(two, 8, "predict") is None
+    assert isinstance(executor.for_model(two, 8, "predict"), executor.LayerEngine)
     seq = cf.Sequential([layers.Input((3, 4)), layers.Dense(2), layers.Flatten(),
                          layers.Dense(2, activation="softmax")])  # Dense on a rank-3 input
     seq.compile("adam", "sparse_categorical_crossentropy")
-    assert executor.for_model(seq, 8, "train") is None
+    assert isinstance(executor.for_model(seq, 8, "train"), executor.LayerEngine)
     x = np.random.default_rng(0).random((10, 3, 4), dtype=np.float32)
     assert np.isfinite(seq.fit(x, np.arange(10) % 2, verbose=0).history["loss"][0])
     seeded = cf.Sequential([layers.Input((4,)), layers.Dropout(0.5, seed=1), layers.Dense(2)])
     seeded.compile("adam", cf.losses.SparseCategoricalCrossentropy(from_logits=True))
-    assert executor.for_model(seeded, 8, "train") is None
+    assert isinstance(executor.for_model(seeded, 8, "train"), executor.LayerEngine)
 
 
 def test_feature_map_outputs_predict_natively_and_evaluate_in_python():
@@ -138,19 +137,19 @@ def test_feature_map_outputs_predict_natively_and_evaluate_in_python():
     m = model()
     maps = cf.Model(m.inputs, m.layers[1].output)
     x, _ = data(5)
-    assert executor.for_model(maps, 8, "predict") is not None
+    assert isinstance(executor.for_model(maps, 8, "predict"), executor.NativeEngine)
     ref = m.layers[0](x)
     ref = m.layers[1](ref)
     np.testing.assert_array_equal(maps.predict(x, verbose=0), ref)
     maps.compile("adam", "sparse_categorical_crossentropy")
-    assert executor.for_model(maps, 8, "evaluate") is None
-    assert executor.for_model(maps, 8, "train") is None
+    assert isinstance(executor.for_model(maps, 8, "evaluate"), executor.LayerEngine)
+    assert isinstance(executor.for_model(maps, 8, "train"), executor.LayerEngine)
 
 
 def test_native_net_checks_its_inputs():
     m = model()
     m.compile("adam", "sparse_categorical_crossentropy")
-    net = executor.for_model(m, 4, "train")
+    net = executor.for_model(m, 4, "train").net
     x, y = data(10)
     y = y.astype(np.int32)
     with pytest.raises(ValueError, match="index out of range"):
@@ -173,7 +172,7 @@ def test_native_profile_counts_steps_and_times_every_op(monkeypatch):
         m = model_fused()
         m.compile("adam", "sparse_categorical_crossentropy")
         m.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)
-        net = executor.for_model(m, 8, "train")
+        net = executor.for_model(m, 8, "train").net
         net.set_profiling(profiled)
         m.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
         prof = net.profile()
@@ -189,3 +188,93 @@ def test_native_profile_counts_steps_and_times_every_op(monkeypatch):
         weights.append(m.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_layer_engine_reproduces_a_default_run_bit_for_bit(monkeypatch):
+    """CNNFAST_EXECUTOR=0 reproduces a default (native) run exactly: shuffled epochs, two
+    Dropout layers, validation_split, callbacks that change the learning rate and stop early,
+    then train_on_batch, evaluate, predict and a training-mode call. One seed per step drives
+    both engines (executor.step_seed / layer_seed), and both sum the batch loss in order."""
+    x, y = data(n=50)
+
+    def run(native):
+        monkeypatch.setenv("CNNFAST_EXECUTOR", "1" if native else "0")
+        m = model_fused(dropout=0.4)  # a chain with a second Dropout below
+        m = cf.Sequential([layers.Input((9, 9, 2)), *m.layers[:2], layers.Dropout(0.25),
+                           *m.layers[2:]])
+        m.compile(cf.optimizers.Adam(0.02), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+        assert isinstance(executor.for_model(m, 7, "train"), executor.NativeEngine) == native
+        cbs = [cf.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0,
+                                              min_delta=10.0),
+               cf.callbacks.EarlyStopping(monitor="val_loss", patience=1, min_delta=10.0)]
+        h = m.fit(x, y, batch_size=7, epochs=5, shuffle=True, validation_split=0.1,
+                  callbacks=cbs, verbose=0)
+        tob = [m.train_on_batch(x[:9], y[:9], return_dict=True) for _ in range(3)]
+        ev = m.evaluate(x, y, batch_size=8, verbose=0)
+        pred = m.predict(x, verbose=0)
+        called = m(x[:5], training=True)
+        return (m.get_weights(), h.history, h.epoch, tob, ev, pred, called,
+                m.optimizer.iterations, m.optimizer.learning_rate)
+
+    native, layer = run(True), run(False)
+    w1, h1, e1, t1, ev1, p1, c1, it1, lr1 = native
+    w2, h2, e2, t2, ev2, p2, c2, it2, lr2 = layer
+    assert e1 == e2 == [0, 1]  # EarlyStopping stopped both after epoch 2 of 5
+    assert h1 == h2  # every epoch's loss, accuracy, val_* and learning_rate, exactly
+    assert t1 == t2 and ev1 == ev2
+    # ReduceLROnPlateau halved the rate after epoch 2, before train_on_batch ran.
+    assert it1 == it2 == 2 * 7 + 3 and lr1 == lr2 and np.float32(lr1) == np.float32(0.01)
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(c1, c2)
+
+
+def test_dropout_masks_follow_the_step_seed():
+    """The same step seed gives the same masks on both engines; another seed other masks (so
+    the equality above is not vacuous: dropout is on and its masks matter)."""
+    x, y = data(n=14)
+    finals = []
+    for seed in (5, 5, 6):
+        m = model(dropout=0.5)
+        m.compile(cf.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+        for engine in (executor.for_model(m, 14, "train"), executor.LayerEngine(m)):
+            m.set_weights(model(dropout=0.5).get_weights())
+            engine.train_step(x, y.astype(np.int32), np.arange(14, dtype=np.int64), seed)
+            finals.append(m.get_weights())
+    for a, b in zip(finals[0], finals[1]):  # native vs layer engine, seed 5
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(finals[0], finals[2]):  # seed 5 twice
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(finals[0], finals[4]))  # seed 6
+
+
+@pytest.mark.parametrize("onehot", [False, True])
+def test_native_probability_path_clips_saturated_outputs_at_keras_epsilon(onehot):
+    """A sigmoid output saturated to exactly 0 and 1 in float32: the probability-path loss
+    clips at Keras's epsilon 1e-7 (docs/keras_semantics.md#probability-path), so a wrong
+    certain row costs about -log(1e-7) ~ 16.1 (-log(1e-5) ~ 11.5 with another epsilon); checked
+    against the float64 reference on the native engine's evaluate and train step."""
+    from cnnfast import reference as R
+
+    m = cf.Sequential([layers.Input((3,)), layers.Dense(4, activation="sigmoid")])
+    loss = "categorical_crossentropy" if onehot else "sparse_categorical_crossentropy"
+    m.compile(cf.optimizers.SGD(0.0), loss)
+    w = np.array([[200.0, -200.0, 200.0, -200.0]] * 3, np.float32)
+    m.set_weights([w, np.zeros(4, np.float32)])
+    x = np.ones((6, 3), np.float32)
+    labels = np.array([0, 1, 2, 3, 1, 0])
+    yy = cf.utils.to_categorical(labels, 4) if onehot else labels.astype(np.int32)
+    p = m.predict(x, verbose=0)
+    assert set(np.unique(p).tolist()) == {0.0, 1.0}  # saturated in float32
+    xent = R.xent_probs_dense if onehot else R.xent_probs_sparse
+    ref = xent(p, yy if onehot else labels, eps=1e-7)[0].mean()
+    assert abs(ref - xent(p, yy if onehot else labels, eps=1e-5)[0].mean()) > 1.0
+    engine = executor.for_model(m, 6, "train")
+    assert isinstance(engine, executor.NativeEngine)
+    got, _ = engine.evaluate(x, yy)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    got_step, _ = engine.train_step(x, yy, np.arange(6, dtype=np.int64), 0)
+    np.testing.assert_allclose(got_step, ref, rtol=1e-6)
+    np.testing.assert_allclose(m.evaluate(x, yy, verbose=0), ref, rtol=1e-6)

@@ -67,6 +67,10 @@ _COMMON_KWARGS = {"name", "trainable", "dtype", "input_shape", "batch_input_shap
 class Layer:
     """Base class of every cnnfast layer."""
 
+    # A layer whose training forward draws random numbers (Dropout): it takes `seed=`, the
+    # stream the engine derives for it from the step's seed (cnnfast/executor.py).
+    stochastic = False
+
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, batch_size=None, **kwargs):
         if kwargs:
@@ -182,6 +186,7 @@ class Layer:
 
     # ---- execution face ---------------------------------------------------------------------
     def forward(self, x, training):
+        """The output for batch x; stochastic layers also take `seed=` (their stream)."""
         raise NotImplementedError
 
     def backward(self, dout, need_dinp=True):

@@ -102,7 +102,13 @@ class Flatten(Layer):
 
 class Dropout(Layer):
     """Inverted dropout: in training keep each unit with probability 1 - rate and scale it by
-    1 / (1 - rate); identity in evaluate/predict."""
+    1 / (1 - rate); identity in evaluate/predict.
+
+    The mask's stream: the layer's own generator when it has a `seed`, else the `seed` the
+    engine passes to forward (derived from the step's seed), else one draw from cnnfast's
+    global generator (an eager call outside any engine)."""
+
+    stochastic = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -118,7 +124,7 @@ class Dropout(Layer):
         self.seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
-    def forward(self, x, training):
+    def forward(self, x, training, seed=None):
         self._active = training and self.rate > 0.0
         if not self._active:
             return x
@@ -127,8 +133,11 @@ class Dropout(Layer):
             y.fill(0.0)
             return y
         self._mask = self._buffer("mask", x.shape, np.uint8)
-        gen = self._rng if self._rng is not None else utils.rng()
-        backend.dropout_forward(y, self._mask, x, self.rate, int(gen.integers(0, 2**63)))
+        if self._rng is not None:
+            seed = int(self._rng.integers(0, 2**63))
+        elif seed is None:
+            seed = int(utils.rng().integers(0, 2**63))
+        backend.dropout_forward(y, self._mask, x, self.rate, seed)
         return y
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):

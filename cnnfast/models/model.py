@@ -57,6 +57,9 @@ class Model(SavingMixin):
         self.stop_training = False
         self.history = None
         self._metrics = []
+        # The engines that ran this model (cnnfast/executor.py), kept so that a Net and its
+        # buffers are built once per model, not once per fit/evaluate/predict call.
+        self._engine_cache = {}
 
     # ---- graph ------------------------------------------------------------------------------
     def _build_graph(self, inputs, outputs):
@@ -156,12 +159,17 @@ class Model(SavingMixin):
         return int(sum(layer.count_params() for layer in self.layers))
 
     # ---- execution --------------------------------------------------------------------------
-    def _forward(self, xs, training):
+    def _forward(self, xs, training, seed=None):
+        """The outputs (a list) for inputs xs. Training with a step `seed`: the random layer
+        at plan position k takes the stream executor.layer_seed(seed, k), as the Net does."""
         vals = [None] * len(self._tensors)
         for i, x in zip(self._input_ids, xs):
             vals[i] = x
-        for layer, i, o in self._plan:
-            vals[o] = layer.forward(vals[i], training)
+        for k, (layer, i, o) in enumerate(self._plan):
+            if training and seed is not None and layer.stochastic:
+                vals[o] = layer.forward(vals[i], training, seed=executor.layer_seed(seed, k))
+            else:
+                vals[o] = layer.forward(vals[i], training)
         return [vals[i] for i in self._output_ids]
 
     def _backward(self, dout, dout_is_dlogits, need_dinp=False):
@@ -213,9 +221,13 @@ class Model(SavingMixin):
         self._ensure_built(input_shape)
         return (input_shape[0],) + tuple(self.outputs[0].shape[1:])
 
-    def forward(self, x, training):
+    @property
+    def stochastic(self):
+        return any(layer.stochastic for layer in self.layers)
+
+    def forward(self, x, training, seed=None):
         self._check_nestable()
-        return self._forward([x], training)[0]
+        return self._forward([x], training, seed)[0]
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
         return self._backward(dout, dout_is_dlogits, need_dinp=need_dinp)
@@ -246,7 +258,7 @@ class Model(SavingMixin):
         sparse = self.loss.sparse if self.loss is not None else True
         self._metrics = [metrics_mod.get(m, sparse) for m in metrics]
         self.compiled = True
-        self._train_fn_ready = False
+        self._engine_cache = {}
 
     # ---- data checks ------------------------------------------------------------------------
     def _check_compiled(self, what):
@@ -339,58 +351,12 @@ class Model(SavingMixin):
         raise ValueError(f"Model '{self.name}' has no input shape")
 
     # ---- one step ---------------------------------------------------------------------------
-    def _loss_setup(self):
-        last = None
-        for layer, _, o in self._plan:
-            if o == self._output_ids[0]:
-                last = layer
-        # TF's cached-logits rule: softmax output + cross-entropy(from_logits=False) -> use the
-        # logits (unclipped), exactly as Keras's TF backend does.
-        self._fused = (not self.loss.from_logits and last is not None and
-                       getattr(last, "activation", None) == "softmax")
-        self._last_layer = last
-
-    def _buf(self, key, shape, dtype=np.float32):
-        bufs = self.__dict__.setdefault("_model_bufs", {})
-        k = (key, tuple(shape))
-        if k not in bufs:
-            bufs[k] = np.empty(shape, dtype=dtype)
-        return bufs[k]
-
-    def _loss_and_grad(self, y_pred, yb, with_grad):
-        n = y_pred.shape[0]
-        inp = self._last_layer.logits if self._fused else y_pred
-        inp = inp.reshape(n, -1)
-        loss = self._buf("loss", (n,))
-        grad = self._buf("dloss", inp.shape) if with_grad else None
-        # Keras reduces with sum / batch_size; its gradient is (1/B) * d(per-sample loss).
-        self.loss.per_sample(yb, inp, self._fused or self.loss.from_logits, loss, grad,
-                             np.float32(1.0) / np.float32(n))
-        mean = np.float32(loss.sum(dtype=np.float32) / np.float32(n))
-        return mean, grad
-
-    def _train_step(self, xb, yb, trackers):
-        (y_pred,) = self._forward([xb], training=True)
-        mean, grad = self._loss_and_grad(y_pred, yb, True)
-        self._backward(grad.reshape(y_pred.shape) if not self._fused else grad, self._fused)
-        params, grads = [], []
-        for layer in self.layers:
-            if layer.trainable and self.trainable:
-                params += layer.weights_list
-                grads += layer.grads
-        self.optimizer.apply(params, grads)
-        self._update_trackers(trackers, mean, y_pred, yb)
-
-    def _update_trackers(self, trackers, mean, y_pred, yb):
-        n = y_pred.shape[0]
+    @staticmethod
+    def _update_trackers(trackers, mean, correct, n):
+        """Keras's running means: the loss weighted by the batch size, metric counts."""
         trackers[0].update_state(np.float32(mean) * np.float32(n), n)
-        for m, t in zip(self._metrics, trackers[1:]):
-            t.update_state(m.correct(yb, y_pred), n)
-
-    def _update_trackers_counts(self, trackers, mean, correct, n):
-        trackers[0].update_state(np.float32(mean) * np.float32(n), n)
-        for t in trackers[1:]:
-            t.update_state(correct, n)
+        for t, c in zip(trackers[1:], correct):
+            t.update_state(c, n)
 
     def _new_trackers(self):
         return [metrics_mod.Mean("loss")] + [metrics_mod.Mean(m.name) for m in self._metrics]
@@ -442,7 +408,6 @@ class Model(SavingMixin):
                                  f"training or validation set for {x.shape[0]} samples")
             val = (x[split_at:], y[split_at:])
             x, y = x[:split_at], y[:split_at]
-        self._loss_setup()
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
         # As Keras: the user's callbacks, then History and (verbose != 0) ProgbarLogger.
@@ -452,8 +417,10 @@ class Model(SavingMixin):
         self.stop_training = False
         trackers = self._new_trackers()
         perm = np.arange(n, dtype=np.int64)
+        # One generator drives the run: the epoch's permutation, then one seed per step from
+        # which the engine derives every random choice of that step (executor.step_seed).
         gen = utils.rng()
-        net = executor.for_model(self, batch_size, "train")
+        engine = executor.for_model(self, batch_size, "train")
         cbl.on_train_begin()
         logs = {}
         training_logs = None
@@ -466,16 +433,8 @@ class Model(SavingMixin):
             for step in range(steps):
                 cbl.on_train_batch_begin(step)
                 idx = perm[step * batch_size:(step + 1) * batch_size]
-                b = idx.shape[0]
-                if net is not None:  # the whole step in C++: gather, fwd, loss, bwd, update
-                    loss, correct = executor.train_step(net, self, x, y, idx,
-                                                        int(gen.integers(0, 2**63)))
-                    self._update_trackers_counts(trackers, loss, correct, b)
-                else:
-                    xb = np.take(x, idx, axis=0, out=self._buf("xb", (b,) + x.shape[1:]))
-                    yb = np.take(y, idx, axis=0,
-                                 out=self._buf("yb", (b,) + y.shape[1:], y.dtype))
-                    self._train_step(xb, yb, trackers)
+                loss, correct = engine.train_step(x, y, idx, executor.step_seed(gen))
+                self._update_trackers(trackers, loss, correct, idx.shape[0])
                 logs = self._logs(trackers)
                 cbl.on_train_batch_end(step, logs)
                 if self.stop_training:
@@ -497,20 +456,15 @@ class Model(SavingMixin):
         trackers = self._new_trackers()
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
-        net = executor.for_model(self, batch_size, "evaluate")
+        engine = executor.for_model(self, batch_size, "evaluate")
         self.stop_evaluating = False
         cbl.on_test_begin()
         for step in range(steps):
             cbl.on_test_batch_begin(step)
             s = slice(step * batch_size, (step + 1) * batch_size)
             xb, yb = x[s], y[s]
-            if net is not None:
-                mean, correct = net.evaluate(xb, yb)
-                self._update_trackers_counts(trackers, mean, correct, xb.shape[0])
-            else:
-                (y_pred,) = self._forward([xb], training=False)
-                mean, _ = self._loss_and_grad(y_pred, yb, False)
-                self._update_trackers(trackers, mean, y_pred, yb)
+            mean, correct = engine.evaluate(xb, yb)
+            self._update_trackers(trackers, mean, correct, xb.shape[0])
             cbl.on_test_batch_end(step, self._logs(trackers))
             if self.stop_evaluating:
                 break
@@ -528,7 +482,6 @@ class Model(SavingMixin):
         batch_size = _positive_int(batch_size, "evaluate(): batch_size", 32)
         x = self._prepare_x(x, "evaluate")
         y = self._prepare_y(y, x.shape[0], "evaluate")
-        self._loss_setup()
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
                                        epochs=1, steps=math.ceil(x.shape[0] / batch_size),
@@ -549,8 +502,7 @@ class Model(SavingMixin):
         n = x.shape[0]
         outs = [np.empty((n,) + tuple(t.shape[1:]), np.float32) for t in self.outputs]
         nsteps = math.ceil(n / batch_size)
-        net = executor.for_model(self, batch_size, "predict") if self._single_output \
-            else None
+        engine = executor.for_model(self, batch_size, "predict")
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
                                        epochs=1, steps=nsteps, model=self)
@@ -559,11 +511,7 @@ class Model(SavingMixin):
         for step in range(nsteps):
             cbl.on_predict_batch_begin(step)
             s = slice(step * batch_size, (step + 1) * batch_size)
-            if net is not None:
-                net.predict(x[s], outs[0][s])
-            else:
-                for dst, src in zip(outs, self._forward([x[s]], training=False)):
-                    dst[s] = src
+            engine.predict(x[s], [o[s] for o in outs])
             batch_out = outs[0][s] if self._single_output else [o[s] for o in outs]
             cbl.on_predict_batch_end(step, {"outputs": batch_out})
             if self.stop_predicting:
@@ -581,7 +529,8 @@ class Model(SavingMixin):
             self._check_nestable()
             return KerasTensor(self.compute_output_shape(x.shape), self, [x])
         x = self._prepare_x(x, "__call__")
-        res = [o.copy() for o in self._forward([x], training=bool(training))]
+        seed = executor.step_seed(utils.rng()) if training else None
+        res = [o.copy() for o in executor.layer_engine(self).forward(x, bool(training), seed)]
         return res[0] if self._single_output else res
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
@@ -591,9 +540,12 @@ class Model(SavingMixin):
             raise NotImplementedError("train_on_batch(): sample/class weights are not supported")
         x = self._prepare_x(x, "train_on_batch")
         y = self._prepare_y(y, x.shape[0], "train_on_batch")
-        self._loss_setup()
+        n = x.shape[0]
+        engine = executor.for_model(self, n, "train")
         trackers = self._new_trackers()
-        self._train_step(x, y, trackers)
+        loss, correct = engine.train_step(x, y, np.arange(n, dtype=np.int64),
+                                          executor.step_seed(utils.rng()))
+        self._update_trackers(trackers, loss, correct, n)
         logs = self._logs(trackers)
         if return_dict:
             return logs
