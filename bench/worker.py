@@ -209,6 +209,9 @@ def validate(model_name, batch, x, y, steps=2):
     ref = M.build_numpy(model_name, seed=SEED + 1)
     ref.set_weights(model.get_weights())
     drops = [layer for layer in model.layers if isinstance(layer, cf.layers.Dropout)]
+    # The masks are read back from the layers, which the per-layer engine uses (the native
+    # engine keeps them inside the Net; both engines draw the same masks for a step seed).
+    model.use_native_executor = False
     out = []
     for s in range(steps):
         xb, yb = x[s * batch:(s + 1) * batch], y[s * batch:(s + 1) * batch]
