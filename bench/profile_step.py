@@ -43,6 +43,7 @@ def profile(model_name, batch, threads, steps, warmup=2, seed=0):
     instances; the step itself is the engine's, unchanged."""
     import cnnfast as cf
     from cnnfast import executor
+    from cnnfast.models import data
 
     cf.set_num_threads(threads)
     cf.utils.set_random_seed(seed)
@@ -51,8 +52,8 @@ def profile(model_name, batch, threads, steps, warmup=2, seed=0):
     n = batch * (steps + warmup)
     x = rng.random((n,) + tuple(M.MODELS[model_name]["input"]), dtype=np.float32)
     y = rng.integers(0, 10, n)
-    x = model._prepare_x(x, "fit")
-    y = model._prepare_y(y, n, "fit")
+    x = data.prepare_x(model, x, "fit")
+    y = data.prepare_y(model, y, n, "fit")
     engine = executor.for_model(model, batch, "train")
     if not isinstance(engine, executor.LayerEngine):
         raise SystemExit("profile: set CNNFAST_EXECUTOR=0 for the per-layer engine")

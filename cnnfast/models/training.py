@@ -1,0 +1,280 @@
+"""The training loop: compile, fit, evaluate, predict and train_on_batch (Keras: trainers/).
+
+The loops own the epochs, batches, callbacks and Keras's running means; each step runs on an
+engine (cnnfast/executor.py, docs/training_step.md). `Trainer` is a mixin of Model: it reads
+the graph (inputs, outputs, layers) and the compiled loss, optimizer and metrics."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import callbacks as callbacks_mod
+from .. import executor, utils
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from . import data
+
+
+def _resolve_verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return verbose
+
+
+def _positive_int(value, what, default=None):
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Trainer:
+    """compile / fit / evaluate / predict / train_on_batch over a model's graph."""
+
+    def _init_training_state(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._metrics = []
+        # The engines that ran this model (cnnfast/executor.py), kept so that a Net and its
+        # buffers are built once per model, not once per fit/evaluate/predict call.
+        self._engine_cache = {}
+
+    # ---- compile ----------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True, **kwargs):
+        """Configure training: optimizer (name or instance), loss (name, Loss or loss
+        function), metrics (['accuracy'])."""
+        if kwargs:
+            raise TypeError(f"compile: unrecognized keyword arguments {sorted(kwargs)}")
+        for name, value, default in (("loss_weights", loss_weights, None),
+                                     ("weighted_metrics", weighted_metrics, None),
+                                     ("steps_per_execution", steps_per_execution, 1)):
+            if value != default:
+                raise NotImplementedError(f"compile: argument {name}={value!r} is not supported")
+        self.optimizer = optimizers_mod.get(optimizer)
+        if isinstance(loss, (list, tuple, dict)):
+            raise NotImplementedError("compile: one loss per output is not supported")
+        self.loss = None if loss is None else losses_mod.get(loss)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, metrics_mod.Accuracy)):
+            raise TypeError("compile: metrics must be a list, e.g. metrics=['accuracy']")
+        if isinstance(metrics, dict):
+            raise NotImplementedError("compile: per-output metric dicts are not supported")
+        sparse = self.loss.sparse if self.loss is not None else True
+        self._metrics = [metrics_mod.get(m, sparse) for m in metrics]
+        self.compiled = True
+        self._engine_cache = {}
+
+    def _check_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(f"You must call compile() before {what}().")
+        if self.loss is None:
+            raise ValueError(f"{what}(): compile the model with a loss, e.g. "
+                             "loss='sparse_categorical_crossentropy'")
+        if not self._single_output or len(self.outputs) != 1:
+            raise NotImplementedError(f"{what}(): training/evaluating models with several "
+                                      "outputs is not supported")
+
+    # ---- one step ---------------------------------------------------------------------------
+    @staticmethod
+    def _update_trackers(trackers, mean, correct, n):
+        """Keras's running means: the loss weighted by the batch size, metric counts."""
+        trackers[0].update_state(np.float32(mean) * np.float32(n), n)
+        for t, c in zip(trackers[1:], correct):
+            t.update_state(c, n)
+
+    def _new_trackers(self):
+        return [metrics_mod.Mean("loss")] + [metrics_mod.Mean(m.name) for m in self._metrics]
+
+    def _logs(self, trackers, prefix=""):
+        logs = {prefix + t.name: t.result() for t in trackers}
+        return dict(sorted(logs.items()))
+
+    # ---- fit / evaluate / predict -----------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for `epochs` epochs; returns a History (also stored as model.history)."""
+        self._check_compiled("fit")
+        for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
+                            ("steps_per_epoch", steps_per_epoch),
+                            ("validation_steps", validation_steps)):
+            if value is not None:
+                raise NotImplementedError(f"fit(): argument {name} is not supported")
+        _resolve_verbose(verbose)
+        batch_size = _positive_int(batch_size, "fit(): batch_size", 32)
+        val_batch = _positive_int(validation_batch_size, "fit(): validation_batch_size",
+                                  batch_size)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"fit(): epochs must be a non-negative integer, got {epochs!r}")
+        validation_freq = _positive_int(validation_freq, "fit(): validation_freq")
+        if shuffle not in (True, False):
+            raise NotImplementedError(f"fit(): shuffle={shuffle!r} is not supported "
+                                      "(True or False)")
+        x = data.prepare_x(self, x, "fit")
+        y = data.prepare_y(self, y, x.shape[0], "fit")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("fit(): validation_data must be a tuple (x_val, y_val)")
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                raise NotImplementedError("fit(): validation sample weights are not supported")
+            vx = data.prepare_x(self, validation_data[0], "fit(validation_data)")
+            vy = data.prepare_y(self, validation_data[1], vx.shape[0], "fit(validation_data)")
+            val = (vx, vy)
+        elif validation_split:
+            if not 0.0 < float(validation_split) < 1.0:
+                raise ValueError(f"fit(): validation_split must be in (0, 1), got "
+                                 f"{validation_split}")
+            # Keras: the LAST samples become validation, taken before shuffling.
+            split_at = int(math.floor(x.shape[0] * (1.0 - float(validation_split))))
+            if split_at == 0 or split_at == x.shape[0]:
+                raise ValueError(f"fit(): validation_split={validation_split} leaves an empty "
+                                 f"training or validation set for {x.shape[0]} samples")
+            val = (x[split_at:], y[split_at:])
+            x, y = x[:split_at], y[:split_at]
+        n = x.shape[0]
+        steps = math.ceil(n / batch_size)
+        # As Keras: the user's callbacks, then History and (verbose != 0) ProgbarLogger.
+        cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
+            callbacks_mod.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+                                       model=self, verbose=verbose, epochs=epochs, steps=steps)
+        self.stop_training = False
+        trackers = self._new_trackers()
+        perm = np.arange(n, dtype=np.int64)
+        # One generator drives the run: the epoch's permutation, then one seed per step from
+        # which the engine derives every random choice of that step (executor.step_seed).
+        gen = utils.rng()
+        engine = executor.for_model(self, batch_size, "train")
+        cbl.on_train_begin()
+        logs = {}
+        training_logs = None
+        for epoch in range(initial_epoch, epochs):
+            for t in trackers:
+                t.reset_state()
+            cbl.on_epoch_begin(epoch)
+            if shuffle:
+                perm = gen.permutation(n)
+            for step in range(steps):
+                cbl.on_train_batch_begin(step)
+                idx = perm[step * batch_size:(step + 1) * batch_size]
+                loss, correct = engine.train_step(x, y, idx, executor.step_seed(gen))
+                self._update_trackers(trackers, loss, correct, idx.shape[0])
+                logs = self._logs(trackers)
+                cbl.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            logs = self._logs(trackers)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                # Keras runs validation through evaluate(callbacks=<fit's list>): the
+                # on_test_* hooks fire (ProgbarLogger stays silent inside fit).
+                vlogs = self._evaluate_arrays(val[0], val[1], val_batch, cbl)
+                logs.update({"val_" + k: v for k, v in vlogs.items()})
+            cbl.on_epoch_end(epoch, logs)
+            training_logs = logs
+            if self.stop_training:
+                break
+        cbl.on_train_end(training_logs)
+        return self.history
+
+    def _evaluate_arrays(self, x, y, batch_size, cbl):
+        trackers = self._new_trackers()
+        n = x.shape[0]
+        steps = math.ceil(n / batch_size)
+        engine = executor.for_model(self, batch_size, "evaluate")
+        self.stop_evaluating = False
+        cbl.on_test_begin()
+        for step in range(steps):
+            cbl.on_test_batch_begin(step)
+            s = slice(step * batch_size, (step + 1) * batch_size)
+            xb, yb = x[s], y[s]
+            mean, correct = engine.evaluate(xb, yb)
+            self._update_trackers(trackers, mean, correct, xb.shape[0])
+            cbl.on_test_batch_end(step, self._logs(trackers))
+            if self.stop_evaluating:
+                break
+        logs = self._logs(trackers)
+        cbl.on_test_end(logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """[loss, *metrics] (a scalar without metrics), means over the whole dataset."""
+        self._check_compiled("evaluate")
+        if sample_weight is not None or steps is not None:
+            raise NotImplementedError("evaluate(): sample_weight/steps are not supported")
+        _resolve_verbose(verbose)
+        batch_size = _positive_int(batch_size, "evaluate(): batch_size", 32)
+        x = data.prepare_x(self, x, "evaluate")
+        y = data.prepare_y(self, y, x.shape[0], "evaluate")
+        cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
+            callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
+                                       epochs=1, steps=math.ceil(x.shape[0] / batch_size),
+                                       model=self)
+        logs = self._evaluate_arrays(x, y, batch_size, cbl)
+        if return_dict:
+            return logs
+        ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
+        return ordered[0] if len(ordered) == 1 else ordered
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for x as float32 arrays (a list for several outputs); dropout off."""
+        if steps is not None:
+            raise NotImplementedError("predict(): steps is not supported")
+        _resolve_verbose(verbose)
+        batch_size = _positive_int(batch_size, "predict(): batch_size", 32)
+        x = data.prepare_x(self, x, "predict")
+        n = x.shape[0]
+        outs = [np.empty((n,) + tuple(t.shape[1:]), np.float32) for t in self.outputs]
+        nsteps = math.ceil(n / batch_size)
+        engine = executor.for_model(self, batch_size, "predict")
+        cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
+            callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
+                                       epochs=1, steps=nsteps, model=self)
+        self.stop_predicting = False
+        cbl.on_predict_begin()
+        for step in range(nsteps):
+            cbl.on_predict_batch_begin(step)
+            s = slice(step * batch_size, (step + 1) * batch_size)
+            engine.predict(x[s], [o[s] for o in outs])
+            batch_out = outs[0][s] if self._single_output else [o[s] for o in outs]
+            cbl.on_predict_batch_end(step, {"outputs": batch_out})
+            if self.stop_predicting:
+                break
+        cbl.on_predict_end()
+        if self.stop_predicting:  # as Keras: only the batches predicted so far
+            outs = [o[:min(n, (step + 1) * batch_size)] for o in outs]
+        return outs[0] if self._single_output else outs
+
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on (x, y); returns the step's loss (and metrics)."""
+        self._check_compiled("train_on_batch")
+        if sample_weight is not None or class_weight is not None:
+            raise NotImplementedError("train_on_batch(): sample/class weights are not supported")
+        x = data.prepare_x(self, x, "train_on_batch")
+        y = data.prepare_y(self, y, x.shape[0], "train_on_batch")
+        n = x.shape[0]
+        engine = executor.for_model(self, n, "train")
+        trackers = self._new_trackers()
+        loss, correct = engine.train_step(x, y, np.arange(n, dtype=np.int64),
+                                          executor.step_seed(utils.rng()))
+        self._update_trackers(trackers, loss, correct, n)
+        logs = self._logs(trackers)
+        if return_dict:
+            return logs
+        ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
+        return ordered[0] if len(ordered) == 1 else ordered
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=max(1, len(x)), verbose=0)
