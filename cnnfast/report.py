@@ -1,5 +1,6 @@
 """Classification metrics as text (like scikit-learn's) and the run's self-contained HTML report.
 
+html_page()/write_html() lay out any page; run_page() fills one from a cnnfast.runs.Run.
 NumPy only; the pictures themselves come from cnnfast.plotting.
 """
 from __future__ import annotations
@@ -112,20 +113,23 @@ figcaption { color: #555; font-size: 0.9em; margin-top: 0.3em; }
 
 
 def png_data_uri(path):
+    """The PNG file at `path` as a data: URI string."""
     with open(path, "rb") as f:
         return "data:image/png;base64," + base64.b64encode(f.read()).decode("ascii")
 
 
 def _kv_table(items):
+    """[(key, value)] as an HTML two-column table, escaped."""
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
                    for k, v in items)
     return f'<table class="kv">{rows}</table>'
 
 
-def write_html(path, *, title, subtitle, cards, settings, figures, sections=(), notes=()):
-    """A self-contained HTML page: `cards` [(label, value)], `settings` [(key, value)],
-    `figures` [(png_path, caption)] embedded as data: URIs, `sections` [(heading, preformatted
-    text)], `notes` [text] shown in red (e.g. pictures that could not be drawn)."""
+def html_page(*, title, subtitle, cards, settings, figures, sections=(), notes=()):
+    """A self-contained HTML page, as a string: `cards` [(label, value)], `settings`
+    [(key, value)], `figures` [(png_path, caption)] embedded as data: URIs, `sections`
+    [(heading, preformatted text)], `notes` [text] shown in red (e.g. pictures that could not
+    be drawn)."""
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p class=\"sub\">{html.escape(subtitle)}</p>",
@@ -145,6 +149,75 @@ def write_html(path, *, title, subtitle, cards, settings, figures, sections=(), 
     for heading, text in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2><pre>{html.escape(text)}</pre>")
     parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_html(path, **page):
+    """Write html_page(**page) to `path` (UTF-8). Returns `path`."""
     with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts))
+        f.write(html_page(**page))
     return path
+
+
+# ---- the run report ---------------------------------------------------------------------------
+def _run_cards(run):
+    """The headline numbers: [(label, value)]."""
+    s = run.settings
+    return [("Test accuracy", f"{100 * run.test_accuracy:.2f} %"),
+            ("Test loss", f"{run.test_loss:.4f}"),
+            ("Training time", f"{run.train_seconds:.1f} s"),
+            ("Images / s", f"{run.images_per_second:,.0f}"),
+            ("Epochs", f"{s['epochs_run']} of {s['epochs']}")]
+
+
+def _run_settings_table(run, run_dir, total_seconds):
+    """The Settings table: [(key, value)], from run.json's content and the timings."""
+    s, build = run.settings, run.settings["build"]
+    stopping = (f" (early stopping, patience {s['early_stopping']})"
+                if s["early_stopping"] is not None else "")
+    ips = run.images_per_second
+    kv = [("Model", f"{s['model']}: {s['description']}"), ("Parameters", f"{s['params']:,}"),
+          ("Optimizer", f"{s['optimizer']}, learning rate {s['learning_rate']:g}"),
+          ("Batch size", s["batch_size"]),
+          ("Epochs", f"{s['epochs_run']} run of {s['epochs']}" + stopping),
+          ("Images", f"{s['train_images']:,} training, {s['validation_images']:,} validation "
+                     f"(last {s['validation_split']:g}), {s['test_images']:,} test"),
+          ("Seed", s["seed"]), ("Threads", s["threads"]),
+          ("Timing", f"training {run.train_seconds:.2f} s ({ips:,.0f} images/s), test "
+                     f"evaluation {run.eval_seconds:.2f} s, whole run {total_seconds:.1f} s"),
+          ("cnnfast", f"{s['cnnfast']} ({build['compiler']}, ISA {build['isa']}, OpenMP "
+                      f"{'on' if build['openmp'] else 'off'}), Python {s['python']}, "
+                      f"NumPy {s['numpy']}"),
+          ("Run directory", os.path.abspath(run_dir))]
+    if s["command"]:
+        kv.append(("Command", s["command"]))
+    return kv
+
+
+def history_text(history, epochs):
+    """The per-epoch history as a text table: one column per key (sorted), `epochs` rows."""
+    keys = sorted(history)
+    lines = ["epoch " + " ".join(f"{k:>14}" for k in keys)]
+    for i in range(epochs):
+        lines.append(f"{i + 1:>5} " + " ".join(f"{history[k][i]:>14.4f}" for k in keys))
+    return "\n".join(lines) + "\n"
+
+
+def run_page(run, run_dir, figures=(), notes=(), total_seconds=0.0):
+    """report.html for a trained run, as a string. `run` is a cnnfast.runs.Run (read through
+    its fields and `settings`, run.json's content), `run_dir` the directory it is written to,
+    `figures` [(png path, caption)] embedded in the page, `notes` [text] shown in red, and
+    `total_seconds` the whole run's wall time."""
+    s, n = run.settings, run.epochs_run
+    return html_page(
+        title=f"cnnfast run: {os.path.basename(os.path.abspath(run_dir))}",
+        subtitle=f"{s['model']} on Fashion-MNIST — test accuracy "
+                 f"{100 * run.test_accuracy:.2f} % after {n} epoch{'s' if n != 1 else ''}, "
+                 f"{s['started'].replace('T', ' ')}",
+        cards=_run_cards(run), settings=_run_settings_table(run, run_dir, total_seconds),
+        figures=list(figures), notes=list(notes),
+        sections=[("Per-class report (test set)", run.report_text),
+                  ("Confusion matrix (rows: true class, columns: predicted)",
+                   run.confusion_text),
+                  ("History", history_text(run.history, n)),
+                  ("Model", run.summary)])

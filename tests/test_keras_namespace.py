@@ -26,7 +26,7 @@ PATHS = {  # module path -> names tutorials import from it
     "cnnfast.keras.losses": ["SparseCategoricalCrossentropy", "CategoricalCrossentropy",
                              "sparse_categorical_crossentropy", "categorical_crossentropy"],
     "cnnfast.keras.metrics": ["SparseCategoricalAccuracy", "CategoricalAccuracy"],
-    "cnnfast.keras.utils": ["to_categorical", "set_random_seed", "plot_model"],
+    "cnnfast.keras.utils": ["to_categorical", "set_random_seed", "plot_model", "Progbar"],
     "cnnfast.keras.backend": ["epsilon", "image_data_format", "clear_session", "floatx"],
     "cnnfast.nn": ["relu", "softmax"],
 }
@@ -43,6 +43,8 @@ def test_namespaces_are_the_implementations():
     assert tf.keras.Sequential is cnnfast.Sequential is keras.models.Sequential
     assert keras.models.load_model is cnnfast.models.load_model
     assert tf.keras.layers.Dense is cnnfast.layers.Dense
+    # Progbar lives in utils/progbar.py (as in Keras); callbacks and utils re-export it
+    assert keras.utils.Progbar is cnnfast.callbacks.Progbar is cnnfast.utils.progbar.Progbar
 
 
 def test_backend_and_utils():

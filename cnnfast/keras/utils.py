@@ -1,5 +1,5 @@
 """keras.utils"""
-from ..utils import set_random_seed, to_categorical  # noqa: F401
+from ..utils import Progbar, set_random_seed, to_categorical  # noqa: F401
 
 
 def plot_model(model, to_file="model.png", *args, **kwargs):

@@ -1,9 +1,11 @@
-"""Utilities: seeding and label encoding."""
+"""Utilities: seeding, label encoding and the progress bar (`Progbar`, in progbar.py)."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
+
+from .progbar import Progbar  # noqa: F401  (keras.utils.Progbar)
 
 _rng = np.random.default_rng()
 _seed_counter = 0
