@@ -20,7 +20,7 @@ def threads(request):
 
 @pytest.fixture(scope="session")
 def tf_keras():
-    """(tf, keras) set up per KERAS_SEMANTICS section 0; the import is paid once per session."""
+    """(tf, keras) set up per docs/keras_semantics.md#oracle-settings; imported once per session."""
     return tf_oracle.load()
 
 
