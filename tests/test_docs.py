@@ -1,6 +1,6 @@
-"""Links into the repository's docs resolve: every `docs/keras_semantics.md#<anchor>` cited in
-the code, tests and docs names a heading of that file (GitHub's anchor rule: lower case,
-punctuation dropped, spaces to hyphens)."""
+"""Links into the repository's docs resolve: every `docs/keras_semantics.md#<anchor>` or
+`CONTRIBUTING.md#<anchor>` cited in the code, tests and docs names a heading of that file
+(GitHub's anchor rule: lower case, punctuation dropped, spaces to hyphens)."""
 import os
 import re
 import subprocess
@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = ["docs/keras_semantics.md"]
-CITE = re.compile(r"(docs/keras_semantics\.md)#([a-z0-9_-]+)")
+DOCS = ["docs/keras_semantics.md", "CONTRIBUTING.md"]
+CITE = re.compile(r"(docs/keras_semantics\.md|CONTRIBUTING\.md)#([a-z0-9_-]+)")
 
 
 def anchors(path):

@@ -5,7 +5,7 @@ and compares with explicit tolerances; failures print the max abs/rel difference
 differences per op are printed at the end of the run (conftest.py terminal summary).
 
 Tolerances (fp32):
-* forward: atol 1e-5, rtol 1e-4 (the project default, ATOL/RTOL in tests/helpers.py;
+* forward: atol 1e-5, rtol 1e-4 (the project default, CONTRIBUTING.md#tolerances;
   docs/keras_semantics.md#tolerances expects ~1e-6/1e-5 per layer, which the measured errors
   meet, see the summary);
 * backward: the same, except reductions over many terms (conv/dense dweight, dbias; conv dinp
