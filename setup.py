@@ -124,7 +124,6 @@ class BuildExt(build_ext):
             if omp:
                 ext.extra_compile_args += omp[0]
                 ext.extra_link_args += omp[1]
-                ext.define_macros.append(("CNNFAST_OPENMP", "1"))
             print(f"cnnfast: OpenMP {'enabled' if omp else 'NOT available: serial build'}")
         super().build_extensions()
 

@@ -68,7 +68,3 @@ def get(identifier):
             f"arbitrary callable; use one of {sorted(backend.ACTIVATION_CODES)} "
             f"(as a string, cnnfast.activations.X or cnnfast.nn.X)")
     raise TypeError(f"activation must be a string, callable or None, got {identifier!r}")
-
-
-def serialize(name):
-    return name

@@ -343,9 +343,9 @@ class MonitorCallback(Callback):
 
 
 class EarlyStopping(MonitorCallback):
-    """Stop training when `monitor` stops improving (KERAS_SEMANTICS.md §8): strict improvement
-    by more than min_delta, patience counted in epochs, never stops at epoch 0, restores the
-    best weights at train end (even without an early stop) when asked."""
+    """Stop training when `monitor` stops improving (docs/keras_semantics.md#earlystopping):
+    strict improvement by more than min_delta, patience counted in epochs, never stops at epoch
+    0, restores the best weights at train end (even without an early stop) when asked."""
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):

@@ -1,16 +1,12 @@
 """Shared fixtures: OpenMP thread counts, the tf.keras oracle, and per-op summaries of the
 largest differences (kernel vs NumPy reference, kernel vs tf.keras)."""
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py and tests/tf_oracle.py
+# tests/ is on sys.path through pyproject.toml's pytest setting `pythonpath = ["tests"]`.
+import tf_oracle
+from helpers import DIFFS
 
-import tf_oracle  # noqa: E402
-from helpers import DIFFS  # noqa: E402
-
-from cnnfast import _core  # noqa: E402
+from cnnfast import _core
 
 
 @pytest.fixture(params=[1, 2], ids=lambda n: f"threads{n}")
@@ -24,7 +20,7 @@ def threads(request):
 
 @pytest.fixture(scope="session")
 def tf_keras():
-    """(tf, keras) set up per KERAS_SEMANTICS section 0; the import is paid once per session."""
+    """(tf, keras) set up per docs/keras_semantics.md#oracle-settings; imported once per session."""
     return tf_oracle.load()
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from cnnfast import _core
 from cnnfast.reference import ACTIVATION_CODES
 
-# Default float32 tolerance (STYLE.md): kernels in fp32 vs the float64 reference.
+# Default float32 tolerance (CONTRIBUTING.md#tolerances): kernels in fp32 vs the float64 reference.
 ATOL = 1e-5
 RTOL = 1e-4
 

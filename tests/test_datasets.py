@@ -43,6 +43,30 @@ def small_fashion(seed, n_train=12, n_test=5):
     }
 
 
+def paired_split(n_train, n_test):
+    """Synthetic images and labels in which a wrong training label cannot hide: image i's pixels
+    encode (split, i), and the label sequences are ones no shuffle (except swapping equal labels)
+    or the other split's file reproduces: train 3, 0, 7, 4, ... and test 1, 4, 7, 0, ..."""
+    x_train = np.broadcast_to(np.arange(n_train, dtype=np.uint8)[:, None, None],
+                              (n_train, 28, 28)).copy()
+    x_test = np.broadcast_to(np.arange(128, 128 + n_test, dtype=np.uint8)[:, None, None],
+                             (n_test, 28, 28)).copy()
+    y_train = ((np.arange(n_train) * 7 + 3) % 10).astype(np.uint8)
+    y_test = ((np.arange(n_test) * 3 + 1) % 10).astype(np.uint8)
+    return x_train, y_train, x_test, y_test
+
+
+def assert_loaded_as(got, x_train, y_train, x_test, y_test):
+    """load_data()'s result is exactly these four arrays: right file, right split, same order."""
+    (gx, gy), (gxt, gyt) = got
+    for what, a, b in (("x_train", gx, x_train), ("y_train", gy, y_train),
+                       ("x_test", gxt, x_test), ("y_test", gyt, y_test)):
+        assert a.dtype == np.uint8 and a.shape == b.shape, (what, a.dtype, a.shape, b.shape)
+        # Images print as their first pixel, the sample number that paired_split wrote there.
+        assert np.array_equal(a, b), f"{what}: got {a.reshape(len(a), -1)[:, 0].tolist()}, " \
+                                     f"expected {b.reshape(len(b), -1)[:, 0].tolist()}"
+
+
 def write_fashion(directory, arrays, gz=True):
     for name, a in arrays.items():
         write(os.path.join(directory, name if gz else name[:-3]), idx_bytes(a), gz)
@@ -165,6 +189,7 @@ def test_search_order(isolated, small_shapes, monkeypatch):
     (x, y), (xt, yt) = fashion_mnist.load_data()
     assert np.array_equal(x, a["train-images-idx3-ubyte.gz"])
     assert np.array_equal(yt, a["t10k-labels-idx1-ubyte.gz"])
+    assert np.array_equal(y, a["train-labels-idx1-ubyte.gz"])
 
 
 def test_incomplete_dir_is_skipped(isolated, small_shapes):
@@ -195,16 +220,54 @@ def test_mnist_npz_and_idx(isolated, monkeypatch):
         write(str(sysdir / name), idx_bytes(arrs[k]))
     (x, y), (xt, yt) = mnist.load_data()
     assert np.array_equal(x, arrs["x_train"]) and np.array_equal(yt, arrs["y_test"])
+    assert np.array_equal(y, arrs["y_train"])
     env = isolated / "env" / "mnist"
     env.mkdir(parents=True)
     np.savez(env / "mnist.npz", **{k: v[::-1].copy() for k, v in arrs.items()})
     monkeypatch.setenv("CNNFAST_DATA", str(env.parent))
     (x, y), _ = mnist.load_data()
     assert np.array_equal(x, arrs["x_train"][::-1])
+    assert np.array_equal(y, arrs["y_train"][::-1])
     np.savez(env / "mnist.npz", x_train=arrs["x_train"].astype(np.float32),
              y_train=arrs["y_train"], x_test=arrs["x_test"], y_test=arrs["y_test"])
     with pytest.raises(ValueError, match=r"x_train is float32\(6, 28, 28\), expected uint8"):
         mnist.load_data()
+
+
+# ---------------------------------------------------------------- each split from its own file
+# The real-data test is the only other check of y_train, and it skips without the Debian
+# package: these catch a loader that returns the test labels, a shuffled copy or another file's
+# contents as the training labels.
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "raw"])
+def test_fashion_mnist_splits_come_from_their_own_files(isolated, small_shapes, gz):
+    arrays = paired_split(12, 5)
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    write_fashion(str(isolated / "system" / "fashion-mnist"), dict(zip(names, arrays)), gz=gz)
+    assert_loaded_as(fashion_mnist.load_data(), *arrays)
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "raw"])
+def test_mnist_idx_splits_come_from_their_own_files(isolated, monkeypatch, gz):
+    monkeypatch.setattr(mnist, "SHAPES", {"x_train": (12, 28, 28), "y_train": (12,),
+                                          "x_test": (5, 28, 28), "y_test": (5,)})
+    arrays = paired_split(12, 5)
+    sysdir = isolated / "system" / "mnist"
+    for key, a in zip(("x_train", "y_train", "x_test", "y_test"), arrays):
+        name = mnist.IDX_FILES[key][0]
+        write(str(sysdir / (name if gz else name[:-3])), idx_bytes(a), gz)
+    assert_loaded_as(mnist.load_data(), *arrays)
+
+
+def test_mnist_npz_splits_come_from_their_own_keys(isolated, monkeypatch):
+    monkeypatch.setattr(mnist, "SHAPES", {"x_train": (12, 28, 28), "y_train": (12,),
+                                          "x_test": (5, 28, 28), "y_test": (5,)})
+    arrays = paired_split(12, 5)
+    cache = isolated / "home" / ".cnnfast" / "datasets" / "mnist"
+    cache.mkdir(parents=True)
+    np.savez(cache / "mnist.npz", **dict(zip(("x_train", "y_train", "x_test", "y_test"), arrays)))
+    assert_loaded_as(mnist.load_data(), *arrays)
 
 
 # ---------------------------------------------------------------- download
@@ -260,6 +323,7 @@ def test_download_verified_and_cached(isolated, small_shapes, monkeypatch):
         assert sorted(srv.requests) == sorted(FASHION_FILES)
         assert np.array_equal(x, arrays["train-images-idx3-ubyte.gz"])
         assert np.array_equal(yt, arrays["t10k-labels-idx1-ubyte.gz"])
+        assert np.array_equal(y, arrays["train-labels-idx1-ubyte.gz"])
         cache = isolated / "home" / ".cnnfast" / "datasets" / "fashion-mnist"
         assert sorted(os.listdir(cache)) == sorted(FASHION_FILES)  # no temp files left
         fashion_mnist.load_data()  # second call is served from the cache
@@ -312,6 +376,7 @@ def test_mnist_npz_download(isolated, monkeypatch):
         srv.files["mnist.npz"] = buf.getvalue()
         (x, y), (xt, yt) = mnist.load_data()
     assert (x == 0).all() and (yt == 3).all()
+    assert (y == 1).all() and (xt == 2).all()
     assert os.listdir(cache) == ["mnist.npz"]
 
 

@@ -5,14 +5,16 @@ and compares with explicit tolerances; failures print the max abs/rel difference
 differences per op are printed at the end of the run (conftest.py terminal summary).
 
 Tolerances (fp32):
-* forward: atol 1e-5, rtol 1e-4 (the STYLE.md default; KERAS_SEMANTICS asks ~1e-6/1e-5 per
-  layer, which the measured errors meet, see the summary);
+* forward: atol 1e-5, rtol 1e-4 (the project default, CONTRIBUTING.md#tolerances;
+  docs/keras_semantics.md#tolerances expects ~1e-6/1e-5 per layer, which the measured errors
+  meet, see the summary);
 * backward: the same, except reductions over many terms (conv/dense dweight, dbias; conv dinp
   with many overlapping windows) whose magnitudes grow with the summed count: atol 1e-4, since
   summation order differs between our GEMM and Eigen's and each term carries ~6e-8 rel error;
 * optimizers: a few ulps, see test_optimizer_parity.
 
-Cached-logits finding (KERAS_SEMANTICS section 4.5), verified by test_cached_logits_rule_in_fit:
+Cached-logits finding (docs/keras_semantics.md#cached-logits), verified by
+test_cached_logits_rule_in_fit:
 in graph-mode ``fit``/``train_on_batch`` (the default, run_eagerly=False) Keras 3.15 on the TF
 backend computes SparseCategoricalCrossentropy() on ``Dense(10, activation='softmax')`` from the
 cached logits: a sample whose true-class probability underflows gives loss > 16.118 (it equals
@@ -277,7 +279,7 @@ def test_cached_logits_rule_in_fit(tf_keras):
     check("sparse xent cached-logits (fit)", np.float32(loss_tob), per_sample.mean())
     check("sparse xent cached-logits (fit)", np.float32(loss_fit), per_sample.mean())
     assert abs(loss_tob - capped) > 1.0, "Keras used the clipped probability path"
-    # run_eagerly=True (the 4.5 caveat): the eager softmax output still carries the logits.
+    # run_eagerly=True (docs/keras_semantics.md#cached-logits): the eager output keeps the logits.
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(), run_eagerly=True)
     check("sparse xent cached-logits (eager)", np.float32(model.train_on_batch(x, y)),
@@ -285,8 +287,9 @@ def test_cached_logits_rule_in_fit(tf_keras):
 
 
 def test_cached_logits_eager(tf_keras):
-    """KERAS_SEMANTICS 4.5 'uncertain': the loss called eagerly on the eager output of
-    keras.activations.softmax. Pins what Keras 3.15 on TF 2.21 does: the logits path."""
+    """The once-uncertain case of docs/keras_semantics.md#cached-logits: the loss called eagerly
+    on the eager output of keras.activations.softmax. Pins what Keras 3.15 on TF 2.21 does: the
+    logits path."""
     tf, keras = tf_keras
     rng = np.random.default_rng(12)
     z, y = _saturated_batch(rng)

@@ -1,14 +1,14 @@
 """Whole-model parity against tf.keras (the oracle): fit / train_on_batch / evaluate / predict /
-validation_split / summary / get_weights, for the tutorials' models (KERAS_SEMANTICS.md §0, §4,
-§6, §7, §9).
+validation_split / summary / get_weights, for the tutorials' models (docs/keras_semantics.md:
+#oracle-settings, #cross-entropy, #optimizers, #training-loop, #summary-and-weights).
 
 Every model is built twice (tf.keras and cnnfast) from one layer spec, the Keras initial
 weights are copied into cnnfast with set_weights(keras.get_weights()), both are compiled with
 the same optimizer and loss, then trained on identical batches (shuffle=False, no nonzero
 Dropout), so any difference beyond float32 rounding drift is a semantic mismatch.
 
-Self-contained: the oracle settings of KERAS_SEMANTICS §0 are applied here, before TensorFlow
-is first imported; the module skips cleanly when TensorFlow is not installed.
+Self-contained: the oracle settings (docs/keras_semantics.md#oracle-settings) are applied here,
+before TensorFlow is first imported; the module skips cleanly when TensorFlow is not installed.
 
 Data are kept small (the GEMM in this tree is a placeholder): real Fashion-MNIST images read
 directly from /usr/share/datasets/fashion-mnist when present, else seeded synthetic images with
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 if "tensorflow" not in sys.modules:
-    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"   # oneDNN reorders float sums (§0)
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"   # oneDNN reorders float sums
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 

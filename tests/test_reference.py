@@ -1,6 +1,6 @@
 """Proves the oracle itself: central-difference gradient checks (float64) of every reference
-backward, the SAME-padding table of KERAS_SEMANTICS.md §1, hand-computed optimizer steps, and
-input validation."""
+backward, the SAME-padding table of docs/keras_semantics.md#output-size-and-same-padding,
+hand-computed optimizer steps, and input validation."""
 import math
 
 import numpy as np
@@ -41,7 +41,8 @@ def gradcheck(forward, backward, inputs, wrt, seed=0, h=1e-6, atol=GC_ATOL, rtol
 
 # ---- conv -----------------------------------------------------------------------------------
 
-SAME_TABLE = [  # (in, k, s, out, top/left, bottom/right) -- KERAS_SEMANTICS.md §1
+# The table of docs/keras_semantics.md#output-size-and-same-padding, row for row.
+SAME_TABLE = [  # (in, k, s, out, top/left, bottom/right)
     (28, 3, 1, 28, 1, 1), (28, 4, 1, 28, 1, 2), (28, 2, 1, 28, 0, 1), (28, 3, 2, 14, 0, 1),
     (27, 3, 2, 14, 1, 1), (28, 5, 2, 14, 1, 2), (28, 2, 2, 14, 0, 0), (7, 3, 2, 4, 1, 1),
 ]

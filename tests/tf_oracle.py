@@ -1,4 +1,4 @@
-"""The tf.keras oracle, configured once per session exactly as KERAS_SEMANTICS.md section 0 says.
+"""The tf.keras oracle, configured once per session as docs/keras_semantics.md#oracle-settings says.
 
 Import this module (or use the ``tf_keras`` fixture from conftest.py) instead of importing
 tensorflow directly: the environment variables must be set before TensorFlow is first imported.
