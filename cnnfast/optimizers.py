@@ -20,7 +20,7 @@ _UNSUPPORTED_DEFAULTS = {
 
 def applied_learning_rate(opt):
     """The learning rate an update uses: Keras keeps it in a float32 variable, so it is read
-    back rounded to float32 (docs/keras_semantics.md#learning-rate)."""
+    back rounded to float32 (docs/keras_semantics.md#optimizers)."""
     return float(np.float32(opt.learning_rate))
 
 

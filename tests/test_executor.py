@@ -253,7 +253,7 @@ def test_dropout_masks_follow_the_step_seed():
 @pytest.mark.parametrize("onehot", [False, True])
 def test_native_probability_path_clips_saturated_outputs_at_keras_epsilon(onehot):
     """A sigmoid output saturated to exactly 0 and 1 in float32: the probability-path loss
-    clips at Keras's epsilon 1e-7 (docs/keras_semantics.md#probability-path), so a wrong
+    clips at Keras's epsilon 1e-7 (docs/keras_semantics.md#cross-entropy), so a wrong
     certain row costs about -log(1e-7) ~ 16.1 (-log(1e-5) ~ 11.5 with another epsilon); checked
     against the float64 reference on the native engine's evaluate and train step."""
     from cnnfast import reference as R
