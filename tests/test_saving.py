@@ -6,6 +6,7 @@ import os
 import pickle
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ if "tensorflow" not in sys.modules:          # before TensorFlow is first import
 import cnnfast as cf  # noqa: E402
 from cnnfast import layers, saving  # noqa: E402
 from cnnfast.layers.base import reset_names  # noqa: E402
+from cnnfast.saving import archive  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -379,7 +381,9 @@ def test_corrupt_or_foreign_file_is_a_clear_value_error(tmp_path, case, no_pickl
 
 
 def test_loader_source_uses_no_pickle_or_eval():
-    src = open(saving.__file__).read() + open(cf.interop.__file__).read()
+    files = sorted(Path(saving.__file__).parent.glob("*.py")) + [
+        Path(cf.interop.__file__), Path(cf.models.keras_export.__file__)]
+    src = "".join(f.read_text() for f in files)
     for bad in ("import pickle", "pickle.", "eval(", "exec(", "allow_pickle=True",
                 "importlib", "__import__"):
         assert bad not in src
@@ -387,12 +391,12 @@ def test_loader_source_uses_no_pickle_or_eval():
 
 # ---- atomic writes --------------------------------------------------------------------------
 def _fail_mid_write(monkeypatch):
-    real = saving._write_arrays
+    real = archive._write_arrays
 
     def half_then_fail(stream, arrays):
         real(stream, arrays[:1])
         raise OSError("disk full (simulated)")
-    monkeypatch.setattr(saving, "_write_arrays", half_then_fail)
+    monkeypatch.setattr(archive, "_write_arrays", half_then_fail)
 
 
 def test_failed_write_leaves_no_file_and_no_temp_file(tmp_path, monkeypatch):
