@@ -14,21 +14,11 @@ not compiled; compile it as usual. TensorFlow is imported lazily, only by these 
 from __future__ import annotations
 
 from . import layers as layers_mod
+from .layers._util import deserialize_initializer
 from .layers.base import InputLayer
-
-_INSTALL_HINT = ("cnnfast's Keras interop (from_keras / to_keras) needs TensorFlow, which is "
-                 "not installed (or failed to import): install it with "
-                 "`pip install tensorflow-cpu` (or `pip install tensorflow`)")
-
-
-def _import_keras():
-    try:
-        import keras
-        import tensorflow  # noqa: F401  (keras 3 with the TensorFlow backend)
-    except ImportError as e:
-        raise ImportError(f"{_INSTALL_HINT} ({e})") from e
-    return keras
-
+from .models.keras_export import import_keras
+from .models.model import Model
+from .models.sequential import Sequential
 
 _DEFAULT = object()
 _COMMON = ("name", "trainable", "dtype")
@@ -91,7 +81,6 @@ def _initializer(value, default):
             return default
         if seed is None or name in ("zeros", "ones"):
             return name
-        from .layers._util import deserialize_initializer
         return deserialize_initializer({"class_name": value["class_name"],
                                         "config": {"seed": int(seed)}}, "from_keras")
     return default
@@ -155,9 +144,7 @@ def _copy_weights_from_keras(pairs):
 def from_keras(keras_model):
     """The equivalent cnnfast model (Sequential or functional Model) with the Keras weights
     copied; raises NotImplementedError for layers/arguments cnnfast does not run."""
-    keras = _import_keras()
-    from .models.model import Model
-    from .models.sequential import Sequential
+    keras = import_keras()
     if not isinstance(keras_model, keras.Model):
         raise TypeError(f"from_keras expects a keras.Model, got {type(keras_model).__name__}")
     if isinstance(keras_model, keras.Sequential):
@@ -220,44 +207,7 @@ def from_keras(keras_model):
     return model
 
 
-def _keras_layer(keras, layer):
-    cfg = layer.get_config()
-    cfg.pop("batch_input_shape", None)
-    for key in ("kernel_initializer", "bias_initializer"):
-        if isinstance(cfg.get(key), dict):
-            cfg[key] = {"class_name": cfg[key]["class_name"], "config": cfg[key]["config"]}
-    return getattr(keras.layers, type(layer).__name__)(**cfg)
-
-
 def to_keras(model):
-    """The equivalent tf.keras model with the same weights (uncompiled)."""
-    keras = _import_keras()
-    from .models.sequential import Sequential
-    pairs = []
-    if isinstance(model, Sequential):
-        km = keras.Sequential(name=model.name)
-        if model._input_layer is not None:
-            km.add(keras.Input(batch_shape=model._input_layer._batch_input_shape,
-                               name=model._input_layer.name))
-        for layer in model._layers:
-            kl = _keras_layer(keras, layer)
-            km.add(kl)
-            pairs.append((kl, layer))
-    else:
-        kts = [None] * len(model._tensors)
-        for i in model._input_ids:
-            il = model._tensors[i]._layer
-            kts[i] = keras.Input(batch_shape=il._batch_input_shape, name=il.name)
-        for layer, i, o in model._plan:
-            kl = _keras_layer(keras, layer)
-            kts[o] = kl(kts[i])
-            pairs.append((kl, layer))
-        ins = [kts[i] for i in model._input_ids]
-        outs = [kts[i] for i in model._output_ids]
-        km = keras.Model(inputs=ins[0] if model._single_input else ins,
-                         outputs=outs[0] if model._single_output else outs, name=model.name)
-    for kl, layer in pairs:
-        if layer.weights_list:
-            kl.set_weights(layer.get_weights())
-    km.trainable = bool(model.trainable)
-    return km
+    """The equivalent tf.keras model with the same weights (uncompiled): `model.to_keras()`,
+    whose body is cnnfast/models/keras_export.py."""
+    return model.to_keras()

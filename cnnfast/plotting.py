@@ -244,13 +244,16 @@ def feature_maps(model, image):
     x = _images(image)[:1]
     shape = tuple(model.inputs[0].shape[1:])
     x = np.ascontiguousarray(x.reshape((1,) + shape), dtype=np.float32)
-    vals = {model._input_ids[0]: x}
+    vals = {id(model.input_layers[0]): x}      # layer -> its output
     out = []
-    for layer, i, o in model._plan:
-        vals[o] = np.array(layer.forward(vals[i], False), copy=True)
+    for layer, inbound in model.nodes:
+        if not inbound:
+            continue
+        y = np.array(layer.forward(vals[id(inbound[0])], False), copy=True)
+        vals[id(layer)] = y
         name = type(layer).__name__
-        if vals[o].ndim == 4 and ("Conv" in name or "Pool" in name):
-            out.append((layer, vals[o][0]))
+        if y.ndim == 4 and ("Conv" in name or "Pool" in name):
+            out.append((layer, y[0]))
     return out
 
 

@@ -6,6 +6,7 @@ import os
 import pickle
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ if "tensorflow" not in sys.modules:          # before TensorFlow is first import
 import cnnfast as cf  # noqa: E402
 from cnnfast import layers, saving  # noqa: E402
 from cnnfast.layers.base import reset_names  # noqa: E402
+from cnnfast.saving import archive  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -134,6 +136,60 @@ def test_model_from_config_and_layer_from_config():
             2, kernel_initializer=cf.initializers.HeNormal(seed=5), bias_initializer="ones")]:
         cfg = json.loads(json.dumps(layer.get_config()))
         assert type(layer).from_config(cfg).get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("make", [lambda: cnn("input"), lambda: cnn("input_shape"),
+                                  lambda: functional(False), lambda: functional(True)],
+                         ids=["sequential_input", "sequential_input_shape", "functional_single",
+                              "functional_multi"])
+def test_from_config_of_get_config_rebuilds_the_same_model(make):
+    m = make()
+    m2 = type(m).from_config(json.loads(json.dumps(m.get_config())))
+    assert type(m2) is type(m) and m2.name == m.name and m2 is not m
+    assert [(type(a), a.name) for a in m2.layers] == [(type(a), a.name) for a in m.layers]
+    assert all(a is not b for a, b in zip(m2.layers, m.layers))
+    assert [[layer.name for layer in n.inbound_layers] for n in m2.nodes] == \
+        [[layer.name for layer in n.inbound_layers] for n in m.nodes]
+    assert m2.get_config() == m.get_config()
+    m2.set_weights(m.get_weights())
+    x, _ = data()
+    want, got = m.predict(x, verbose=0), m2.predict(x, verbose=0)
+    for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list)
+                    else [want]):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_from_config_leaves_the_global_rng_alone_and_names_bad_configs():
+    cfg = cnn("input").get_config()
+    before = cf.utils.rng().bit_generator.state
+    cf.Sequential.from_config(cfg)
+    assert cf.utils.rng().bit_generator.state == before
+    cfg["layers"][1]["class_name"] = "Lambda"
+    with pytest.raises(ValueError, match="layer 1: unknown layer class 'Lambda'"):
+        cf.Sequential.from_config(cfg)
+    with pytest.raises(ValueError, match="Model config is missing"):
+        cf.Model.from_config({"name": "x"})
+
+
+def test_graph_view_nodes_inputs_and_outputs():
+    m = functional(True)
+    nodes = m.nodes
+    assert [n.layer for n in nodes] == m.layers
+    assert all(isinstance(n, cf.models.Node) for n in nodes)
+    by_name = {n.layer.name: n for n in nodes}
+    assert by_name["image"].inbound_layers == ()
+    assert by_name["head_b"].inbound_layers == (by_name["head_a"].inbound_layers[0],)
+    assert m.input_layers == [m.get_layer("image")]
+    assert [layer.name for layer in m.output_layers] == ["head_a", "dense",
+                                                         m.layers[-1].name]
+    s = cnn("deferred")                       # before it is built: the stack, no InputLayer
+    assert [n.layer for n in s.nodes] == s.layers and s.nodes[0].inbound_layers == ()
+    assert s.input_layers == [] and s.output_layers == []
+    assert [n.inbound_layers for n in s.nodes[1:]] == [(a,) for a in s.layers[:-1]]
+    s.predict(data()[0], verbose=0)
+    assert isinstance(s.nodes[0].layer, layers.InputLayer) and s.nodes[1:] == [
+        (b, (a,)) for a, b in zip([s.nodes[0].layer] + s.layers[:-1], s.layers)]
+    assert s.input_layers == [s.nodes[0].layer] and s.output_layers == [s.layers[-1]]
 
 
 def test_saving_is_deterministic_and_does_not_touch_the_global_rng(tmp_path):
@@ -379,7 +435,9 @@ def test_corrupt_or_foreign_file_is_a_clear_value_error(tmp_path, case, no_pickl
 
 
 def test_loader_source_uses_no_pickle_or_eval():
-    src = open(saving.__file__).read() + open(cf.interop.__file__).read()
+    files = sorted(Path(saving.__file__).parent.glob("*.py")) + [
+        Path(cf.interop.__file__), Path(cf.models.keras_export.__file__)]
+    src = "".join(f.read_text() for f in files)
     for bad in ("import pickle", "pickle.", "eval(", "exec(", "allow_pickle=True",
                 "importlib", "__import__"):
         assert bad not in src
@@ -387,12 +445,12 @@ def test_loader_source_uses_no_pickle_or_eval():
 
 # ---- atomic writes --------------------------------------------------------------------------
 def _fail_mid_write(monkeypatch):
-    real = saving._write_arrays
+    real = archive._write_arrays
 
     def half_then_fail(stream, arrays):
         real(stream, arrays[:1])
         raise OSError("disk full (simulated)")
-    monkeypatch.setattr(saving, "_write_arrays", half_then_fail)
+    monkeypatch.setattr(archive, "_write_arrays", half_then_fail)
 
 
 def test_failed_write_leaves_no_file_and_no_temp_file(tmp_path, monkeypatch):

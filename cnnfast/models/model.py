@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from .. import executor, utils
 from ..layers.base import InputLayer, KerasTensor, shape_str, unique_name
-from ..saving import SavingMixin
-from . import data
+from ..saving import archive, saving_lib, serialization
+from . import data, keras_export
 from . import summary as summary_mod
+from .node import Node
 from .training import Trainer
 
 
-class Model(Trainer, SavingMixin):
+@serialization.register_model_class
+class Model(Trainer):
     """A functional model: Model(inputs=Input(...), outputs=tensor_or_list)."""
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
@@ -126,6 +128,135 @@ class Model(Trainer, SavingMixin):
 
     def count_params(self):
         return int(sum(layer.count_params() for layer in self.layers))
+
+    # ---- graph view, config, saving ------------------------------------------------------
+    # cnnfast.saving and cnnfast.interop read a model through this view and these methods;
+    # the models call down into cnnfast.saving's modules, which never import the models.
+    @property
+    def nodes(self):
+        """The layer calls of the graph in topological order, as [Node(layer, inbound_layers)];
+        InputLayers are included, with inbound_layers ()."""
+        return [Node(t._layer, tuple(s._layer for s in t._inbound)) for t in self._tensors]
+
+    @property
+    def input_layers(self):
+        """The InputLayers of `inputs`, in order ([] for a Sequential not built yet)."""
+        if self._tensors is None:
+            return []
+        return [self._tensors[i]._layer for i in self._input_ids]
+
+    @property
+    def output_layers(self):
+        """The layers producing `outputs`, in order ([] for a Sequential not built yet)."""
+        if self._tensors is None:
+            return []
+        return [self._tensors[i]._layer for i in self._output_ids]
+
+    def get_config(self):
+        """The architecture as JSON-able data (config.json's "config", docs/file_format.md):
+        each layer's {"class_name", "config"} plus its "inbound" layer name, the input and
+        output layer names, and whether inputs/outputs were one tensor or a list."""
+        entries = []
+        for node in self.nodes:
+            e = serialization.serialize_layer(node.layer)
+            e["inbound"] = node.inbound_layers[0].name if node.inbound_layers else None
+            entries.append(e)
+        names = [e["config"]["name"] for e in entries]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"cannot save model '{self.name}': layer names must be unique, "
+                             f"{dup} occur more than once")
+        return serialization.jsonable({
+            "name": self.name, "trainable": bool(self.trainable), "layers": entries,
+            "input_layers": [layer.name for layer in self.input_layers],
+            "output_layers": [layer.name for layer in self.output_layers],
+            "single_input": bool(self._single_input),
+            "single_output": bool(self._single_output)})
+
+    @classmethod
+    def from_config(cls, config):
+        """A new (uncompiled, freshly initialised) model from get_config() output; ValueError
+        naming the problem for an invalid config. The global rng is left as it was."""
+        src = archive.Source(None)
+        archive.check_dict(src, config, "Model config", (
+            "name", "trainable", "layers", "input_layers", "output_layers", "single_input",
+            "single_output"))
+        archive.need(src, isinstance(config["name"], str) and all(
+            isinstance(config[k], bool) for k in ("trainable", "single_input", "single_output")),
+            "Model config: 'name' must be a string, 'trainable'/'single_*' bools")
+        for k in ("layers", "input_layers", "output_layers"):
+            archive.need(src, isinstance(config[k], list) and config[k], f"Model config: '{k}' "
+                         "must be a non-empty list")
+        rng_state = utils.rng().bit_generator.state   # building draws initial weights
+        try:
+            tensors, layers = {}, []
+            for i, e in enumerate(config["layers"]):
+                layer = serialization.deserialize_layer(src, i, e, functional=True)
+                archive.need(src, layer.name not in tensors, f"layer {i}: duplicate layer name "
+                             f"'{layer.name}'")
+                inbound = e["inbound"]
+                if isinstance(layer, InputLayer):
+                    archive.need(src, inbound is None, f"layer {i} ('{layer.name}'): an "
+                                 "InputLayer has no inbound layer")
+                    tensors[layer.name] = layer.output
+                else:
+                    archive.need(src, isinstance(inbound, str) and inbound in tensors,
+                                 f"layer {i} ('{layer.name}'): inbound layer {inbound!r} is not "
+                                 "defined before it")
+                    try:
+                        tensors[layer.name] = layer(tensors[inbound])
+                    except (TypeError, ValueError, NotImplementedError) as err:
+                        src.fail(f"layer {i} ('{layer.name}') does not fit its input: {err}")
+                layers.append(layer)
+
+            def pick(key, single):
+                names = config[key]
+                archive.need(src, all(isinstance(n, str) and n in tensors for n in names),
+                             f"Model config: '{key}' names unknown layers: {names!r}")
+                archive.need(src, not single or len(names) == 1, f"Model config: '{key}' has "
+                             f"{len(names)} entries but the model takes a single tensor")
+                ts = [tensors[n] for n in names]
+                return ts[0] if single else ts
+
+            ins = pick("input_layers", config["single_input"])
+            for t in (ins if isinstance(ins, list) else [ins]):
+                archive.need(src, isinstance(t._layer, InputLayer),
+                             f"Model config: input '{t._layer.name}' is not an InputLayer")
+            outs = pick("output_layers", config["single_output"])
+            try:
+                model = cls(inputs=ins, outputs=outs, name=config["name"],
+                            trainable=config["trainable"])
+            except (TypeError, ValueError, NotImplementedError) as err:
+                src.fail(f"invalid model graph: {err}")
+            archive.need(src, [id(x) for x in model.layers] == [id(x) for x in layers],
+                         "Model config: the layer list does not match the graph from inputs to "
+                         "outputs (unconnected layers, or not in topological order)")
+            return model
+        finally:
+            utils.rng().bit_generator.state = rng_state
+
+    def get_compile_config(self):
+        """What compile() was given, as JSON-able data (config.json's "compile_config"), or
+        None when the model is not compiled."""
+        if not self.compiled or self.optimizer is None:
+            return None
+        return serialization.serialize_compile(self.optimizer, self.loss, self._metrics)
+
+    def save(self, filepath, overwrite=True):
+        """Save the whole model (docs/file_format.md); reload with cnnfast.models.load_model."""
+        saving_lib.save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights only (see cnnfast.saving.save_weights)."""
+        saving_lib.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        """Load weights saved from a model of the same architecture."""
+        saving_lib.load_weights(self, filepath)
+
+    def to_keras(self):
+        """The equivalent tf.keras model with the same weights, uncompiled (needs TensorFlow)."""
+        return keras_export.functional_to_keras(self, self._single_input, self._single_output)
 
     # ---- execution --------------------------------------------------------------------------
     def _forward(self, xs, training, seed=None):

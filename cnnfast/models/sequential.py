@@ -1,10 +1,15 @@
 """Sequential: a linear stack of layers (list constructor or .add())."""
 from __future__ import annotations
 
+from .. import utils
 from ..layers.base import InputLayer, KerasTensor, Layer, unique_name
+from ..saving import archive, serialization
+from . import keras_export
 from .model import Model
+from .node import Node
 
 
+@serialization.register_model_class
 class Sequential(Model):
     """Sequential([...]) or Sequential() + .add(layer). The input shape comes from an
     Input(...)/InputLayer first, an `input_shape=` on the first layer, or the first data seen
@@ -97,3 +102,48 @@ class Sequential(Model):
     @output.setter
     def output(self, value):
         pass
+
+    # ---- graph view, config ------------------------------------------------------------
+    @property
+    def nodes(self):
+        """The stack as [Node(layer, inbound_layers)]: the InputLayer first when there is one
+        (also before the model is built), then each layer fed by the one before it."""
+        stack = ([self._input_layer] if self._input_layer is not None else []) + self._layers
+        return [Node(layer, tuple(stack[i - 1:i])) for i, layer in enumerate(stack)]
+
+    def get_config(self):
+        """The architecture as JSON-able data (config.json's "config", docs/file_format.md):
+        name, trainable and each layer's {"class_name", "config"}, the InputLayer first."""
+        return serialization.jsonable({
+            "name": self.name, "trainable": bool(self.trainable),
+            "layers": [serialization.serialize_layer(node.layer) for node in self.nodes]})
+
+    @classmethod
+    def from_config(cls, config):
+        """A new (uncompiled, freshly initialised) Sequential from get_config() output;
+        ValueError naming the problem for an invalid config. The global rng is left as it
+        was."""
+        src = archive.Source(None)
+        archive.check_dict(src, config, "Sequential config", ("name", "trainable", "layers"))
+        archive.need(src, isinstance(config["name"], str) and
+                     isinstance(config["trainable"], bool),
+                     "Sequential config: 'name' must be a string and 'trainable' a bool")
+        archive.need(src, isinstance(config["layers"], list), "Sequential config: 'layers' must "
+                     "be a list")
+        rng_state = utils.rng().bit_generator.state   # building draws initial weights
+        try:
+            model = cls(name=config["name"], trainable=config["trainable"])
+            for i, e in enumerate(config["layers"]):
+                layer = serialization.deserialize_layer(src, i, e)
+                try:
+                    model.add(layer)
+                except (TypeError, ValueError, NotImplementedError) as err:
+                    src.fail(f"layer {i} ('{layer.name}') does not fit the model: {err}")
+            return model
+        finally:
+            utils.rng().bit_generator.state = rng_state
+
+    def to_keras(self):
+        """The equivalent keras.Sequential with the same weights, uncompiled (needs
+        TensorFlow)."""
+        return keras_export.sequential_to_keras(self)

@@ -1,0 +1,113 @@
+"""What a model file holds and in which order it is written and read (Keras: saving_lib).
+
+The models call down into this module (`model.save`, `save_weights`, `load_weights`); it
+reads a model only through its public view (`get_config`, `get_compile_config`, `layers`,
+`built`, `compile`, `optimizer`) and rebuilds one with the registered class's `from_config`,
+so it imports no model code. The format is described in docs/file_format.md.
+"""
+from __future__ import annotations
+
+from .. import utils
+from . import serialization, state
+from .archive import (
+    CONFIG,
+    INDEX,
+    MODEL_FORMAT,
+    WEIGHTS_FORMAT,
+    Archive,
+    Source,
+    check_dict,
+    need,
+    write_archive,
+)
+
+
+def save_model(model, filepath, overwrite=True):
+    """Save architecture, weights, compile configuration and optimizer state to `filepath`
+    (a ZIP archive, docs/file_format.md). Atomic; `overwrite=False` raises FileExistsError if
+    the file exists."""
+    config = {"class_name": serialization.model_class_name(model),
+              "config": model.get_config(), "compile_config": model.get_compile_config()}
+    _check_reloadable(config)
+    arrays, index = state.weights_index(model)
+    index["optimizer"] = state.optimizer_state(model, arrays)
+    index["rng"] = state.rng_states(model)
+    state.finish_index(index, arrays)
+    write_archive(filepath, MODEL_FORMAT, config, index, arrays, overwrite)
+
+
+def load_model(filepath, compile=True):
+    """A model saved by `save_model` / `model.save`: same architecture and weights (predictions
+    are bit-identical); with `compile=True` also compiled as it was, with the optimizer state
+    restored so `fit` continues where it stopped. Raises ValueError for anything but a valid
+    cnnfast model file."""
+    with Archive(filepath) as ar:
+        ar.expect(MODEL_FORMAT)
+        config = ar.json(CONFIG)
+        index = ar.json(INDEX)
+        blob = ar.weights_blob(index)
+        saved = state.check_index(ar, index, blob, with_optimizer=True)
+        model = _model_from_config(ar, config)
+        state.assign_weights(ar, model, saved, exact_names=True)
+        if compile and config.get("compile_config") is not None:
+            opt, loss, metrics = serialization.deserialize_compile(ar, config["compile_config"])
+            model.compile(optimizer=opt, loss=loss, metrics=metrics)
+            state.restore_optimizer(ar, model, saved["optimizer"])
+        state.restore_rng(ar, model, saved["rng"])
+    return model
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Save only the weights (format "cnnfast.weights"). Any name works, including the
+    `.weights.h5` names Keras tutorials use - but the file is cnnfast's ZIP format, not HDF5."""
+    if not getattr(model, "built", False):
+        raise ValueError(f"Model '{model.name}' has not been built yet, so it has no weights "
+                         "to save: build it first (Input(...), input_shape=, or fit/predict)")
+    arrays, index = state.weights_index(model)
+    index["optimizer"] = None
+    index["rng"] = []
+    state.finish_index(index, arrays)
+    write_archive(filepath, WEIGHTS_FORMAT, None, index, arrays, overwrite)
+
+
+def load_weights(model, filepath):
+    """Load weights saved by `save_weights` (or the weights of a `save_model` file) into
+    `model`, which must have the same architecture: the same sequence of layers with weights,
+    and the same weight shapes (layer names may differ). Nothing is changed unless every
+    array fits."""
+    with Archive(filepath) as ar:
+        ar.expect(MODEL_FORMAT, WEIGHTS_FORMAT)
+        index = ar.json(INDEX)
+        blob = ar.weights_blob(index)
+        saved = state.check_index(ar, index, blob, with_optimizer=False)
+        if not getattr(model, "built", False):
+            raise ValueError(f"{ar.path}: cannot load weights into model '{model.name}': it has "
+                             "not been built yet (give it an Input or input_shape, or call it "
+                             "on data first)")
+        state.assign_weights(ar, model, saved, exact_names=False)
+
+
+def _model_from_config(src, config):
+    check_dict(src, config, CONFIG, ("class_name", "config"), ("compile_config",))
+    kind = config["class_name"]
+    cls = serialization.MODEL_CLASSES.get(kind) if isinstance(kind, str) else None
+    need(src, cls is not None, f"unknown model class {kind!r}; expected 'Sequential' or 'Model'")
+    try:
+        return cls.from_config(config["config"])
+    except ValueError as e:      # from_config names the problem; the file is named here
+        src.fail(str(e))
+
+
+def _check_reloadable(config):
+    """Save refuses what load would refuse (e.g. a custom initializer object)."""
+    src = Source("<model being saved>")
+    rng_state = utils.rng().bit_generator.state
+    try:
+        functional = config["class_name"] == "Model"
+        for i, e in enumerate(config["config"]["layers"]):
+            serialization.deserialize_layer(src, i, e, functional)
+        cc = config["compile_config"]
+        if cc is not None:
+            serialization.deserialize_compile(src, cc)
+    finally:
+        utils.rng().bit_generator.state = rng_state
