@@ -59,7 +59,7 @@ class LossPlan:
 
     def __init__(self, model):
         loss = model.loss
-        last = next((layer for layer, _, o in model._plan if o == model._output_ids[0]), None)
+        last = model.output_layers[0] if model.output_layers else None
         self.last_layer = last
         self.fused = (not loss.from_logits and last is not None and
                       getattr(last, "activation", None) == "softmax")
@@ -194,17 +194,20 @@ def _optimizer_spec(opt):
 
 
 def _chain(model):
-    """The layers of a single-input, single-output chain, else None."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
+    """The layers of a single-input, single-output chain (in the order of the model's plan,
+    which is the Net's op order), else None."""
+    if len(model.input_layers) != 1 or len(model.output_layers) != 1:
         return None
-    prev = model._input_ids[0]
+    prev = model.input_layers[0]
     layers = []
-    for layer, i, o in model._plan:
-        if i != prev:
+    for node in model.nodes:
+        if node.layer is prev and not layers:
+            continue  # the InputLayer
+        if node.inbound_layers != (prev,):
             return None
-        layers.append(layer)
-        prev = o
-    return layers if prev == model._output_ids[0] and layers else None
+        layers.append(node.layer)
+        prev = node.layer
+    return layers if layers and prev is model.output_layers[0] else None
 
 
 class NativeEngine(Engine):
@@ -220,16 +223,16 @@ class NativeEngine(Engine):
     def _wire_optimizer(self):
         """Point the Net at the optimizer's slots (again when the optimizer rebuilt them)."""
         opt = self.model.optimizer
-        if self._slots is not None and self._slots is opt._slots:
+        if self._slots is not None and self._slots is opt.slot_arrays:
             return
         trainable = self.key[1]
         params = [w for layer, t in zip(self.layers, trainable) if t for w in layer.weights_list]
         grads = [g for layer, t in zip(self.layers, trainable) if t for g in layer.grads]
-        opt._ensure_built(params)
-        slots = [tuple(s) + (None,) * (3 - len(s)) for s in opt._slots]
+        built = opt.slots(params)
+        slots = [tuple(s) + (None,) * (3 - len(s)) for s in built]
         self.net.set_optimizer(_optimizer_spec(opt),
                                [(w, g) + s for w, g, s in zip(params, grads, slots)])
-        self._slots = opt._slots
+        self._slots = built
 
     def train_step(self, x, y, idx, seed):
         self._wire_optimizer()

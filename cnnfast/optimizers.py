@@ -70,6 +70,19 @@ class Optimizer:
         if self._slots is None or self._weights_ids != [id(w) for w in weights]:
             self.build(weights)
 
+    @property
+    def slot_arrays(self):
+        """The slot arrays of each weight as built (a list of tuples; None before the first
+        update). A new list whenever the slots are rebuilt, so its identity tells a holder of
+        pointers into them (the native engine) to rewire."""
+        return self._slots
+
+    def slots(self, weights):
+        """The slot arrays for `weights` (built, zero-filled, on first use or when the
+        weights changed): one tuple per weight, None where the optimizer keeps no slot."""
+        self._ensure_built(weights)
+        return self._slots
+
     def apply(self, weights, grads, lr, step):
         """One update of every weight from its gradient, with learning rate `lr` (as applied,
         float32) at step `step` (iterations + 1). The caller advances `iterations`."""
