@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 
+from .metrics import Accuracy
 from .optimizers import applied_learning_rate
 from .utils.io_utils import print_msg as _print_msg
 from .utils.progbar import Progbar
@@ -320,12 +321,8 @@ class MonitorCallback(Callback):
             if name == "loss":
                 self.monitor_op = np.less
             for m in getattr(self.model, "_metrics", None) or ():
-                if getattr(m, "name", None) == name:
-                    direction = getattr(m, "_direction", None)
-                    if direction is None and type(m).__name__ == "Accuracy":
-                        direction = "up"
-                    if direction is not None:
-                        self.monitor_op = np.greater if direction == "up" else np.less
+                if getattr(m, "name", None) == name and isinstance(m, Accuracy):
+                    self.monitor_op = np.greater  # an accuracy improves upwards
             if self.monitor_op is None:
                 raise ValueError(
                     f"{type(self).__name__} callback received monitor={self.monitor}, but "

@@ -8,20 +8,18 @@ import numpy as np
 from .progbar import Progbar  # noqa: F401  (keras.utils.Progbar)
 
 _rng = np.random.default_rng()
-_seed_counter = 0
 
 
 def set_random_seed(seed):
     """Seed Python's `random`, NumPy's global RNG and cnnfast's own streams (initializers,
-    dropout masks, shuffling). The same seed gives the same training run for a fixed
-    thread count."""
-    global _rng, _seed_counter
+    dropout masks, shuffling). The same seed gives the same training run, bit for bit, for
+    any thread count and on either engine (docs/training_step.md)."""
+    global _rng
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"set_random_seed: seed must be an int, got {type(seed).__name__}")
     random.seed(int(seed))
     np.random.seed(int(seed) % (2**32))
     _rng = np.random.default_rng(int(seed))
-    _seed_counter = 0
 
 
 def rng():
