@@ -540,3 +540,39 @@ def test_summary_and_weights_layout(name):
     assert ct[1] == kt[1]
     assert "Optimizer" in kt[2]
     assert ct[2] == kt[2], (ct[2], kt[2])
+
+
+
+def test_deferred_build_sequential_matches_keras():
+    """TF's early tutorials: Sequential([Flatten(), Dense(128, activation=tf.nn.relu), ...]) with
+    no input shape, built by the first data it sees (fit crashed on it before). fit builds it;
+    and from copied weights it gives Keras's summary rows, history and weights."""
+    x, y = _data(96)
+
+    def build(lib, relu):
+        return lib.Sequential([lib.layers.Flatten(), lib.layers.Dense(32, activation=relu),
+                               lib.layers.Dense(10)])
+
+    def compile_(m, lib, **kw):
+        m.compile(optimizer=lib.optimizers.Adam(), metrics=["accuracy"],
+                  loss=lib.losses.SparseCategoricalCrossentropy(from_logits=True), **kw)
+
+    fresh = build(cf.keras, cf.nn.relu)
+    compile_(fresh, cf.keras)
+    assert np.isfinite(fresh.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+    assert fresh.count_params() == 784 * 32 + 32 + 32 * 10 + 10
+
+    _reset_names()
+    km, cm = build(keras, tf.nn.relu), build(cf.keras, cf.nn.relu)
+    with pytest.raises(ValueError, match="not been built"):
+        cm.summary()
+    km.build((None, 28, 28))
+    cm.predict(x[:1], verbose=0)  # builds from the data, as fit does
+    cm.set_weights(km.get_weights())
+    compile_(km, keras, jit_compile=False)
+    compile_(cm, cf.keras)
+    kh = km.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    ch = cm.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    assert _rel_loss(ch["loss"], kh["loss"]) < 1e-5
+    assert _weights_err(cm.get_weights(), km.get_weights()) < 1e-4
+    assert _parse_summary(_summary_text(cm))[1] == _parse_summary(_summary_text(km))[1]

@@ -23,6 +23,9 @@ class Sequential(Model):
         self._outs = []  # output tensor of each layer's call in this model
         self._input_layer = None
         self._tensors = None
+        # One input, one output, before the first data builds the graph (fit on an
+        # input-less Sequential builds it from x).
+        self._single_input = self._single_output = True
         self.built = False
         for layer in layers or []:
             self.add(layer)

@@ -81,7 +81,7 @@ class Trainer:
         if self.loss is None:
             raise ValueError(f"{what}(): compile the model with a loss, e.g. "
                              "loss='sparse_categorical_crossentropy'")
-        if not self._single_output or len(self.outputs) != 1:
+        if not self._single_output or (self._tensors is not None and len(self.outputs) != 1):
             raise NotImplementedError(f"{what}(): training/evaluating models with several "
                                       "outputs is not supported")
 
