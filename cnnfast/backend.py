@@ -35,9 +35,15 @@ adam_update = _core.adam_update
 sgd_update = _core.sgd_update
 rmsprop_update = _core.rmsprop_update
 Net = _core.Net
+Op = _core.Op
+OptSpec = _core.OptSpec
+Activation = _core.Activation
+OpKind = _core.OpKind
+LossKind = _core.LossKind
 
-# Activation codes shared with csrc/activations.h.
-ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+# Activation name (what Keras users type: "relu", ...) -> _core.Activation, from the one table
+# in csrc/activations.h as _core binds it.
+ACTIVATIONS = dict(_core.Activation.__members__)
 
 
 class Workspace:

@@ -3,7 +3,7 @@
     import cnnfast.cuda as cc
     if cc.is_available():
         x = cc.to_device(np.ones((2, 3), np.float32))   # DeviceArray
-        cc.activation_forward(x, x, 1)                  # same signature as cnnfast.backend's
+        cc.activation_forward(x, x, cc.Activation.relu) # same signature as cnnfast.backend's
         y = x.numpy()
 
 The kernels live in the sibling extension ``cnnfast._cuda``, built only with
@@ -125,7 +125,8 @@ def set_stream(handle: int):
 
 
 def __getattr__(name):
-    # DeviceArray and the kernels come from the extension; without it, say why.
-    if name == "DeviceArray" or name in KERNELS:
+    # DeviceArray, Activation (cnnfast._core's) and the kernels come from the extension;
+    # without it, say why.
+    if name in ("DeviceArray", "Activation") or name in KERNELS:
         return getattr(_require(), name)
     raise AttributeError(f"module 'cnnfast.cuda' has no attribute {name!r}")

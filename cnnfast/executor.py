@@ -20,46 +20,50 @@ from .layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatte
 from .optimizers import SGD, Adam, RMSprop
 
 _UNSET = object()  # the cached Net has no optimizer wired yet
-_KINDS = {Conv2D: 0, MaxPooling2D: 1, AveragePooling2D: 2, Dense: 3, Flatten: 4, Dropout: 5}
+_POOLS = {MaxPooling2D: backend.OpKind.max_pool2d, AveragePooling2D: backend.OpKind.avg_pool2d}
 
 
-def _op_spec(layer):
-    """The dict _core.Net takes for one layer, or None when the layer is not supported."""
-    kind = next((k for cls, k in _KINDS.items() if type(layer) is cls), None)
-    if kind is None and isinstance(layer, Activation):
-        return {"kind": 6, "act": backend.ACTIVATION_CODES[layer.activation]}
-    if kind is None:
-        return None
-    spec = {"kind": kind}
-    if isinstance(layer, Conv2D):
-        spec.update(kernel=layer.kernel_size, strides=layer.strides, padding=layer.padding,
-                    units=layer.filters, act=backend.ACTIVATION_CODES[layer.activation])
-    elif isinstance(layer, (MaxPooling2D, AveragePooling2D)):
-        spec.update(kernel=layer.pool_size, strides=layer.strides, padding=layer.padding)
-    elif isinstance(layer, Dense):
+def _net_op(layer):
+    """The typed _core.Op for one layer (csrc/net.h), or None when the Net cannot run it."""
+    Op, act = backend.Op, backend.ACTIVATIONS
+    kind = type(layer)
+    if kind is Conv2D:
+        return Op.conv2d(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
+                         layer.grads[1] if layer.use_bias else None, layer.kernel_size,
+                         layer.strides, layer.padding, act[layer.activation])
+    if kind in _POOLS:
+        return Op.pool(_POOLS[kind], layer.pool_size, layer.strides, layer.padding)
+    if kind is Dense:
         if len(layer._built_input_shape) != 2:
             return None  # Dense on rank > 2 inputs: the Python path handles it
-        spec.update(units=layer.units, act=backend.ACTIVATION_CODES[layer.activation])
-    elif isinstance(layer, Dropout):
+        return Op.dense(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
+                        layer.grads[1] if layer.use_bias else None, act[layer.activation])
+    if kind is Flatten:
+        return Op.flatten()
+    if kind is Dropout:
         if layer.rate >= 1.0 or layer.seed is not None:
             return None  # rate 1 and per-layer seeds keep the Python path's exact semantics
-        spec.update(rate=layer.rate)
-    if isinstance(layer, (Conv2D, Dense)):
-        spec.update(weight=layer.kernel, dweight=layer.grads[0])
-        if layer.use_bias:
-            spec.update(bias=layer.bias, dbias=layer.grads[1])
-    return spec
+        return Op.dropout(layer.rate)
+    if isinstance(layer, Activation):
+        return Op.activation(act[layer.activation])
+    return None
 
 
-def _optimizer_spec(opt):
+def _net_ops(layers):
+    """The typed op list _core.Net takes for a chain of layers, or None when one is not
+    supported."""
+    ops = [_net_op(layer) for layer in layers]
+    return None if any(op is None for op in ops) else ops
+
+
+def _opt_spec(opt):
+    """The typed _core.OptSpec for the model's optimizer, or None when the Net has no kernel."""
     if type(opt) is Adam:
-        return {"kind": 0, "beta1": opt.beta_1, "beta2": opt.beta_2, "eps": opt.epsilon,
-                "amsgrad": opt.amsgrad}
+        return backend.OptSpec.adam(opt.beta_1, opt.beta_2, opt.epsilon, opt.amsgrad)
     if type(opt) is SGD:
-        return {"kind": 1, "momentum": opt.momentum, "nesterov": opt.nesterov}
+        return backend.OptSpec.sgd(opt.momentum, opt.nesterov)
     if type(opt) is RMSprop:
-        return {"kind": 2, "rho": opt.rho, "momentum": opt.momentum, "eps": opt.epsilon,
-                "centered": opt.centered}
+        return backend.OptSpec.rmsprop(opt.rho, opt.momentum, opt.epsilon, opt.centered)
     return None
 
 
@@ -93,14 +97,15 @@ def for_model(model, batch, mode):
     layers = _chain(model)
     if layers is None:
         return None
-    specs = [_op_spec(layer) for layer in layers]
-    if any(s is None for s in specs):
+    ops = _net_ops(layers)
+    if ops is None:
         return None
     out_shape = model.outputs[0].shape[1:]
     if model.loss is None or len(out_shape) != 1:
         if mode != "predict":
             return None  # no loss, or a loss over a (batch, ..., classes) output: Python path
-        loss_kind, fused = 0, False  # predict only: the loss part of the Net is never used
+        # predict only: the loss part of the Net is never used
+        loss_kind, fused = backend.LossKind.sparse_logits, False
     else:
         sparse = model.loss.sparse
         if any(m.kind != ("sparse" if sparse else "categorical") for m in model._metrics):
@@ -108,10 +113,12 @@ def for_model(model, batch, mode):
         model._loss_setup()
         fused = model._fused
         logits = fused or model.loss.from_logits
-        loss_kind = (0 if sparse else 1) if logits else (2 if sparse else 3)
+        kinds = backend.LossKind
+        loss_kind = (kinds.sparse_logits if sparse else kinds.dense_logits) if logits else \
+            (kinds.sparse_probs if sparse else kinds.dense_probs)
     trainable = tuple(layer.trainable and model.trainable for layer in layers)
     opt = model.optimizer
-    opt_spec = _optimizer_spec(opt) if training else None
+    opt_spec = _opt_spec(opt) if training else None
     if training and opt_spec is None:
         return None
     key = (id(opt), trainable, loss_kind, fused, tuple(id(s) for s in model._metrics))
@@ -120,7 +127,7 @@ def for_model(model, batch, mode):
         net = cache[1]
     else:
         in_shape = [int(d) for d in model.inputs[0].shape[1:]]
-        net = backend.Net(specs, in_shape, int(batch), loss_kind,
+        net = backend.Net(ops, in_shape, int(batch), loss_kind,
                           int(np.prod(out_shape)), bool(fused))
         model.__dict__["_net_cache"] = (key, net, _UNSET)
         cache = model.__dict__["_net_cache"]

@@ -4,7 +4,22 @@
 
 namespace cnnfast {
 
+// The one table of activation kinds: bound as cnnfast._core.Activation (member names are the
+// strings Keras users type, "relu", ...), from which Python derives its name -> kind maps.
 enum class Activation : int { Linear = 0, ReLU = 1, Sigmoid = 2, Tanh = 3, Softmax = 4 };
+
+// False for a value outside the enum (Python can build _core.Activation(7)). A switch with no
+// default: the compiler warns (-Wswitch) when a new kind is not listed here.
+inline bool is_valid(Activation a) {
+    switch (a) {
+        case Activation::Linear:
+        case Activation::ReLU:
+        case Activation::Sigmoid:
+        case Activation::Tanh:
+        case Activation::Softmax: return true;
+    }
+    return false;
+}
 
 // out (rows,cols) overwritten; may alias inp. Softmax is over the last axis (cols).
 void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols, Activation a);

@@ -191,6 +191,11 @@ PYBIND11_MODULE(_cuda, m) {
 
     bind::register_error_translator();
 
+    // The kinds are registered once, by cnnfast._core (pybind11 shares registered types across
+    // modules); re-exported here so cnnfast._cuda.Activation is the same class.
+    py::module_ core = py::module_::import("cnnfast._core");
+    m.attr("Activation") = core.attr("Activation");
+
     // ---- build and runtime information (device_count never raises) ----
     m.attr("archs") = CNNFAST_CUDA_ARCHS;
     m.attr("nvcc_version") = CNNFAST_NVCC_VERSION;
@@ -416,27 +421,27 @@ PYBIND11_MODULE(_cuda, m) {
     // ---- Activations ----
     m.def(
         "activation_forward",
-        [](py::object out, py::object inp, int act) {
+        [](py::object out, py::object inp, Activation act) {
             const char* fn = "activation_forward";
             const DeviceArray& I = arr(inp, fn, "inp");
             auto rc = rows_cols(I, fn, "inp");
             float* po = dptr<float>(out, fn, "out", I.shape);
             const float* pi = dptr<float>(inp, fn, "inp");
-            Activation a = parse_activation(act);
+            Activation a = check_activation(act, fn);
             py::gil_scoped_release nogil;
             cuda::activation_forward(po, pi, rc.first, rc.second, a);
         },
         py::arg("out"), py::arg("inp"), py::arg("activation"));
     m.def(
         "activation_backward",
-        [](py::object dinp, py::object dout, py::object out, int act) {
+        [](py::object dinp, py::object dout, py::object out, Activation act) {
             const char* fn = "activation_backward";
             const DeviceArray& O = arr(out, fn, "out");
             auto rc = rows_cols(O, fn, "out");
             float* pdi = dptr<float>(dinp, fn, "dinp", O.shape);
             const float* pdo = dptr<float>(dout, fn, "dout", O.shape);
             const float* po = dptr<float>(out, fn, "out");
-            Activation a = parse_activation(act);
+            Activation a = check_activation(act, fn);
             py::gil_scoped_release nogil;
             cuda::activation_backward(pdi, pdo, po, rc.first, rc.second, a);
         },

@@ -9,7 +9,6 @@ DIFFS             largest differences seen per op; conftest.py prints them at th
 import numpy as np
 
 from cnnfast import _core
-from cnnfast.reference import ACTIVATION_CODES
 
 # Default float32 tolerance (STYLE.md): kernels in fp32 vs the float64 reference.
 ATOL = 1e-5
@@ -157,13 +156,13 @@ def core_dense_backward(dout, x, w, with_dinp=True, with_bias=True):
 
 def core_activation_forward(x, name):
     out = np.empty_like(x)
-    _core.activation_forward(out, x, ACTIVATION_CODES[name])
+    _core.activation_forward(out, x, _core.Activation.__members__[name])
     return out
 
 
 def core_activation_backward(dout, y, name):
     dinp = np.empty_like(y)
-    _core.activation_backward(dinp, dout, y, ACTIVATION_CODES[name])
+    _core.activation_backward(dinp, dout, y, _core.Activation.__members__[name])
     return dinp
 
 

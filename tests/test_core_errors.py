@@ -61,7 +61,8 @@ CASES = {
                                  lambda: _core.dense_backward(z(2, 4), z(4, 3), None,
                                                               noncontig(2, 3), z(2, 4), z(4, 3))),
     "act_noncontig_out": (ValueError, "out must be C-contiguous",
-                          lambda: _core.activation_forward(noncontig(3, 4), z(3, 4), 1)),
+                          lambda: _core.activation_forward(noncontig(3, 4), z(3, 4),
+                                                                  _core.Activation.relu)),
     "transposed_weight": (ValueError, "weight must be C-contiguous",
                           lambda: _core.dense_forward(z(2, 3), z(2, 4), z(3, 4).T, None)),
     # ---- shapes: the message names the argument and both shapes ----
@@ -90,7 +91,8 @@ CASES = {
                              lambda: _core.dense_backward(z(3, 4), z(4, 3), None, z(2, 3),
                                                           z(2, 4), z(4, 3))),
     "act_bwd_dout_shape": (ValueError, "dout has shape",
-                           lambda: _core.activation_backward(z(3, 4), z(4, 3), z(3, 4), 2)),
+                           lambda: _core.activation_backward(z(3, 4), z(4, 3), z(3, 4),
+                                                             _core.Activation.sigmoid)),
     "xent_labels_shape": (ValueError, r"labels has shape \(3,\), expected \(2,\)",
                           lambda: _core.softmax_xent_sparse(z(2), None, z(2, 3),
                                                             np.zeros(3, np.int32), 1.0)),
@@ -177,8 +179,9 @@ CASES = {
                          lambda: _core.conv2d_forward(z(0, 4, 4, 4), z(0, 6, 6, 3), z(*Wt),
                                                       None, (1, 1), "valid", ws())),
     # ---- scalar arguments ----
-    "activation_code": (ValueError, "activation code must be 0..4, got 7",
-                        lambda: _core.activation_forward(z(2, 2), z(2, 2), 7)),
+    "activation_code": (ValueError, "activation 7 is not a member of cnnfast._core.Activation",
+                        lambda: _core.activation_forward(z(2, 2), z(2, 2),
+                                                         _core.Activation(7))),
     "dropout_rate_one": (ValueError, r"rate must be in \[0, 1\)",
                          lambda: _core.dropout_forward(z(5), z(5, dtype=np.uint8), z(5), 1.0, 1)),
     "dropout_rate_negative": (ValueError, r"rate must be in \[0, 1\)",
@@ -242,5 +245,5 @@ def test_module_still_works_after_errors():
         with pytest.raises(ValueError):
             CASES[case][2]()
     out = z(2, 2)
-    _core.activation_forward(out, np.ones((2, 2), f32), 0)
+    _core.activation_forward(out, np.ones((2, 2), f32), _core.Activation.linear)
     assert (out == 1).all()

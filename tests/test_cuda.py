@@ -138,7 +138,7 @@ def test_device_array_round_trip_and_validation():
     with pytest.raises(TypeError):
         z.upload(np.zeros((4, 2), np.float64))
     with pytest.raises(TypeError, match="DeviceArray"):
-        cc.activation_forward(z, np.zeros((4, 2), np.float32), 1)
+        cc.activation_forward(z, np.zeros((4, 2), np.float32), _core.Activation.relu)
 
 
 SGEMM_SHAPES = [(1, 1, 1), (7, 5, 3), (64, 64, 16), (65, 63, 17), (130, 33, 257), (3, 200, 129)]
@@ -290,7 +290,7 @@ def test_dense_forward_backward(B, IN, OUT, with_bias):
             assert_close(gdb.download(), db, atol=GEMM_ATOL, rtol=GEMM_RTOL, name="dbias")
 
 
-ACTS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+ACTS = _core.Activation.__members__
 
 
 @gpu
@@ -454,7 +454,7 @@ def test_twenty_training_steps_tutorial_cnn_kernel_level():
         # GPU step on preallocated buffers (Flatten is a free reshape: NHWC is contiguous)
         dx = dev(x)
         cc.conv2d_forward(h1, dx, gpu_p["w1"], gpu_p["b1"], (1, 1), "valid", ws)
-        cc.activation_forward(a1, h1, 1)
+        cc.activation_forward(a1, h1, _core.Activation.relu)
         cc.maxpool2d_forward(p1, am, a1, (2, 2), (2, 2), "valid")
         flat = dev(p1.download().reshape(B, -1))  # TODO(executor): a reshape view, no copy
         cc.dense_forward(z, flat, gpu_p["w2"], gpu_p["b2"])
@@ -462,7 +462,7 @@ def test_twenty_training_steps_tutorial_cnn_kernel_level():
         cc.dense_backward(dp1, grads["w2"], grads["b2"], dz, flat, gpu_p["w2"])
         dp1_4d = dev(dp1.download().reshape(p1.shape))
         cc.maxpool2d_backward(da1, dp1_4d, am, (2, 2), (2, 2), "valid")
-        cc.activation_backward(dh1, da1, a1, 1)
+        cc.activation_backward(dh1, da1, a1, _core.Activation.relu)
         cc.conv2d_backward(None, grads["w1"], grads["b1"], dh1, dx, gpu_p["w1"], (1, 1),
                            "valid", ws)
         for k in params:
