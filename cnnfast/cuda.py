@@ -31,7 +31,7 @@ KERNELS = (
     "sgemm", "conv2d_forward", "conv2d_backward", "conv2d_workspace_size",
     "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
     "dense_forward", "dense_backward", "activation_forward", "activation_backward",
-    "softmax_xent_sparse", "softmax_xent_dense", "xent_probs_sparse", "xent_probs_dense",
+    "cross_entropy",
     "dropout_forward", "dropout_backward", "adam_update", "sgd_update", "rmsprop_update",
 )
 

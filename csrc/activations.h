@@ -46,6 +46,18 @@ void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int
 void xent_probs_dense(float* loss, float* dprobs, const float* probs, const float* targets, int B,
                       int K, float eps, float grad_scale);
 
+// Clipping of the probability path (Keras' backend.epsilon()): the Net's and the binding's.
+constexpr float kXentEps = 1e-7f;
+
+// The batch mean of per-sample losses (B) as Keras reduces them ('sum_over_batch_size'): a
+// float32 sequential sum divided by B. The Net's loss and the cross_entropy binding both call
+// this, so both engines report bit-identical losses.
+inline float loss_batch_mean(const float* loss, int B) {
+    float sum = 0.0f;
+    for (int b = 0; b < B; ++b) sum += loss[b];
+    return sum / (float)B;
+}
+
 // ---- inverted dropout ----
 // keep[i] = 1 with probability 1-rate from a counter-based hash of (seed, i): the same mask for
 // any thread count. out = inp * keep * f32(1 / (1-rate)). rate in [0,1); mask (n) overwritten.

@@ -115,6 +115,26 @@ struct PyOp {
     std::vector<py::object> keep;
 };
 
+// cross_entropy's labels: int32 (B,) class indices (sparse) or float32 (B,K) targets (dense).
+bool xent_is_sparse(const py::array& y, int B, int K) {
+    const char* fn = "cross_entropy";
+    const bool sparse = y.dtype().is(py::dtype::of<int32_t>());
+    if (!sparse && !y.dtype().is(py::dtype::of<float>()))
+        throw py::type_error(std::string(fn) +
+                             ": labels must have dtype int32 (class indices, (B,)) or float32 "
+                             "(targets, (B, K)), got " +
+                             std::string(py::str(y.dtype())));
+    const std::vector<int64_t> want = sparse ? std::vector<int64_t>{B} : std::vector<int64_t>{B, K};
+    if (shape_of(y) != want)
+        throw py::value_error(std::string(fn) + ": labels has shape " + shape_str(y) +
+                              ", expected " + shape_str(want) +
+                              (sparse ? " (int32 labels are class indices; one-hot targets "
+                                        "must be float32)"
+                                      : " (float32 labels are targets; class indices must be "
+                                        "int32)"));
+    return sparse;
+}
+
 // A Net plus the NumPy arrays it points into (kept alive as long as the Net).
 struct PyNet {
     std::unique_ptr<Net> net;
@@ -528,75 +548,38 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"));
 
-    // ---- Cross-entropy ----
+    // ---- Cross-entropy: one binding; the labels' dtype picks sparse or dense ----
     m.def(
-        "softmax_xent_sparse",
-        [](py::object loss, py::object dlogits, py::object logits, py::object labels,
-           float grad_scale) {
-            const char* fn = "softmax_xent_sparse";
-            py::array L = as_array(logits, fn, "logits");
-            require_ndim(L, 2, fn, "logits");
-            int B = as_int(L.shape(0), fn, "B"), K = as_int(L.shape(1), fn, "K");
+        "cross_entropy",
+        [](py::object loss, py::object grad, py::object pred, py::object labels, bool from_logits,
+           float eps, float grad_scale) {
+            const char* fn = "cross_entropy";
+            py::array P = as_array(pred, fn, "pred");
+            require_ndim(P, 2, fn, "pred");
+            const int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
+            const bool sparse = xent_is_sparse(as_array(labels, fn, "labels"), B, K);
             float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pd = optional_data_of<float>(dlogits, fn, "dlogits", true, {B, K});
-            const float* pz = data_of<float>(logits, fn, "logits", false);
-            const int32_t* py_ = data_of<int32_t>(labels, fn, "labels", false, {B});
+            float* pg = optional_data_of<float>(grad, fn, "grad", true, {B, K});
+            const float* pp = data_of<float>(pred, fn, "pred", false);
+            const void* py_ = sparse ? (const void*)data_of<int32_t>(labels, fn, "labels", false)
+                                     : (const void*)data_of<float>(labels, fn, "labels", false);
             py::gil_scoped_release nogil;
-            softmax_xent_sparse(pl, pd, pz, py_, B, K, grad_scale);
+            if (from_logits && sparse)
+                softmax_xent_sparse(pl, pg, pp, (const int32_t*)py_, B, K, grad_scale);
+            else if (from_logits)
+                softmax_xent_dense(pl, pg, pp, (const float*)py_, B, K, grad_scale);
+            else if (sparse)
+                xent_probs_sparse(pl, pg, pp, (const int32_t*)py_, B, K, eps, grad_scale);
+            else
+                xent_probs_dense(pl, pg, pp, (const float*)py_, B, K, eps, grad_scale);
+            return loss_batch_mean(pl, B);
         },
-        py::arg("loss"), py::arg("dlogits"), py::arg("logits"), py::arg("labels"),
-        py::arg("grad_scale"));
-    m.def(
-        "softmax_xent_dense",
-        [](py::object loss, py::object dlogits, py::object logits, py::object targets,
-           float grad_scale) {
-            const char* fn = "softmax_xent_dense";
-            py::array L = as_array(logits, fn, "logits");
-            require_ndim(L, 2, fn, "logits");
-            int B = as_int(L.shape(0), fn, "B"), K = as_int(L.shape(1), fn, "K");
-            float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pd = optional_data_of<float>(dlogits, fn, "dlogits", true, {B, K});
-            const float* pz = data_of<float>(logits, fn, "logits", false);
-            const float* pt = data_of<float>(targets, fn, "targets", false, {B, K});
-            py::gil_scoped_release nogil;
-            softmax_xent_dense(pl, pd, pz, pt, B, K, grad_scale);
-        },
-        py::arg("loss"), py::arg("dlogits"), py::arg("logits"), py::arg("targets"),
-        py::arg("grad_scale"));
-    m.def(
-        "xent_probs_sparse",
-        [](py::object loss, py::object dprobs, py::object probs, py::object labels, float eps,
-           float grad_scale) {
-            const char* fn = "xent_probs_sparse";
-            py::array P = as_array(probs, fn, "probs");
-            require_ndim(P, 2, fn, "probs");
-            int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
-            float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pd = optional_data_of<float>(dprobs, fn, "dprobs", true, {B, K});
-            const float* pp = data_of<float>(probs, fn, "probs", false);
-            const int32_t* py_ = data_of<int32_t>(labels, fn, "labels", false, {B});
-            py::gil_scoped_release nogil;
-            xent_probs_sparse(pl, pd, pp, py_, B, K, eps, grad_scale);
-        },
-        py::arg("loss"), py::arg("dprobs"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
-        py::arg("grad_scale"));
-    m.def(
-        "xent_probs_dense",
-        [](py::object loss, py::object dprobs, py::object probs, py::object targets, float eps,
-           float grad_scale) {
-            const char* fn = "xent_probs_dense";
-            py::array P = as_array(probs, fn, "probs");
-            require_ndim(P, 2, fn, "probs");
-            int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
-            float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pd = optional_data_of<float>(dprobs, fn, "dprobs", true, {B, K});
-            const float* pp = data_of<float>(probs, fn, "probs", false);
-            const float* pt = data_of<float>(targets, fn, "targets", false, {B, K});
-            py::gil_scoped_release nogil;
-            xent_probs_dense(pl, pd, pp, pt, B, K, eps, grad_scale);
-        },
-        py::arg("loss"), py::arg("dprobs"), py::arg("probs"), py::arg("targets"), py::arg("eps"),
-        py::arg("grad_scale"));
+        py::arg("loss"), py::arg("grad"), py::arg("pred"), py::arg("labels"),
+        py::arg("from_logits"), py::arg("eps") = kXentEps, py::arg("grad_scale") = 1.0f,
+        "Per-sample cross-entropy of pred (B,K) (logits, or probabilities clipped at eps) into "
+        "loss (B,); grad (B,K) = grad_scale * d(loss)/d(pred), or None. labels: int32 (B,) "
+        "class indices (sparse) or float32 (B,K) targets (dense). Returns the batch mean, "
+        "computed as the Net computes its loss.");
 
     // ---- Dropout ----
     m.def(

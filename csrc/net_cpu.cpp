@@ -187,13 +187,11 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
 }
 
 float Net::loss_and_grad(const void* y, int B, bool with_grad) {
-    const Layer& last = layers_.back();
     const float* in = fused_ ? zp_.back() : a_.back();
     CNNFAST_CHECK(in, "Net: the loss has no input");
     float* d = with_grad ? dloss_.data() : nullptr;
     const float scale = 1.0f / (float)B;
     float* loss = loss_buf_.data();
-    (void)last;
     switch (loss_) {
         case LossKind::SparseLogits:
             softmax_xent_sparse(loss, d, in, (const int32_t*)y, B, K_, scale);
@@ -202,15 +200,13 @@ float Net::loss_and_grad(const void* y, int B, bool with_grad) {
             softmax_xent_dense(loss, d, in, (const float*)y, B, K_, scale);
             break;
         case LossKind::SparseProbs:
-            xent_probs_sparse(loss, d, in, (const int32_t*)y, B, K_, 1e-7f, scale);
+            xent_probs_sparse(loss, d, in, (const int32_t*)y, B, K_, kXentEps, scale);
             break;
         case LossKind::DenseProbs:
-            xent_probs_dense(loss, d, in, (const float*)y, B, K_, 1e-7f, scale);
+            xent_probs_dense(loss, d, in, (const float*)y, B, K_, kXentEps, scale);
             break;
     }
-    float sum = 0.0f;
-    for (int b = 0; b < B; ++b) sum += loss[b];
-    return sum / (float)B;
+    return loss_batch_mean(loss, B);
 }
 
 void Net::backward(int B) {

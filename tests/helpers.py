@@ -167,14 +167,12 @@ def core_activation_backward(dout, y, name):
 
 
 def core_xent(kind, a, b, grad_scale, eps=1e-7):
-    """(loss, grad) from one of the four _core cross-entropy kernels."""
+    """(loss, grad) from _core.cross_entropy for one of the four kernels: kind is
+    softmax_xent_* (from logits) or xent_probs_*; the labels' dtype picks sparse or dense."""
+    assert b.dtype == (np.int32 if kind.endswith("_sparse") else np.float32), kind
     B = a.shape[0]
     loss, grad = np.empty(B, np.float32), np.empty_like(a)
-    fn = getattr(_core, kind)
-    if kind.startswith("xent_probs"):
-        fn(loss, grad, a, b, eps, grad_scale)
-    else:
-        fn(loss, grad, a, b, grad_scale)
+    _core.cross_entropy(loss, grad, a, b, kind.startswith("softmax_xent"), eps, grad_scale)
     return loss, grad
 
 

@@ -16,11 +16,11 @@ Cached-logits finding (KERAS_SEMANTICS section 4.5), verified by test_cached_log
 in graph-mode ``fit``/``train_on_batch`` (the default, run_eagerly=False) Keras 3.15 on the TF
 backend computes SparseCategoricalCrossentropy() on ``Dense(10, activation='softmax')`` from the
 cached logits: a sample whose true-class probability underflows gives loss > 16.118 (it equals
-logsumexp(z) - z[y] of _core.softmax_xent_sparse), which the clipped probability path cannot
+logsumexp(z) - z[y] of _core.cross_entropy from logits), which the clipped probability path cannot
 produce. Eagerly (test_cached_logits_eager) the EagerTensor returned by
 keras.activations.softmax also carries ``_keras_logits``, so the logits path applies there too;
 a softmax computed elsewhere and fed as a plain tensor takes the clipped probability path
-(test_xent_probability_path_*), matching _core.xent_probs_sparse / xent_probs_dense.
+(test_xent_probability_path_*), matching _core.cross_entropy(..., from_logits=False).
 """
 import zlib
 
@@ -236,7 +236,7 @@ LOGIT_THRESHOLD = 16.118  # -log(1e-7): the most the clipped probability path ca
 def _core_sparse(logits, labels):
     b, k = logits.shape
     loss, d = np.empty(b, np.float32), np.empty((b, k), np.float32)
-    _core.softmax_xent_sparse(loss, d, logits, labels.astype(np.int32), 1.0 / b)
+    _core.cross_entropy(loss, d, logits, labels.astype(np.int32), True, 1e-7, 1.0 / b)
     return loss, d
 
 
@@ -338,7 +338,7 @@ def test_categorical_xent_one_hot(tf_keras):
     dz_tf = tape.gradient(l_tf, zt).numpy()
     b = z.shape[0]
     loss, dz = np.empty(b, np.float32), np.empty_like(z)
-    _core.softmax_xent_dense(loss, dz, z, t, 1.0 / b)
+    _core.cross_entropy(loss, dz, z, t, True, 1e-7, 1.0 / b)
     check("categorical xent one-hot loss", np.float32(loss.mean()), l_tf.numpy())
     check("categorical xent one-hot dlogits", dz, dz_tf)
     sparse, _ = _core_sparse(z, y)
@@ -371,7 +371,7 @@ def test_xent_probability_path_sparse(tf_keras):
     dp_tf = tape.gradient(l_tf, pt).numpy()
     b, k = p.shape
     loss, dp = np.empty(b, np.float32), np.empty_like(p)
-    _core.xent_probs_sparse(loss, dp, p, y, 1e-7, 1.0 / b)
+    _core.cross_entropy(loss, dp, p, y, False, 1e-7, 1.0 / b)
     check("sparse xent probs loss", np.float32(loss.mean()), l_tf.numpy())
     # Gradient wrt probabilities: 1/p terms reach ~1e6/B where p is tiny; compare relatively.
     check("sparse xent probs dprobs", dp, dp_tf, atol=1e-5, rtol=1e-4)
@@ -391,7 +391,7 @@ def test_xent_probability_path_dense(tf_keras):
     dp_tf = tape.gradient(l_tf, pt).numpy()
     b, k = p.shape
     loss, dp = np.empty(b, np.float32), np.empty_like(p)
-    _core.xent_probs_dense(loss, dp, p, t, 1e-7, 1.0 / b)
+    _core.cross_entropy(loss, dp, p, t, False, 1e-7, 1.0 / b)
     check("categorical xent probs loss", np.float32(loss.mean()), l_tf.numpy())
     check("categorical xent probs dprobs", dp, dp_tf, atol=1e-5, rtol=1e-4)
 
