@@ -1,10 +1,56 @@
 """Type stub of the native module (csrc/bindings.cpp). Arrays are float32 C-contiguous unless
 noted; outputs come first and are overwritten."""
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
 Arr = np.ndarray
+
+class _Kind:
+    """A pybind11 enum: members compare by identity, int(member) is the C++ value."""
+    name: str
+    value: int
+    def __init__(self, value: int) -> None: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __hash__(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class Activation(_Kind):
+    """csrc/activations.h; member names are the Keras activation strings."""
+    __members__: ClassVar[dict[str, Activation]]
+    linear: ClassVar[Activation]
+    relu: ClassVar[Activation]
+    sigmoid: ClassVar[Activation]
+    tanh: ClassVar[Activation]
+    softmax: ClassVar[Activation]
+
+class OpKind(_Kind):
+    """csrc/net.h."""
+    __members__: ClassVar[dict[str, OpKind]]
+    conv2d: ClassVar[OpKind]
+    max_pool2d: ClassVar[OpKind]
+    avg_pool2d: ClassVar[OpKind]
+    dense: ClassVar[OpKind]
+    flatten: ClassVar[OpKind]
+    dropout: ClassVar[OpKind]
+    activation: ClassVar[OpKind]
+
+class LossKind(_Kind):
+    """csrc/net.h: cross-entropy from logits or probabilities, sparse or dense labels."""
+    __members__: ClassVar[dict[str, LossKind]]
+    sparse_logits: ClassVar[LossKind]
+    dense_logits: ClassVar[LossKind]
+    sparse_probs: ClassVar[LossKind]
+    dense_probs: ClassVar[LossKind]
+
+class OptKind(_Kind):
+    """csrc/net.h."""
+    __members__: ClassVar[dict[str, OptKind]]
+    adam: ClassVar[OptKind]
+    sgd: ClassVar[OptKind]
+    rmsprop: ClassVar[OptKind]
 
 def build_info() -> dict: ...
 def num_threads() -> int: ...
@@ -35,16 +81,15 @@ def avgpool2d_backward(dinp: Arr, dout: Arr, pool_size: tuple[int, int],
 def dense_forward(out: Arr, inp: Arr, weight: Arr, bias: Arr | None) -> None: ...
 def dense_backward(dinp: Arr | None, dweight: Arr, dbias: Arr | None, dout: Arr, inp: Arr,
                    weight: Arr) -> None: ...
-def activation_forward(out: Arr, inp: Arr, activation: int) -> None: ...
-def activation_backward(dinp: Arr, dout: Arr, out: Arr, activation: int) -> None: ...
-def softmax_xent_sparse(loss: Arr, dlogits: Arr | None, logits: Arr, labels: Arr,
-                        grad_scale: float) -> None: ...
-def softmax_xent_dense(loss: Arr, dlogits: Arr | None, logits: Arr, targets: Arr,
-                       grad_scale: float) -> None: ...
-def xent_probs_sparse(loss: Arr, dprobs: Arr | None, probs: Arr, labels: Arr, eps: float,
-                      grad_scale: float) -> None: ...
-def xent_probs_dense(loss: Arr, dprobs: Arr | None, probs: Arr, targets: Arr, eps: float,
-                     grad_scale: float) -> None: ...
+def activation_forward(out: Arr, inp: Arr, activation: Activation) -> None: ...
+def activation_backward(dinp: Arr, dout: Arr, out: Arr, activation: Activation) -> None: ...
+def cross_entropy(loss: Arr, grad: Arr | None, pred: Arr, labels: Arr, from_logits: bool,
+                  eps: float = ..., grad_scale: float = ...) -> float:
+    """Per-sample cross-entropy of pred (B, K) into loss (B,): from logits (softmax), or from
+    probabilities clipped at eps (default 1e-7). labels: int32 (B,) class indices (sparse) or
+    float32 (B, K) targets (dense), picked by dtype. grad (B, K) = grad_scale * dloss/dpred, or
+    None. Returns the batch mean exactly as the Net computes its loss (float32 sequential sum
+    divided by B)."""
 def dropout_forward(out: Arr, mask: Arr, inp: Arr, rate: float, seed: int) -> None: ...
 def dropout_backward(dinp: Arr, dout: Arr, mask: Arr, rate: float) -> None: ...
 def adam_update(w: Arr, m: Arr, v: Arr, vhat: Arr | None, g: Arr, lr: float, beta1: float,
@@ -53,3 +98,56 @@ def sgd_update(w: Arr, velocity: Arr | None, g: Arr, lr: float, momentum: float,
                nesterov: bool) -> None: ...
 def rmsprop_update(w: Arr, v: Arr, mom: Arr | None, avg: Arr | None, g: Arr, lr: float,
                    rho: float, momentum: float, eps: float, centered: bool) -> None: ...
+
+class Op:
+    """One op of a Net. Weights and gradients are the caller's arrays (kept alive by the Op and
+    the Net); the Net checks their sizes against the geometry it derives from in_shape."""
+    @property
+    def kind(self) -> OpKind: ...
+    @staticmethod
+    def conv2d(weight: Arr, bias: Arr | None, dweight: Arr, dbias: Arr | None,
+               kernel: tuple[int, int], strides: tuple[int, int], padding: str,
+               act: Activation) -> Op: ...
+    @staticmethod
+    def pool(kind: OpKind, pool_size: tuple[int, int], strides: tuple[int, int],
+             padding: str) -> Op: ...
+    @staticmethod
+    def dense(weight: Arr, bias: Arr | None, dweight: Arr, dbias: Arr | None,
+              act: Activation) -> Op: ...
+    @staticmethod
+    def flatten() -> Op: ...
+    @staticmethod
+    def dropout(rate: float) -> Op: ...
+    @staticmethod
+    def activation(act: Activation) -> Op: ...
+
+class OptSpec:
+    """The Net's optimizer and its hyper-parameters."""
+    @property
+    def kind(self) -> OptKind: ...
+    @staticmethod
+    def adam(beta1: float, beta2: float, eps: float, amsgrad: bool) -> OptSpec: ...
+    @staticmethod
+    def sgd(momentum: float, nesterov: bool) -> OptSpec: ...
+    @staticmethod
+    def rmsprop(rho: float, momentum: float, eps: float, centered: bool) -> OptSpec: ...
+
+class Net:
+    """A chain model's whole train step in C++ (csrc/net.h)."""
+    def __init__(self, ops: Sequence[Op], in_shape: Sequence[int], max_batch: int,
+                 loss: LossKind, num_classes: int, fused: bool) -> None: ...
+    def set_optimizer(
+        self, spec: OptSpec,
+        params: Sequence[tuple[Arr, Arr, Arr | None, Arr | None, Arr | None]]) -> None:
+        """params: (w, g, s0, s1, s2) per trainable array; Adam: m, v, vhat; SGD: velocity;
+        RMSprop: v, momentum, mean gradient (net.h ParamSlot)."""
+    def set_profiling(self, on: bool) -> None: ...
+    def profile(self) -> dict: ...
+    def train_step(self, x: Arr, y: Arr, idx: Arr, seed: int, lr: float,
+                   step: int) -> tuple[float, int]:
+        """x (N, ...) float32, y int32 (N,) or float32 (N, K), idx int64 rows of this batch.
+        Returns (mean loss, correct count)."""
+    def evaluate(self, x: Arr, y: Arr) -> tuple[float, int]: ...
+    def predict(self, x: Arr, out: Arr) -> None: ...
+    @property
+    def max_batch(self) -> int: ...

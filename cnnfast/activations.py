@@ -21,7 +21,7 @@ def _eager(name, x):
     if x.ndim == 0:
         raise ValueError(f"activation {name!r} needs an array of rank >= 1, got a scalar")
     out = np.empty_like(x)
-    backend.activation_forward(out, x, backend.ACTIVATION_CODES[name])
+    backend.activation_forward(out, x, backend.ACTIVATIONS[name])
     return out
 
 
@@ -57,7 +57,7 @@ def get(identifier):
     if identifier is None:
         return "linear"
     if isinstance(identifier, str):
-        return resolve_name("activation", identifier, backend.ACTIVATION_CODES,
+        return resolve_name("activation", identifier, backend.ACTIVATIONS,
                             _KERAS_KNOWN_UNSUPPORTED)
     name = getattr(identifier, "_cnnfast_activation", None)
     if name is not None:
@@ -65,6 +65,6 @@ def get(identifier):
     if callable(identifier):
         raise NotImplementedError(
             f"activation={identifier!r}: cnnfast runs native kernels and cannot differentiate an "
-            f"arbitrary callable; use one of {sorted(backend.ACTIVATION_CODES)} "
+            f"arbitrary callable; use one of {sorted(backend.ACTIVATIONS)} "
             f"(as a string, cnnfast.activations.X or cnnfast.nn.X)")
     raise TypeError(f"activation must be a string, callable or None, got {identifier!r}")

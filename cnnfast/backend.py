@@ -25,19 +25,22 @@ dense_forward = _core.dense_forward
 dense_backward = _core.dense_backward
 activation_forward = _core.activation_forward
 activation_backward = _core.activation_backward
-softmax_xent_sparse = _core.softmax_xent_sparse
-softmax_xent_dense = _core.softmax_xent_dense
-xent_probs_sparse = _core.xent_probs_sparse
-xent_probs_dense = _core.xent_probs_dense
+cross_entropy = _core.cross_entropy
 dropout_forward = _core.dropout_forward
 dropout_backward = _core.dropout_backward
 adam_update = _core.adam_update
 sgd_update = _core.sgd_update
 rmsprop_update = _core.rmsprop_update
 Net = _core.Net
+Op = _core.Op
+OptSpec = _core.OptSpec
+Activation = _core.Activation
+OpKind = _core.OpKind
+LossKind = _core.LossKind
 
-# Activation codes shared with csrc/activations.h.
-ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+# Activation name (what Keras users type: "relu", ...) -> _core.Activation, from the one table
+# in csrc/activations.h as _core binds it.
+ACTIVATIONS = dict(_core.Activation.__members__)
 
 
 class Workspace:

@@ -3,7 +3,7 @@
     import cnnfast.cuda as cc
     if cc.is_available():
         x = cc.to_device(np.ones((2, 3), np.float32))   # DeviceArray
-        cc.activation_forward(x, x, 1)                  # same signature as cnnfast.backend's
+        cc.activation_forward(x, x, cc.Activation.relu) # same signature as cnnfast.backend's
         y = x.numpy()
 
 The kernels live in the sibling extension ``cnnfast._cuda``, built only with
@@ -31,7 +31,7 @@ KERNELS = (
     "sgemm", "conv2d_forward", "conv2d_backward", "conv2d_workspace_size",
     "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
     "dense_forward", "dense_backward", "activation_forward", "activation_backward",
-    "softmax_xent_sparse", "softmax_xent_dense", "xent_probs_sparse", "xent_probs_dense",
+    "cross_entropy",
     "dropout_forward", "dropout_backward", "adam_update", "sgd_update", "rmsprop_update",
 )
 
@@ -125,7 +125,8 @@ def set_stream(handle: int):
 
 
 def __getattr__(name):
-    # DeviceArray and the kernels come from the extension; without it, say why.
-    if name == "DeviceArray" or name in KERNELS:
+    # DeviceArray, Activation (cnnfast._core's) and the kernels come from the extension;
+    # without it, say why.
+    if name in ("DeviceArray", "Activation") or name in KERNELS:
         return getattr(_require(), name)
     raise AttributeError(f"module 'cnnfast.cuda' has no attribute {name!r}")

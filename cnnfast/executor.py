@@ -32,7 +32,6 @@ from . import backend
 from .layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from .optimizers import SGD, Adam, RMSprop, applied_learning_rate
 
-_KINDS = {Conv2D: 0, MaxPooling2D: 1, AveragePooling2D: 2, Dense: 3, Flatten: 4, Dropout: 5}
 _MASK64 = (1 << 64) - 1
 
 
@@ -65,7 +64,9 @@ class LossPlan:
                       getattr(last, "activation", None) == "softmax")
         self.from_logits = self.fused or loss.from_logits
         self.sparse = loss.sparse
-        self.kind = (0 if self.sparse else 1) if self.from_logits else (2 if self.sparse else 3)
+        k = backend.LossKind
+        self.kind = (k.sparse_logits if self.sparse else k.dense_logits) if self.from_logits \
+            else (k.sparse_probs if self.sparse else k.dense_probs)
 
 
 class Engine:
@@ -100,17 +101,16 @@ class LayerEngine(Engine):
         return self._bufs[k]
 
     def _loss(self, y_pred, yb, with_grad):
-        """(mean loss, d(loss input) or None) of a batch; the mean is float32 summed in order,
-        as the Net sums it."""
+        """(mean loss, d(loss input) or None) of a batch; the binding returns the mean the Net
+        computes (loss_batch_mean in csrc/activations.h: float32, summed in row order)."""
         n = y_pred.shape[0]
         inp = self.plan.last_layer.logits if self.plan.fused else y_pred
         inp = inp.reshape(n, -1)
         loss = self._buf("loss", (n,))
         grad = self._buf("dloss", inp.shape) if with_grad else None
         # Keras reduces with sum / batch_size; its gradient is (1/B) * d(per-sample loss).
-        self.model.loss.per_sample(yb, inp, self.plan.from_logits, loss, grad,
-                                   np.float32(1.0) / np.float32(n))
-        mean = np.cumsum(loss, dtype=np.float32)[-1] / np.float32(n)  # sequential, as the Net
+        mean = self.model.loss.per_sample(yb, inp, self.plan.from_logits, loss, grad,
+                                          np.float32(1.0) / np.float32(n))
         return np.float32(mean), grad
 
     def _correct(self, y_pred, yb):
@@ -153,43 +153,43 @@ class LayerEngine(Engine):
 
 
 # ---- the native engine ----------------------------------------------------------------------
-def _op_spec(layer):
-    """The dict _core.Net takes for one layer, or None when the layer is not supported."""
-    kind = next((k for cls, k in _KINDS.items() if type(layer) is cls), None)
-    if kind is None and isinstance(layer, Activation):
-        return {"kind": 6, "act": backend.ACTIVATION_CODES[layer.activation]}
-    if kind is None:
-        return None
-    spec = {"kind": kind}
-    if isinstance(layer, Conv2D):
-        spec.update(kernel=layer.kernel_size, strides=layer.strides, padding=layer.padding,
-                    units=layer.filters, act=backend.ACTIVATION_CODES[layer.activation])
-    elif isinstance(layer, (MaxPooling2D, AveragePooling2D)):
-        spec.update(kernel=layer.pool_size, strides=layer.strides, padding=layer.padding)
-    elif isinstance(layer, Dense):
+_POOLS = {MaxPooling2D: backend.OpKind.max_pool2d, AveragePooling2D: backend.OpKind.avg_pool2d}
+
+
+def _net_op(layer):
+    """The typed _core.Op for one layer (csrc/net.h), or None when the Net cannot run it."""
+    Op, act = backend.Op, backend.ACTIVATIONS
+    kind = type(layer)
+    if kind is Conv2D:
+        return Op.conv2d(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
+                         layer.grads[1] if layer.use_bias else None, layer.kernel_size,
+                         layer.strides, layer.padding, act[layer.activation])
+    if kind in _POOLS:
+        return Op.pool(_POOLS[kind], layer.pool_size, layer.strides, layer.padding)
+    if kind is Dense:
         if len(layer._built_input_shape) != 2:
             return None  # Dense on rank > 2 inputs: the LayerEngine handles it
-        spec.update(units=layer.units, act=backend.ACTIVATION_CODES[layer.activation])
-    elif isinstance(layer, Dropout):
+        return Op.dense(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
+                        layer.grads[1] if layer.use_bias else None, act[layer.activation])
+    if kind is Flatten:
+        return Op.flatten()
+    if kind is Dropout:
         if layer.rate >= 1.0 or layer.seed is not None:
             return None  # rate 1 and a layer's own seed: the LayerEngine's exact semantics
-        spec.update(rate=layer.rate)
-    if isinstance(layer, (Conv2D, Dense)):
-        spec.update(weight=layer.kernel, dweight=layer.grads[0])
-        if layer.use_bias:
-            spec.update(bias=layer.bias, dbias=layer.grads[1])
-    return spec
+        return Op.dropout(layer.rate)
+    if isinstance(layer, Activation):
+        return Op.activation(act[layer.activation])
+    return None
 
 
-def _optimizer_spec(opt):
+def _opt_spec(opt):
+    """The typed _core.OptSpec for the model's optimizer, or None when the Net has no kernel."""
     if type(opt) is Adam:
-        return {"kind": 0, "beta1": opt.beta_1, "beta2": opt.beta_2, "eps": opt.epsilon,
-                "amsgrad": opt.amsgrad}
+        return backend.OptSpec.adam(opt.beta_1, opt.beta_2, opt.epsilon, opt.amsgrad)
     if type(opt) is SGD:
-        return {"kind": 1, "momentum": opt.momentum, "nesterov": opt.nesterov}
+        return backend.OptSpec.sgd(opt.momentum, opt.nesterov)
     if type(opt) is RMSprop:
-        return {"kind": 2, "rho": opt.rho, "momentum": opt.momentum, "eps": opt.epsilon,
-                "centered": opt.centered}
+        return backend.OptSpec.rmsprop(opt.rho, opt.momentum, opt.epsilon, opt.centered)
     return None
 
 
@@ -230,7 +230,7 @@ class NativeEngine(Engine):
         grads = [g for layer, t in zip(self.layers, trainable) if t for g in layer.grads]
         built = opt.slots(params)
         slots = [tuple(s) + (None,) * (3 - len(s)) for s in built]
-        self.net.set_optimizer(_optimizer_spec(opt),
+        self.net.set_optimizer(_opt_spec(opt),
                                [(w, g) + s for w, g, s in zip(params, grads, slots)])
         self._slots = built
 
@@ -262,14 +262,15 @@ def _native(model, batch, mode):
     layers = _chain(model)
     if layers is None:
         return None
-    specs = [_op_spec(layer) for layer in layers]
-    if any(s is None for s in specs):
+    ops = [_net_op(layer) for layer in layers]
+    if any(op is None for op in ops):
         return None
     out_shape = model.outputs[0].shape[1:]
     if model.loss is None or len(out_shape) != 1:
         if mode != "predict":
             return None  # no loss, or a loss over a (batch, ..., classes) output
-        loss_kind, fused = 0, False  # predict only: the loss part of the Net is never used
+        # predict only: the loss part of the Net is never used
+        loss_kind, fused = backend.LossKind.sparse_logits, False
     else:
         if any(m.kind != ("sparse" if model.loss.sparse else "categorical")
                for m in model._metrics):
@@ -277,7 +278,7 @@ def _native(model, batch, mode):
         plan = LossPlan(model)
         loss_kind, fused = plan.kind, plan.fused
     trainable = tuple(layer.trainable and model.trainable for layer in layers)
-    if mode == "train" and _optimizer_spec(model.optimizer) is None:
+    if mode == "train" and _opt_spec(model.optimizer) is None:
         return None
     key = (id(model.optimizer), trainable, loss_kind, fused,
            tuple(id(m) for m in model._metrics))
@@ -285,7 +286,7 @@ def _native(model, batch, mode):
     if cached is not None and cached.key == key and cached.net.max_batch >= batch:
         return cached
     in_shape = [int(d) for d in model.inputs[0].shape[1:]]
-    net = backend.Net(specs, in_shape, int(batch), loss_kind, int(np.prod(out_shape)),
+    net = backend.Net(ops, in_shape, int(batch), loss_kind, int(np.prod(out_shape)),
                       bool(fused))
     engine = model._engine_cache["native"] = NativeEngine(model, net, layers, key)
     return engine

@@ -36,13 +36,11 @@ class Loss:
 
     def per_sample(self, y_true, y_pred, logits_input, loss_out, grad_out, grad_scale):
         """Per-sample losses into loss_out (B,); gradient w.r.t. y_pred (or logits when
-        logits_input) into grad_out scaled by grad_scale (grad_out may be None)."""
-        if logits_input:
-            fn = backend.softmax_xent_sparse if self.sparse else backend.softmax_xent_dense
-            fn(loss_out, grad_out, y_pred, y_true, grad_scale)
-        else:
-            fn = backend.xent_probs_sparse if self.sparse else backend.xent_probs_dense
-            fn(loss_out, grad_out, y_pred, y_true, EPSILON, grad_scale)
+        logits_input) into grad_out scaled by grad_scale (grad_out may be None). y_true is
+        int32 (B,) for the sparse loss, float32 (B, K) for the categorical one. Returns the
+        batch mean as the native Net computes it (float32 sequential sum / B)."""
+        return backend.cross_entropy(loss_out, grad_out, y_pred, y_true, logits_input,
+                                     EPSILON, grad_scale)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """Eager batch-mean loss on NumPy arrays (a float32 scalar)."""
@@ -76,23 +74,13 @@ def _eager_per_sample(sparse, y_true, y_pred, from_logits):
             raise ValueError(f"cross-entropy: y_true {np.shape(y_true)} and y_pred "
                              f"{y_pred.shape} have different batch sizes")
         y = np.ascontiguousarray(y, dtype=np.int32)
-        (backend.softmax_xent_sparse if from_logits else
-         _probs_sparse)(loss, None, y_pred, y, 1.0)
     else:
-        t = backend.as_f32(y_true)
-        if t.shape != y_pred.shape:
-            raise ValueError(f"categorical_crossentropy: y_true {t.shape} and y_pred "
+        y = backend.as_f32(y_true)
+        if y.shape != y_pred.shape:
+            raise ValueError(f"categorical_crossentropy: y_true {y.shape} and y_pred "
                              f"{y_pred.shape} must have the same shape")
-        (backend.softmax_xent_dense if from_logits else _probs_dense)(loss, None, y_pred, t, 1.0)
+    backend.cross_entropy(loss, None, y_pred, y, from_logits, EPSILON, 1.0)
     return loss
-
-
-def _probs_sparse(loss, grad, p, y, scale):
-    backend.xent_probs_sparse(loss, grad, p, y, EPSILON, scale)
-
-
-def _probs_dense(loss, grad, p, t, scale):
-    backend.xent_probs_dense(loss, grad, p, t, EPSILON, scale)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):

@@ -4,7 +4,22 @@
 
 namespace cnnfast {
 
+// The one table of activation kinds: bound as cnnfast._core.Activation (member names are the
+// strings Keras users type, "relu", ...), from which Python derives its name -> kind maps.
 enum class Activation : int { Linear = 0, ReLU = 1, Sigmoid = 2, Tanh = 3, Softmax = 4 };
+
+// False for a value outside the enum (Python can build _core.Activation(7)). A switch with no
+// default: the compiler warns (-Wswitch) when a new kind is not listed here.
+inline bool is_valid(Activation a) {
+    switch (a) {
+        case Activation::Linear:
+        case Activation::ReLU:
+        case Activation::Sigmoid:
+        case Activation::Tanh:
+        case Activation::Softmax: return true;
+    }
+    return false;
+}
 
 // out (rows,cols) overwritten; may alias inp. Softmax is over the last axis (cols).
 void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols, Activation a);
@@ -30,6 +45,18 @@ void xent_probs_sparse(float* loss, float* dprobs, const float* probs, const int
                        int K, float eps, float grad_scale);
 void xent_probs_dense(float* loss, float* dprobs, const float* probs, const float* targets, int B,
                       int K, float eps, float grad_scale);
+
+// Clipping of the probability path (Keras' backend.epsilon()): the Net's and the binding's.
+constexpr float kXentEps = 1e-7f;
+
+// The batch mean of per-sample losses (B) as Keras reduces them ('sum_over_batch_size'): a
+// float32 sequential sum divided by B. The Net's loss and the cross_entropy binding both call
+// this, so both engines report bit-identical losses.
+inline float loss_batch_mean(const float* loss, int B) {
+    float sum = 0.0f;
+    for (int b = 0; b < B; ++b) sum += loss[b];
+    return sum / (float)B;
+}
 
 // ---- inverted dropout ----
 // keep[i] = 1 with probability 1-rate from a counter-based hash of (seed, i): the same mask for

@@ -1,5 +1,5 @@
 // bind_checks.h -- argument checks shared by the pybind11 modules (_core and _cuda): shapes,
-// int ranges, padding strings, window pairs, activation codes and the geometry built from them.
+// int ranges, padding strings, window pairs, activation kinds and the geometry built from them.
 // Every failure raises a Python ValueError naming the function and the offending values.
 #pragma once
 #include <pybind11/pybind11.h>
@@ -49,10 +49,13 @@ inline std::pair<int, int> pair_of(const std::pair<int, int>& p, const char* fn,
     return p;
 }
 
-inline Activation parse_activation(int a) {
-    if (a < 0 || a > 4)
-        throw py::value_error("activation code must be 0..4, got " + std::to_string(a));
-    return static_cast<Activation>(a);
+// A _core.Activation from Python: the type is checked by pybind11 (an int is a TypeError), the
+// value here (Python can build Activation(7), which names no member).
+inline Activation check_activation(Activation a, const char* fn) {
+    if (!is_valid(a))
+        throw py::value_error(std::string(fn) + ": activation " + std::to_string((int)a) +
+                              " is not a member of cnnfast._core.Activation");
+    return a;
 }
 
 // Conv2D geometry from an input (N,H,W,C) and a kernel (KH,KW,C,OC) shape.

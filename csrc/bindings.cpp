@@ -108,6 +108,33 @@ std::pair<int64_t, int64_t> rows_cols(const py::array& a, const char* fn, const 
     return {rows, cols};
 }
 
+// One op of a Net (_core.Op) plus the NumPy arrays its spec points into; built by the typed
+// factories below, which check the arrays (dtype, contiguity, writability, shapes).
+struct PyOp {
+    OpSpec spec;
+    std::vector<py::object> keep;
+};
+
+// cross_entropy's labels: int32 (B,) class indices (sparse) or float32 (B,K) targets (dense).
+bool xent_is_sparse(const py::array& y, int B, int K) {
+    const char* fn = "cross_entropy";
+    const bool sparse = y.dtype().is(py::dtype::of<int32_t>());
+    if (!sparse && !y.dtype().is(py::dtype::of<float>()))
+        throw py::type_error(std::string(fn) +
+                             ": labels must have dtype int32 (class indices, (B,)) or float32 "
+                             "(targets, (B, K)), got " +
+                             std::string(py::str(y.dtype())));
+    const std::vector<int64_t> want = sparse ? std::vector<int64_t>{B} : std::vector<int64_t>{B, K};
+    if (shape_of(y) != want)
+        throw py::value_error(std::string(fn) + ": labels has shape " + shape_str(y) +
+                              ", expected " + shape_str(want) +
+                              (sparse ? " (int32 labels are class indices; one-hot targets "
+                                        "must be float32)"
+                                      : " (float32 labels are targets; class indices must be "
+                                        "int32)"));
+    return sparse;
+}
+
 // A Net plus the NumPy arrays it points into (kept alive as long as the Net).
 struct PyNet {
     std::unique_ptr<Net> net;
@@ -117,12 +144,116 @@ struct PyNet {
     bool sparse = true;
 };
 
+bool is_valid(OpKind k) {
+    switch (k) {
+        case OpKind::Conv2D:
+        case OpKind::MaxPool2D:
+        case OpKind::AvgPool2D:
+        case OpKind::Dense:
+        case OpKind::Flatten:
+        case OpKind::Dropout:
+        case OpKind::Activation: return true;
+    }
+    return false;
+}
+
+bool is_valid(LossKind k) {
+    switch (k) {
+        case LossKind::SparseLogits:
+        case LossKind::DenseLogits:
+        case LossKind::SparseProbs:
+        case LossKind::DenseProbs: return true;
+    }
+    return false;
+}
+
+// Weight (ndim-D) and gradient (same shape) of a Conv2D/Dense op; bias and dbias (units,) or
+// both None. Returns the weight's shape.
+std::vector<int64_t> set_weights(PyOp& op, const py::object& weight, const py::object& bias,
+                                 const py::object& dweight, const py::object& dbias, int ndim,
+                                 const char* fn) {
+    py::array W = as_array(weight, fn, "weight");
+    require_ndim(W, ndim, fn, "weight");
+    const std::vector<int64_t> ws = shape_of(W);
+    OpSpec& o = op.spec;
+    o.weight = data_of<float>(weight, fn, "weight", true);
+    o.dweight = data_of<float>(dweight, fn, "dweight", true, ws);
+    o.weight_n = W.size();
+    o.units = as_int(ws.back(), fn, "units");
+    op.keep = {weight, dweight};
+    if (bias.is_none() != dbias.is_none())
+        throw py::value_error(std::string(fn) + ": bias and dbias must both be arrays or None");
+    if (!bias.is_none()) {
+        o.bias = data_of<float>(bias, fn, "bias", true, {ws.back()});
+        o.dbias = data_of<float>(dbias, fn, "dbias", true, {ws.back()});
+        o.bias_n = ws.back();
+        op.keep.push_back(bias);
+        op.keep.push_back(dbias);
+    }
+    return ws;
+}
+
+void set_window(OpSpec& o, std::pair<int, int> k, std::pair<int, int> st,
+                const std::string& padding, const char* fn, const char* what) {
+    pair_of(k, fn, what);
+    pair_of(st, fn, "strides");
+    o.kh = k.first, o.kw = k.second;
+    o.sh = st.first, o.sw = st.second;
+    o.pad = parse_padding(padding, fn);
+}
+
+// Checks an optimizer slot list against the OptSpec: see ParamSlot (net.h) for what s0..s2
+// hold per optimizer.
+void check_slots(const OptSpec& o, const ParamSlot& p) {
+    switch (o.kind) {
+        case OptKind::Adam:
+            if (!(p.s0 && p.s1 && (p.s2 || !o.amsgrad)))
+                throw py::value_error("Net: Adam needs m, v (and vhat with amsgrad)");
+            break;
+        case OptKind::SGD:
+            if (o.momentum != 0.0 && !p.s0)
+                throw py::value_error("Net: SGD with momentum needs a velocity");
+            break;
+        case OptKind::RMSprop:
+            if (!p.s0 || (o.momentum > 0 && !p.s1) || (o.centered && !p.s2))
+                throw py::value_error("Net: RMSprop slots missing");
+            break;
+    }
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "cnnfast native kernels (C++17, OpenMP). Called only from cnnfast.backend.";
 
     bind::register_error_translator();
+
+    // ---- kinds: the one table of each, for Python and C++ ----
+    // Activation's member names are the strings Keras users type; Python derives its
+    // name -> kind maps from Activation.__members__ (cnnfast/backend.py).
+    py::enum_<Activation>(m, "Activation", "Activation kinds (csrc/activations.h).")
+        .value("linear", Activation::Linear)
+        .value("relu", Activation::ReLU)
+        .value("sigmoid", Activation::Sigmoid)
+        .value("tanh", Activation::Tanh)
+        .value("softmax", Activation::Softmax);
+    py::enum_<OpKind>(m, "OpKind", "Kinds of the Net's ops (csrc/net.h).")
+        .value("conv2d", OpKind::Conv2D)
+        .value("max_pool2d", OpKind::MaxPool2D)
+        .value("avg_pool2d", OpKind::AvgPool2D)
+        .value("dense", OpKind::Dense)
+        .value("flatten", OpKind::Flatten)
+        .value("dropout", OpKind::Dropout)
+        .value("activation", OpKind::Activation);
+    py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
+        .value("sparse_logits", LossKind::SparseLogits)
+        .value("dense_logits", LossKind::DenseLogits)
+        .value("sparse_probs", LossKind::SparseProbs)
+        .value("dense_probs", LossKind::DenseProbs);
+    py::enum_<OptKind>(m, "OptKind", "The Net's optimizers (csrc/net.h).")
+        .value("adam", OptKind::Adam)
+        .value("sgd", OptKind::SGD)
+        .value("rmsprop", OptKind::RMSprop);
 
     // ---- build / runtime information ----
     m.def("build_info", []() {
@@ -391,101 +522,64 @@ PYBIND11_MODULE(_core, m) {
     // ---- Activations ----
     m.def(
         "activation_forward",
-        [](py::object out, py::object inp, int act) {
+        [](py::object out, py::object inp, Activation act) {
             const char* fn = "activation_forward";
             py::array I = as_array(inp, fn, "inp");
             auto rc = rows_cols(I, fn, "inp");
             float* po = data_of<float>(out, fn, "out", true, shape_of(I));
             const float* pi = data_of<float>(inp, fn, "inp", false);
-            Activation a = parse_activation(act);
+            Activation a = check_activation(act, fn);
             py::gil_scoped_release nogil;
             activation_forward(po, pi, rc.first, rc.second, a);
         },
         py::arg("out"), py::arg("inp"), py::arg("activation"));
     m.def(
         "activation_backward",
-        [](py::object dinp, py::object dout, py::object out, int act) {
+        [](py::object dinp, py::object dout, py::object out, Activation act) {
             const char* fn = "activation_backward";
             py::array O = as_array(out, fn, "out");
             auto rc = rows_cols(O, fn, "out");
             float* pdi = data_of<float>(dinp, fn, "dinp", true, shape_of(O));
             const float* pdo = data_of<float>(dout, fn, "dout", false, shape_of(O));
             const float* po = data_of<float>(out, fn, "out", false);
-            Activation a = parse_activation(act);
+            Activation a = check_activation(act, fn);
             py::gil_scoped_release nogil;
             activation_backward(pdi, pdo, po, rc.first, rc.second, a);
         },
         py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"));
 
-    // ---- Cross-entropy ----
+    // ---- Cross-entropy: one binding; the labels' dtype picks sparse or dense ----
     m.def(
-        "softmax_xent_sparse",
-        [](py::object loss, py::object dlogits, py::object logits, py::object labels,
-           float grad_scale) {
-            const char* fn = "softmax_xent_sparse";
-            py::array L = as_array(logits, fn, "logits");
-            require_ndim(L, 2, fn, "logits");
-            int B = as_int(L.shape(0), fn, "B"), K = as_int(L.shape(1), fn, "K");
+        "cross_entropy",
+        [](py::object loss, py::object grad, py::object pred, py::object labels, bool from_logits,
+           float eps, float grad_scale) {
+            const char* fn = "cross_entropy";
+            py::array P = as_array(pred, fn, "pred");
+            require_ndim(P, 2, fn, "pred");
+            const int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
+            const bool sparse = xent_is_sparse(as_array(labels, fn, "labels"), B, K);
             float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pd = optional_data_of<float>(dlogits, fn, "dlogits", true, {B, K});
-            const float* pz = data_of<float>(logits, fn, "logits", false);
-            const int32_t* py_ = data_of<int32_t>(labels, fn, "labels", false, {B});
+            float* pg = optional_data_of<float>(grad, fn, "grad", true, {B, K});
+            const float* pp = data_of<float>(pred, fn, "pred", false);
+            const void* py_ = sparse ? (const void*)data_of<int32_t>(labels, fn, "labels", false)
+                                     : (const void*)data_of<float>(labels, fn, "labels", false);
             py::gil_scoped_release nogil;
-            softmax_xent_sparse(pl, pd, pz, py_, B, K, grad_scale);
+            if (from_logits && sparse)
+                softmax_xent_sparse(pl, pg, pp, (const int32_t*)py_, B, K, grad_scale);
+            else if (from_logits)
+                softmax_xent_dense(pl, pg, pp, (const float*)py_, B, K, grad_scale);
+            else if (sparse)
+                xent_probs_sparse(pl, pg, pp, (const int32_t*)py_, B, K, eps, grad_scale);
+            else
+                xent_probs_dense(pl, pg, pp, (const float*)py_, B, K, eps, grad_scale);
+            return loss_batch_mean(pl, B);
         },
-        py::arg("loss"), py::arg("dlogits"), py::arg("logits"), py::arg("labels"),
-        py::arg("grad_scale"));
-    m.def(
-        "softmax_xent_dense",
-        [](py::object loss, py::object dlogits, py::object logits, py::object targets,
-           float grad_scale) {
-            const char* fn = "softmax_xent_dense";
-            py::array L = as_array(logits, fn, "logits");
-            require_ndim(L, 2, fn, "logits");
-            int B = as_int(L.shape(0), fn, "B"), K = as_int(L.shape(1), fn, "K");
-            float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pd = optional_data_of<float>(dlogits, fn, "dlogits", true, {B, K});
-            const float* pz = data_of<float>(logits, fn, "logits", false);
-            const float* pt = data_of<float>(targets, fn, "targets", false, {B, K});
-            py::gil_scoped_release nogil;
-            softmax_xent_dense(pl, pd, pz, pt, B, K, grad_scale);
-        },
-        py::arg("loss"), py::arg("dlogits"), py::arg("logits"), py::arg("targets"),
-        py::arg("grad_scale"));
-    m.def(
-        "xent_probs_sparse",
-        [](py::object loss, py::object dprobs, py::object probs, py::object labels, float eps,
-           float grad_scale) {
-            const char* fn = "xent_probs_sparse";
-            py::array P = as_array(probs, fn, "probs");
-            require_ndim(P, 2, fn, "probs");
-            int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
-            float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pd = optional_data_of<float>(dprobs, fn, "dprobs", true, {B, K});
-            const float* pp = data_of<float>(probs, fn, "probs", false);
-            const int32_t* py_ = data_of<int32_t>(labels, fn, "labels", false, {B});
-            py::gil_scoped_release nogil;
-            xent_probs_sparse(pl, pd, pp, py_, B, K, eps, grad_scale);
-        },
-        py::arg("loss"), py::arg("dprobs"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
-        py::arg("grad_scale"));
-    m.def(
-        "xent_probs_dense",
-        [](py::object loss, py::object dprobs, py::object probs, py::object targets, float eps,
-           float grad_scale) {
-            const char* fn = "xent_probs_dense";
-            py::array P = as_array(probs, fn, "probs");
-            require_ndim(P, 2, fn, "probs");
-            int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
-            float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pd = optional_data_of<float>(dprobs, fn, "dprobs", true, {B, K});
-            const float* pp = data_of<float>(probs, fn, "probs", false);
-            const float* pt = data_of<float>(targets, fn, "targets", false, {B, K});
-            py::gil_scoped_release nogil;
-            xent_probs_dense(pl, pd, pp, pt, B, K, eps, grad_scale);
-        },
-        py::arg("loss"), py::arg("dprobs"), py::arg("probs"), py::arg("targets"), py::arg("eps"),
-        py::arg("grad_scale"));
+        py::arg("loss"), py::arg("grad"), py::arg("pred"), py::arg("labels"),
+        py::arg("from_logits"), py::arg("eps") = kXentEps, py::arg("grad_scale") = 1.0f,
+        "Per-sample cross-entropy of pred (B,K) (logits, or probabilities clipped at eps) into "
+        "loss (B,); grad (B,K) = grad_scale * d(loss)/d(pred), or None. labels: int32 (B,) "
+        "class indices (sparse) or float32 (B,K) targets (dense). Returns the batch mean, "
+        "computed as the Net computes its loss.");
 
     // ---- Dropout ----
     m.def(
@@ -581,87 +675,137 @@ PYBIND11_MODULE(_core, m) {
         py::arg("w"), py::arg("v"), py::arg("mom"), py::arg("avg"), py::arg("g"), py::arg("lr"),
         py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"));
     // ---- Net: the whole training step of a chain model in one call ----
+    // Op and OptSpec are built by typed factories (one per op / optimizer), which check every
+    // array; the Net checks the weights' sizes against the geometry it derives from in_shape.
+    py::class_<PyOp>(m, "Op", "One op of a Net; build it with the static factories.")
+        .def_property_readonly("kind", [](const PyOp& o) { return o.spec.kind; })
+        .def_static(
+            "conv2d",
+            [](py::object weight, py::object bias, py::object dweight, py::object dbias,
+               std::pair<int, int> kernel, std::pair<int, int> strides, const std::string& padding,
+               Activation act) {
+                const char* fn = "Op.conv2d";
+                PyOp op;
+                op.spec.kind = OpKind::Conv2D;
+                op.spec.act = check_activation(act, fn);
+                auto ws = set_weights(op, weight, bias, dweight, dbias, 4, fn);
+                set_window(op.spec, kernel, strides, padding, fn, "kernel");
+                if (ws[0] != kernel.first || ws[1] != kernel.second)
+                    throw py::value_error("Op.conv2d: weight has shape " + shape_str(ws) +
+                                          " but kernel is (" + std::to_string(kernel.first) + ", " +
+                                          std::to_string(kernel.second) + ")");
+                return op;
+            },
+            py::arg("weight"), py::arg("bias"), py::arg("dweight"), py::arg("dbias"),
+            py::arg("kernel"), py::arg("strides"), py::arg("padding"), py::arg("act"),
+            "Conv2D: weight/dweight (KH,KW,C,OC), bias/dbias (OC,) or None, fused act.")
+        .def_static(
+            "pool",
+            [](OpKind kind, std::pair<int, int> pool_size, std::pair<int, int> strides,
+               const std::string& padding) {
+                const char* fn = "Op.pool";
+                if (kind != OpKind::MaxPool2D && kind != OpKind::AvgPool2D)
+                    throw py::value_error(
+                        "Op.pool: kind must be OpKind.max_pool2d or OpKind.avg_pool2d");
+                PyOp op;
+                op.spec.kind = kind;
+                set_window(op.spec, pool_size, strides, padding, fn, "pool_size");
+                return op;
+            },
+            py::arg("kind"), py::arg("pool_size"), py::arg("strides"), py::arg("padding"))
+        .def_static(
+            "dense",
+            [](py::object weight, py::object bias, py::object dweight, py::object dbias,
+               Activation act) {
+                const char* fn = "Op.dense";
+                PyOp op;
+                op.spec.kind = OpKind::Dense;
+                op.spec.act = check_activation(act, fn);
+                set_weights(op, weight, bias, dweight, dbias, 2, fn);
+                return op;
+            },
+            py::arg("weight"), py::arg("bias"), py::arg("dweight"), py::arg("dbias"),
+            py::arg("act"), "Dense: weight/dweight (IN,OUT), bias/dbias (OUT,) or None.")
+        .def_static("flatten",
+                    []() {
+                        PyOp op;
+                        op.spec.kind = OpKind::Flatten;
+                        return op;
+                    })
+        .def_static(
+            "dropout",
+            [](double rate) {
+                if (!(rate >= 0.0 && rate < 1.0))
+                    throw py::value_error("Op.dropout: rate must be in [0, 1), got " +
+                                          std::to_string(rate));
+                PyOp op;
+                op.spec.kind = OpKind::Dropout;
+                op.spec.rate = rate;
+                return op;
+            },
+            py::arg("rate"))
+        .def_static(
+            "activation",
+            [](Activation act) {
+                PyOp op;
+                op.spec.kind = OpKind::Activation;
+                op.spec.act = check_activation(act, "Op.activation");
+                return op;
+            },
+            py::arg("act"));
+    py::class_<OptSpec>(m, "OptSpec", "The Net's optimizer; build it with the static factories.")
+        .def_property_readonly("kind", [](const OptSpec& o) { return o.kind; })
+        .def_static(
+            "adam",
+            [](double beta1, double beta2, double eps, bool amsgrad) {
+                OptSpec o;
+                o.kind = OptKind::Adam;
+                o.beta1 = beta1, o.beta2 = beta2, o.eps = eps, o.amsgrad = amsgrad;
+                return o;
+            },
+            py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("amsgrad"))
+        .def_static(
+            "sgd",
+            [](double momentum, bool nesterov) {
+                OptSpec o;
+                o.kind = OptKind::SGD;
+                o.momentum = momentum, o.nesterov = nesterov;
+                return o;
+            },
+            py::arg("momentum"), py::arg("nesterov"))
+        .def_static(
+            "rmsprop",
+            [](double rho, double momentum, double eps, bool centered) {
+                OptSpec o;
+                o.kind = OptKind::RMSprop;
+                o.rho = rho, o.momentum = momentum, o.eps = eps, o.centered = centered;
+                return o;
+            },
+            py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"));
     py::class_<PyNet>(m, "Net")
-        .def(py::init([](py::list ops, std::vector<int> in_shape, int max_batch, int loss_kind,
-                         int num_classes, bool fused) {
-                 const char* fn = "Net";
+        .def(py::init([](const std::vector<PyOp>& ops, std::vector<int> in_shape, int max_batch,
+                         LossKind loss, int num_classes, bool fused) {
+                 if (!is_valid(loss)) throw py::value_error("Net: bad loss kind");
                  auto h = std::make_unique<PyNet>();
                  std::vector<OpSpec> specs;
-                 for (py::handle item : ops) {
-                     py::dict d = py::reinterpret_borrow<py::dict>(item);
-                     OpSpec o;
-                     int kind = d["kind"].cast<int>();
-                     if (kind < 0 || kind > 6) throw py::value_error("Net: unknown op kind");
-                     o.kind = static_cast<OpKind>(kind);
-                     o.act = d.contains("act") ? d["act"].cast<int>() : 0;
-                     parse_activation(o.act);
-                     if (d.contains("kernel")) {
-                         auto k = d["kernel"].cast<std::pair<int, int>>();
-                         o.kh = k.first, o.kw = k.second;
-                     }
-                     if (d.contains("strides")) {
-                         auto st = pair_of(d["strides"].cast<std::pair<int, int>>(), fn, "strides");
-                         o.sh = st.first, o.sw = st.second;
-                     }
-                     if (d.contains("padding"))
-                         o.pad = parse_padding(d["padding"].cast<std::string>(), fn);
-                     if (d.contains("units")) o.units = d["units"].cast<int>();
-                     if (d.contains("rate")) o.rate = d["rate"].cast<double>();
-                     if (d.contains("weight") && !d["weight"].is_none()) {
-                         py::object w = d["weight"], g = d["dweight"];
-                         py::array W = as_array(w, fn, "weight");
-                         o.weight = data_of<float>(w, fn, "weight", true);
-                         o.dweight = data_of<float>(g, fn, "dweight", true, shape_of(W));
-                         o.weight_n = W.size();
-                         h->keep.push_back(w);
-                         h->keep.push_back(g);
-                     }
-                     if (d.contains("bias") && !d["bias"].is_none()) {
-                         py::object b = d["bias"], g = d["dbias"];
-                         py::array Bv = as_array(b, fn, "bias");
-                         o.bias = data_of<float>(b, fn, "bias", true);
-                         o.dbias = data_of<float>(g, fn, "dbias", true, shape_of(Bv));
-                         o.bias_n = Bv.size();
-                         h->keep.push_back(b);
-                         h->keep.push_back(g);
-                     }
-                     specs.push_back(o);
+                 for (const PyOp& op : ops) {
+                     if (!is_valid(op.spec.kind)) throw py::value_error("Net: unknown op kind");
+                     specs.push_back(op.spec);
+                     h->keep.insert(h->keep.end(), op.keep.begin(), op.keep.end());
                  }
-                 if (loss_kind < 0 || loss_kind > 3) throw py::value_error("Net: bad loss kind");
-                 h->sparse = loss_kind == 0 || loss_kind == 2;
-                 h->net =
-                     std::make_unique<Net>(std::move(specs), in_shape, max_batch,
-                                           static_cast<LossKind>(loss_kind), num_classes, fused);
+                 h->sparse = is_sparse(loss);
+                 h->net = std::make_unique<Net>(std::move(specs), in_shape, max_batch, loss,
+                                                num_classes, fused);
                  return h;
              }),
-             py::arg("ops"), py::arg("in_shape"), py::arg("max_batch"), py::arg("loss_kind"),
+             py::arg("ops"), py::arg("in_shape"), py::arg("max_batch"), py::arg("loss"),
              py::arg("num_classes"), py::arg("fused"))
         .def(
             "set_optimizer",
-            [](PyNet& h, py::dict spec, py::list params) {
+            [](PyNet& h, const OptSpec& o, py::list params) {
                 const char* fn = "Net.set_optimizer";
-                OptSpec o;
-                o.kind = spec["kind"].cast<int>();
-                if (o.kind < 0 || o.kind > 2) throw py::value_error("Net: unknown optimizer");
-                for (const char* k : {"beta1", "beta2", "eps", "momentum", "rho"})
-                    if (spec.contains(k)) {
-                        double v = spec[k].cast<double>();
-                        std::string s(k);
-                        if (s == "beta1")
-                            o.beta1 = v;
-                        else if (s == "beta2")
-                            o.beta2 = v;
-                        else if (s == "eps")
-                            o.eps = v;
-                        else if (s == "momentum")
-                            o.momentum = v;
-                        else
-                            o.rho = v;
-                    }
-                o.amsgrad = spec.contains("amsgrad") && spec["amsgrad"].cast<bool>();
-                o.nesterov = spec.contains("nesterov") && spec["nesterov"].cast<bool>();
-                o.centered = spec.contains("centered") && spec["centered"].cast<bool>();
                 std::vector<ParamSlot> ps;
+                std::vector<py::object> keep;
                 for (py::handle item : params) {
                     py::tuple t = py::reinterpret_borrow<py::tuple>(item);
                     if (t.size() != 5) throw py::value_error("Net: a param is (w, g, s0, s1, s2)");
@@ -673,21 +817,17 @@ PYBIND11_MODULE(_core, m) {
                                 optional_data_of<float>(t[3], fn, "slot1", true, s),
                                 optional_data_of<float>(t[4], fn, "slot2", true, s),
                                 W.size()};
-                    if (o.kind == 0 && !(p.s0 && p.s1 && (p.s2 || !o.amsgrad)))
-                        throw py::value_error("Net: Adam needs m, v (and vhat with amsgrad)");
-                    if (o.kind == 1 && o.momentum != 0.0 && !p.s0)
-                        throw py::value_error("Net: SGD with momentum needs a velocity");
-                    if (o.kind == 2 &&
-                        (!p.s0 || (o.momentum > 0 && !p.s1) || (o.centered && !p.s2)))
-                        throw py::value_error("Net: RMSprop slots missing");
+                    check_slots(o, p);
                     for (int i = 0; i < 5; ++i)
-                        if (!t[i].is_none()) h.keep.push_back(t[i]);
+                        if (!t[i].is_none()) keep.push_back(t[i]);
                     ps.push_back(p);
                 }
+                h.keep.insert(h.keep.end(), keep.begin(), keep.end());
                 h.opt = o;
                 h.params = std::move(ps);
             },
-            py::arg("spec"), py::arg("params"))
+            py::arg("spec"), py::arg("params"),
+            "spec: an OptSpec; params: (w, g, s0, s1, s2) tuples (slots: see net.h ParamSlot).")
         .def(
             "set_profiling", [](PyNet& h, bool on) { h.net->set_profiling(on); }, py::arg("on"),
             "Record per-op wall times in train_step from now on (resets them); False stops.")

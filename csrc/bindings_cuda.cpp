@@ -184,12 +184,33 @@ std::pair<int64_t, int64_t> rows_cols(const DeviceArray& a, const char* fn, cons
     return {cols ? a.size() / cols : 0, cols};
 }
 
+// cross_entropy's labels: int32 (B,) class indices (sparse) or float32 (B,K) targets (dense).
+bool xent_is_sparse(const DeviceArray& y, int B, int K) {
+    const char* fn = "cross_entropy";
+    const bool sparse = y.dtype == DType::I32;
+    if (!sparse && y.dtype != DType::F32)
+        throw py::type_error(std::string(fn) +
+                             ": labels must have dtype int32 (class indices, (B,)) or float32 "
+                             "(targets, (B, K)), got " +
+                             dtype_name(y.dtype));
+    const std::vector<int64_t> want = sparse ? std::vector<int64_t>{B} : std::vector<int64_t>{B, K};
+    if (y.shape != want)
+        throw py::value_error(std::string(fn) + ": labels has shape " + shape_str(y.shape) +
+                              ", expected " + shape_str(want));
+    return sparse;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
     m.doc() = "cnnfast CUDA kernels (fp32). Called only from cnnfast.cuda.";
 
     bind::register_error_translator();
+
+    // The kinds are registered once, by cnnfast._core (pybind11 shares registered types across
+    // modules); re-exported here so cnnfast._cuda.Activation is the same class.
+    py::module_ core = py::module_::import("cnnfast._core");
+    m.attr("Activation") = core.attr("Activation");
 
     // ---- build and runtime information (device_count never raises) ----
     m.attr("archs") = CNNFAST_CUDA_ARCHS;
@@ -416,98 +437,63 @@ PYBIND11_MODULE(_cuda, m) {
     // ---- Activations ----
     m.def(
         "activation_forward",
-        [](py::object out, py::object inp, int act) {
+        [](py::object out, py::object inp, Activation act) {
             const char* fn = "activation_forward";
             const DeviceArray& I = arr(inp, fn, "inp");
             auto rc = rows_cols(I, fn, "inp");
             float* po = dptr<float>(out, fn, "out", I.shape);
             const float* pi = dptr<float>(inp, fn, "inp");
-            Activation a = parse_activation(act);
+            Activation a = check_activation(act, fn);
             py::gil_scoped_release nogil;
             cuda::activation_forward(po, pi, rc.first, rc.second, a);
         },
         py::arg("out"), py::arg("inp"), py::arg("activation"));
     m.def(
         "activation_backward",
-        [](py::object dinp, py::object dout, py::object out, int act) {
+        [](py::object dinp, py::object dout, py::object out, Activation act) {
             const char* fn = "activation_backward";
             const DeviceArray& O = arr(out, fn, "out");
             auto rc = rows_cols(O, fn, "out");
             float* pdi = dptr<float>(dinp, fn, "dinp", O.shape);
             const float* pdo = dptr<float>(dout, fn, "dout", O.shape);
             const float* po = dptr<float>(out, fn, "out");
-            Activation a = parse_activation(act);
+            Activation a = check_activation(act, fn);
             py::gil_scoped_release nogil;
             cuda::activation_backward(pdi, pdo, po, rc.first, rc.second, a);
         },
         py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"));
 
-    // ---- Cross-entropy: (B,K) rows; label variants check labels on the device (syncs) ----
-    auto bk = [](const py::object& x, const char* fn, const char* name) {
-        const DeviceArray& L = arr(x, fn, name);
-        require_ndim(L, 2, fn, name);
-        return std::make_pair(as_int(L.shape[0], fn, "B"), as_int(L.shape[1], fn, "K"));
-    };
+    // ---- Cross-entropy: one binding; the labels' dtype picks sparse or dense. The sparse
+    // kernels check the labels on the device, and the mean reads the loss back (both sync) ----
     m.def(
-        "softmax_xent_sparse",
-        [bk](py::object loss, py::object dlogits, py::object logits, py::object labels,
-             float grad_scale) {
-            const char* fn = "softmax_xent_sparse";
-            auto [B, K] = bk(logits, fn, "logits");
+        "cross_entropy",
+        [](py::object loss, py::object grad, py::object pred, py::object labels, bool from_logits,
+           float eps, float grad_scale) {
+            const char* fn = "cross_entropy";
+            const DeviceArray& P = arr(pred, fn, "pred");
+            require_ndim(P, 2, fn, "pred");
+            const int B = as_int(P.shape[0], fn, "B"), K = as_int(P.shape[1], fn, "K");
+            const bool sparse = xent_is_sparse(arr(labels, fn, "labels"), B, K);
             float* pl = dptr<float>(loss, fn, "loss", {B});
-            float* pd = opt_dptr<float>(dlogits, fn, "dlogits", {B, K});
-            const float* pz = dptr<float>(logits, fn, "logits");
-            const int32_t* py_ = dptr<int32_t>(labels, fn, "labels", {B});
+            float* pg = opt_dptr<float>(grad, fn, "grad", {B, K});
+            const float* pp = dptr<float>(pred, fn, "pred");
+            const void* py_ = sparse ? (const void*)dptr<int32_t>(labels, fn, "labels")
+                                     : (const void*)dptr<float>(labels, fn, "labels");
+            std::vector<float> host(B);
             py::gil_scoped_release nogil;
-            cuda::softmax_xent_sparse(pl, pd, pz, py_, B, K, grad_scale);
+            if (from_logits && sparse)
+                cuda::softmax_xent_sparse(pl, pg, pp, (const int32_t*)py_, B, K, grad_scale);
+            else if (from_logits)
+                cuda::softmax_xent_dense(pl, pg, pp, (const float*)py_, B, K, grad_scale);
+            else if (sparse)
+                cuda::xent_probs_sparse(pl, pg, pp, (const int32_t*)py_, B, K, eps, grad_scale);
+            else
+                cuda::xent_probs_dense(pl, pg, pp, (const float*)py_, B, K, eps, grad_scale);
+            cuda::memcpy_d2h(host.data(), pl, sizeof(float) * B);
+            return loss_batch_mean(host.data(), B);
         },
-        py::arg("loss"), py::arg("dlogits"), py::arg("logits"), py::arg("labels"),
-        py::arg("grad_scale"));
-    m.def(
-        "softmax_xent_dense",
-        [bk](py::object loss, py::object dlogits, py::object logits, py::object targets,
-             float grad_scale) {
-            const char* fn = "softmax_xent_dense";
-            auto [B, K] = bk(logits, fn, "logits");
-            float* pl = dptr<float>(loss, fn, "loss", {B});
-            float* pd = opt_dptr<float>(dlogits, fn, "dlogits", {B, K});
-            const float* pz = dptr<float>(logits, fn, "logits");
-            const float* pt = dptr<float>(targets, fn, "targets", {B, K});
-            py::gil_scoped_release nogil;
-            cuda::softmax_xent_dense(pl, pd, pz, pt, B, K, grad_scale);
-        },
-        py::arg("loss"), py::arg("dlogits"), py::arg("logits"), py::arg("targets"),
-        py::arg("grad_scale"));
-    m.def(
-        "xent_probs_sparse",
-        [bk](py::object loss, py::object dprobs, py::object probs, py::object labels, float eps,
-             float grad_scale) {
-            const char* fn = "xent_probs_sparse";
-            auto [B, K] = bk(probs, fn, "probs");
-            float* pl = dptr<float>(loss, fn, "loss", {B});
-            float* pd = opt_dptr<float>(dprobs, fn, "dprobs", {B, K});
-            const float* pp = dptr<float>(probs, fn, "probs");
-            const int32_t* py_ = dptr<int32_t>(labels, fn, "labels", {B});
-            py::gil_scoped_release nogil;
-            cuda::xent_probs_sparse(pl, pd, pp, py_, B, K, eps, grad_scale);
-        },
-        py::arg("loss"), py::arg("dprobs"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
-        py::arg("grad_scale"));
-    m.def(
-        "xent_probs_dense",
-        [bk](py::object loss, py::object dprobs, py::object probs, py::object targets, float eps,
-             float grad_scale) {
-            const char* fn = "xent_probs_dense";
-            auto [B, K] = bk(probs, fn, "probs");
-            float* pl = dptr<float>(loss, fn, "loss", {B});
-            float* pd = opt_dptr<float>(dprobs, fn, "dprobs", {B, K});
-            const float* pp = dptr<float>(probs, fn, "probs");
-            const float* pt = dptr<float>(targets, fn, "targets", {B, K});
-            py::gil_scoped_release nogil;
-            cuda::xent_probs_dense(pl, pd, pp, pt, B, K, eps, grad_scale);
-        },
-        py::arg("loss"), py::arg("dprobs"), py::arg("probs"), py::arg("targets"), py::arg("eps"),
-        py::arg("grad_scale"));
+        py::arg("loss"), py::arg("grad"), py::arg("pred"), py::arg("labels"),
+        py::arg("from_logits"), py::arg("eps") = kXentEps, py::arg("grad_scale") = 1.0f);
 
     // ---- Dropout ----
     m.def(

@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "activations.h"
 #include "common.h"
 
 namespace cnnfast {
 
+// Op, loss and optimizer kinds are bound as cnnfast._core.OpKind / LossKind / OptKind; Python
+// builds OpSpecs and OptSpecs through typed factories (csrc/bindings.cpp), never from integers.
 enum class OpKind : int {
     Conv2D = 0,
     MaxPool2D = 1,
@@ -25,8 +28,10 @@ enum class OpKind : int {
 
 struct OpSpec {
     OpKind kind;
-    int act = 0;  // fused activation (Activation enum), Conv2D/Dense/Activation
-    int kh = 0, kw = 0, sh = 1, sw = 1, units = 0;  // conv: kernel/strides/filters(units); pool
+    Activation act = Activation::Linear;  // fused activation: Conv2D/Dense/Activation
+    int kh = 0, kw = 0;                   // Conv2D: kernel size; pooling: pool size
+    int sh = 1, sw = 1;                   // strides (Conv2D, pooling)
+    int units = 0;                        // Conv2D: filters (OC); Dense: output units
     Padding pad = Padding::Valid;
     double rate = 0.0;         // dropout
     float* weight = nullptr;   // (KH,KW,C,OC) or (IN,OUT); nullptr for weightless ops
@@ -40,13 +45,24 @@ struct OpSpec {
 // from_logits=True; the probability path clips at eps.
 enum class LossKind : int { SparseLogits = 0, DenseLogits = 1, SparseProbs = 2, DenseProbs = 3 };
 
+inline bool is_sparse(LossKind k) {
+    return k == LossKind::SparseLogits || k == LossKind::SparseProbs;
+}
+
+enum class OptKind : int { Adam = 0, SGD = 1, RMSprop = 2 };
+
 struct OptSpec {
-    int kind = 0;  // 0 Adam, 1 SGD, 2 RMSprop
+    OptKind kind = OptKind::Adam;
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-7, momentum = 0.0, rho = 0.9;
     bool amsgrad = false, nesterov = false, centered = false;
 };
 
-// One trainable array and its optimizer slots (nullptr where the optimizer has none).
+// One trainable array, its gradient and its optimizer slots (all n floats, the NumPy arrays
+// the optimizer owns; nullptr where the optimizer has none). What each slot holds:
+//   Adam:    s0 = m (first moment), s1 = v (second moment), s2 = vhat (max of v; amsgrad only)
+//   SGD:     s0 = velocity (momentum != 0 only), s1 = s2 = nullptr
+//   RMSprop: s0 = v (mean square), s1 = momentum buffer (momentum > 0 only),
+//            s2 = mean gradient (centered only)
 struct ParamSlot {
     float* w;
     float* g;

@@ -102,8 +102,9 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
         l.out_n = prod(shape);
         sizes_.push_back(l.out_n);
         const size_t out_sz = (size_t)max_batch * l.out_n;
-        const bool fused_act = (o.kind == OpKind::Conv2D || o.kind == OpKind::Dense) && o.act != 0;
-        const bool relu = static_cast<Activation>(o.act) == Activation::ReLU;
+        const bool fused_act =
+            (o.kind == OpKind::Conv2D || o.kind == OpKind::Dense) && o.act != Activation::Linear;
+        const bool relu = o.act == Activation::ReLU;
         // A ReLU inside the stack runs in the GEMM epilogue, and its backward reads only the
         // output, so the pre-activation is never stored. The last op keeps z: the loss may
         // read it (cached logits).
@@ -141,7 +142,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
         const OpSpec& o = l.spec;
         float* in = a_[i];
         float* out = l.out.empty() ? in : l.out.data();
-        const Activation act = static_cast<Activation>(o.act);
+        const Activation act = o.act;
         const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
             case OpKind::Conv2D: {
@@ -186,13 +187,11 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
 }
 
 float Net::loss_and_grad(const void* y, int B, bool with_grad) {
-    const Layer& last = layers_.back();
     const float* in = fused_ ? zp_.back() : a_.back();
     CNNFAST_CHECK(in, "Net: the loss has no input");
     float* d = with_grad ? dloss_.data() : nullptr;
     const float scale = 1.0f / (float)B;
     float* loss = loss_buf_.data();
-    (void)last;
     switch (loss_) {
         case LossKind::SparseLogits:
             softmax_xent_sparse(loss, d, in, (const int32_t*)y, B, K_, scale);
@@ -201,15 +200,13 @@ float Net::loss_and_grad(const void* y, int B, bool with_grad) {
             softmax_xent_dense(loss, d, in, (const float*)y, B, K_, scale);
             break;
         case LossKind::SparseProbs:
-            xent_probs_sparse(loss, d, in, (const int32_t*)y, B, K_, 1e-7f, scale);
+            xent_probs_sparse(loss, d, in, (const int32_t*)y, B, K_, kXentEps, scale);
             break;
         case LossKind::DenseProbs:
-            xent_probs_dense(loss, d, in, (const float*)y, B, K_, 1e-7f, scale);
+            xent_probs_dense(loss, d, in, (const float*)y, B, K_, kXentEps, scale);
             break;
     }
-    float sum = 0.0f;
-    for (int b = 0; b < B; ++b) sum += loss[b];
-    return sum / (float)B;
+    return loss_batch_mean(loss, B);
 }
 
 void Net::backward(int B) {
@@ -225,11 +222,11 @@ void Net::backward(int B) {
     for (int i = (int)layers_.size() - 1; i >= std::max(lowest, 0); --i) {
         Layer& l = layers_[i];
         const OpSpec& o = l.spec;
-        const Activation act = static_cast<Activation>(o.act);
+        const Activation act = o.act;
         // dy is d(logits), or the ReLU derivative was applied by the max-pool above.
         const bool skip_act = (fused_ && i == (int)layers_.size() - 1) || relu_done;
         relu_done = false;
-        const bool has_act = o.act != 0;
+        const bool has_act = o.act != Activation::Linear;
         float* other = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
         float* dx = i == lowest ? nullptr : other;
         const double t0 = timing_ ? now_ms() : 0.0;
@@ -279,7 +276,7 @@ int64_t Net::count_correct(const void* y, int B) const {
         const float* r = out + (size_t)b * K_;
         const int pred = (int)(std::max_element(r, r + K_) - r);  // first index on ties
         int truth;
-        if (loss_ == LossKind::SparseLogits || loss_ == LossKind::SparseProbs) {
+        if (is_sparse(loss_)) {
             truth = ((const int32_t*)y)[b];
         } else {
             const float* t = (const float*)y + (size_t)b * K_;
@@ -292,15 +289,14 @@ int64_t Net::count_correct(const void* y, int B) const {
 
 static void apply_update(const OptSpec& opt, const ParamSlot& p, float lr, int64_t step) {
     switch (opt.kind) {
-        case 0:
+        case OptKind::Adam:
             adam_update(p.w, p.s0, p.s1, p.s2, p.g, p.n, lr, opt.beta1, opt.beta2, opt.eps, step);
             break;
-        case 1: sgd_update(p.w, p.s0, p.g, p.n, lr, opt.momentum, opt.nesterov); break;
-        case 2:
+        case OptKind::SGD: sgd_update(p.w, p.s0, p.g, p.n, lr, opt.momentum, opt.nesterov); break;
+        case OptKind::RMSprop:
             rmsprop_update(p.w, p.s0, p.s1, p.s2, p.g, p.n, lr, opt.rho, opt.momentum, opt.eps,
                            opt.centered);
             break;
-        default: fail("Net: unknown optimizer");
     }
 }
 
@@ -308,7 +304,7 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
                            const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
                            int64_t step) {
     CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch size out of range");
-    const bool sparse = loss_ == LossKind::SparseLogits || loss_ == LossKind::SparseProbs;
+    const bool sparse = is_sparse(loss_);
     const int64_t in_n = sizes_.front();
     timing_ = profiling_;
     double t = timing_ ? now_ms() : 0.0;

@@ -9,7 +9,6 @@ DIFFS             largest differences seen per op; conftest.py prints them at th
 import numpy as np
 
 from cnnfast import _core
-from cnnfast.reference import ACTIVATION_CODES
 
 # Default float32 tolerance (CONTRIBUTING.md#tolerances): kernels in fp32 vs the float64 reference.
 ATOL = 1e-5
@@ -157,25 +156,23 @@ def core_dense_backward(dout, x, w, with_dinp=True, with_bias=True):
 
 def core_activation_forward(x, name):
     out = np.empty_like(x)
-    _core.activation_forward(out, x, ACTIVATION_CODES[name])
+    _core.activation_forward(out, x, _core.Activation.__members__[name])
     return out
 
 
 def core_activation_backward(dout, y, name):
     dinp = np.empty_like(y)
-    _core.activation_backward(dinp, dout, y, ACTIVATION_CODES[name])
+    _core.activation_backward(dinp, dout, y, _core.Activation.__members__[name])
     return dinp
 
 
 def core_xent(kind, a, b, grad_scale, eps=1e-7):
-    """(loss, grad) from one of the four _core cross-entropy kernels."""
+    """(loss, grad) from _core.cross_entropy for one of the four kernels: kind is
+    softmax_xent_* (from logits) or xent_probs_*; the labels' dtype picks sparse or dense."""
+    assert b.dtype == (np.int32 if kind.endswith("_sparse") else np.float32), kind
     B = a.shape[0]
     loss, grad = np.empty(B, np.float32), np.empty_like(a)
-    fn = getattr(_core, kind)
-    if kind.startswith("xent_probs"):
-        fn(loss, grad, a, b, eps, grad_scale)
-    else:
-        fn(loss, grad, a, b, grad_scale)
+    _core.cross_entropy(loss, grad, a, b, kind.startswith("softmax_xent"), eps, grad_scale)
     return loss, grad
 
 

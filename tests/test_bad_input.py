@@ -142,5 +142,5 @@ def test_native_core_raises_instead_of_crashing():
     with pytest.raises(ValueError, match=r"inp \(2, 5\) does not match weight \(4, 3\)"):
         core.dense_forward(out, np.zeros((2, 5), np.float32), np.zeros((4, 3), np.float32), None)
     with pytest.raises(ValueError, match="label"):
-        core.softmax_xent_sparse(np.empty(2, np.float32), None, np.zeros((2, 3), np.float32),
-                                 np.array([0, 7], np.int32), 0.5)
+        core.cross_entropy(np.empty(2, np.float32), None, np.zeros((2, 3), np.float32),
+                           np.array([0, 7], np.int32), True, 1e-7, 0.5)

@@ -40,8 +40,8 @@ CASES = {
                                  lambda: _core.dense_forward(z(2, 3), z(2, 4),
                                                              z(4, 3, dtype=np.float64), None)),
     "xent_labels_int64": (TypeError, "labels must have dtype int32",
-                          lambda: _core.softmax_xent_sparse(z(2), None, z(2, 3),
-                                                            np.zeros(2, np.int64), 1.0)),
+                          lambda: _core.cross_entropy(z(2), None, z(2, 3),
+                                                      np.zeros(2, np.int64), True, 1e-7, 1.0)),
     "maxpool_argmax_int64": (TypeError, "argmax must have dtype int32",
                              lambda: _core.maxpool2d_forward(z(1, 2, 2, 1),
                                                              z(1, 2, 2, 1, dtype=np.int64),
@@ -61,7 +61,8 @@ CASES = {
                                  lambda: _core.dense_backward(z(2, 4), z(4, 3), None,
                                                               noncontig(2, 3), z(2, 4), z(4, 3))),
     "act_noncontig_out": (ValueError, "out must be C-contiguous",
-                          lambda: _core.activation_forward(noncontig(3, 4), z(3, 4), 1)),
+                          lambda: _core.activation_forward(noncontig(3, 4), z(3, 4),
+                                                                  _core.Activation.relu)),
     "transposed_weight": (ValueError, "weight must be C-contiguous",
                           lambda: _core.dense_forward(z(2, 3), z(2, 4), z(3, 4).T, None)),
     # ---- shapes: the message names the argument and both shapes ----
@@ -90,13 +91,14 @@ CASES = {
                              lambda: _core.dense_backward(z(3, 4), z(4, 3), None, z(2, 3),
                                                           z(2, 4), z(4, 3))),
     "act_bwd_dout_shape": (ValueError, "dout has shape",
-                           lambda: _core.activation_backward(z(3, 4), z(4, 3), z(3, 4), 2)),
+                           lambda: _core.activation_backward(z(3, 4), z(4, 3), z(3, 4),
+                                                             _core.Activation.sigmoid)),
     "xent_labels_shape": (ValueError, r"labels has shape \(3,\), expected \(2,\)",
-                          lambda: _core.softmax_xent_sparse(z(2), None, z(2, 3),
-                                                            np.zeros(3, np.int32), 1.0)),
-    "xent_targets_shape": (ValueError, "targets has shape",
-                           lambda: _core.xent_probs_dense(z(2), None, z(2, 3), z(2, 4), 1e-7,
-                                                          1.0)),
+                          lambda: _core.cross_entropy(z(2), None, z(2, 3),
+                                                      np.zeros(3, np.int32), True, 1e-7, 1.0)),
+    "xent_targets_shape": (ValueError, r"labels has shape \(2, 4\), expected \(2, 3\)",
+                           lambda: _core.cross_entropy(z(2), None, z(2, 3), z(2, 4), False, 1e-7,
+                                                       1.0)),
     "maxpool_bwd_argmax_shape": (ValueError, "argmax has shape",
                                  lambda: _core.maxpool2d_backward(z(1, 4, 4, 1), z(1, 2, 2, 1),
                                                                   np.zeros((1, 2, 3, 1), np.int32),
@@ -110,11 +112,11 @@ CASES = {
                    lambda: _core.sgemm(z(2, 2), z(2, 3), z(4, 2))),
     # ---- labels ----
     "label_too_large": (ValueError, r"label 3 at row 1 is outside \[0, 3\)",
-                        lambda: _core.softmax_xent_sparse(z(2), z(2, 3), z(2, 3),
-                                                          np.array([0, 3], np.int32), 1.0)),
+                        lambda: _core.cross_entropy(z(2), z(2, 3), z(2, 3),
+                                                    np.array([0, 3], np.int32), True, 1e-7, 1.0)),
     "label_negative": (ValueError, r"label -1 at row 0",
-                       lambda: _core.xent_probs_sparse(z(2), None, np.full((2, 3), 0.3, f32),
-                                                       np.array([-1, 0], np.int32), 1e-7, 1.0)),
+                       lambda: _core.cross_entropy(z(2), None, np.full((2, 3), 0.3, f32),
+                                                   np.array([-1, 0], np.int32), False, 1e-7, 1.0)),
     # ---- writability ----
     "readonly_out": (ValueError, "out must be writable",
                      lambda: _core.dense_forward(readonly(z(2, 3)), z(2, 4), z(4, 3), None)),
@@ -128,8 +130,8 @@ CASES = {
                              lambda: _core.sgd_update(readonly(z(3)), None, z(3), 0.1, 0.0,
                                                       False)),
     "readonly_loss": (ValueError, "loss must be writable",
-                      lambda: _core.softmax_xent_dense(readonly(z(2)), None, z(2, 3), z(2, 3),
-                                                       1.0)),
+                      lambda: _core.cross_entropy(readonly(z(2)), None, z(2, 3), z(2, 3), True,
+                                                  1e-7, 1.0)),
     # ---- geometry ----
     "bad_padding": (ValueError, "padding must be 'valid' or 'same', got 'full'",
                     lambda: _core.conv2d_forward(z(2, 4, 4, 4), z(*X), z(*Wt), None, (1, 1),
@@ -177,8 +179,9 @@ CASES = {
                          lambda: _core.conv2d_forward(z(0, 4, 4, 4), z(0, 6, 6, 3), z(*Wt),
                                                       None, (1, 1), "valid", ws())),
     # ---- scalar arguments ----
-    "activation_code": (ValueError, "activation code must be 0..4, got 7",
-                        lambda: _core.activation_forward(z(2, 2), z(2, 2), 7)),
+    "activation_code": (ValueError, "activation 7 is not a member of cnnfast._core.Activation",
+                        lambda: _core.activation_forward(z(2, 2), z(2, 2),
+                                                         _core.Activation(7))),
     "dropout_rate_one": (ValueError, r"rate must be in \[0, 1\)",
                          lambda: _core.dropout_forward(z(5), z(5, dtype=np.uint8), z(5), 1.0, 1)),
     "dropout_rate_negative": (ValueError, r"rate must be in \[0, 1\)",
@@ -196,7 +199,8 @@ CASES = {
                                 lambda: _core.rmsprop_update(z(3), z(3), None, None, z(3), 0.1,
                                                              0.9, 0.0, 1e-7, True)),
     "xent_no_classes": (ValueError, "bad sizes",
-                        lambda: _core.softmax_xent_dense(z(2), None, z(2, 0), z(2, 0), 1.0)),
+                        lambda: _core.cross_entropy(z(2), None, z(2, 0), z(2, 0), True, 1e-7,
+                                                    1.0)),
     "threads_zero": (ValueError, "n must be >= 1",
                      lambda: _core.set_num_threads(0)),
     "isa_unknown": (ValueError, "avx9000",
@@ -242,5 +246,5 @@ def test_module_still_works_after_errors():
         with pytest.raises(ValueError):
             CASES[case][2]()
     out = z(2, 2)
-    _core.activation_forward(out, np.ones((2, 2), f32), 0)
+    _core.activation_forward(out, np.ones((2, 2), f32), _core.Activation.linear)
     assert (out == 1).all()

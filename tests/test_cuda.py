@@ -138,7 +138,7 @@ def test_device_array_round_trip_and_validation():
     with pytest.raises(TypeError):
         z.upload(np.zeros((4, 2), np.float64))
     with pytest.raises(TypeError, match="DeviceArray"):
-        cc.activation_forward(z, np.zeros((4, 2), np.float32), 1)
+        cc.activation_forward(z, np.zeros((4, 2), np.float32), _core.Activation.relu)
 
 
 SGEMM_SHAPES = [(1, 1, 1), (7, 5, 3), (64, 64, 16), (65, 63, 17), (130, 33, 257), (3, 200, 129)]
@@ -290,7 +290,7 @@ def test_dense_forward_backward(B, IN, OUT, with_bias):
             assert_close(gdb.download(), db, atol=GEMM_ATOL, rtol=GEMM_RTOL, name="dbias")
 
 
-ACTS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+ACTS = _core.Activation.__members__
 
 
 @gpu
@@ -332,9 +332,7 @@ def test_cross_entropy(kind, B, K, with_grad):
     second = labels if kind.endswith("sparse") else rng.random((B, K)).astype(np.float32)
     loss, grad = core_xent(kind, a, second, 1.0 / B)
     gl, gg = cc.empty((B,)), (cc.empty((B, K)) if with_grad else None)
-    args = (gl, gg, dev(a), dev(second))
-    fn = getattr(cc, kind)
-    fn(*args, 1e-7, 1.0 / B) if kind.startswith("xent_probs") else fn(*args, 1.0 / B)
+    cc.cross_entropy(gl, gg, dev(a), dev(second), kind.startswith("softmax_xent"), 1e-7, 1.0 / B)
     assert_close(gl.download(), loss, atol=TRANSC_ATOL, rtol=TRANSC_RTOL, op=f"cuda {kind}")
     if with_grad:
         assert_close(gg.download(), grad, atol=TRANSC_ATOL, rtol=TRANSC_RTOL, name="grad")
@@ -344,10 +342,9 @@ def test_cross_entropy(kind, B, K, with_grad):
 @pytest.mark.parametrize("kind", ["softmax_xent_sparse", "xent_probs_sparse"])
 def test_cross_entropy_rejects_bad_labels(kind):
     a, labels = cc.empty((2, 3)), cc.to_device(np.array([0, 3], np.int32))
-    fn = getattr(cc, kind)
     with pytest.raises(ValueError, match="outside"):
-        fn(cc.empty((2,)), None, a, labels, 1e-7, 1.0) if kind.startswith("xent_probs") \
-            else fn(cc.empty((2,)), None, a, labels, 1.0)
+        cc.cross_entropy(cc.empty((2,)), None, a, labels, kind.startswith("softmax_xent"), 1e-7,
+                         1.0)
 
 
 @gpu
@@ -454,15 +451,15 @@ def test_twenty_training_steps_tutorial_cnn_kernel_level():
         # GPU step on preallocated buffers (Flatten is a free reshape: NHWC is contiguous)
         dx = dev(x)
         cc.conv2d_forward(h1, dx, gpu_p["w1"], gpu_p["b1"], (1, 1), "valid", ws)
-        cc.activation_forward(a1, h1, 1)
+        cc.activation_forward(a1, h1, _core.Activation.relu)
         cc.maxpool2d_forward(p1, am, a1, (2, 2), (2, 2), "valid")
         flat = dev(p1.download().reshape(B, -1))  # TODO(executor): a reshape view, no copy
         cc.dense_forward(z, flat, gpu_p["w2"], gpu_p["b2"])
-        cc.softmax_xent_sparse(loss, dz, z, dev(y), 1.0 / B)
+        cc.cross_entropy(loss, dz, z, dev(y), True, 1e-7, 1.0 / B)
         cc.dense_backward(dp1, grads["w2"], grads["b2"], dz, flat, gpu_p["w2"])
         dp1_4d = dev(dp1.download().reshape(p1.shape))
         cc.maxpool2d_backward(da1, dp1_4d, am, (2, 2), (2, 2), "valid")
-        cc.activation_backward(dh1, da1, a1, 1)
+        cc.activation_backward(dh1, da1, a1, _core.Activation.relu)
         cc.conv2d_backward(None, grads["w1"], grads["b1"], dh1, dx, gpu_p["w1"], (1, 1),
                            "valid", ws)
         for k in params:

@@ -18,11 +18,11 @@ test_cached_logits_rule_in_fit:
 in graph-mode ``fit``/``train_on_batch`` (the default, run_eagerly=False) Keras 3.15 on the TF
 backend computes SparseCategoricalCrossentropy() on ``Dense(10, activation='softmax')`` from the
 cached logits: a sample whose true-class probability underflows gives loss > 16.118 (it equals
-logsumexp(z) - z[y] of _core.softmax_xent_sparse), which the clipped probability path cannot
+logsumexp(z) - z[y] of _core.cross_entropy from logits), which the clipped probability path cannot
 produce. Eagerly (test_cached_logits_eager) the EagerTensor returned by
 keras.activations.softmax also carries ``_keras_logits``, so the logits path applies there too;
 a softmax computed elsewhere and fed as a plain tensor takes the clipped probability path
-(test_xent_probability_path_*), matching _core.xent_probs_sparse / xent_probs_dense.
+(test_xent_probability_path_*), matching _core.cross_entropy(..., from_logits=False).
 """
 import zlib
 
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.tf
 
 ATOL, RTOL = 1e-5, 1e-4
 GRAD_SUM_ATOL = 1e-4  # reductions over many products (see module docstring)
-ACT = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+ACT = _core.Activation.__members__
 
 
 def check(op, got, want, atol=ATOL, rtol=RTOL):
@@ -194,7 +194,7 @@ def test_dense(tf_keras, b, i, o):
 @pytest.mark.parametrize("name", list(ACT))
 def test_activation(tf_keras, name, shape):
     tf, keras = tf_keras
-    rng = np.random.default_rng(len(shape) * 10 + ACT[name])
+    rng = np.random.default_rng(len(shape) * 10 + int(ACT[name]))
     x = f32(rng, *shape, scale=3.0)
     x.reshape(-1)[::7] = 0.0  # exact zeros: ReLU's derivative at 0 must be 0 (TF ReluGrad)
     if x.size > 2:
@@ -238,7 +238,7 @@ LOGIT_THRESHOLD = 16.118  # -log(1e-7): the most the clipped probability path ca
 def _core_sparse(logits, labels):
     b, k = logits.shape
     loss, d = np.empty(b, np.float32), np.empty((b, k), np.float32)
-    _core.softmax_xent_sparse(loss, d, logits, labels.astype(np.int32), 1.0 / b)
+    _core.cross_entropy(loss, d, logits, labels.astype(np.int32), True, 1e-7, 1.0 / b)
     return loss, d
 
 
@@ -341,7 +341,7 @@ def test_categorical_xent_one_hot(tf_keras):
     dz_tf = tape.gradient(l_tf, zt).numpy()
     b = z.shape[0]
     loss, dz = np.empty(b, np.float32), np.empty_like(z)
-    _core.softmax_xent_dense(loss, dz, z, t, 1.0 / b)
+    _core.cross_entropy(loss, dz, z, t, True, 1e-7, 1.0 / b)
     check("categorical xent one-hot loss", np.float32(loss.mean()), l_tf.numpy())
     check("categorical xent one-hot dlogits", dz, dz_tf)
     sparse, _ = _core_sparse(z, y)
@@ -374,7 +374,7 @@ def test_xent_probability_path_sparse(tf_keras):
     dp_tf = tape.gradient(l_tf, pt).numpy()
     b, k = p.shape
     loss, dp = np.empty(b, np.float32), np.empty_like(p)
-    _core.xent_probs_sparse(loss, dp, p, y, 1e-7, 1.0 / b)
+    _core.cross_entropy(loss, dp, p, y, False, 1e-7, 1.0 / b)
     check("sparse xent probs loss", np.float32(loss.mean()), l_tf.numpy())
     # Gradient wrt probabilities: 1/p terms reach ~1e6/B where p is tiny; compare relatively.
     check("sparse xent probs dprobs", dp, dp_tf, atol=1e-5, rtol=1e-4)
@@ -394,7 +394,7 @@ def test_xent_probability_path_dense(tf_keras):
     dp_tf = tape.gradient(l_tf, pt).numpy()
     b, k = p.shape
     loss, dp = np.empty(b, np.float32), np.empty_like(p)
-    _core.xent_probs_dense(loss, dp, p, t, 1e-7, 1.0 / b)
+    _core.cross_entropy(loss, dp, p, t, False, 1e-7, 1.0 / b)
     check("categorical xent probs loss", np.float32(loss.mean()), l_tf.numpy())
     check("categorical xent probs dprobs", dp, dp_tf, atol=1e-5, rtol=1e-4)
 

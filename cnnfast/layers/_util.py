@@ -57,7 +57,7 @@ class FusedActivation:
 
     def _init_activation(self, activation):
         self.activation = activations.get(activation)
-        self._act_code = backend.ACTIVATION_CODES[self.activation]
+        self._act_kind = backend.ACTIVATIONS[self.activation]
         self.logits = None
         self._y = None
 
@@ -67,7 +67,7 @@ class FusedActivation:
             self._y = z
             return z
         y = self._buffer("act_out", z.shape)
-        backend.activation_forward(y, z, self._act_code)
+        backend.activation_forward(y, z, self._act_kind)
         self._y = y
         return y
 
@@ -76,7 +76,7 @@ class FusedActivation:
             return np.ascontiguousarray(dout, dtype=np.float32)
         dz = self._buffer("act_grad", dout.shape)
         backend.activation_backward(dz, np.ascontiguousarray(dout, dtype=np.float32), self._y,
-                                    self._act_code)
+                                    self._act_kind)
         return dz
 
 

@@ -6,7 +6,7 @@ kernels compute in float64 by default (pass ``dtype=np.float32`` for a float32 b
 optimizer steps reproduce Keras's float32 arithmetic bit for bit. Every function validates its
 inputs and raises ValueError with the offending shapes.
 """
-from .activations import ACTIVATION_CODES, activation_backward, activation_forward, softmax
+from .activations import ACTIVATION_NAMES, activation_backward, activation_forward, softmax
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
@@ -21,7 +21,7 @@ from .pool import (
 )
 
 __all__ = [
-    "ACTIVATION_CODES", "activation_backward", "activation_forward", "softmax",
+    "ACTIVATION_NAMES", "activation_backward", "activation_forward", "softmax",
     "conv2d_backward", "conv2d_forward", "conv_output_size",
     "dense_backward", "dense_forward",
     "dropout_backward", "dropout_forward",

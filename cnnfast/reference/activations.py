@@ -6,20 +6,21 @@ activation_backward(dy, y, name) -> dx, written in terms of the forward OUTPUT y
     sigmoid: dx = dy * y * (1 - y)
     tanh:    dx = dy * (1 - y^2)
     softmax: dx = y * (dy - sum(dy * y, last axis))
-Arithmetic is float64 by default. ACTIVATION_CODES maps names to cnnfast._core's int codes.
+Arithmetic is float64 by default. The oracle is name-based and never needs the compiled module
+(the native kinds are cnnfast._core.Activation, whose member names are these names).
 """
 import numpy as np
 
 from ._checks import as_float_array, same_shape
 
-__all__ = ["ACTIVATION_CODES", "activation_forward", "activation_backward", "softmax"]
+__all__ = ["ACTIVATION_NAMES", "activation_forward", "activation_backward", "softmax"]
 
-ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+ACTIVATION_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax")
 
 
 def _name(name):
-    if name not in ACTIVATION_CODES:
-        raise ValueError(f"unknown activation {name!r}; expected one of {list(ACTIVATION_CODES)}")
+    if name not in ACTIVATION_NAMES:
+        raise ValueError(f"unknown activation {name!r}; expected one of {list(ACTIVATION_NAMES)}")
     return name
 
 
