@@ -15,6 +15,7 @@
 
 #include "activations.h"
 #include "bind_checks.h"
+#include "bind_kernels.h"
 #include "common.h"
 #include "conv2d.h"
 #include "dense.h"
@@ -87,26 +88,101 @@ std::vector<int64_t> shape_of(const py::array& a) {
     return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
 
-Conv2DParams conv_params(const py::array& inp, const py::array& weight, std::pair<int, int> st,
-                         const std::string& padding, const char* fn) {
-    require_ndim(inp, 4, fn, "inp");
-    require_ndim(weight, 4, fn, "weight");
-    return bind::conv_params(shape_of(inp), shape_of(weight), st, padding, fn);
-}
+// The array policy of bind_kernels.h for _core: NumPy arrays and the CPU kernels.
+struct HostArrays {
+    static std::vector<int64_t> shape(const py::object& obj, const char* fn, const char* name) {
+        return shape_of(as_array(obj, fn, name));
+    }
+    static int64_t size(const py::object& obj, const char* fn, const char* name) {
+        return as_array(obj, fn, name).size();
+    }
+    template <typename T>
+    static T* ptr(const py::object& obj, const char* fn, const char* name, bool writable,
+                  std::vector<int64_t> shape = {}) {
+        return data_of<T>(obj, fn, name, writable, std::move(shape));
+    }
+    template <typename T>
+    static T* opt_ptr(const py::object& obj, const char* fn, const char* name, bool writable,
+                      std::vector<int64_t> shape = {}) {
+        return optional_data_of<T>(obj, fn, name, writable, std::move(shape));
+    }
+    template <typename T>
+    static bool is_dtype(const py::object& obj) {
+        return py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<T>());
+    }
+    static std::string dtype_name(const py::object& obj) {
+        return py::str(py::reinterpret_borrow<py::array>(obj).dtype());
+    }
+    static size_t conv2d_workspace_size(const Conv2DParams& p) {
+        return cnnfast::conv2d_workspace_size(p);
+    }
+    static constexpr const char* workspace_hint = "";
+    static float loss_mean(const float* loss, int B) { return loss_batch_mean(loss, B); }
 
-Pool2DParams pool_params(const py::array& inp, std::pair<int, int> pool, std::pair<int, int> st,
-                         const std::string& padding, const char* fn) {
-    require_ndim(inp, 4, fn, "input");
-    return bind::pool_params(shape_of(inp), pool, st, padding, fn);
-}
+    // maxpool2d_backward's kernel trusts argmax (N,OH,OW,C) to be what maxpool2d_forward
+    // wrote: check that every index is a cell of its own window (clipped to the input) before
+    // it runs. Per window row r, v is in it iff v - (r*W + w0) is in [0, w1-w0): no division,
+    // and the channel loop vectorises.
+    static void check_argmax(const int32_t* pa, const Pool2DParams& p) {
+        std::vector<uint8_t> in_window(p.C);
+        for (int n = 0; n < p.N; ++n)
+            for (int oh = 0; oh < p.OH; ++oh)
+                for (int ow = 0; ow < p.OW; ++ow) {
+                    const int h0 = std::max(oh * p.SH - p.PT, 0);
+                    const int h1 = std::min(oh * p.SH - p.PT + p.PH, p.H);
+                    const int w0 = std::max(ow * p.SW - p.PL, 0);
+                    const int w1 = std::min(ow * p.SW - p.PL + p.PW, p.W);
+                    const int32_t* __restrict a = pa + (((size_t)n * p.OH + oh) * p.OW + ow) * p.C;
+                    uint8_t* __restrict ok = in_window.data();
+                    const int C = p.C;
+                    for (int c = 0; c < C; ++c) ok[c] = 0;
+                    for (int r = h0; r < h1; ++r) {
+                        const uint32_t base = (uint32_t)(r * p.W + w0);
+                        const uint32_t width = (uint32_t)(w1 - w0);
+                        for (int c = 0; c < C; ++c)
+                            ok[c] |= (uint8_t)((uint32_t)a[c] - base < width);
+                    }
+                    uint8_t all = 1;
+                    for (int c = 0; c < C; ++c) all &= ok[c];
+                    if (all) continue;
+                    const int c = (int)(std::find(ok, ok + C, 0) - ok);  // first offender
+                    throw py::value_error(
+                        "maxpool2d_backward: argmax out of range: " + std::to_string(a[c]) +
+                        " at (" + std::to_string(n) + ", " + std::to_string(oh) + ", " +
+                        std::to_string(ow) + ", " + std::to_string(c) +
+                        ") is not a cell of that output's window");
+                }
+    }
 
-// (rows, cols) view of an array whose last axis is the feature axis.
-std::pair<int64_t, int64_t> rows_cols(const py::array& a, const char* fn, const char* name) {
-    if (a.ndim() < 1) throw py::value_error(std::string(fn) + ": " + name + " must be >= 1-D");
-    int64_t cols = a.shape(a.ndim() - 1);
-    int64_t rows = cols ? a.size() / cols : 0;
-    return {rows, cols};
-}
+    // The kernels (csrc/*.h), under the names bind_kernels.h calls.
+    struct K {
+#define CNNFAST_HOST_KERNEL(name) \
+    template <class... Args>      \
+    static void name(Args... a) { \
+        cnnfast::name(a...);      \
+    }
+        CNNFAST_HOST_KERNEL(conv2d_forward)
+        CNNFAST_HOST_KERNEL(conv2d_backward)
+        CNNFAST_HOST_KERNEL(maxpool2d_forward)
+        CNNFAST_HOST_KERNEL(maxpool2d_backward)
+        CNNFAST_HOST_KERNEL(avgpool2d_forward)
+        CNNFAST_HOST_KERNEL(avgpool2d_backward)
+        CNNFAST_HOST_KERNEL(dense_forward)
+        CNNFAST_HOST_KERNEL(dense_backward)
+        CNNFAST_HOST_KERNEL(activation_forward)
+        CNNFAST_HOST_KERNEL(activation_backward)
+        CNNFAST_HOST_KERNEL(softmax_xent_sparse)
+        CNNFAST_HOST_KERNEL(softmax_xent_dense)
+        CNNFAST_HOST_KERNEL(xent_probs_sparse)
+        CNNFAST_HOST_KERNEL(xent_probs_dense)
+        CNNFAST_HOST_KERNEL(dropout_forward)
+        CNNFAST_HOST_KERNEL(dropout_backward)
+        CNNFAST_HOST_KERNEL(adam_update)
+        CNNFAST_HOST_KERNEL(sgd_update)
+        CNNFAST_HOST_KERNEL(rmsprop_update)
+#undef CNNFAST_HOST_KERNEL
+    };
+};
 
 // One op of a Net (_core.Op) plus the NumPy arrays its spec points into; built by the typed
 // factories below, which check the arrays (dtype, contiguity, writability, shapes).
@@ -114,26 +190,6 @@ struct PyOp {
     OpSpec spec;
     std::vector<py::object> keep;
 };
-
-// cross_entropy's labels: int32 (B,) class indices (sparse) or float32 (B,K) targets (dense).
-bool xent_is_sparse(const py::array& y, int B, int K) {
-    const char* fn = "cross_entropy";
-    const bool sparse = y.dtype().is(py::dtype::of<int32_t>());
-    if (!sparse && !y.dtype().is(py::dtype::of<float>()))
-        throw py::type_error(std::string(fn) +
-                             ": labels must have dtype int32 (class indices, (B,)) or float32 "
-                             "(targets, (B, K)), got " +
-                             std::string(py::str(y.dtype())));
-    const std::vector<int64_t> want = sparse ? std::vector<int64_t>{B} : std::vector<int64_t>{B, K};
-    if (shape_of(y) != want)
-        throw py::value_error(std::string(fn) + ": labels has shape " + shape_str(y) +
-                              ", expected " + shape_str(want) +
-                              (sparse ? " (int32 labels are class indices; one-hot targets "
-                                        "must be float32)"
-                                      : " (float32 labels are targets; class indices must be "
-                                        "int32)"));
-    return sparse;
-}
 
 // A Net plus the NumPy arrays it points into (kept alive as long as the Net).
 struct PyNet {
@@ -221,14 +277,8 @@ void check_slots(const OptSpec& o, const ParamSlot& p) {
     }
 }
 
-}  // namespace
-
-PYBIND11_MODULE(_core, m) {
-    m.doc() = "cnnfast native kernels (C++17, OpenMP). Called only from cnnfast.backend.";
-
-    bind::register_error_translator();
-
-    // ---- kinds: the one table of each, for Python and C++ ----
+// The kinds: the one table of each, for Python and C++.
+void bind_kinds(py::module_& m) {
     // Activation's member names are the strings Keras users type; Python derives its
     // name -> kind maps from Activation.__members__ (cnnfast/backend.py).
     py::enum_<Activation>(m, "Activation", "Activation kinds (csrc/activations.h).")
@@ -254,8 +304,10 @@ PYBIND11_MODULE(_core, m) {
         .value("adam", OptKind::Adam)
         .value("sgd", OptKind::SGD)
         .value("rmsprop", OptKind::RMSprop);
+}
 
-    // ---- build / runtime information ----
+// Build and runtime information.
+void bind_info(py::module_& m) {
     m.def("build_info", []() {
         py::dict d;
 #if defined(__clang__)
@@ -278,40 +330,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("gemm_isa", &gemm_isa);
     m.def("set_gemm_isa", [](const std::string& s) { set_gemm_isa(s.c_str()); }, py::arg("name"));
+}
 
-    // ---- GEMM (exposed for tests and benchmarks) ----
-    auto bind_gemm = [&m](const char* name, decltype(&sgemm) fn) {
-        m.def(
-            name,
-            [fn, name](py::object c, py::object a, py::object b, bool trans_a, bool trans_b,
-                       float alpha, float beta) {
-                py::array A = as_array(a, name, "a"), B = as_array(b, name, "b");
-                py::array C = as_array(c, name, "c");
-                require_ndim(A, 2, name, "a");
-                require_ndim(B, 2, name, "b");
-                require_ndim(C, 2, name, "c");
-                int M = as_int(trans_a ? A.shape(1) : A.shape(0), name, "M");
-                int K = as_int(trans_a ? A.shape(0) : A.shape(1), name, "K");
-                int Kb = as_int(trans_b ? B.shape(1) : B.shape(0), name, "K");
-                int N = as_int(trans_b ? B.shape(0) : B.shape(1), name, "N");
-                if (K != Kb)
-                    throw py::value_error(std::string(name) + ": inner dimensions differ: a " +
-                                          shape_str(A) + ", b " + shape_str(B));
-                float* pc = data_of<float>(c, name, "c", true, {M, N});
-                const float* pa = data_of<float>(a, name, "a", false);
-                const float* pb = data_of<float>(b, name, "b", false);
-                int lda = as_int(A.shape(1), name, "lda"), ldb = as_int(B.shape(1), name, "ldb");
-                py::gil_scoped_release nogil;
-                fn(trans_a, trans_b, M, N, K, alpha, pa, lda, pb, ldb, beta, pc, N);
-            },
-            py::arg("c"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
-            py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
-            "c (M,N) = alpha * op(a) @ op(b) + beta * c");
-    };
-    bind_gemm("sgemm", &sgemm);
-    bind_gemm("sgemm_reference", &sgemm_reference);
-
-    // ---- Conv2D ----
+// Output shapes, padding and workspace sizes of the conv and pooling kernels.
+void bind_geometry(py::module_& m) {
     m.def(
         "conv2d_geometry",
         [](std::vector<int64_t> in_shape, std::vector<int64_t> kernel_shape,
@@ -326,53 +348,6 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("in_shape"), py::arg("kernel_shape"), py::arg("strides"), py::arg("padding"));
     m.def(
-        "conv2d_forward",
-        [](py::object out, py::object inp, py::object weight, py::object bias,
-           std::pair<int, int> strides, const std::string& padding, py::object workspace) {
-            const char* fn = "conv2d_forward";
-            py::array I = as_array(inp, fn, "inp"), Wt = as_array(weight, fn, "weight");
-            Conv2DParams p = conv_params(I, Wt, strides, padding, fn);
-            float* po = data_of<float>(out, fn, "out", true, {p.N, p.OH, p.OW, p.OC});
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            const float* pw = data_of<float>(weight, fn, "weight", false);
-            const float* pb = optional_data_of<float>(bias, fn, "bias", false, {p.OC});
-            size_t need = conv2d_workspace_size(p);
-            float* ws = optional_data_of<float>(workspace, fn, "workspace", true);
-            if (need && (!ws || (size_t)as_array(workspace, fn, "workspace").size() < need))
-                throw py::value_error("conv2d_forward: workspace needs " + std::to_string(need) +
-                                      " floats");
-            py::gil_scoped_release nogil;
-            conv2d_forward(po, pi, pw, pb, p, ws);
-        },
-        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"), py::arg("strides"),
-        py::arg("padding"), py::arg("workspace"));
-    m.def(
-        "conv2d_backward",
-        [](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
-           py::object weight, std::pair<int, int> strides, const std::string& padding,
-           py::object workspace) {
-            const char* fn = "conv2d_backward";
-            py::array I = as_array(inp, fn, "inp"), Wt = as_array(weight, fn, "weight");
-            Conv2DParams p = conv_params(I, Wt, strides, padding, fn);
-            float* pdi = optional_data_of<float>(dinp, fn, "dinp", true, shape_of(I));
-            float* pdw = data_of<float>(dweight, fn, "dweight", true, shape_of(Wt));
-            float* pdb = optional_data_of<float>(dbias, fn, "dbias", true, {p.OC});
-            const float* pdo = data_of<float>(dout, fn, "dout", false, {p.N, p.OH, p.OW, p.OC});
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            const float* pw = data_of<float>(weight, fn, "weight", false);
-            size_t need = conv2d_workspace_size(p);
-            float* ws = optional_data_of<float>(workspace, fn, "workspace", true);
-            if (need && (!ws || (size_t)as_array(workspace, fn, "workspace").size() < need))
-                throw py::value_error("conv2d_backward: workspace needs " + std::to_string(need) +
-                                      " floats");
-            py::gil_scoped_release nogil;
-            conv2d_backward(pdi, pdw, pdb, pdo, pi, pw, p, ws);
-        },
-        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
-        py::arg("weight"), py::arg("strides"), py::arg("padding"), py::arg("workspace"));
-
-    // ---- Pooling ----
-    m.def(
         "pool2d_geometry",
         [](std::vector<int64_t> in_shape, std::pair<int, int> pool, std::pair<int, int> strides,
            const std::string& padding) {
@@ -383,300 +358,12 @@ PYBIND11_MODULE(_core, m) {
             return d;
         },
         py::arg("in_shape"), py::arg("pool_size"), py::arg("strides"), py::arg("padding"));
-    m.def(
-        "maxpool2d_forward",
-        [](py::object out, py::object argmax, py::object inp, std::pair<int, int> pool,
-           std::pair<int, int> strides, const std::string& padding) {
-            const char* fn = "maxpool2d_forward";
-            Pool2DParams p = pool_params(as_array(inp, fn, "inp"), pool, strides, padding, fn);
-            std::vector<int64_t> os = {p.N, p.OH, p.OW, p.C};
-            float* po = data_of<float>(out, fn, "out", true, os);
-            int32_t* pa = optional_data_of<int32_t>(argmax, fn, "argmax", true, os);
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            py::gil_scoped_release nogil;
-            maxpool2d_forward(po, pa, pi, p);
-        },
-        py::arg("out"), py::arg("argmax"), py::arg("inp"), py::arg("pool_size"), py::arg("strides"),
-        py::arg("padding"));
-    m.def(
-        "maxpool2d_backward",
-        [](py::object dinp, py::object dout, py::object argmax, std::pair<int, int> pool,
-           std::pair<int, int> strides, const std::string& padding) {
-            const char* fn = "maxpool2d_backward";
-            Pool2DParams p = pool_params(as_array(dinp, fn, "dinp"), pool, strides, padding, fn);
-            std::vector<int64_t> os = {p.N, p.OH, p.OW, p.C};
-            float* pdi = data_of<float>(dinp, fn, "dinp", true);
-            const float* pdo = data_of<float>(dout, fn, "dout", false, os);
-            const int32_t* pa = data_of<int32_t>(argmax, fn, "argmax", false, os);
-            // The kernel trusts argmax to be what maxpool2d_forward wrote: check that every
-            // index is a cell of its own window (clipped to the input) before it runs. Per
-            // window row r, v is in it iff v - (r*W + w0) is in [0, w1-w0): no division, and
-            // the channel loop vectorises.
-            std::vector<uint8_t> in_window(p.C);
-            for (int n = 0; n < p.N; ++n)
-                for (int oh = 0; oh < p.OH; ++oh)
-                    for (int ow = 0; ow < p.OW; ++ow) {
-                        const int h0 = std::max(oh * p.SH - p.PT, 0);
-                        const int h1 = std::min(oh * p.SH - p.PT + p.PH, p.H);
-                        const int w0 = std::max(ow * p.SW - p.PL, 0);
-                        const int w1 = std::min(ow * p.SW - p.PL + p.PW, p.W);
-                        const int32_t* __restrict a =
-                            pa + (((size_t)n * p.OH + oh) * p.OW + ow) * p.C;
-                        uint8_t* __restrict ok = in_window.data();
-                        const int C = p.C;
-                        for (int c = 0; c < C; ++c) ok[c] = 0;
-                        for (int r = h0; r < h1; ++r) {
-                            const uint32_t base = (uint32_t)(r * p.W + w0);
-                            const uint32_t width = (uint32_t)(w1 - w0);
-                            for (int c = 0; c < C; ++c)
-                                ok[c] |= (uint8_t)((uint32_t)a[c] - base < width);
-                        }
-                        uint8_t all = 1;
-                        for (int c = 0; c < C; ++c) all &= ok[c];
-                        if (all) continue;
-                        const int c = (int)(std::find(ok, ok + C, 0) - ok);  // first offender
-                        throw py::value_error(
-                            "maxpool2d_backward: argmax out of range: " + std::to_string(a[c]) +
-                            " at (" + std::to_string(n) + ", " + std::to_string(oh) + ", " +
-                            std::to_string(ow) + ", " + std::to_string(c) +
-                            ") is not a cell of that output's window");
-                    }
-            py::gil_scoped_release nogil;
-            maxpool2d_backward(pdi, pdo, pa, p);
-        },
-        py::arg("dinp"), py::arg("dout"), py::arg("argmax"), py::arg("pool_size"),
-        py::arg("strides"), py::arg("padding"));
-    m.def(
-        "avgpool2d_forward",
-        [](py::object out, py::object inp, std::pair<int, int> pool, std::pair<int, int> strides,
-           const std::string& padding) {
-            const char* fn = "avgpool2d_forward";
-            Pool2DParams p = pool_params(as_array(inp, fn, "inp"), pool, strides, padding, fn);
-            float* po = data_of<float>(out, fn, "out", true, {p.N, p.OH, p.OW, p.C});
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            py::gil_scoped_release nogil;
-            avgpool2d_forward(po, pi, p);
-        },
-        py::arg("out"), py::arg("inp"), py::arg("pool_size"), py::arg("strides"),
-        py::arg("padding"));
-    m.def(
-        "avgpool2d_backward",
-        [](py::object dinp, py::object dout, std::pair<int, int> pool, std::pair<int, int> strides,
-           const std::string& padding) {
-            const char* fn = "avgpool2d_backward";
-            Pool2DParams p = pool_params(as_array(dinp, fn, "dinp"), pool, strides, padding, fn);
-            float* pdi = data_of<float>(dinp, fn, "dinp", true);
-            const float* pdo = data_of<float>(dout, fn, "dout", false, {p.N, p.OH, p.OW, p.C});
-            py::gil_scoped_release nogil;
-            avgpool2d_backward(pdi, pdo, p);
-        },
-        py::arg("dinp"), py::arg("dout"), py::arg("pool_size"), py::arg("strides"),
-        py::arg("padding"));
+}
 
-    // ---- Dense ----
-    m.def(
-        "dense_forward",
-        [](py::object out, py::object inp, py::object weight, py::object bias) {
-            const char* fn = "dense_forward";
-            py::array I = as_array(inp, fn, "inp"), Wt = as_array(weight, fn, "weight");
-            require_ndim(I, 2, fn, "inp");
-            require_ndim(Wt, 2, fn, "weight");
-            if (Wt.shape(0) != I.shape(1))
-                throw py::value_error("dense_forward: inp " + shape_str(I) +
-                                      " does not match weight " + shape_str(Wt));
-            int B = as_int(I.shape(0), fn, "B"), IN = as_int(I.shape(1), fn, "IN"),
-                OUT = as_int(Wt.shape(1), fn, "OUT");
-            float* po = data_of<float>(out, fn, "out", true, {B, OUT});
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            const float* pw = data_of<float>(weight, fn, "weight", false);
-            const float* pb = optional_data_of<float>(bias, fn, "bias", false, {OUT});
-            py::gil_scoped_release nogil;
-            dense_forward(po, pi, pw, pb, B, IN, OUT);
-        },
-        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"));
-    m.def(
-        "dense_backward",
-        [](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
-           py::object weight) {
-            const char* fn = "dense_backward";
-            py::array I = as_array(inp, fn, "inp"), Wt = as_array(weight, fn, "weight");
-            require_ndim(I, 2, fn, "inp");
-            require_ndim(Wt, 2, fn, "weight");
-            if (Wt.shape(0) != I.shape(1))
-                throw py::value_error("dense_backward: inp " + shape_str(I) +
-                                      " does not match weight " + shape_str(Wt));
-            int B = as_int(I.shape(0), fn, "B"), IN = as_int(I.shape(1), fn, "IN"),
-                OUT = as_int(Wt.shape(1), fn, "OUT");
-            float* pdi = optional_data_of<float>(dinp, fn, "dinp", true, {B, IN});
-            float* pdw = data_of<float>(dweight, fn, "dweight", true, {IN, OUT});
-            float* pdb = optional_data_of<float>(dbias, fn, "dbias", true, {OUT});
-            const float* pdo = data_of<float>(dout, fn, "dout", false, {B, OUT});
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            const float* pw = data_of<float>(weight, fn, "weight", false);
-            py::gil_scoped_release nogil;
-            dense_backward(pdi, pdw, pdb, pdo, pi, pw, B, IN, OUT);
-        },
-        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
-        py::arg("weight"));
-
-    // ---- Activations ----
-    m.def(
-        "activation_forward",
-        [](py::object out, py::object inp, Activation act) {
-            const char* fn = "activation_forward";
-            py::array I = as_array(inp, fn, "inp");
-            auto rc = rows_cols(I, fn, "inp");
-            float* po = data_of<float>(out, fn, "out", true, shape_of(I));
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            Activation a = check_activation(act, fn);
-            py::gil_scoped_release nogil;
-            activation_forward(po, pi, rc.first, rc.second, a);
-        },
-        py::arg("out"), py::arg("inp"), py::arg("activation"));
-    m.def(
-        "activation_backward",
-        [](py::object dinp, py::object dout, py::object out, Activation act) {
-            const char* fn = "activation_backward";
-            py::array O = as_array(out, fn, "out");
-            auto rc = rows_cols(O, fn, "out");
-            float* pdi = data_of<float>(dinp, fn, "dinp", true, shape_of(O));
-            const float* pdo = data_of<float>(dout, fn, "dout", false, shape_of(O));
-            const float* po = data_of<float>(out, fn, "out", false);
-            Activation a = check_activation(act, fn);
-            py::gil_scoped_release nogil;
-            activation_backward(pdi, pdo, po, rc.first, rc.second, a);
-        },
-        py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"));
-
-    // ---- Cross-entropy: one binding; the labels' dtype picks sparse or dense ----
-    m.def(
-        "cross_entropy",
-        [](py::object loss, py::object grad, py::object pred, py::object labels, bool from_logits,
-           float eps, float grad_scale) {
-            const char* fn = "cross_entropy";
-            py::array P = as_array(pred, fn, "pred");
-            require_ndim(P, 2, fn, "pred");
-            const int B = as_int(P.shape(0), fn, "B"), K = as_int(P.shape(1), fn, "K");
-            const bool sparse = xent_is_sparse(as_array(labels, fn, "labels"), B, K);
-            float* pl = data_of<float>(loss, fn, "loss", true, {B});
-            float* pg = optional_data_of<float>(grad, fn, "grad", true, {B, K});
-            const float* pp = data_of<float>(pred, fn, "pred", false);
-            const void* py_ = sparse ? (const void*)data_of<int32_t>(labels, fn, "labels", false)
-                                     : (const void*)data_of<float>(labels, fn, "labels", false);
-            py::gil_scoped_release nogil;
-            if (from_logits && sparse)
-                softmax_xent_sparse(pl, pg, pp, (const int32_t*)py_, B, K, grad_scale);
-            else if (from_logits)
-                softmax_xent_dense(pl, pg, pp, (const float*)py_, B, K, grad_scale);
-            else if (sparse)
-                xent_probs_sparse(pl, pg, pp, (const int32_t*)py_, B, K, eps, grad_scale);
-            else
-                xent_probs_dense(pl, pg, pp, (const float*)py_, B, K, eps, grad_scale);
-            return loss_batch_mean(pl, B);
-        },
-        py::arg("loss"), py::arg("grad"), py::arg("pred"), py::arg("labels"),
-        py::arg("from_logits"), py::arg("eps") = kXentEps, py::arg("grad_scale") = 1.0f,
-        "Per-sample cross-entropy of pred (B,K) (logits, or probabilities clipped at eps) into "
-        "loss (B,); grad (B,K) = grad_scale * d(loss)/d(pred), or None. labels: int32 (B,) "
-        "class indices (sparse) or float32 (B,K) targets (dense). Returns the batch mean, "
-        "computed as the Net computes its loss.");
-
-    // ---- Dropout ----
-    m.def(
-        "dropout_forward",
-        [](py::object out, py::object mask, py::object inp, double rate, uint64_t seed) {
-            const char* fn = "dropout_forward";
-            py::array I = as_array(inp, fn, "inp");
-            if (!(rate >= 0.0 && rate < 1.0))
-                throw py::value_error("dropout_forward: rate must be in [0, 1), got " +
-                                      std::to_string(rate));
-            float* po = data_of<float>(out, fn, "out", true, shape_of(I));
-            uint8_t* pm = data_of<uint8_t>(mask, fn, "mask", true, shape_of(I));
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            int64_t n = I.size();
-            py::gil_scoped_release nogil;
-            dropout_forward(po, pm, pi, n, rate, seed);
-        },
-        py::arg("out"), py::arg("mask"), py::arg("inp"), py::arg("rate"), py::arg("seed"));
-    m.def(
-        "dropout_backward",
-        [](py::object dinp, py::object dout, py::object mask, double rate) {
-            const char* fn = "dropout_backward";
-            py::array D = as_array(dout, fn, "dout");
-            if (!(rate >= 0.0 && rate < 1.0))
-                throw py::value_error("dropout_backward: rate must be in [0, 1), got " +
-                                      std::to_string(rate));
-            float* pdi = data_of<float>(dinp, fn, "dinp", true, shape_of(D));
-            const float* pdo = data_of<float>(dout, fn, "dout", false);
-            const uint8_t* pm = data_of<uint8_t>(mask, fn, "mask", false, shape_of(D));
-            int64_t n = D.size();
-            py::gil_scoped_release nogil;
-            dropout_backward(pdi, pdo, pm, n, rate);
-        },
-        py::arg("dinp"), py::arg("dout"), py::arg("mask"), py::arg("rate"));
-
-    // ---- Optimizers ----
-    m.def(
-        "adam_update",
-        [](py::object w, py::object mo, py::object v, py::object vhat, py::object g, float lr,
-           double beta1, double beta2, double eps, int64_t step) {
-            const char* fn = "adam_update";
-            py::array Wa = as_array(w, fn, "w");
-            auto s = shape_of(Wa);
-            float* pw = data_of<float>(w, fn, "w", true);
-            float* pm = data_of<float>(mo, fn, "m", true, s);
-            float* pv = data_of<float>(v, fn, "v", true, s);
-            float* pvh = optional_data_of<float>(vhat, fn, "vhat", true, s);
-            const float* pg = data_of<float>(g, fn, "g", false, s);
-            if (step < 1) throw py::value_error("adam_update: step must be >= 1");
-            int64_t n = Wa.size();
-            py::gil_scoped_release nogil;
-            adam_update(pw, pm, pv, pvh, pg, n, lr, beta1, beta2, eps, step);
-        },
-        py::arg("w"), py::arg("m"), py::arg("v"), py::arg("vhat"), py::arg("g"), py::arg("lr"),
-        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("step"));
-    m.def(
-        "sgd_update",
-        [](py::object w, py::object vel, py::object g, float lr, double momentum, bool nesterov) {
-            const char* fn = "sgd_update";
-            py::array Wa = as_array(w, fn, "w");
-            auto s = shape_of(Wa);
-            float* pw = data_of<float>(w, fn, "w", true);
-            float* pv = optional_data_of<float>(vel, fn, "velocity", true, s);
-            const float* pg = data_of<float>(g, fn, "g", false, s);
-            if (momentum != 0.0 && !pv)
-                throw py::value_error("sgd_update: momentum != 0 needs a velocity buffer");
-            int64_t n = Wa.size();
-            py::gil_scoped_release nogil;
-            sgd_update(pw, pv, pg, n, lr, momentum, nesterov);
-        },
-        py::arg("w"), py::arg("velocity"), py::arg("g"), py::arg("lr"), py::arg("momentum"),
-        py::arg("nesterov"));
-    m.def(
-        "rmsprop_update",
-        [](py::object w, py::object v, py::object mom, py::object avg, py::object g, float lr,
-           double rho, double momentum, double eps, bool centered) {
-            const char* fn = "rmsprop_update";
-            py::array Wa = as_array(w, fn, "w");
-            auto s = shape_of(Wa);
-            float* pw = data_of<float>(w, fn, "w", true);
-            float* pv = data_of<float>(v, fn, "v", true, s);
-            float* pmo = optional_data_of<float>(mom, fn, "mom", true, s);
-            float* pa = optional_data_of<float>(avg, fn, "avg", true, s);
-            const float* pg = data_of<float>(g, fn, "g", false, s);
-            if (momentum > 0.0 && !pmo)
-                throw py::value_error("rmsprop_update: momentum > 0 needs a momentum buffer");
-            if (centered && !pa)
-                throw py::value_error("rmsprop_update: centered needs an average-gradient buffer");
-            int64_t n = Wa.size();
-            py::gil_scoped_release nogil;
-            rmsprop_update(pw, pv, pmo, pa, pg, n, lr, rho, momentum, eps, centered);
-        },
-        py::arg("w"), py::arg("v"), py::arg("mom"), py::arg("avg"), py::arg("g"), py::arg("lr"),
-        py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"));
-    // ---- Net: the whole training step of a chain model in one call ----
-    // Op and OptSpec are built by typed factories (one per op / optimizer), which check every
-    // array; the Net checks the weights' sizes against the geometry it derives from in_shape.
+// Op: one op of a Net. Op and OptSpec are built by typed factories (one per op / optimizer),
+// which check every array; the Net checks the weights' sizes against the geometry it derives
+// from in_shape.
+void bind_net_ops(py::module_& m) {
     py::class_<PyOp>(m, "Op", "One op of a Net; build it with the static factories.")
         .def_property_readonly("kind", [](const PyOp& o) { return o.spec.kind; })
         .def_static(
@@ -753,6 +440,10 @@ PYBIND11_MODULE(_core, m) {
                 return op;
             },
             py::arg("act"));
+}
+
+// OptSpec: the Net's optimizer, one typed factory per optimizer.
+void bind_opt_spec(py::module_& m) {
     py::class_<OptSpec>(m, "OptSpec", "The Net's optimizer; build it with the static factories.")
         .def_property_readonly("kind", [](const OptSpec& o) { return o.kind; })
         .def_static(
@@ -782,6 +473,10 @@ PYBIND11_MODULE(_core, m) {
                 return o;
             },
             py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"));
+}
+
+// The Net: the whole training step of a chain model in one call.
+void bind_net(py::module_& m) {
     py::class_<PyNet>(m, "Net")
         .def(py::init([](const std::vector<PyOp>& ops, std::vector<int> in_shape, int max_batch,
                          LossKind loss, int num_classes, bool fused) {
@@ -914,4 +609,20 @@ PYBIND11_MODULE(_core, m) {
             },
             py::arg("x"), py::arg("out"))
         .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "cnnfast native kernels (C++17, OpenMP). Called only from cnnfast.backend.";
+    bind::register_error_translator();
+    bind_kinds(m);
+    bind_info(m);
+    bind::bind_gemm<HostArrays>(m, "sgemm", &sgemm);  // GEMM, exposed for tests and benchmarks
+    bind::bind_gemm<HostArrays>(m, "sgemm_reference", &sgemm_reference);
+    bind_geometry(m);
+    bind::bind_kernels<HostArrays>(m);
+    bind_net_ops(m);
+    bind_opt_spec(m);
+    bind_net(m);
 }

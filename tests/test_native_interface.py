@@ -302,3 +302,22 @@ def test_cross_entropy_rejects(case):
     exc, match, call = BAD_XENT[case]
     with pytest.raises(exc, match=match):
         call()
+
+
+# ---- the type stub ----
+
+def test_core_pyi_lists_every_name_and_method():
+    import ast
+    import pathlib
+
+    tree = ast.parse((pathlib.Path(_core.__file__).parent / "_core.pyi").read_text())
+    stub = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    public = {n for n in dir(_core) if not n.startswith("_")}
+    assert public <= set(stub), f"missing from _core.pyi: {sorted(public - set(stub))}"
+    for cls in ("Net", "Op", "OptSpec"):
+        methods = {n.name for n in stub[cls].body if isinstance(n, ast.FunctionDef)}
+        have = {n for n in dir(getattr(_core, cls)) if not n.startswith("_")}
+        assert have <= methods, f"{cls} methods missing from _core.pyi: {sorted(have - methods)}"
+    for enum in ("Activation", "OpKind", "LossKind", "OptKind"):
+        members = {t.target.id for t in stub[enum].body if isinstance(t, ast.AnnAssign)}
+        assert set(getattr(_core, enum).__members__) <= members, enum
