@@ -132,6 +132,8 @@ class OptSpec:
     @staticmethod
     def rmsprop(rho: float, momentum: float, eps: float, centered: bool) -> OptSpec: ...
 
+def layer_seed(seed: int, i: int) -> int: ...
+
 class Net:
     """A chain model's whole train step in C++ (csrc/net.h)."""
     def __init__(self, ops: Sequence[Op], in_shape: Sequence[int], max_batch: int,

@@ -32,6 +32,7 @@ adam_update = _core.adam_update
 sgd_update = _core.sgd_update
 rmsprop_update = _core.rmsprop_update
 Net = _core.Net
+layer_seed = _core.layer_seed
 Op = _core.Op
 OptSpec = _core.OptSpec
 Activation = _core.Activation

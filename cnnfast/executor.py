@@ -32,8 +32,6 @@ from . import backend
 from .layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from .optimizers import SGD, Adam, RMSprop, applied_learning_rate
 
-_MASK64 = (1 << 64) - 1
-
 
 # ---- the shared rules -----------------------------------------------------------------------
 def step_seed(gen):
@@ -44,8 +42,8 @@ def step_seed(gen):
 
 def layer_seed(seed, i):
     """The stream of the random layer at position i (in the model's plan) in the step with
-    `seed`; the same formula as `layer_seed` in csrc/net_cpu.cpp."""
-    return (int(seed) ^ ((0x9E3779B97F4A7C15 * (int(i) + 1)) & _MASK64)) & _MASK64
+    `seed`: the Net's own function (csrc/net.h), so both engines draw the same masks."""
+    return backend.layer_seed(seed, i)
 
 
 class LossPlan:
@@ -70,7 +68,7 @@ class LossPlan:
 
 
 class Engine:
-    """What both engines share: the optimizer scalars of a step and the metric counts."""
+    """What both engines share: the optimizer scalars of a step and its iteration count."""
 
     def __init__(self, model):
         self.model = model

@@ -477,6 +477,9 @@ void bind_opt_spec(py::module_& m) {
 
 // The Net: the whole training step of a chain model in one call.
 void bind_net(py::module_& m) {
+    m.def("layer_seed", &layer_seed, py::arg("seed"), py::arg("i"),
+          "The random stream of the op at position i of the model's plan in the step with "
+          "`seed` (csrc/net.h); both engines use it.");
     py::class_<PyNet>(m, "Net")
         .def(py::init([](const std::vector<PyOp>& ops, std::vector<int> in_shape, int max_batch,
                          LossKind loss, int num_classes, bool fused) {

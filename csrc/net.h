@@ -51,6 +51,13 @@ inline bool is_sparse(LossKind k) {
 
 enum class OptKind : int { Adam = 0, SGD = 1, RMSprop = 2 };
 
+// The random stream of the op at position i in the step with `seed` (its Dropout mask):
+// distinct for every op of one step. The per-layer engine calls the same function through
+// _core.layer_seed (cnnfast/executor.py), so both engines draw the same masks.
+inline uint64_t layer_seed(uint64_t seed, uint64_t i) {
+    return seed ^ (0x9E3779B97F4A7C15ull * (i + 1));
+}
+
 struct OptSpec {
     OptKind kind = OptKind::Adam;
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-7, momentum = 0.0, rho = 0.9;

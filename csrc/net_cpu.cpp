@@ -44,11 +44,6 @@ double now_ms() {
         .count();
 }
 
-// Per-layer dropout stream: distinct for every layer of one step.
-uint64_t layer_seed(uint64_t seed, size_t i) {
-    return seed ^ (0x9E3779B97F4A7C15ull * (i + 1));
-}
-
 }  // namespace
 
 Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, LossKind loss,

@@ -278,3 +278,12 @@ def test_native_probability_path_clips_saturated_outputs_at_keras_epsilon(onehot
     got_step, _ = engine.train_step(x, yy, np.arange(6, dtype=np.int64), 0)
     np.testing.assert_allclose(got_step, ref, rtol=1e-6)
     np.testing.assert_allclose(m.evaluate(x, yy, verbose=0), ref, rtol=1e-6)
+
+
+def test_layer_seed_is_the_nets_formula_modulo_2_64():
+    """executor.layer_seed is the Net's function (csrc/net.h): seed ^ (golden * (i + 1)) in
+    uint64, for seeds past 2**63 and products that wrap."""
+    golden, mask = 0x9E3779B97F4A7C15, (1 << 64) - 1
+    for seed, i in ((0, 0), (2**63 + 5, 3), (mask, 1000), (12345, 2**40)):
+        assert executor.layer_seed(seed, i) == seed ^ ((golden * (i + 1)) & mask)
+    assert len({executor.layer_seed(7, i) for i in range(64)}) == 64
