@@ -211,11 +211,12 @@ def _chain(model):
 class NativeEngine(Engine):
     """A chain model's whole step in one C++ call: gather, forward, loss, backward, update."""
 
-    def __init__(self, model, net, layers, specs_key):
+    def __init__(self, model, net, layers, trainable, key):
         super().__init__(model)
         self.net = net
         self.layers = layers
-        self.key = specs_key
+        self.trainable = trainable  # per layer: its weights are updated
+        self.key = key  # what the Net was built for (_native)
         self._slots = None  # the optimizer's slot list the Net was wired to
 
     def _wire_optimizer(self):
@@ -223,9 +224,9 @@ class NativeEngine(Engine):
         opt = self.model.optimizer
         if self._slots is not None and self._slots is opt.slot_arrays:
             return
-        trainable = self.key[1]
-        params = [w for layer, t in zip(self.layers, trainable) if t for w in layer.weights_list]
-        grads = [g for layer, t in zip(self.layers, trainable) if t for g in layer.grads]
+        pairs = [(layer, t) for layer, t in zip(self.layers, self.trainable) if t]
+        params = [w for layer, _ in pairs for w in layer.weights_list]
+        grads = [g for layer, _ in pairs for g in layer.grads]
         built = opt.slots(params)
         slots = [tuple(s) + (None,) * (3 - len(s)) for s in built]
         self.net.set_optimizer(_opt_spec(opt),
@@ -278,15 +279,17 @@ def _native(model, batch, mode):
     trainable = tuple(layer.trainable and model.trainable for layer in layers)
     if mode == "train" and _opt_spec(model.optimizer) is None:
         return None
-    key = (id(model.optimizer), trainable, loss_kind, fused,
-           tuple(id(m) for m in model._metrics))
+    # The Net points into these layers' arrays: a different layer list (Sequential.pop/add) or
+    # input shape is a new Net. The engine holds the layers, so their ids stay theirs.
+    in_shape = [int(d) for d in model.inputs[0].shape[1:]]
+    key = (tuple(id(layer) for layer in layers), tuple(in_shape), id(model.optimizer),
+           trainable, loss_kind, fused, tuple(id(m) for m in model._metrics))
     cached = model._engine_cache.get("native")
     if cached is not None and cached.key == key and cached.net.max_batch >= batch:
         return cached
-    in_shape = [int(d) for d in model.inputs[0].shape[1:]]
     net = backend.Net(ops, in_shape, int(batch), loss_kind, int(np.prod(out_shape)),
                       bool(fused))
-    engine = model._engine_cache["native"] = NativeEngine(model, net, layers, key)
+    engine = model._engine_cache["native"] = NativeEngine(model, net, layers, trainable, key)
     return engine
 
 
@@ -301,7 +304,9 @@ def for_model(model, batch, mode):
 
 def layer_engine(model):
     """The LayerEngine of a model (for calls on arrays, which run any graph)."""
-    key = (id(model.loss), id(model.optimizer), tuple(id(m) for m in model._metrics))
+    # The loss plan reads the output layer: a changed graph (Sequential.pop/add) is a new engine.
+    key = (tuple(id(layer) for layer in model.output_layers), id(model.loss),
+           id(model.optimizer), tuple(id(m) for m in model._metrics))
     cached = model._engine_cache.get("layer")
     if cached is None or cached[0] != key:
         cached = model._engine_cache["layer"] = (key, LayerEngine(model))

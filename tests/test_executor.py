@@ -287,3 +287,24 @@ def test_layer_seed_is_the_nets_formula_modulo_2_64():
     for seed, i in ((0, 0), (2**63 + 5, 3), (mask, 1000), (12345, 2**40)):
         assert executor.layer_seed(seed, i) == seed ^ ((golden * (i + 1)) & mask)
     assert len({executor.layer_seed(7, i) for i in range(64)}) == 64
+
+
+def test_engines_follow_a_sequential_changed_by_pop_and_add():
+    """After Sequential.pop() + add() the cached engines are rebuilt: the new layer trains, the
+    popped one is left alone (the Net used to keep pointing at the popped layer's arrays)."""
+    x, y = data(n=20)
+    x = x.reshape(20, -1)
+    m = cf.Sequential([layers.Input((x.shape[1],)), layers.Dense(5, activation="relu"),
+                       layers.Dense(4, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, verbose=0)
+    old = m.pop()
+    new = layers.Dense(4, activation="softmax")
+    m.add(new)
+    before_new, before_old = new.get_weights()[0].copy(), old.get_weights()[0].copy()
+    m.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(new.get_weights()[0], before_new)
+    np.testing.assert_array_equal(old.get_weights()[0], before_old)
+    p = m.predict(x, verbose=0)
+    m.use_native_executor = False
+    np.testing.assert_array_equal(m.predict(x, verbose=0), p)
