@@ -126,3 +126,13 @@ def test_cli_with_baseline(tmp_path):
     # kernels-only records render without the end-to-end tables
     md = report.markdown([r for r in recs if r["kind"] not in ("model", "validate", "train")])
     assert "**Kernels" in md and "images/s" not in md
+
+
+def test_step_cpu_compares_two_trees():
+    """bench.step_cpu against this tree itself: one round, both columns filled, ratio near 1."""
+    out = subprocess.run([sys.executable, "-m", "bench.step_cpu", "--baseline", ROOT,
+                          "--models", "mlp", "--batch", "32", "--rounds", "1", "--steps", "20"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    row = next(ln for ln in out.splitlines() if ln.startswith("| mlp | 32 |"))
+    cur, base, ratio = (float(v) for v in row.strip("| ").split("|")[2:])
+    assert cur > 0 and base > 0 and 0.2 < ratio < 5
