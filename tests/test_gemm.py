@@ -1,5 +1,5 @@
 """SGEMM against the reference triple loop and numpy float64, for every ISA this CPU supports;
-conv2d/dense against small float64 numpy implementations; determinism across thread counts.
+conv2d/dense against the float64 NumPy reference; determinism across thread counts.
 
 Run from the repository root (so `import cnnfast` picks up the in-place build):
     python -m pytest -q tests/
@@ -10,7 +10,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import assert_close
 
+import cnnfast.reference as R
 from cnnfast import _core
 
 ISAS = _core.build_info()["supported_isas"].split(",")
@@ -159,65 +161,6 @@ def test_isa_environment_variable(value):
 
 # ---- conv2d / dense against float64 numpy -------------------------------------------------
 
-def window(n, k, s, padding):
-    """(out, pad_before) of one axis, as TF/Keras: SAME puts the odd extra pixel at the end."""
-    if padding == "valid":
-        return (n - k) // s + 1, 0
-    out = -(-n // s)
-    return out, max(0, (out - 1) * s + k - n) // 2
-
-
-def conv_geometry(x_shape, w_shape, strides, padding):
-    _, H, W, _ = x_shape
-    KH, KW, _, _ = w_shape
-    OH, PT = window(H, KH, strides[0], padding)
-    OW, PL = window(W, KW, strides[1], padding)
-    return OH, OW, PT, PL
-
-
-def im2col(x, KH, KW, strides, OH, OW, PT, PL):
-    """col (N*OH*OW, KH*KW*C) in (kh, kw, c) order, float64."""
-    N, H, W, C = x.shape
-    SH, SW = strides
-    Hp, Wp = max(H + PT, (OH - 1) * SH + KH), max(W + PL, (OW - 1) * SW + KW)
-    xp = np.zeros((N, Hp, Wp, C))
-    xp[:, PT:PT + H, PL:PL + W] = x
-    col = np.empty((N, OH, OW, KH, KW, C))
-    for kh in range(KH):
-        for kw in range(KW):
-            col[:, :, :, kh, kw] = xp[:, kh:kh + (OH - 1) * SH + 1:SH, kw:kw + (OW - 1) * SW + 1:SW]
-    return col.reshape(N * OH * OW, KH * KW * C), (Hp, Wp)
-
-
-def conv_forward_np(x, w, bias, strides, padding):
-    KH, KW, C, OC = w.shape
-    OH, OW, PT, PL = conv_geometry(x.shape, w.shape, strides, padding)
-    col, _ = im2col(x.astype(np.float64), KH, KW, strides, OH, OW, PT, PL)
-    out = col @ w.reshape(-1, OC).astype(np.float64)
-    if bias is not None:
-        out += bias
-    return out.reshape(x.shape[0], OH, OW, OC)
-
-
-def conv_backward_np(dout, x, w, strides, padding):
-    KH, KW, C, OC = w.shape
-    N, H, W, _ = x.shape
-    SH, SW = strides
-    OH, OW, PT, PL = conv_geometry(x.shape, w.shape, strides, padding)
-    col, (Hp, Wp) = im2col(x.astype(np.float64), KH, KW, strides, OH, OW, PT, PL)
-    d = dout.reshape(-1, OC).astype(np.float64)
-    dweight = (col.T @ d).reshape(w.shape)
-    dbias = d.sum(axis=0)
-    dcol = (d @ w.reshape(-1, OC).T.astype(np.float64)).reshape(N, OH, OW, KH, KW, C)
-    dxp = np.zeros((N, Hp, Wp, C))
-    for kh in range(KH):
-        for kw in range(KW):
-            rows = slice(kh, kh + (OH - 1) * SH + 1, SH)
-            cols = slice(kw, kw + (OW - 1) * SW + 1, SW)
-            dxp[:, rows, cols] += dcol[:, :, :, kh, kw]
-    return dxp[:, PT:PT + H, PL:PL + W], dweight, dbias
-
-
 def run_conv(x, w, bias, strides, padding, dout, want_dinp=True):
     g = _core.conv2d_geometry(list(x.shape), list(w.shape), strides, padding)
     ws = np.empty(max(1, g["workspace"]), np.float32)
@@ -230,12 +173,10 @@ def run_conv(x, w, bias, strides, padding, dout, want_dinp=True):
     return out, dx, dw, db
 
 
-def assert_close(got, ref, K, what):
+def reduction_atol(K):
     # fp32 vs float64 with unit-normal data: values grow like sqrt(K), rounding error like
     # K*u*sum|terms|, so the absolute tolerance scales with the reduction length K.
-    atol = 1e-5 * max(K, 1)
-    err = np.abs(got.astype(np.float64) - ref)
-    assert np.allclose(got, ref, rtol=1e-4, atol=atol), f"{what}: max |err| {err.max():.3g}"
+    return 1e-5 * max(K, 1)
 
 
 CONV_CASES = [  # (N, H, W, C), (KH, KW, OC), strides, padding
@@ -259,17 +200,17 @@ def test_conv2d_matches_numpy(xs, ks, strides, padding, with_bias):
     x = rng.standard_normal(xs, dtype=np.float32)
     w = rng.standard_normal((ks[0], ks[1], xs[3], ks[2]), dtype=np.float32)
     bias = rng.standard_normal(ks[2], dtype=np.float32) if with_bias else None
-    ref = conv_forward_np(x, w, bias, strides, padding)
+    ref = R.conv2d_forward(x, w, bias, strides, padding)
     dout = rng.standard_normal(ref.shape, dtype=np.float32)
     out, dx, dw, db = run_conv(x, w, bias, strides, padding, dout)
     K = ks[0] * ks[1] * xs[3]
-    assert_close(out, ref, K, "out")
-    rdx, rdw, rdb = conv_backward_np(dout, x, w, strides, padding)
+    assert_close(out, ref, atol=reduction_atol(K), name="out")
+    rdx, rdw, rdb = R.conv2d_backward(dout, x, w, strides, padding)
     M = ref.shape[0] * ref.shape[1] * ref.shape[2]
-    assert_close(dx, rdx, ks[2] * ks[0] * ks[1], "dinp")
-    assert_close(dw, rdw, M, "dweight")
+    assert_close(dx, rdx, atol=reduction_atol(ks[2] * ks[0] * ks[1]), name="dinp")
+    assert_close(dw, rdw, atol=reduction_atol(M), name="dweight")
     if with_bias:
-        assert_close(db, rdb, M, "dbias")
+        assert_close(db, rdb, atol=reduction_atol(M), name="dbias")
     # dinp=None (first layer) skips the input gradient and leaves dweight/dbias unchanged.
     _, dx2, dw2, db2 = run_conv(x, w, bias, strides, padding, dout, want_dinp=False)
     assert dx2 is None
@@ -288,17 +229,17 @@ def test_dense_matches_numpy(B, IN, OUT, with_bias):
     out = np.full((B, OUT), np.nan, np.float32)
     _core.dense_forward(out, x, w, bias)
     ref = x.astype(np.float64) @ w.astype(np.float64) + (bias if with_bias else 0.0)
-    assert_close(out, ref, IN, "out")
+    assert_close(out, ref, atol=reduction_atol(IN), name="out")
     dout = rng.standard_normal((B, OUT), dtype=np.float32)
     dx = np.full((B, IN), np.nan, np.float32)
     dw = np.full((IN, OUT), np.nan, np.float32)
     db = np.full(OUT, np.nan, np.float32) if with_bias else None
     _core.dense_backward(dx, dw, db, dout, x, w)
     d64 = dout.astype(np.float64)
-    assert_close(dx, d64 @ w.T.astype(np.float64), OUT, "dinp")
-    assert_close(dw, x.T.astype(np.float64) @ d64, B, "dweight")
+    assert_close(dx, d64 @ w.T.astype(np.float64), atol=reduction_atol(OUT), name="dinp")
+    assert_close(dw, x.T.astype(np.float64) @ d64, atol=reduction_atol(B), name="dweight")
     if with_bias:
-        assert_close(db, d64.sum(axis=0), B, "dbias")
+        assert_close(db, d64.sum(axis=0), atol=reduction_atol(B), name="dbias")
     dw2 = np.empty_like(dw)
     _core.dense_backward(None, dw2, None, dout, x, w)
     np.testing.assert_array_equal(dw2, dw)
