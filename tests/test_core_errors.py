@@ -3,24 +3,11 @@
 out of bounds."""
 import numpy as np
 import pytest
+from helpers import noncontig, readonly, z
 
 from cnnfast import _core
 
 f32 = np.float32
-
-
-def z(*shape, dtype=f32):
-    return np.zeros(shape, dtype)
-
-
-def readonly(a):
-    a.setflags(write=False)
-    return a
-
-
-def noncontig(*shape):
-    """A float32 view with the given shape that is not C-contiguous."""
-    return np.zeros(shape[:-1] + (2 * shape[-1],), f32)[..., ::2]
 
 
 def ws(n=10_000):

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import assert_close, reduction_atol, run_conv
 
 import cnnfast.reference as R
 from cnnfast import _core
@@ -160,24 +160,6 @@ def test_isa_environment_variable(value):
 
 
 # ---- conv2d / dense against float64 numpy -------------------------------------------------
-
-def run_conv(x, w, bias, strides, padding, dout, want_dinp=True):
-    g = _core.conv2d_geometry(list(x.shape), list(w.shape), strides, padding)
-    ws = np.empty(max(1, g["workspace"]), np.float32)
-    out = np.empty(g["out_shape"], np.float32)
-    _core.conv2d_forward(out, x, w, bias, strides, padding, ws)
-    dx = np.full(x.shape, np.nan, np.float32) if want_dinp else None
-    dw = np.full(w.shape, np.nan, np.float32)
-    db = np.full(w.shape[3], np.nan, np.float32) if bias is not None else None
-    _core.conv2d_backward(dx, dw, db, dout, x, w, strides, padding, ws)
-    return out, dx, dw, db
-
-
-def reduction_atol(K):
-    # fp32 vs float64 with unit-normal data: values grow like sqrt(K), rounding error like
-    # K*u*sum|terms|, so the absolute tolerance scales with the reduction length K.
-    return 1e-5 * max(K, 1)
-
 
 CONV_CASES = [  # (N, H, W, C), (KH, KW, OC), strides, padding
     ((1, 5, 5, 1), (1, 1, 3), (1, 1), "valid"),    # pointwise fast path

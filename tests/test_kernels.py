@@ -9,7 +9,6 @@ import itertools
 import numpy as np
 import pytest
 from helpers import (
-    ATOL,
     assert_close,
     check_op,
     core_activation_backward,
@@ -26,22 +25,11 @@ from helpers import (
     core_maxpool2d_forward,
     core_xent,
     rand,
+    sum_tol,
 )
 
 import cnnfast.reference as R
 from cnnfast import _core
-
-
-def sum_tol(n_terms):
-    """atol for an fp32 result that is a sum of n_terms products of O(1) numbers.
-
-    Such a sum is O(sqrt(n)) in size and its rounding error, in any summation order, grows
-    about like eps32 * n (worst case for blocked/pairwise orders is smaller, for a plain loop
-    larger); 1e-6 * n keeps a 10x margin over what we observe while still catching any
-    indexing error, which produces O(1) differences.
-    """
-    return max(ATOL, 1e-6 * n_terms)
-
 
 # ---- Conv2D ---------------------------------------------------------------------------------
 

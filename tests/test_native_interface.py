@@ -5,19 +5,11 @@ import weakref
 
 import numpy as np
 import pytest
+from helpers import readonly, z
 
 from cnnfast import _core, backend
 
 f32 = np.float32
-
-
-def z(*shape, dtype=f32):
-    return np.zeros(shape, dtype)
-
-
-def readonly(a):
-    a.setflags(write=False)
-    return a
 
 
 # ---- kinds ----

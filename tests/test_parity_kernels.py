@@ -24,48 +24,16 @@ keras.activations.softmax also carries ``_keras_logits``, so the logits path app
 a softmax computed elsewhere and fed as a plain tensor takes the clipped probability path
 (test_xent_probability_path_*), matching _core.cross_entropy(..., from_logits=False).
 """
-import zlib
-
 import numpy as np
 import pytest
-import tf_oracle
+from helpers import rand
+from tf_oracle import GRAD_SUM_ATOL, check, seed_of, tf_grads
 
 from cnnfast import _core
 
 pytestmark = pytest.mark.tf
 
-ATOL, RTOL = 1e-5, 1e-4
-GRAD_SUM_ATOL = 1e-4  # reductions over many products (see module docstring)
 ACT = _core.Activation.__members__
-
-
-def check(op, got, want, atol=ATOL, rtol=RTOL):
-    """assert_allclose that records the differences and prints them on failure."""
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape, f"{op}: shape {got.shape} != oracle {want.shape}"
-    a, r = tf_oracle.record(op, got, want)
-    np.testing.assert_allclose(got, want, atol=atol, rtol=rtol,
-                               err_msg=f"{op}: max abs diff {a:.3e}, "
-                                       f"max abs diff / max|ref| {r:.3e}")
-
-
-def seed_of(*key):
-    """A per-case seed that is stable across runs (hash() of str is salted per process)."""
-    return zlib.crc32(repr(key).encode())
-
-
-def f32(rng, *shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-
-def tf_grads(tf, layer, x, dy):
-    """Run ``layer`` on x under a tape; return y, dx and the gradients of its weights."""
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        y = layer(xt)
-    grads = tape.gradient(y, [xt] + list(layer.trainable_weights), output_gradients=tf.constant(dy))
-    return y.numpy(), [g.numpy() for g in grads]
 
 
 # ---------------------------------------------------------------- Conv2D
@@ -87,11 +55,11 @@ def test_conv2d(tf_keras, n, h, w, c, oc, k, s, pad):
     rng = np.random.default_rng(seed_of(n, h, w, k, s, pad))
     layer = keras.layers.Conv2D(oc, k, strides=s, padding=pad)
     layer.build((n, h, w, c))
-    kern, bias = f32(rng, k, k, c, oc, scale=0.3), f32(rng, oc)
+    kern, bias = rand(rng, (k, k, c, oc), 0.3), rand(rng, (oc,))
     layer.set_weights([kern, bias])
-    x = f32(rng, n, h, w, c)
+    x = rand(rng, (n, h, w, c))
     geo = _core.conv2d_geometry(x.shape, kern.shape, (s, s), pad)
-    dy = f32(rng, *geo["out_shape"])
+    dy = rand(rng, geo["out_shape"])
     y_tf, (dx_tf, dk_tf, db_tf) = tf_grads(tf, layer, x, dy)
 
     ws = np.empty(max(geo["workspace"], 1), np.float32)
@@ -127,9 +95,9 @@ def test_pool2d(tf_keras, kind, n, h, w, p, s, pad):
     cls = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
     layer = cls(pool_size=p, strides=s, padding=pad)
     c = 3
-    x = f32(rng, n, h, w, c)  # continuous values: no ties (ties: test_maxpool_ties)
+    x = rand(rng, (n, h, w, c))  # continuous values: no ties (ties: test_maxpool_ties)
     geo = _core.pool2d_geometry(x.shape, (p, p), (s, s), pad)
-    dy = f32(rng, *geo["out_shape"])
+    dy = rand(rng, geo["out_shape"])
     y_tf, (dx_tf,) = tf_grads(tf, layer, x, dy)
     y = np.empty(geo["out_shape"], np.float32)
     dx = np.empty_like(x)
@@ -153,7 +121,7 @@ def test_maxpool_ties(tf_keras, p, s, pad):
     x = rng.integers(0, 3, (2, 9, 8, 2)).astype(np.float32)  # many ties
     layer = keras.layers.MaxPooling2D(pool_size=p, strides=s, padding=pad)
     geo = _core.pool2d_geometry(x.shape, (p, p), (s, s), pad)
-    dy = f32(rng, *geo["out_shape"])
+    dy = rand(rng, geo["out_shape"])
     y_tf, (dx_tf,) = tf_grads(tf, layer, x, dy)
     y, am, dx = np.empty(geo["out_shape"], np.float32), np.empty(geo["out_shape"], np.int32), \
         np.empty_like(x)
@@ -172,9 +140,9 @@ def test_dense(tf_keras, b, i, o):
     rng = np.random.default_rng(b * 1000 + i + o)
     layer = keras.layers.Dense(o)
     layer.build((b, i))
-    kern, bias = f32(rng, i, o, scale=1 / np.sqrt(i)), f32(rng, o)
+    kern, bias = rand(rng, (i, o), 1 / np.sqrt(i)), rand(rng, (o,))
     layer.set_weights([kern, bias])
-    x, dy = f32(rng, b, i), f32(rng, b, o)
+    x, dy = rand(rng, (b, i)), rand(rng, (b, o))
     y_tf, (dx_tf, dk_tf, db_tf) = tf_grads(tf, layer, x, dy)
     y = np.empty((b, o), np.float32)
     _core.dense_forward(y, x, kern, bias)
@@ -195,11 +163,11 @@ def test_dense(tf_keras, b, i, o):
 def test_activation(tf_keras, name, shape):
     tf, keras = tf_keras
     rng = np.random.default_rng(len(shape) * 10 + int(ACT[name]))
-    x = f32(rng, *shape, scale=3.0)
+    x = rand(rng, shape, 3.0)
     x.reshape(-1)[::7] = 0.0  # exact zeros: ReLU's derivative at 0 must be 0 (TF ReluGrad)
     if x.size > 2:
         x.reshape(-1)[1] = 40.0  # saturation for sigmoid/tanh/softmax
-    dy = f32(rng, *shape)
+    dy = rand(rng, shape)
     y_tf, (dx_tf,) = tf_grads(tf, keras.layers.Activation(name), x, dy)
     y, dx = np.empty_like(x), np.empty_like(x)
     _core.activation_forward(y, x, ACT[name])
@@ -213,7 +181,7 @@ def test_dropout_identity_cases(tf_keras):
     kernel with rate 0 must be the identity too (mask all ones) forward and backward."""
     tf, keras = tf_keras
     rng = np.random.default_rng(3)
-    x, dy = f32(rng, 4, 6, 6, 2), f32(rng, 4, 6, 6, 2)
+    x, dy = rand(rng, (4, 6, 6, 2)), rand(rng, (4, 6, 6, 2))
     for layer, training in ((keras.layers.Dropout(0.0), True), (keras.layers.Dropout(0.5), False)):
         xt = tf.constant(x)
         with tf.GradientTape() as tape:
@@ -244,7 +212,7 @@ def _core_sparse(logits, labels):
 
 def _saturated_batch(rng, b=8, k=10):
     """Logits where samples 0 and 1 have a true-class probability far below 1e-7."""
-    z = f32(rng, b, k, scale=2.0)
+    z = rand(rng, (b, k), 2.0)
     y = rng.integers(0, k, b).astype(np.int32)
     z[0, y[0]] = z[0].max() - 30.0   # p_y ~ e^-30 ~ 1e-13
     z[1, y[1]] = z[1].max() - 25.0
@@ -458,8 +426,8 @@ def test_optimizer_parity(tf_keras, name):
     make, kind, kw = OPTIMIZERS[name]
     rng = np.random.default_rng(seed_of(name))
     shapes = [(3, 3, 2, 4), (37,)]
-    w0 = [f32(rng, *s) for s in shapes]
-    grads = [[f32(rng, *s, scale=10.0 ** rng.integers(-4, 1)) for s in shapes] for _ in range(10)]
+    w0 = [rand(rng, s) for s in shapes]
+    grads = [[rand(rng, s, 10.0 ** rng.integers(-4, 1)) for s in shapes] for _ in range(10)]
     for step in grads:  # zeros and tiny values exercise eps handling
         step[1][:3] = 0.0
     tf_vars = [tf.Variable(w) for w in w0]
