@@ -1,8 +1,11 @@
-"""SGEMM against the reference triple loop and numpy float64, for every ISA this CPU supports;
-conv2d/dense against the float64 NumPy reference; determinism across thread counts.
+"""SGEMM: _core.sgemm against the reference triple loop (_core.sgemm_reference) and numpy
+float64, for every ISA this CPU supports; ISA selection; binding errors; bit-identity across
+thread counts, of the SGEMM and of conv2d/dense through it.
 
-Run from the repository root (so `import cnnfast` picks up the in-place build):
-    python -m pytest -q tests/
+conv2d and dense against the NumPy reference: tests/kernels/test_conv2d.py, test_dense.py.
+
+Binding errors: a bad call raises (TypeError for a wrong dtype or a non-array,
+ValueError otherwise), never crashes or writes out of bounds.
 """
 import os
 import subprocess
@@ -10,12 +13,13 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import assert_close, reduction_atol, run_conv
+from helpers import run_conv, z
 
-import cnnfast.reference as R
 from cnnfast import _core
 
 ISAS = _core.build_info()["supported_isas"].split(",")
+
+
 U = 2.0 ** -24  # unit roundoff of float32
 
 
@@ -55,8 +59,12 @@ def gemm_bound(a, b, ta, tb, alpha, beta, c0):
     return 2 * ((K + 4) * U * abs(alpha) * absprod + 4 * U * abs(beta) * np.abs(c0)) + 1e-30
 
 
+# ---- reference and numpy float64, per ISA --------------------------------------------------------
+
 SIZES = [(1, 1, 1), (7, 17, 33), (17, 7, 1), (33, 65, 127), (65, 33, 200), (127, 257, 17),
          (200, 1, 257), (257, 200, 65), (1, 257, 7), (13, 300, 600)]
+
+
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 
 
@@ -110,23 +118,7 @@ def test_sgemm_k0_and_alpha0_scale_c(isa):
     np.testing.assert_array_equal(c, np.float32(2.0) * c0)
 
 
-@pytest.mark.parametrize("isa", ISAS, indirect=True)
-def test_sgemm_bit_identical_for_1_and_2_threads(isa, restore_threads):
-    rng = np.random.default_rng(3)
-    # Big enough to take the parallel path (> 4 MFLOP), with edges in every dimension.
-    for M, N, K, ta, tb in [(200, 257, 300, False, False), (32, 3136, 128, False, True),
-                            (3136, 128, 32, True, False), (1000, 64, 288, False, False),
-                            (517, 333, 601, True, True)]:
-        a, b = operands(rng, M, N, K, ta, tb)
-        c0 = rng.standard_normal((M, N), dtype=np.float32)
-        out = []
-        for threads in (1, 2):
-            _core.set_num_threads(threads)
-            c = c0.copy()
-            _core.sgemm(c, a, b, ta, tb, 0.75, 0.5)
-            out.append(c)
-        np.testing.assert_array_equal(out[0], out[1], err_msg=f"{isa} {M}x{N}x{K}")
-
+# ---- ISA selection -------------------------------------------------------------------------------
 
 def test_isa_selection():
     assert ISAS[-1] == "generic"
@@ -159,72 +151,43 @@ def test_isa_environment_variable(value):
         assert r.returncode != 0 and "CNNFAST_ISA" in r.stderr
 
 
-# ---- conv2d / dense against float64 numpy -------------------------------------------------
+# ---- binding errors ------------------------------------------------------------------------------
 
-CONV_CASES = [  # (N, H, W, C), (KH, KW, OC), strides, padding
-    ((1, 5, 5, 1), (1, 1, 3), (1, 1), "valid"),    # pointwise fast path
-    ((2, 7, 9, 3), (3, 3, 4), (1, 1), "same"),
-    ((2, 7, 9, 3), (3, 3, 4), (2, 2), "same"),
-    ((3, 8, 7, 2), (2, 2, 5), (2, 2), "valid"),
-    ((2, 11, 10, 3), (5, 5, 6), (1, 1), "same"),
-    ((1, 9, 9, 4), (5, 5, 3), (2, 2), "same"),
-    ((2, 6, 5, 3), (2, 2, 3), (1, 2), "same"),     # even kernel: asymmetric SAME padding
-    ((1, 4, 4, 2), (1, 1, 3), (2, 2), "same"),     # strided 1x1 is not the pointwise path
-    ((3, 13, 13, 5), (3, 3, 7), (2, 1), "valid"),
-    ((3, 28, 28, 32), (3, 3, 16), (1, 1), "same"),  # several im2col chunks
-]
+BAD_CALLS = {
+    "gemm_inner": (ValueError, "inner dimensions differ",
+                   lambda: _core.sgemm(z(2, 2), z(2, 3), z(4, 2))),
+    "threads_zero": (ValueError, "n must be >= 1",
+                     lambda: _core.set_num_threads(0)),
+    "isa_unknown": (ValueError, "avx9000",
+                    lambda: _core.set_gemm_isa("avx9000")),
+}
 
 
-@pytest.mark.parametrize("with_bias", [True, False])
-@pytest.mark.parametrize("xs,ks,strides,padding", CONV_CASES)
-def test_conv2d_matches_numpy(xs, ks, strides, padding, with_bias):
-    rng = np.random.default_rng(sum(xs) + sum(ks))
-    x = rng.standard_normal(xs, dtype=np.float32)
-    w = rng.standard_normal((ks[0], ks[1], xs[3], ks[2]), dtype=np.float32)
-    bias = rng.standard_normal(ks[2], dtype=np.float32) if with_bias else None
-    ref = R.conv2d_forward(x, w, bias, strides, padding)
-    dout = rng.standard_normal(ref.shape, dtype=np.float32)
-    out, dx, dw, db = run_conv(x, w, bias, strides, padding, dout)
-    K = ks[0] * ks[1] * xs[3]
-    assert_close(out, ref, atol=reduction_atol(K), name="out")
-    rdx, rdw, rdb = R.conv2d_backward(dout, x, w, strides, padding)
-    M = ref.shape[0] * ref.shape[1] * ref.shape[2]
-    assert_close(dx, rdx, atol=reduction_atol(ks[2] * ks[0] * ks[1]), name="dinp")
-    assert_close(dw, rdw, atol=reduction_atol(M), name="dweight")
-    if with_bias:
-        assert_close(db, rdb, atol=reduction_atol(M), name="dbias")
-    # dinp=None (first layer) skips the input gradient and leaves dweight/dbias unchanged.
-    _, dx2, dw2, db2 = run_conv(x, w, bias, strides, padding, dout, want_dinp=False)
-    assert dx2 is None
-    np.testing.assert_array_equal(dw2, dw)
-    if with_bias:
-        np.testing.assert_array_equal(db2, db)
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_gemm_rejects(case):
+    exc, match, call = BAD_CALLS[case]
+    with pytest.raises(exc, match=match):
+        call()
 
 
-@pytest.mark.parametrize("with_bias", [True, False])
-@pytest.mark.parametrize("B,IN,OUT", [(1, 1, 1), (7, 17, 10), (33, 300, 129), (1, 64, 3)])
-def test_dense_matches_numpy(B, IN, OUT, with_bias):
-    rng = np.random.default_rng(B + IN + OUT)
-    x = rng.standard_normal((B, IN), dtype=np.float32)
-    w = rng.standard_normal((IN, OUT), dtype=np.float32)
-    bias = rng.standard_normal(OUT, dtype=np.float32) if with_bias else None
-    out = np.full((B, OUT), np.nan, np.float32)
-    _core.dense_forward(out, x, w, bias)
-    ref = x.astype(np.float64) @ w.astype(np.float64) + (bias if with_bias else 0.0)
-    assert_close(out, ref, atol=reduction_atol(IN), name="out")
-    dout = rng.standard_normal((B, OUT), dtype=np.float32)
-    dx = np.full((B, IN), np.nan, np.float32)
-    dw = np.full((IN, OUT), np.nan, np.float32)
-    db = np.full(OUT, np.nan, np.float32) if with_bias else None
-    _core.dense_backward(dx, dw, db, dout, x, w)
-    d64 = dout.astype(np.float64)
-    assert_close(dx, d64 @ w.T.astype(np.float64), atol=reduction_atol(OUT), name="dinp")
-    assert_close(dw, x.T.astype(np.float64) @ d64, atol=reduction_atol(B), name="dweight")
-    if with_bias:
-        assert_close(db, d64.sum(axis=0), atol=reduction_atol(B), name="dbias")
-    dw2 = np.empty_like(dw)
-    _core.dense_backward(None, dw2, None, dout, x, w)
-    np.testing.assert_array_equal(dw2, dw)
+# ---- threads -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+def test_sgemm_bit_identical_for_1_and_2_threads(isa, restore_threads):
+    rng = np.random.default_rng(3)
+    # Big enough to take the parallel path (> 4 MFLOP), with edges in every dimension.
+    for M, N, K, ta, tb in [(200, 257, 300, False, False), (32, 3136, 128, False, True),
+                            (3136, 128, 32, True, False), (1000, 64, 288, False, False),
+                            (517, 333, 601, True, True)]:
+        a, b = operands(rng, M, N, K, ta, tb)
+        c0 = rng.standard_normal((M, N), dtype=np.float32)
+        out = []
+        for threads in (1, 2):
+            _core.set_num_threads(threads)
+            c = c0.copy()
+            _core.sgemm(c, a, b, ta, tb, 0.75, 0.5)
+            out.append(c)
+        np.testing.assert_array_equal(out[0], out[1], err_msg=f"{isa} {M}x{N}x{K}")
 
 
 def test_conv_dense_bit_identical_for_1_and_2_threads(restore_threads):
