@@ -96,7 +96,8 @@ def bench_gemm(core, shapes, repeats, log):
         row = {"shape": name, "M": M, "N": N, "K": K, "trans_a": ta, "trans_b": tb}
         for isa in isas:
             core.set_gemm_isa(isa)
-            # Validate before timing: fp32 error grows ~ sqrt(K) * |a||b| (see tests/test_gemm.py).
+            # Validate before timing: fp32 error grows ~ sqrt(K) * |a||b|
+            # (tests/kernels/test_gemm.py).
             core.sgemm(c, a, b, ta, tb, 1.0, 0.0)
             err = float(np.max(np.abs(c - ref)))
             tol = 1e-5 * K + 1e-4 * float(np.max(np.abs(ref)))

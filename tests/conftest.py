@@ -1,5 +1,8 @@
 """Shared fixtures: OpenMP thread counts, the tf.keras oracle, and per-op summaries of the
-largest differences (kernel vs NumPy reference, kernel vs tf.keras)."""
+largest differences (kernel vs NumPy reference, kernel vs tf.keras).
+
+The kernel tests are one file per op in tests/kernels/ (CONTRIBUTING.md#running-one-kernels-tests).
+"""
 import pytest
 
 # tests/ is on sys.path through pyproject.toml's pytest setting `pythonpath = ["tests"]`.

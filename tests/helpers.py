@@ -1,10 +1,14 @@
 """Test helpers: compare cnnfast._core kernels with the NumPy reference (cnnfast.reference).
 
-check_op(...)     runs a kernel and its reference, forward then backward, with explicit atol/rtol;
-                  a failure prints the max abs/rel difference, where it is, and the shapes.
-assert_close(...) the comparison itself (|actual - expected| <= atol + rtol * |expected|).
-core_*            thin wrappers that allocate the output buffers _core kernels write into.
-DIFFS             largest differences seen per op; conftest.py prints them at the end of a run.
+check_op(...)           runs a kernel and its reference, forward then backward, with explicit
+                        atol/rtol; a failure prints the max abs/rel difference, where it is, and
+                        the shapes.
+assert_close(...)       the comparison itself (|actual - expected| <= atol + rtol * |expected|).
+sum_tol, reduction_atol atol for an fp32 sum of many products (why: in their docstrings).
+z, readonly, noncontig  arrays for the binding-error tests.
+core_*, run_conv        thin wrappers that allocate the output buffers _core kernels write into.
+DIFFS                   largest differences seen per op; conftest.py prints them at the end of a
+                        run.
 """
 import numpy as np
 
@@ -20,6 +24,23 @@ DIFFS = {}  # op -> {"abs": largest |a - e|, "rel": largest |a - e| / |e| where 
 def rand(rng, shape, scale=1.0):
     """float32 standard normals times `scale`."""
     return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def sum_tol(n_terms):
+    """atol for an fp32 result that is a sum of n_terms products of O(1) numbers.
+
+    Such a sum is O(sqrt(n)) in size and its rounding error, in any summation order, grows
+    about like eps32 * n (worst case for blocked/pairwise orders is smaller, for a plain loop
+    larger); 1e-6 * n keeps a 10x margin over what we observe while still catching any
+    indexing error, which produces O(1) differences.
+    """
+    return max(ATOL, 1e-6 * n_terms)
+
+
+def reduction_atol(K):
+    """atol for an fp32 reduction of length K against float64, on unit-normal data: values
+    grow like sqrt(K), rounding error like K*u*sum|terms|, so the tolerance scales with K."""
+    return 1e-5 * max(K, 1)
 
 
 def _record(op, absdiff, reldiff):
@@ -86,6 +107,22 @@ def check_op(op, core_fwd, ref_fwd, inputs, core_bwd=None, ref_bwd=None, *, atol
     return out, grads
 
 
+# ---- arrays for the binding-error tests ------------------------------------------------------
+
+def z(*shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+def readonly(a):
+    a.setflags(write=False)
+    return a
+
+
+def noncontig(*shape):
+    """A float32 view with the given shape that is not C-contiguous."""
+    return np.zeros(shape[:-1] + (2 * shape[-1],), np.float32)[..., ::2]
+
+
 # ---- wrappers allocating _core outputs -----------------------------------------------------
 
 def conv_workspace(x_shape, w_shape, strides, padding):
@@ -108,6 +145,20 @@ def core_conv2d_backward(dout, x, w, strides, padding, with_dinp=True, with_bias
     _core.conv2d_backward(dinp, dw, db, dout, x, w, tuple(strides), padding,
                           conv_workspace(x.shape, w.shape, strides, padding))
     return dinp, dw, db
+
+
+def run_conv(x, w, bias, strides, padding, dout, want_dinp=True):
+    """(out, dinp, dweight, dbias) of one forward and one backward; the gradients start as NaN,
+    so a kernel that leaves a cell unwritten fails."""
+    g = _core.conv2d_geometry(list(x.shape), list(w.shape), strides, padding)
+    ws = np.empty(max(1, g["workspace"]), np.float32)
+    out = np.empty(g["out_shape"], np.float32)
+    _core.conv2d_forward(out, x, w, bias, strides, padding, ws)
+    dx = np.full(x.shape, np.nan, np.float32) if want_dinp else None
+    dw = np.full(w.shape, np.nan, np.float32)
+    db = np.full(w.shape[3], np.nan, np.float32) if bias is not None else None
+    _core.conv2d_backward(dx, dw, db, dout, x, w, strides, padding, ws)
+    return out, dx, dw, db
 
 
 def _pool_out_shape(x, pool, strides, padding):

@@ -132,15 +132,3 @@ def test_fit_before_compile_and_set_weights_mismatch(model):
         m.set_weights([np.zeros((3, 2)), np.zeros(2)])
     with pytest.raises(ValueError, match="weight arrays"):
         m.set_weights([np.zeros((2, 2))])
-
-
-def test_native_core_raises_instead_of_crashing():
-    core = cf.backend
-    out = np.empty((2, 3), np.float32)
-    with pytest.raises(TypeError, match="dtype"):
-        core.dense_forward(out, np.zeros((2, 4)), np.zeros((4, 3), np.float32), None)
-    with pytest.raises(ValueError, match=r"inp \(2, 5\) does not match weight \(4, 3\)"):
-        core.dense_forward(out, np.zeros((2, 5), np.float32), np.zeros((4, 3), np.float32), None)
-    with pytest.raises(ValueError, match="label"):
-        core.cross_entropy(np.empty(2, np.float32), None, np.zeros((2, 3), np.float32),
-                           np.array([0, 7], np.int32), True, 1e-7, 0.5)

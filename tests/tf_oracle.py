@@ -6,9 +6,27 @@ tensorflow directly: the environment variables must be set before TensorFlow is 
 * ``TF_ENABLE_ONEDNN_OPTS=0``: oneDNN reorders float sums on x86.
 * CPU only (``CUDA_VISIBLE_DEVICES=-1``), so no TF32 and no GPU kernels; TF32 is disabled anyway.
 * ``enable_op_determinism()``: deterministic kernels, and it switches off auto-XLA.
+
+``check`` compares a kernel's output with the oracle's and records the difference (the session
+summary in conftest.py prints the largest per op). Tolerances (fp32):
+
+* forward: atol 1e-5, rtol 1e-4 (the project default, CONTRIBUTING.md#tolerances;
+  docs/keras_semantics.md#tolerances expects ~1e-6/1e-5 per layer, which the measured errors
+  meet, see the summary);
+* backward: the same, except reductions over many terms (conv/dense dweight, dbias; conv dinp
+  with many overlapping windows) whose magnitudes grow with the summed count: GRAD_SUM_ATOL,
+  since summation order differs between our GEMM and Eigen's and each term carries ~6e-8 rel
+  error;
+* optimizers: a few ulps, see test_optimizer_parity.
 """
 import os
 import sys
+import zlib
+
+import numpy as np
+from helpers import ATOL, RTOL
+
+GRAD_SUM_ATOL = 1e-4  # reductions over many products (see the module docstring)
 
 # op name -> (max abs diff, max abs diff / max |reference|) seen across the session's parity tests
 MAX_DIFFS = {}
@@ -45,8 +63,6 @@ def load():
 
 def record(op, got, want):
     """Record and return (max abs, max rel) difference of ``got`` vs ``want`` under ``op``."""
-    import numpy as np
-
     got = np.asarray(got, np.float64)
     want = np.asarray(want, np.float64)
     diff = np.abs(got - want)
@@ -58,3 +74,28 @@ def record(op, got, want):
     a0, r0 = MAX_DIFFS.get(op, (0.0, 0.0))
     MAX_DIFFS[op] = (max(a0, abs_d), max(r0, rel_d))
     return abs_d, rel_d
+
+
+def check(op, got, want, atol=ATOL, rtol=RTOL):
+    """assert_allclose that records the differences and prints them on failure."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{op}: shape {got.shape} != oracle {want.shape}"
+    a, r = record(op, got, want)
+    np.testing.assert_allclose(got, want, atol=atol, rtol=rtol,
+                               err_msg=f"{op}: max abs diff {a:.3e}, "
+                                       f"max abs diff / max|ref| {r:.3e}")
+
+
+def seed_of(*key):
+    """A per-case seed that is stable across runs (hash() of str is salted per process)."""
+    return zlib.crc32(repr(key).encode())
+
+
+def tf_grads(tf, layer, x, dy):
+    """Run ``layer`` on x under a tape; return y, dx and the gradients of its weights."""
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = layer(xt)
+    grads = tape.gradient(y, [xt] + list(layer.trainable_weights), output_gradients=tf.constant(dy))
+    return y.numpy(), [g.numpy() for g in grads]

@@ -1,31 +1,19 @@
-"""The typed interface of cnnfast._core: the kinds (py::enum_), the Net's typed builders (Op,
-OptSpec) and the one cross-entropy binding."""
+"""The Net and the _core module as a whole: the Net's kinds (py::enum_), its typed builders
+(Op, OptSpec) and their errors, the Net's checks; the type stub; the module after errors.
+
+The Activation kind: tests/kernels/test_activations.py; cross_entropy's batch mean, which is the
+Net's loss: tests/kernels/test_cross_entropy.py.
+"""
 import gc
 import weakref
 
 import numpy as np
 import pytest
+from helpers import readonly, z
 
-from cnnfast import _core, backend
+from cnnfast import _core
 
 f32 = np.float32
-
-
-def z(*shape, dtype=f32):
-    return np.zeros(shape, dtype)
-
-
-def readonly(a):
-    a.setflags(write=False)
-    return a
-
-
-# ---- kinds ----
-
-def test_activation_names_are_the_keras_names():
-    assert list(_core.Activation.__members__) == ["linear", "relu", "sigmoid", "tanh", "softmax"]
-    assert backend.ACTIVATIONS == dict(_core.Activation.__members__)
-    assert backend.ACTIVATIONS["relu"] is _core.Activation.relu
 
 
 def test_kinds_are_exported():
@@ -36,20 +24,7 @@ def test_kinds_are_exported():
     assert set(_core.OptKind.__members__) == {"adam", "sgd", "rmsprop"}
 
 
-def test_activation_takes_the_enum_not_an_int():
-    with pytest.raises(TypeError, match="incompatible function arguments"):
-        _core.activation_forward(z(2, 2), z(2, 2), 1)
-    out = z(2, 2)
-    _core.activation_forward(out, np.full((2, 2), -1.0, f32), _core.Activation.relu)
-    assert (out == 0).all()
-
-
-def test_cuda_module_shares_the_activation_class():
-    cuda = pytest.importorskip("cnnfast._cuda")
-    assert cuda.Activation is _core.Activation
-
-
-# ---- Net builders ----
+# ---- Net builders --------------------------------------------------------------------------------
 
 def conv_arrays(kh=3, kw=3, c=2, oc=4, bias=True):
     w, dw = z(kh, kw, c, oc), z(kh, kw, c, oc)
@@ -182,129 +157,7 @@ def test_set_optimizer_checks_the_slots():
     net.set_optimizer(_core.OptSpec.sgd(0.0, False), [(w, g, None, None, None)])
 
 
-# ---- cross_entropy: one binding for the four kernels ----
-
-def xent_inputs(rng, b=37, k=5):
-    logits = rng.normal(size=(b, k)).astype(f32) * 3
-    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    labels = rng.integers(0, k, b).astype(np.int32)
-    return logits, probs.astype(f32), labels, np.eye(k, dtype=f32)[labels]
-
-
-def sequential_mean(loss):
-    total = f32(0)
-    for v in loss:
-        total = f32(total + v)
-    return f32(total / f32(loss.size))
-
-
-@pytest.mark.parametrize("from_logits", [True, False])
-def test_cross_entropy_picks_sparse_or_dense_from_the_labels(from_logits):
-    logits, probs, labels, onehot = xent_inputs(np.random.default_rng(3))
-    pred = logits if from_logits else probs
-    b, k = pred.shape
-    ls, gs = np.empty(b, f32), np.empty((b, k), f32)
-    ld, gd = np.empty(b, f32), np.empty((b, k), f32)
-    ms = _core.cross_entropy(ls, gs, pred, labels, from_logits, 1e-7, 1.0 / b)
-    md = _core.cross_entropy(ld, gd, pred, onehot, from_logits, 1e-7, 1.0 / b)
-    # One-hot dense targets and their class indices are the same loss (up to the dense
-    # kernel's sum over k), so the dtype, not the call, picked the kernel.
-    np.testing.assert_allclose(ls, ld, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(gs, gd, rtol=1e-6, atol=1e-7)
-    assert isinstance(ms, float) and isinstance(md, float)
-    # Soft targets only make sense for the dense kernel: its loss differs from the sparse one.
-    soft = np.full((b, k), 1.0 / k, f32)
-    lsoft = np.empty(b, f32)
-    _core.cross_entropy(lsoft, None, pred, soft, from_logits)
-    assert not np.allclose(lsoft, ls)
-
-
-@pytest.mark.parametrize("from_logits", [True, False])
-@pytest.mark.parametrize("sparse", [True, False])
-def test_cross_entropy_returns_the_nets_mean(from_logits, sparse):
-    logits, probs, labels, onehot = xent_inputs(np.random.default_rng(4), b=1000)
-    pred, y = (logits if from_logits else probs), (labels if sparse else onehot)
-    loss = np.empty(pred.shape[0], f32)
-    mean = _core.cross_entropy(loss, None, pred, y, from_logits)
-    assert f32(mean) == sequential_mean(loss)  # bit-identical: float32 sequential sum / B
-    assert mean == pytest.approx(float(loss.astype(np.float64).mean()), rel=1e-5)
-
-
-def test_cross_entropy_mean_equals_the_nets_loss():
-    """A Net made of one Activation('softmax') op reports, for the probabilities it computes,
-    the same loss as cross_entropy on those probabilities, bit for bit."""
-    logits, _, labels, onehot = xent_inputs(np.random.default_rng(5), b=333)
-    b, k = logits.shape
-    for loss_kind, y in ((_core.LossKind.sparse_probs, labels),
-                         (_core.LossKind.dense_probs, onehot)):
-        net = _core.Net([_core.Op.activation(_core.Activation.softmax)], [k], b, loss_kind, k,
-                        False)
-        net_loss, _ = net.evaluate(logits, y)
-        probs = np.empty((b, k), f32)
-        net.predict(logits, probs)
-        mean = _core.cross_entropy(np.empty(b, f32), None, probs, y, False)
-        assert f32(mean) == f32(net_loss)
-    for loss_kind, y in ((_core.LossKind.sparse_logits, labels),
-                         (_core.LossKind.dense_logits, onehot)):
-        net = _core.Net([_core.Op.activation(_core.Activation.linear)], [k], b, loss_kind, k,
-                        False)
-        net_loss, _ = net.evaluate(logits, y)
-        mean = _core.cross_entropy(np.empty(b, f32), None, logits, y, True)
-        assert f32(mean) == f32(net_loss)
-
-
-def test_losses_per_sample_returns_the_mean():
-    from cnnfast import losses
-
-    logits, _, labels, _ = xent_inputs(np.random.default_rng(6))
-    loss = np.empty(labels.size, f32)
-    mean = losses.SparseCategoricalCrossentropy().per_sample(labels, logits, True, loss, None, 1.0)
-    assert f32(mean) == sequential_mean(loss)
-
-
-BAD_XENT = {
-    "labels_int64": (TypeError, r"labels must have dtype int32 \(class indices, \(B,\)\) or "
-                                r"float32 \(targets, \(B, K\)\), got int64",
-                     lambda: _core.cross_entropy(z(2), None, z(2, 3), np.zeros(2, np.int64),
-                                                 True)),
-    "labels_float64": (TypeError, "got float64",
-                       lambda: _core.cross_entropy(z(2), None, z(2, 3), np.zeros((2, 3)), True)),
-    "labels_list": (TypeError, "labels must be a numpy array",
-                    lambda: _core.cross_entropy(z(2), None, z(2, 3), [0, 1], True)),
-    "int_labels_2d": (ValueError, r"labels has shape \(2, 3\), expected \(2,\) \(int32 labels "
-                                  r"are class indices; one-hot targets must be float32\)",
-                      lambda: _core.cross_entropy(z(2), None, z(2, 3), z(2, 3, dtype=np.int32),
-                                                  False)),
-    "float_labels_1d": (ValueError, r"labels has shape \(2,\), expected \(2, 3\) \(float32 "
-                                    r"labels are targets; class indices must be int32\)",
-                        lambda: _core.cross_entropy(z(2), None, z(2, 3), z(2), True)),
-    "labels_batch": (ValueError, r"labels has shape \(3,\), expected \(2,\)",
-                     lambda: _core.cross_entropy(z(2), None, z(2, 3), z(3, dtype=np.int32),
-                                                 True)),
-    "pred_1d": (ValueError, "pred must be 2-D",
-                lambda: _core.cross_entropy(z(2), None, z(2), z(2, dtype=np.int32), True)),
-    "pred_float64": (TypeError, "pred must have dtype float32",
-                     lambda: _core.cross_entropy(z(2), None, z(2, 3, dtype=np.float64),
-                                                 z(2, dtype=np.int32), True)),
-    "loss_shape": (ValueError, r"loss has shape \(3,\), expected \(2,\)",
-                   lambda: _core.cross_entropy(z(3), None, z(2, 3), z(2, dtype=np.int32), True)),
-    "grad_shape": (ValueError, r"grad has shape \(2, 4\), expected \(2, 3\)",
-                   lambda: _core.cross_entropy(z(2), z(2, 4), z(2, 3), z(2, dtype=np.int32),
-                                               False)),
-    "label_outside": (ValueError, r"label 3 at row 1 is outside \[0, 3\)",
-                      lambda: _core.cross_entropy(z(2), None, z(2, 3),
-                                                  np.array([0, 3], np.int32), False)),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_XENT))
-def test_cross_entropy_rejects(case):
-    exc, match, call = BAD_XENT[case]
-    with pytest.raises(exc, match=match):
-        call()
-
-
-# ---- the type stub ----
+# ---- the module ----------------------------------------------------------------------------------
 
 def test_core_pyi_lists_every_name_and_method():
     import ast
@@ -321,3 +174,21 @@ def test_core_pyi_lists_every_name_and_method():
     for enum in ("Activation", "OpKind", "LossKind", "OptKind"):
         members = {t.target.id for t in stub[enum].body if isinstance(t, ast.AnnAssign)}
         assert set(getattr(_core, enum).__members__) <= members, enum
+
+
+def test_module_still_works_after_errors():
+    # The calls of label_too_large (test_cross_entropy.py), bad_padding (test_conv2d.py) and
+    # argmax_out_of_range (test_pool2d.py).
+    for call in (
+            lambda: _core.cross_entropy(z(2), z(2, 3), z(2, 3), np.array([0, 3], np.int32), True,
+                                        1e-7, 1.0),
+            lambda: _core.conv2d_forward(z(2, 4, 4, 4), z(2, 6, 6, 3), z(3, 3, 3, 4), None,
+                                         (1, 1), "full", z(10_000)),
+            lambda: _core.maxpool2d_backward(
+                z(1, 4, 4, 1), z(1, 2, 2, 1),
+                np.array([0, 5, 16, 3], np.int32).reshape(1, 2, 2, 1), (2, 2), (2, 2), "valid")):
+        with pytest.raises(ValueError):
+            call()
+    out = z(2, 2)
+    _core.activation_forward(out, np.ones((2, 2), f32), _core.Activation.linear)
+    assert (out == 1).all()
