@@ -135,7 +135,7 @@ def test_conv2d_many_chunks(with_dinp):
             np.testing.assert_array_equal(a, c)
 
 
-# The weight gradient of a layer with few taps without im2col (conv2d_cpu.cpp, K = KH*KW*C <= 24):
+# The weight gradient of a layer with few taps without im2col (conv2d_taps_cpu.cpp, K <= 24):
 # one tap group (K <= 11) and two (K = 12..24), channel blocks of 8 with partial ones, strides,
 # both paddings, odd sizes; K = 25 takes the im2col path (control).
 SMALL_K = [(3, 1, 32, (1, 1), "same"), (3, 1, 13, (2, 2), "same"), (3, 2, 8, (1, 2), "valid"),
