@@ -5,7 +5,6 @@
 //   inp (N,H,W,C)  weight (KH,KW,C,OC) == (K,OC)  out, dout (N,OH,OW,OC)  padded (N,Hp,Wp,C)
 #include <algorithm>
 #include <new>
-#include <string>
 #include <vector>
 
 #ifdef _OPENMP
@@ -17,7 +16,7 @@
 #endif
 
 #include "conv2d_taps.h"
-#include "gemm.h"
+#include "isa.h"
 
 namespace cnnfast {
 
@@ -179,10 +178,11 @@ void conv2d_dw_small_k(float* dweight, float* dbias, const float* dout, const fl
     const int K = p.KH * p.KW * p.C;
     const int blocks = (p.OC + 7) / 8, groups = (K + SMALLK_TAPS - 1) / SMALLK_TAPS;
     const int units = blocks * groups;  // (channel block, tap group); consecutive: neighbours
+    // The AVX2 version on AVX2 and AVX-512 machines (no AVX-512 version: 8-lane blocks suit the
+    // OC = 8..64 of a first layer), the scalar one on generic. Both round alike.
     bool avx2 = false;
 #ifdef CNNFAST_SMALLK_AVX2
-    const std::string isa = gemm_isa();
-    avx2 = isa == "avx2" || isa == "avx512";
+    avx2 = active_isa() != Isa::generic;
 #endif
     // Images per tile: about 256 KB of dout, so every unit of a thread reads the tile from
     // cache after the first (dout itself is often far larger than the L2).
@@ -329,11 +329,12 @@ static const ConvRowFn kConvRowAvx2[FWD_TAPS_MAX + 1] = {
     conv_row_avx2<8>, conv_row_avx2<9>, conv_row_avx2<10>, conv_row_avx2<11>};
 #endif
 
+// Runs on Isa::avx2 only; on avx512 and generic the caller takes the GEMM path.
 bool conv2d_forward_small_k(float* out, const float* inp, const float* weight, const float* bias,
                             const Conv2DParams& p, bool relu) {
 #ifdef CNNFAST_SMALLK_AVX2
     const int K = p.KH * p.KW * p.C;
-    if (is_pointwise(p) || K > FWD_TAPS_MAX || std::string(gemm_isa()) != "avx2") return false;
+    if (is_pointwise(p) || K > FWD_TAPS_MAX || active_isa() != Isa::avx2) return false;
     const PaddedTaps taps = padded_taps(inp, p);
     const Padded d = taps.d;
     const float* pad = taps.pad;
