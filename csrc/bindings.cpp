@@ -20,6 +20,7 @@
 #include "conv2d.h"
 #include "dense.h"
 #include "gemm.h"
+#include "isa.h"
 #include "net.h"
 #include "optim.h"
 #include "pool2d.h"
@@ -320,16 +321,16 @@ void bind_info(py::module_& m) {
         d["compiler"] = std::string("unknown");
 #endif
         d["openmp"] = has_openmp();
-        d["isa"] = std::string(gemm_isa());
-        d["supported_isas"] = std::string(gemm_supported_isas());
+        d["isa"] = std::string(isa_name(active_isa()));
+        d["supported_isas"] = std::string(supported_isas());
         d["num_threads"] = num_threads();
         d["cuda"] = false;
         return d;
     });
     m.def("num_threads", &num_threads);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
-    m.def("gemm_isa", &gemm_isa);
-    m.def("set_gemm_isa", [](const std::string& s) { set_gemm_isa(s.c_str()); }, py::arg("name"));
+    m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
+    m.def("set_gemm_isa", [](const std::string& s) { set_isa(s.c_str()); }, py::arg("name"));
 }
 
 // Output shapes, padding and workspace sizes of the conv and pooling kernels.

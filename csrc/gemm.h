@@ -1,4 +1,5 @@
-// gemm.h -- single-precision GEMM with runtime ISA dispatch (AVX-512 / AVX2+FMA / generic).
+// gemm.h -- single-precision GEMM with runtime ISA dispatch (AVX-512 / AVX2+FMA / generic): it
+// runs the micro-kernels of isa.h's active_isa().
 #pragma once
 #include <cstdint>
 
@@ -30,13 +31,5 @@ void column_sums(float* out, const float* X, int rows, int cols, int ldx, bool a
 // Plain triple loop with the same contract: the oracle for sgemm's tests.
 void sgemm_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                      int lda, const float* B, int ldb, float beta, float* C, int ldc);
-
-// The instruction set sgemm dispatches to now: "avx512", "avx2" or "generic".
-const char* gemm_isa();
-// Comma-separated instruction sets this CPU supports, best first (always ends in "generic").
-const char* gemm_supported_isas();
-// Force an instruction set ("avx512", "avx2", "generic" or "auto"); throws if unsupported.
-// The environment variable CNNFAST_ISA sets the initial choice.
-void set_gemm_isa(const char* name);
 
 }  // namespace cnnfast

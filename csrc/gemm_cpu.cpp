@@ -21,7 +21,6 @@
 // split C (never K), so the result is bit-identical for any thread count. Different ISAs may
 // round differently.
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -29,6 +28,7 @@
 
 #include "common.h"
 #include "gemm.h"
+#include "isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CNNFAST_X86 1
@@ -300,7 +300,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void kernel
 #endif  // CNNFAST_X86
 
 // ---------------------------------------------------------------------------------------------
-// Dispatch table, best first. "generic" is always last and always supported.
+// Dispatch table: one row for every ISA isa.cpp can choose (isa.h's active_isa()).
 
 // The same tile reading A where it lies (row stride lda), no packing: a points at op(A)(i, k0),
 // i.e. A + i*lda + k0, or A + k0*lda + i when ta.
@@ -311,7 +311,7 @@ using DirectKernel = void (*)(bool ta, int kc, const float* a, int lda, const fl
 using PackBTrans = void (*)(float* dst, const float* B, int ldb, int k0, int j0, int kc, int n);
 
 struct IsaImpl {
-    const char* name;
+    Isa isa;
     int mr, nr;
     MicroKernel kernel;
     DirectKernel direct_kernel;  // nullptr: A is always packed
@@ -320,75 +320,17 @@ struct IsaImpl {
 
 static const IsaImpl kIsas[] = {
 #ifdef CNNFAST_X86
-    {"avx512", AVX512_MR, AVX512_NR, kernel_avx512, nullptr, nullptr},
-    {"avx2", AVX2_MR, AVX2_NR, kernel_avx2, kernel_avx2_direct, pack_b_trans_avx2},
+    {Isa::avx512, AVX512_MR, AVX512_NR, kernel_avx512, nullptr, nullptr},
+    {Isa::avx2, AVX2_MR, AVX2_NR, kernel_avx2, kernel_avx2_direct, pack_b_trans_avx2},
 #endif
-    {"generic", GEN_MR, GEN_NR, kernel_generic, nullptr, nullptr},
+    {Isa::generic, GEN_MR, GEN_NR, kernel_generic, nullptr, nullptr},
 };
-static constexpr int kNumIsas = sizeof(kIsas) / sizeof(kIsas[0]);
 
-static bool cpu_supports(int i) {
-#ifdef CNNFAST_X86
-    // __builtin_cpu_supports also checks that the OS saves the wide registers (XCR0).
-    const std::string name = kIsas[i].name;
-    if (name == "avx512")
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-    if (name == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    (void)i;
-    return true;  // generic
-}
-
-// Index of the ISA for `name` ("auto" = best supported); throws if unknown or unsupported.
-static int isa_index(const std::string& name) {
-    if (name == "auto" || name.empty()) {
-        for (int i = 0; i < kNumIsas; ++i)
-            if (cpu_supports(i)) return i;
-    }
-    for (int i = 0; i < kNumIsas; ++i)
-        if (name == kIsas[i].name) {
-            CNNFAST_CHECK(cpu_supports(i), "ISA '" + name + "' is not supported by this CPU " +
-                                               "(supported: " + gemm_supported_isas() + ")");
-            return i;
-        }
-    fail("cnnfast: unknown ISA '" + name +
-         "' (expected auto or one of: " + std::string(gemm_supported_isas()) + ")");
-}
-
-static std::atomic<int> g_isa{-1};  // -1 = not chosen yet: read CNNFAST_ISA on first use
-
-static const IsaImpl& active_isa() {
-    int i = g_isa.load(std::memory_order_relaxed);
-    if (i < 0) {
-        const char* env = std::getenv("CNNFAST_ISA");
-        try {
-            i = isa_index(env ? env : "auto");
-        } catch (const std::invalid_argument& err) {
-            fail(std::string(err.what()) + " [from the environment variable CNNFAST_ISA]");
-        }
-        g_isa.store(i, std::memory_order_relaxed);
-    }
-    return kIsas[i];
-}
-
-const char* gemm_isa() {
-    return active_isa().name;
-}
-
-const char* gemm_supported_isas() {
-    static const std::string names = [] {
-        std::string s;
-        for (int i = 0; i < kNumIsas; ++i)
-            if (cpu_supports(i)) s += (s.empty() ? "" : ",") + std::string(kIsas[i].name);
-        return s;
-    }();
-    return names.c_str();
-}
-
-void set_gemm_isa(const char* name) {
-    CNNFAST_CHECK(name != nullptr, "set_gemm_isa: name is null");
-    g_isa.store(isa_index(name), std::memory_order_relaxed);
+static const IsaImpl& active_impl() {
+    const Isa isa = active_isa();
+    for (const IsaImpl& impl : kIsas)
+        if (impl.isa == isa) return impl;
+    return kIsas[sizeof(kIsas) / sizeof(kIsas[0]) - 1];  // not reached: isa.cpp has the same list
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,7 +528,7 @@ void sgemm_bias(bool ta, bool tb, int M, int N, int K, float alpha, const float*
     CNNFAST_CHECK(ldc >= N, "sgemm: ldc smaller than N");
     CNNFAST_CHECK(lda >= (ta ? M : K), "sgemm: lda too small");
     CNNFAST_CHECK(ldb >= (tb ? K : N), "sgemm: ldb too small");
-    const IsaImpl& isa = active_isa();
+    const IsaImpl& isa = active_impl();
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc, bias, relu);

@@ -124,6 +124,46 @@ def test_conv2d_small_k_is_the_same_for_every_isa():
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
 
 
+# The few-tap forward (conv2d_taps_cpu.cpp, K <= 11, not pointwise) runs its AVX2 version on avx2
+# and avx512, and on generic the GEMM path does the layer: K = 9, 8, 11, 3; partial channel
+# blocks; strides; both paddings.
+FEW_TAP_FWD = [(3, 1, 32, (1, 1), "same"), (3, 1, 13, (2, 2), "same"), (2, 2, 17, (1, 2), "valid"),
+               (1, 11, 8, (2, 1), "same"), (1, 3, 5, (2, 2), "valid")]
+
+
+def _im2col(x, k, strides, padding):
+    """(N*OH*OW, k*k*C) patches, column (kh*k + kw)*C + c as the weight (KH,KW,C,OC)."""
+    (OH, pt, pb), (OW, pl, pr) = (R.conv_output_size(x.shape[1], k, strides[0], padding),
+                                  R.conv_output_size(x.shape[2], k, strides[1], padding))
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    cols = [xp[:, i:i + (OH - 1) * strides[0] + 1:strides[0], j:j + (OW - 1) * strides[1] + 1:
+               strides[1]] for i in range(k) for j in range(k)]
+    return np.ascontiguousarray(np.stack(cols, axis=3).reshape(-1, k * k * x.shape[3]))
+
+
+@pytest.mark.parametrize("k,C,OC,strides,padding", FEW_TAP_FWD)
+def test_conv2d_few_tap_forward_for_every_isa(k, C, OC, strides, padding):
+    """On every ISA this CPU supports: bit-identical to im2col + that ISA's GEMM (plus the bias,
+    one float32 add as in the GEMM epilogue), and right against the float64 reference; so
+    CNNFAST_ISA=generic agrees with the default within the fp32 tolerance of a K-term sum."""
+    rng = np.random.default_rng(k * 100 + C * 10 + OC)
+    K = k * k * C
+    x, w = rand(rng, (3, 11, 10, C)), rand(rng, (k, k, C, OC), 1.0 / np.sqrt(K))
+    b = rand(rng, (OC,))
+    col = _im2col(x, k, strides, padding)
+    ref = R.conv2d_forward(x, w, b, strides, padding)
+    try:
+        for isa in _core.build_info()["supported_isas"].split(","):
+            _core.set_gemm_isa(isa)
+            y = core_conv2d_forward(x, w, b, strides, padding)
+            gemm = np.empty((col.shape[0], OC), np.float32)
+            _core.sgemm(gemm, col, np.ascontiguousarray(w.reshape(K, OC)))
+            np.testing.assert_array_equal(y, (gemm + b).reshape(y.shape), err_msg=isa)
+            assert_close(y, ref, atol=sum_tol(K), name=f"conv2d forward {isa}")
+    finally:
+        _core.set_gemm_isa("auto")
+
+
 @pytest.mark.parametrize("k,padding", [(1, "valid"), (3, "same"), (2, "valid")])
 def test_conv2d_without_dinp(k, padding):
     run_conv_check((7, 9), k, (1, 1), padding, N=2, C=3, OC=4, use_bias=False, seed=5,
