@@ -15,6 +15,7 @@ from . import (  # noqa: F401
     backend,
     callbacks,
     config,
+    data,
     datasets,
     initializers,
     keras,  # re-exports the modules above under tf.keras's paths

@@ -87,6 +87,7 @@ MISSING = [  # (module, a tensorflow name under it that cnnfast does not impleme
     (cnnfast.keras.losses, "Huber"), (cnnfast.keras.utils, "image_dataset_from_directory"),
     (cnnfast.keras.datasets, "cifar10"), (cnnfast.nn, "conv2d"), (cnnfast.math, "bincount"),
     (cnnfast.random, "uniform"), (cnnfast.config, "set_soft_device_placement"),
+    (cnnfast.data, "TFRecordDataset"),
 ]
 
 
