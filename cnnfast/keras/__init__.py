@@ -5,6 +5,7 @@ Re-exports only; the implementations live in cnnfast.layers, cnnfast.models, ...
 works as `from tensorflow.keras.layers import Dense` does.
 """
 from .. import __version__  # noqa: F401
+from .._missing import missing_names as _missing_names
 from ..layers import Input  # noqa: F401
 from ..models import Model, Sequential  # noqa: F401
 from . import (  # noqa: F401
@@ -20,3 +21,5 @@ from . import (  # noqa: F401
                optimizers,
                utils,
 )
+
+__getattr__ = _missing_names("tensorflow.keras")

@@ -1,4 +1,5 @@
 """keras.backend: the few functions tutorials call."""
+from .._missing import missing_names as _missing_names
 from ..layers.base import reset_names as _reset_names
 from ..losses import EPSILON as _EPSILON
 
@@ -24,3 +25,6 @@ def backend():
 def clear_session(free_memory=True):
     """Reset the automatic layer/model names (conv2d, conv2d_1, ... start again)."""
     _reset_names()
+
+
+__getattr__ = _missing_names("tensorflow.keras.backend")

@@ -1,4 +1,5 @@
 """keras.callbacks"""
+from .._missing import missing_names as _missing_names
 from ..callbacks import (  # noqa: F401
     BackupAndRestore,
     Callback,
@@ -17,3 +18,5 @@ from ..callbacks import (  # noqa: F401
     TensorBoard,
     TerminateOnNaN,
 )
+
+__getattr__ = _missing_names("tensorflow.keras.callbacks")

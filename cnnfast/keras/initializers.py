@@ -1,4 +1,5 @@
 """keras.initializers"""
+from .._missing import missing_names as _missing_names
 from ..initializers import (  # noqa: F401
                             GlorotNormal,
                             GlorotUniform,
@@ -16,3 +17,5 @@ he_normal = HeNormal
 he_uniform = HeUniform
 zeros = Zeros
 ones = Ones
+
+__getattr__ = _missing_names("tensorflow.keras.initializers")

@@ -1,4 +1,5 @@
 """keras.layers"""
+from .._missing import missing_names as _missing_names
 from ..layers import (  # noqa: F401
                       Activation,
                       AveragePooling2D,
@@ -16,3 +17,5 @@ from ..layers import (  # noqa: F401
                       ReLU,
                       Softmax,
 )
+
+__getattr__ = _missing_names("tensorflow.keras.layers")

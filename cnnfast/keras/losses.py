@@ -1,4 +1,5 @@
 """keras.losses"""
+from .._missing import missing_names as _missing_names
 from ..losses import (  # noqa: F401
                       CategoricalCrossentropy,
                       Loss,
@@ -7,3 +8,5 @@ from ..losses import (  # noqa: F401
                       get,
                       sparse_categorical_crossentropy,
 )
+
+__getattr__ = _missing_names("tensorflow.keras.losses")

@@ -1,10 +1,19 @@
 """Data adapters: the checks and conversions `fit`, `evaluate`, `predict` and calls on arrays
 apply to x and y once, before any step (Keras: trainers/data_adapters). Each error names the
-model's input layer and the shapes."""
+model's input layer and the shapes.
+
+The loops read their batches from a source: `ArrayBatches` for arrays (the engine gathers the
+rows of each step from the whole array, the fast path) or `DatasetBatches` for a
+cnnfast.data.Dataset (each element is one batch, checked as it arrives and given to the engine
+whole, as train_on_batch does)."""
 from __future__ import annotations
+
+import math
+import warnings
 
 import numpy as np
 
+from ..data import INFINITE_CARDINALITY, Dataset
 from ..layers.base import shape_str
 
 
@@ -19,8 +28,9 @@ def prepare_x(model, x, what):
         raise NotImplementedError(f"{what}(): models with several inputs are not supported")
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__next__") or type(x).__name__.endswith("Dataset"):
-            raise NotImplementedError(f"{what}(): x must be a NumPy array; generators and "
-                                      "datasets are not supported")
+            raise NotImplementedError(f"{what}(): x must be a NumPy array or a "
+                                      "cnnfast.data.Dataset; generators and other datasets "
+                                      "are not supported")
         x = np.asarray(x)
     if x.dtype == object or x.dtype.kind in "USVMmc":
         raise TypeError(f"{what}(): x must be a numeric array, got dtype {x.dtype}")
@@ -83,3 +93,118 @@ def prepare_y(model, y, n, what):
     if not np.isfinite(y).all():
         raise ValueError(f"{what}(): y contains NaN or infinite values")
     return y
+
+
+# ---- batch sources for the loops -----------------------------------------------------------
+class ArrayBatches:
+    """Batches of checked arrays x, y: `epoch(gen)` yields (x, y, idx) with idx the rows of
+    each step, drawn as a permutation from `gen` when shuffling; `eval_batches()` yields
+    consecutive (x, y) slices. `max_batch` is the batch size the engine is built for."""
+
+    def __init__(self, x, y, batch_size, shuffle=False):
+        self.x, self.y, self.max_batch, self.shuffle = x, y, batch_size, shuffle
+        self.steps = math.ceil(x.shape[0] / batch_size)
+
+    def epoch(self, gen):
+        n, b = self.x.shape[0], self.max_batch
+        # the permutation is drawn on the first step, after on_epoch_begin (as always)
+        perm = gen.permutation(n) if self.shuffle else np.arange(n, dtype=np.int64)
+        for step in range(self.steps):
+            yield self.x, self.y, perm[step * b:(step + 1) * b]
+
+    def eval_batches(self):
+        b = self.max_batch
+        for step in range(self.steps):
+            s = slice(step * b, (step + 1) * b)
+            yield self.x[s], self.y[s]
+
+
+def unpack_x_y_sample_weight(element):
+    """(x, y, sample_weight) of one dataset element, as keras.utils.unpack_x_y_sample_weight:
+    a tuple (x,), (x, y) or (x, y, sample_weight), or x alone."""
+    if isinstance(element, list):
+        element = tuple(element)
+    if not isinstance(element, tuple):
+        return element, None, None
+    if len(element) in (1, 2, 3):
+        return tuple(element) + (None,) * (3 - len(element))
+    raise ValueError(f"Data is expected to be (x,), (x, y) or (x, y, sample_weight), found a "
+                     f"tuple of {len(element)} elements")
+
+
+class DatasetBatches:
+    """The batches of a cnnfast.data.Dataset whose elements are (x, y) batches.
+
+    As Keras's EpochIterator: without `steps`, each epoch is one full pass; with `steps`, an
+    epoch is that many batches and the iterator carries over from epoch to epoch (restarted
+    once a finite dataset is used up); a dataset that runs out within an epoch ends it with
+    Keras's warning. An infinite dataset needs `steps`."""
+
+    max_batch = None  # known only as batches arrive
+
+    def __init__(self, model, dataset, what, steps=None, steps_name="steps_per_epoch",
+                 need_y=True):
+        card = dataset._cardinality
+        if steps is None and card == INFINITE_CARDINALITY:
+            raise ValueError(f"{what}(): the dataset is infinite (repeat() without a count); "
+                             f"pass {steps_name}= to say how many batches make an epoch")
+        self.model, self.dataset, self.what, self.need_y = model, dataset, what, need_y
+        self.given_steps = steps
+        self.steps = steps if steps is not None else (card if card >= 0 else None)
+        self._card = card if card >= 0 else None
+        self._it, self._seen = None, 0
+
+    def _batch(self, element):
+        x, y, sample_weight = unpack_x_y_sample_weight(element)
+        if sample_weight is not None:
+            raise NotImplementedError(f"{self.what}(): sample weights in the dataset are not "
+                                      "supported")
+        if self.need_y and y is not None and np.ndim(y) == 0:
+            raise ValueError(f"{self.what}(): the dataset's elements are single examples, not "
+                             "batches: call .batch(batch_size) on it")
+        x = prepare_x(self.model, x, self.what)
+        y = prepare_y(self.model, y, x.shape[0], self.what) if self.need_y else None
+        return x, y
+
+    def _elements(self):
+        if self.given_steps is None:
+            yield from self.dataset
+            return
+        if self._it is None:
+            self._it, self._seen = iter(self.dataset), 0
+        for _ in range(self.given_steps):
+            if self._card is not None and self._seen >= self._card:
+                self._ran_out()
+                break
+            element = next(self._it, _END)
+            if element is _END:
+                self._ran_out()
+                self._it = None
+                return
+            self._seen += 1
+            yield element
+        if self._card is not None and self._seen >= self._card:
+            self._it = None
+
+    @staticmethod
+    def _ran_out():
+        warnings.warn("Your input ran out of data; interrupting training. Make sure that your "
+                      "dataset can generate at least `steps_per_epoch * epochs` batches. You "
+                      "may need to use the `.repeat()` function when building your dataset.",
+                      stacklevel=4)
+
+    def epoch(self, gen=None):
+        for element in self._elements():
+            x, y = self._batch(element)
+            yield x, y, np.arange(x.shape[0], dtype=np.int64)
+
+    def eval_batches(self):
+        for element in self._elements():
+            yield self._batch(element)
+
+
+_END = object()
+
+
+def is_dataset(x):
+    return isinstance(x, Dataset)

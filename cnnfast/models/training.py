@@ -33,6 +33,27 @@ def _positive_int(value, what, default=None):
     return int(value)
 
 
+def _no_y_with_dataset(y, what):
+    if y is not None:
+        raise ValueError(f"{what}(): y must not be given when x is a dataset: the targets are "
+                         "part of the dataset's (x, y) elements")
+
+
+class _Engines:
+    """The engine of one loop (cnnfast/executor.py): built for the source's batch size before
+    the loop when it is known (arrays), else for the first batch, and again when a larger
+    batch arrives (datasets)."""
+
+    def __init__(self, model, mode, batch):
+        self.model, self.mode, self.batch = model, mode, batch or 0
+        self.engine = executor.for_model(model, batch, mode) if batch else None
+
+    def get(self, n):
+        if self.engine is None or n > self.batch:
+            self.engine, self.batch = executor.for_model(self.model, n, self.mode), n
+        return self.engine
+
+
 class Trainer:
     """compile / fit / evaluate / predict / train_on_batch over a model's graph."""
 
@@ -105,11 +126,10 @@ class Trainer:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
-        """Train for `epochs` epochs; returns a History (also stored as model.history)."""
+        """Train for `epochs` epochs on arrays (x, y) or a cnnfast.data.Dataset of (x, y)
+        batches; returns a History (also stored as model.history)."""
         self._check_compiled("fit")
-        for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
-                            ("steps_per_epoch", steps_per_epoch),
-                            ("validation_steps", validation_steps)):
+        for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight)):
             if value is not None:
                 raise NotImplementedError(f"fit(): argument {name} is not supported")
         _resolve_verbose(verbose)
@@ -119,44 +139,25 @@ class Trainer:
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit(): epochs must be a non-negative integer, got {epochs!r}")
         validation_freq = _positive_int(validation_freq, "fit(): validation_freq")
+        steps_per_epoch = _positive_int(steps_per_epoch, "fit(): steps_per_epoch")
+        validation_steps = _positive_int(validation_steps, "fit(): validation_steps")
         if shuffle not in (True, False):
             raise NotImplementedError(f"fit(): shuffle={shuffle!r} is not supported "
                                       "(True or False)")
-        x = data.prepare_x(self, x, "fit")
-        y = data.prepare_y(self, y, x.shape[0], "fit")
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit(): validation_data must be a tuple (x_val, y_val)")
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                raise NotImplementedError("fit(): validation sample weights are not supported")
-            vx = data.prepare_x(self, validation_data[0], "fit(validation_data)")
-            vy = data.prepare_y(self, validation_data[1], vx.shape[0], "fit(validation_data)")
-            val = (vx, vy)
-        elif validation_split:
-            if not 0.0 < float(validation_split) < 1.0:
-                raise ValueError(f"fit(): validation_split must be in (0, 1), got "
-                                 f"{validation_split}")
-            # Keras: the LAST samples become validation, taken before shuffling.
-            split_at = int(math.floor(x.shape[0] * (1.0 - float(validation_split))))
-            if split_at == 0 or split_at == x.shape[0]:
-                raise ValueError(f"fit(): validation_split={validation_split} leaves an empty "
-                                 f"training or validation set for {x.shape[0]} samples")
-            val = (x[split_at:], y[split_at:])
-            x, y = x[:split_at], y[:split_at]
-        n = x.shape[0]
-        steps = math.ceil(n / batch_size)
+        train, val = self._fit_sources(x, y, batch_size, shuffle, validation_split,
+                                       validation_data, val_batch, steps_per_epoch,
+                                       validation_steps)
         # As Keras: the user's callbacks, then History and (verbose != 0) ProgbarLogger.
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
-                                       model=self, verbose=verbose, epochs=epochs, steps=steps)
+                                       model=self, verbose=verbose, epochs=epochs,
+                                       steps=train.steps)
         self.stop_training = False
         trackers = self._new_trackers()
-        perm = np.arange(n, dtype=np.int64)
         # One generator drives the run: the epoch's permutation, then one seed per step from
         # which the engine derives every random choice of that step (executor.step_seed).
         gen = utils.rng()
-        engine = executor.for_model(self, batch_size, "train")
+        engines = _Engines(self, "train", train.max_batch)
         cbl.on_train_begin()
         logs = {}
         training_logs = None
@@ -164,12 +165,10 @@ class Trainer:
             for t in trackers:
                 t.reset_state()
             cbl.on_epoch_begin(epoch)
-            if shuffle:
-                perm = gen.permutation(n)
-            for step in range(steps):
+            for step, (xb, yb, idx) in enumerate(train.epoch(gen)):
                 cbl.on_train_batch_begin(step)
-                idx = perm[step * batch_size:(step + 1) * batch_size]
-                loss, correct = engine.train_step(x, y, idx, executor.step_seed(gen))
+                loss, correct = engines.get(idx.shape[0]).train_step(xb, yb, idx,
+                                                                     executor.step_seed(gen))
                 self._update_trackers(trackers, loss, correct, idx.shape[0])
                 logs = self._logs(trackers)
                 cbl.on_train_batch_end(step, logs)
@@ -179,7 +178,7 @@ class Trainer:
             if val is not None and (epoch + 1) % validation_freq == 0:
                 # Keras runs validation through evaluate(callbacks=<fit's list>): the
                 # on_test_* hooks fire (ProgbarLogger stays silent inside fit).
-                vlogs = self._evaluate_arrays(val[0], val[1], val_batch, cbl)
+                vlogs = self._evaluate_batches(val, cbl)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cbl.on_epoch_end(epoch, logs)
             training_logs = logs
@@ -188,18 +187,64 @@ class Trainer:
         cbl.on_train_end(training_logs)
         return self.history
 
-    def _evaluate_arrays(self, x, y, batch_size, cbl):
+    def _fit_sources(self, x, y, batch_size, shuffle, validation_split, validation_data,
+                     val_batch, steps_per_epoch, validation_steps):
+        """The training and validation batch sources (cnnfast/models/data.py) of fit()."""
+        if data.is_dataset(x):
+            _no_y_with_dataset(y, "fit")
+            if validation_split:
+                raise ValueError("fit(): validation_split is only supported for NumPy arrays, "
+                                 "not datasets; pass validation_data=")
+            train = data.DatasetBatches(self, x, "fit", steps_per_epoch)  # shuffle: the dataset's
+        else:
+            if steps_per_epoch is not None:
+                raise NotImplementedError("fit(): steps_per_epoch is supported for datasets only")
+            x = data.prepare_x(self, x, "fit")
+            y = data.prepare_y(self, y, x.shape[0], "fit")
+            train = None
+        val = None
+        if validation_data is not None:
+            val = self._validation_source(validation_data, val_batch, validation_steps)
+        elif validation_split and train is None:
+            if not 0.0 < float(validation_split) < 1.0:
+                raise ValueError(f"fit(): validation_split must be in (0, 1), got "
+                                 f"{validation_split}")
+            # Keras: the LAST samples become validation, taken before shuffling.
+            split_at = int(math.floor(x.shape[0] * (1.0 - float(validation_split))))
+            if split_at == 0 or split_at == x.shape[0]:
+                raise ValueError(f"fit(): validation_split={validation_split} leaves an empty "
+                                 f"training or validation set for {x.shape[0]} samples")
+            val = data.ArrayBatches(x[split_at:], y[split_at:], val_batch)
+            x, y = x[:split_at], y[:split_at]
+        if train is None:
+            train = data.ArrayBatches(x, y, batch_size, shuffle)
+        return train, val
+
+    def _validation_source(self, validation_data, val_batch, validation_steps):
+        what = "fit(validation_data)"
+        if data.is_dataset(validation_data):
+            return data.DatasetBatches(self, validation_data, what, validation_steps,
+                                       "validation_steps")
+        if validation_steps is not None:
+            raise NotImplementedError("fit(): validation_steps is supported for validation "
+                                      "datasets only")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("fit(): validation_data must be a tuple (x_val, y_val) or a "
+                             "dataset")
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            raise NotImplementedError("fit(): validation sample weights are not supported")
+        vx = data.prepare_x(self, validation_data[0], what)
+        vy = data.prepare_y(self, validation_data[1], vx.shape[0], what)
+        return data.ArrayBatches(vx, vy, val_batch)
+
+    def _evaluate_batches(self, source, cbl):
         trackers = self._new_trackers()
-        n = x.shape[0]
-        steps = math.ceil(n / batch_size)
-        engine = executor.for_model(self, batch_size, "evaluate")
+        engines = _Engines(self, "evaluate", source.max_batch)
         self.stop_evaluating = False
         cbl.on_test_begin()
-        for step in range(steps):
+        for step, (xb, yb) in enumerate(source.eval_batches()):
             cbl.on_test_batch_begin(step)
-            s = slice(step * batch_size, (step + 1) * batch_size)
-            xb, yb = x[s], y[s]
-            mean, correct = engine.evaluate(xb, yb)
+            mean, correct = engines.get(xb.shape[0]).evaluate(xb, yb)
             self._update_trackers(trackers, mean, correct, xb.shape[0])
             cbl.on_test_batch_end(step, self._logs(trackers))
             if self.stop_evaluating:
@@ -210,29 +255,41 @@ class Trainer:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
-        """[loss, *metrics] (a scalar without metrics), means over the whole dataset."""
+        """[loss, *metrics] (a scalar without metrics), means over the whole dataset (arrays,
+        or a cnnfast.data.Dataset of (x, y) batches; `steps` batches of it if given)."""
         self._check_compiled("evaluate")
-        if sample_weight is not None or steps is not None:
-            raise NotImplementedError("evaluate(): sample_weight/steps are not supported")
+        if sample_weight is not None:
+            raise NotImplementedError("evaluate(): sample_weight is not supported")
         _resolve_verbose(verbose)
         batch_size = _positive_int(batch_size, "evaluate(): batch_size", 32)
-        x = data.prepare_x(self, x, "evaluate")
-        y = data.prepare_y(self, y, x.shape[0], "evaluate")
+        steps = _positive_int(steps, "evaluate(): steps")
+        if data.is_dataset(x):
+            _no_y_with_dataset(y, "evaluate")
+            source = data.DatasetBatches(self, x, "evaluate", steps, "steps")
+        else:
+            if steps is not None:
+                raise NotImplementedError("evaluate(): steps is supported for datasets only")
+            x = data.prepare_x(self, x, "evaluate")
+            y = data.prepare_y(self, y, x.shape[0], "evaluate")
+            source = data.ArrayBatches(x, y, batch_size)
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
-                                       epochs=1, steps=math.ceil(x.shape[0] / batch_size),
-                                       model=self)
-        logs = self._evaluate_arrays(x, y, batch_size, cbl)
+                                       epochs=1, steps=source.steps, model=self)
+        logs = self._evaluate_batches(source, cbl)
         if return_dict:
             return logs
         ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
         return ordered[0] if len(ordered) == 1 else ordered
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for x as float32 arrays (a list for several outputs); dropout off."""
-        if steps is not None:
-            raise NotImplementedError("predict(): steps is not supported")
+        """Outputs for x (arrays, or a cnnfast.data.Dataset of batches, whose elements may be
+        x or (x, y)) as float32 arrays (a list for several outputs); dropout off."""
         _resolve_verbose(verbose)
+        steps = _positive_int(steps, "predict(): steps")
+        if data.is_dataset(x):
+            return self._predict_dataset(x, steps, verbose, callbacks)
+        if steps is not None:
+            raise NotImplementedError("predict(): steps is supported for datasets only")
         batch_size = _positive_int(batch_size, "predict(): batch_size", 32)
         x = data.prepare_x(self, x, "predict")
         n = x.shape[0]
@@ -255,6 +312,31 @@ class Trainer:
         cbl.on_predict_end()
         if self.stop_predicting:  # as Keras: only the batches predicted so far
             outs = [o[:min(n, (step + 1) * batch_size)] for o in outs]
+        return outs[0] if self._single_output else outs
+
+    def _predict_dataset(self, dataset, steps, verbose, callbacks):
+        source = data.DatasetBatches(self, dataset, "predict", steps, "steps", need_y=False)
+        cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
+            callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
+                                       epochs=1, steps=source.steps, model=self)
+        engines = _Engines(self, "predict", None)
+        batches = []  # per batch, one array per output
+        self.stop_predicting = False
+        cbl.on_predict_begin()
+        for step, (xb, _) in enumerate(source.eval_batches()):
+            cbl.on_predict_batch_begin(step)
+            outs = [np.empty((xb.shape[0],) + tuple(t.shape[1:]), np.float32)
+                    for t in self.outputs]
+            engines.get(xb.shape[0]).predict(xb, outs)
+            batches.append(outs)
+            cbl.on_predict_batch_end(step, {"outputs": outs[0] if self._single_output
+                                            else outs})
+            if self.stop_predicting:
+                break
+        cbl.on_predict_end()
+        if not batches:
+            raise ValueError("predict(): the dataset yielded no batches")
+        outs = [np.concatenate(parts) for parts in zip(*batches)]
         return outs[0] if self._single_output else outs
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):

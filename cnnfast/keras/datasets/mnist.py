@@ -1,2 +1,5 @@
 """keras.datasets.mnist"""
+from ..._missing import missing_names as _missing_names
 from ...datasets.mnist import load_data  # noqa: F401
+
+__getattr__ = _missing_names("tensorflow.keras.datasets.mnist")

@@ -1,0 +1,1 @@
+"""`tensorflow.python.ops`: only the modules tutorials import from."""
