@@ -1,2 +1,14 @@
 """keras.optimizers"""
-from ..optimizers import SGD, Adam, Optimizer, RMSprop, get  # noqa: F401
+from ..optimizers import (  # noqa: F401
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Nadam,
+    Optimizer,
+    RMSprop,
+    get,
+    schedules,
+)
