@@ -31,6 +31,16 @@ dropout_backward = _core.dropout_backward
 adam_update = _core.adam_update
 sgd_update = _core.sgd_update
 rmsprop_update = _core.rmsprop_update
+nadam_update = _core.nadam_update
+nadam_u_product_next = _core.nadam_u_product_next
+adamax_update = _core.adamax_update
+adagrad_update = _core.adagrad_update
+adadelta_update = _core.adadelta_update
+weight_decay_update = _core.weight_decay_update
+clip_gradients = _core.clip_gradients
+f32_pow = _core.f32_pow
+f32_cos = _core.f32_cos
+f32_log = _core.f32_log
 Net = _core.Net
 layer_seed = _core.layer_seed
 Op = _core.Op
@@ -38,6 +48,8 @@ OptSpec = _core.OptSpec
 Activation = _core.Activation
 OpKind = _core.OpKind
 LossKind = _core.LossKind
+OptKind = _core.OptKind
+ClipKind = _core.ClipKind
 
 # Activation name (what Keras users type: "relu", ...) -> _core.Activation, from the one table
 # in csrc/activations.h as _core binds it.

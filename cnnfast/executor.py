@@ -8,8 +8,9 @@ Every model runs on one of two engines with the same interface (docs/training_st
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
 - `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
-  Flatten / Dropout / Activation with a cross-entropy loss and Adam / SGD / RMSprop runs its
-  whole step in one C++ call (`_core.Net`, csrc/net.h).
+  Flatten / Dropout / Activation with a cross-entropy loss and any of cnnfast's optimizers
+  (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and weight
+  decay) runs its whole step in one C++ call (`_core.Net`, csrc/net.h).
 - `LayerEngine`: any other model, layer by layer, with the same kernels in the same order.
 
 The rules both engines must agree on live here, once: the per-step seed and how each random
@@ -30,7 +31,17 @@ import numpy as np
 
 from . import backend
 from .layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-from .optimizers import SGD, Adam, RMSprop, applied_learning_rate
+from .optimizers import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Nadam,
+    RMSprop,
+    applied_learning_rate,
+)
 
 
 # ---- the shared rules -----------------------------------------------------------------------
@@ -74,9 +85,13 @@ class Engine:
         self.model = model
 
     def _step_scalars(self):
-        """(learning rate as applied, step number = iterations + 1) of the next update."""
+        """(learning rate as applied, step number = iterations + 1) of the next update; the
+        schedule, if any, is evaluated here, and the optimizer's per-step state advances here,
+        once per step, for either engine."""
         opt = self.model.optimizer
-        return applied_learning_rate(opt), opt.iterations + 1
+        lr, step = applied_learning_rate(opt), opt.iterations + 1
+        opt.prepare_step(step)
+        return lr, step
 
     def _finish_step(self, step):
         self.model.optimizer.iterations = step
@@ -180,15 +195,38 @@ def _net_op(layer):
     return None
 
 
-def _opt_spec(opt):
-    """The typed _core.OptSpec for the model's optimizer, or None when the Net has no kernel."""
-    if type(opt) is Adam:
-        return backend.OptSpec.adam(opt.beta_1, opt.beta_2, opt.epsilon, opt.amsgrad)
-    if type(opt) is SGD:
-        return backend.OptSpec.sgd(opt.momentum, opt.nesterov)
-    if type(opt) is RMSprop:
-        return backend.OptSpec.rmsprop(opt.rho, opt.momentum, opt.epsilon, opt.centered)
+def _kind_spec(opt):
+    S = backend.OptSpec
+    kind = type(opt)
+    if kind in (Adam, AdamW):
+        return S.adam(opt.beta_1, opt.beta_2, opt.epsilon, opt.amsgrad)
+    if kind is SGD:
+        return S.sgd(opt.momentum, opt.nesterov)
+    if kind is RMSprop:
+        return S.rmsprop(opt.rho, opt.momentum, opt.epsilon, opt.centered)
+    if kind is Nadam:
+        return S.nadam(opt.beta_1, opt.beta_2, opt.epsilon)
+    if kind is Adamax:
+        return S.adamax(opt.beta_1, opt.beta_2, opt.epsilon)
+    if kind is Adagrad:
+        return S.adagrad(opt.epsilon)
+    if kind is Adadelta:
+        return S.adadelta(opt.rho, opt.epsilon)
     return None
+
+
+def _opt_spec(opt):
+    """The typed _core.OptSpec for the model's optimizer (with its clipping and weight decay),
+    or None when the Net has no kernel for it."""
+    spec = _kind_spec(opt)
+    if spec is None:
+        return None
+    kind, clip = opt.clip_spec()
+    if kind != backend.ClipKind.none:
+        spec = spec.with_clip(kind, clip)
+    if opt.weight_decay is not None:
+        spec = spec.with_weight_decay(opt.weight_decay)
+    return spec
 
 
 def _chain(model):
@@ -230,7 +268,8 @@ class NativeEngine(Engine):
         built = opt.slots(params)
         slots = [tuple(s) + (None,) * (3 - len(s)) for s in built]
         self.net.set_optimizer(_opt_spec(opt),
-                               [(w, g) + s for w, g, s in zip(params, grads, slots)])
+                               [(w, g) + s for w, g, s in zip(params, grads, slots)],
+                               opt.state_array)
         self._slots = built
 
     def train_step(self, x, y, idx, seed):

@@ -30,6 +30,7 @@
 #include "activations.h"
 #include "bind_checks.h"
 #include "conv2d.h"
+#include "optim.h"
 #include "pool2d.h"
 
 namespace cnnfast {
@@ -450,6 +451,113 @@ void bind_optim(py::module_& m) {
         },
         py::arg("w"), py::arg("v"), py::arg("mom"), py::arg("avg"), py::arg("g"), py::arg("lr"),
         py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"));
+}
+
+// Nadam, Adamax, Adagrad, Adadelta, clipping and weight decay (in place). _core binds them;
+// _cuda does not have these kernels yet.
+template <class A>
+void bind_optim_more(py::module_& m) {
+    m.def(
+        "nadam_update",
+        [](py::object w, py::object mo, py::object v, py::object g, float lr, double beta1,
+           double beta2, double eps, int64_t step, float u_product) {
+            const char* fn = "nadam_update";
+            const auto s = A::shape(w, fn, "w");
+            float* pw = A::template ptr<float>(w, fn, "w", true);
+            float* pm = A::template ptr<float>(mo, fn, "m", true, s);
+            float* pv = A::template ptr<float>(v, fn, "v", true, s);
+            const float* pg = A::template ptr<float>(g, fn, "g", false, s);
+            if (step < 1) throw py::value_error("nadam_update: step must be >= 1");
+            int64_t n = A::size(w, fn, "w");
+            py::gil_scoped_release nogil;
+            A::K::nadam_update(pw, pm, pv, pg, n, lr, beta1, beta2, eps, step, u_product);
+        },
+        py::arg("w"), py::arg("m"), py::arg("v"), py::arg("g"), py::arg("lr"), py::arg("beta1"),
+        py::arg("beta2"), py::arg("eps"), py::arg("step"), py::arg("u_product"));
+    m.def(
+        "nadam_u_product_next",
+        [](float u, double beta1, int64_t step) {
+            if (step < 1) throw py::value_error("nadam_u_product_next: step must be >= 1");
+            return A::K::nadam_u_product_next(u, beta1, step);
+        },
+        py::arg("u_product"), py::arg("beta1"), py::arg("step"));
+    m.def(
+        "adamax_update",
+        [](py::object w, py::object mo, py::object u, py::object g, float lr, double beta1,
+           double beta2, double eps, int64_t step) {
+            const char* fn = "adamax_update";
+            const auto s = A::shape(w, fn, "w");
+            float* pw = A::template ptr<float>(w, fn, "w", true);
+            float* pm = A::template ptr<float>(mo, fn, "m", true, s);
+            float* pu = A::template ptr<float>(u, fn, "u", true, s);
+            const float* pg = A::template ptr<float>(g, fn, "g", false, s);
+            if (step < 1) throw py::value_error("adamax_update: step must be >= 1");
+            int64_t n = A::size(w, fn, "w");
+            py::gil_scoped_release nogil;
+            A::K::adamax_update(pw, pm, pu, pg, n, lr, beta1, beta2, eps, step);
+        },
+        py::arg("w"), py::arg("m"), py::arg("u"), py::arg("g"), py::arg("lr"), py::arg("beta1"),
+        py::arg("beta2"), py::arg("eps"), py::arg("step"));
+    m.def(
+        "adagrad_update",
+        [](py::object w, py::object acc, py::object g, float lr, double eps) {
+            const char* fn = "adagrad_update";
+            const auto s = A::shape(w, fn, "w");
+            float* pw = A::template ptr<float>(w, fn, "w", true);
+            float* pa = A::template ptr<float>(acc, fn, "acc", true, s);
+            const float* pg = A::template ptr<float>(g, fn, "g", false, s);
+            int64_t n = A::size(w, fn, "w");
+            py::gil_scoped_release nogil;
+            A::K::adagrad_update(pw, pa, pg, n, lr, eps);
+        },
+        py::arg("w"), py::arg("acc"), py::arg("g"), py::arg("lr"), py::arg("eps"));
+    m.def(
+        "adadelta_update",
+        [](py::object w, py::object ag, py::object ad, py::object g, float lr, double rho,
+           double eps) {
+            const char* fn = "adadelta_update";
+            const auto s = A::shape(w, fn, "w");
+            float* pw = A::template ptr<float>(w, fn, "w", true);
+            float* pag = A::template ptr<float>(ag, fn, "acc_grad", true, s);
+            float* pad = A::template ptr<float>(ad, fn, "acc_delta", true, s);
+            const float* pg = A::template ptr<float>(g, fn, "g", false, s);
+            int64_t n = A::size(w, fn, "w");
+            py::gil_scoped_release nogil;
+            A::K::adadelta_update(pw, pag, pad, pg, n, lr, rho, eps);
+        },
+        py::arg("w"), py::arg("acc_grad"), py::arg("acc_delta"), py::arg("g"), py::arg("lr"),
+        py::arg("rho"), py::arg("eps"));
+    m.def(
+        "weight_decay_update",
+        [](py::object w, float lr, double weight_decay) {
+            const char* fn = "weight_decay_update";
+            float* pw = A::template ptr<float>(w, fn, "w", true);
+            int64_t n = A::size(w, fn, "w");
+            py::gil_scoped_release nogil;
+            A::K::weight_decay_update(pw, n, lr, weight_decay);
+        },
+        py::arg("w"), py::arg("lr"), py::arg("weight_decay"));
+    m.def(
+        "clip_gradients",
+        [](py::list grads, ClipKind kind, double clip) {
+            const char* fn = "clip_gradients";
+            if (kind != ClipKind::None && !(clip > 0.0))
+                throw py::value_error("clip_gradients: clip must be > 0, got " +
+                                      std::to_string(clip));
+            std::vector<float*> ps;
+            std::vector<int64_t> ns;
+            for (py::handle h : grads) {
+                py::object g = py::reinterpret_borrow<py::object>(h);
+                ps.push_back(A::template ptr<float>(g, fn, "grads[i]", true));
+                ns.push_back(A::size(g, fn, "grads[i]"));
+            }
+            py::gil_scoped_release nogil;
+            A::K::clip_gradients(ps.data(), ns.data(), (int)ps.size(), kind, clip);
+        },
+        py::arg("grads"), py::arg("kind"), py::arg("clip"));
+    m.def("f32_pow", &A::K::f32_pow, py::arg("x"), py::arg("y"));
+    m.def("f32_cos", &A::K::f32_cos, py::arg("x"));
+    m.def("f32_log", &A::K::f32_log, py::arg("x"));
 }
 
 // Every kernel family both modules bind (GEMM is bound per module: _core also binds its

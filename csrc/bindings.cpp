@@ -181,7 +181,19 @@ struct HostArrays {
         CNNFAST_HOST_KERNEL(adam_update)
         CNNFAST_HOST_KERNEL(sgd_update)
         CNNFAST_HOST_KERNEL(rmsprop_update)
+        CNNFAST_HOST_KERNEL(nadam_update)
+        CNNFAST_HOST_KERNEL(adamax_update)
+        CNNFAST_HOST_KERNEL(adagrad_update)
+        CNNFAST_HOST_KERNEL(adadelta_update)
+        CNNFAST_HOST_KERNEL(weight_decay_update)
+        CNNFAST_HOST_KERNEL(clip_gradients)
 #undef CNNFAST_HOST_KERNEL
+        static float nadam_u_product_next(float u, double beta1, int64_t step) {
+            return cnnfast::nadam_u_product_next(u, beta1, step);
+        }
+        static float f32_pow(float x, float y) { return cnnfast::f32_pow(x, y); }
+        static float f32_cos(float x) { return cnnfast::f32_cos(x); }
+        static float f32_log(float x) { return cnnfast::f32_log(x); }
     };
 };
 
@@ -275,6 +287,15 @@ void check_slots(const OptSpec& o, const ParamSlot& p) {
             if (!p.s0 || (o.momentum > 0 && !p.s1) || (o.centered && !p.s2))
                 throw py::value_error("Net: RMSprop slots missing");
             break;
+        case OptKind::Nadam:
+        case OptKind::Adamax:
+        case OptKind::Adadelta:
+            if (!(p.s0 && p.s1)) throw py::value_error("Net: this optimizer needs two slots");
+            break;
+        case OptKind::Adagrad:
+            if (!p.s0) throw py::value_error("Net: Adagrad needs an accumulator");
+            break;
+        default: throw py::value_error("Net: unknown optimizer kind");
     }
 }
 
@@ -304,7 +325,16 @@ void bind_kinds(py::module_& m) {
     py::enum_<OptKind>(m, "OptKind", "The Net's optimizers (csrc/net.h).")
         .value("adam", OptKind::Adam)
         .value("sgd", OptKind::SGD)
-        .value("rmsprop", OptKind::RMSprop);
+        .value("rmsprop", OptKind::RMSprop)
+        .value("nadam", OptKind::Nadam)
+        .value("adamax", OptKind::Adamax)
+        .value("adagrad", OptKind::Adagrad)
+        .value("adadelta", OptKind::Adadelta);
+    py::enum_<ClipKind>(m, "ClipKind", "Gradient clipping (csrc/optim.h clip_gradients).")
+        .value("none", ClipKind::None)
+        .value("value", ClipKind::Value)
+        .value("norm", ClipKind::Norm)
+        .value("global_norm", ClipKind::GlobalNorm);
 }
 
 // Build and runtime information.
@@ -473,7 +503,66 @@ void bind_opt_spec(py::module_& m) {
                 o.rho = rho, o.momentum = momentum, o.eps = eps, o.centered = centered;
                 return o;
             },
-            py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"));
+            py::arg("rho"), py::arg("momentum"), py::arg("eps"), py::arg("centered"))
+        .def_static(
+            "nadam",
+            [](double beta1, double beta2, double eps) {
+                OptSpec o;
+                o.kind = OptKind::Nadam;
+                o.beta1 = beta1, o.beta2 = beta2, o.eps = eps;
+                return o;
+            },
+            py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+            "Needs set_optimizer(..., state=u_product), a float32 array of one element.")
+        .def_static(
+            "adamax",
+            [](double beta1, double beta2, double eps) {
+                OptSpec o;
+                o.kind = OptKind::Adamax;
+                o.beta1 = beta1, o.beta2 = beta2, o.eps = eps;
+                return o;
+            },
+            py::arg("beta1"), py::arg("beta2"), py::arg("eps"))
+        .def_static(
+            "adagrad",
+            [](double eps) {
+                OptSpec o;
+                o.kind = OptKind::Adagrad;
+                o.eps = eps;
+                return o;
+            },
+            py::arg("eps"))
+        .def_static(
+            "adadelta",
+            [](double rho, double eps) {
+                OptSpec o;
+                o.kind = OptKind::Adadelta;
+                o.rho = rho, o.eps = eps;
+                return o;
+            },
+            py::arg("rho"), py::arg("eps"))
+        .def(
+            "with_clip",
+            [](OptSpec o, ClipKind kind, double value) {
+                if (kind != ClipKind::None && !(value > 0.0))
+                    throw py::value_error("OptSpec.with_clip: value must be > 0");
+                o.clip = kind, o.clip_value = value;
+                return o;
+            },
+            py::arg("kind"), py::arg("value"), "A copy that clips the gradients first.")
+        .def(
+            "with_weight_decay",
+            [](OptSpec o, double weight_decay) {
+                o.has_weight_decay = true, o.weight_decay = weight_decay;
+                return o;
+            },
+            py::arg("weight_decay"), "A copy that decays the weights before the update.")
+        .def_property_readonly("clip", [](const OptSpec& o) { return o.clip; })
+        .def_property_readonly("clip_value", [](const OptSpec& o) { return o.clip_value; })
+        .def_property_readonly("weight_decay", [](const OptSpec& o) -> py::object {
+            if (!o.has_weight_decay) return py::none();
+            return py::float_(o.weight_decay);
+        });
 }
 
 // The Net: the whole training step of a chain model in one call.
@@ -501,8 +590,13 @@ void bind_net(py::module_& m) {
              py::arg("num_classes"), py::arg("fused"))
         .def(
             "set_optimizer",
-            [](PyNet& h, const OptSpec& o, py::list params) {
+            [](PyNet& h, OptSpec o, py::list params, py::object state) {
                 const char* fn = "Net.set_optimizer";
+                if (o.kind == OptKind::Nadam) {
+                    o.u_product = data_of<float>(state, fn, "state", true, {1});
+                } else if (!state.is_none()) {
+                    throw py::value_error("Net.set_optimizer: only Nadam takes a state array");
+                }
                 std::vector<ParamSlot> ps;
                 std::vector<py::object> keep;
                 for (py::handle item : params) {
@@ -521,12 +615,14 @@ void bind_net(py::module_& m) {
                         if (!t[i].is_none()) keep.push_back(t[i]);
                     ps.push_back(p);
                 }
+                if (!state.is_none()) keep.push_back(state);
                 h.keep.insert(h.keep.end(), keep.begin(), keep.end());
                 h.opt = o;
                 h.params = std::move(ps);
             },
-            py::arg("spec"), py::arg("params"),
-            "spec: an OptSpec; params: (w, g, s0, s1, s2) tuples (slots: see net.h ParamSlot).")
+            py::arg("spec"), py::arg("params"), py::arg("state") = py::none(),
+            "spec: an OptSpec; params: (w, g, s0, s1, s2) tuples (slots: see net.h ParamSlot); "
+            "state: Nadam's u_product (float32, shape (1,)), None for the other kinds.")
         .def(
             "set_profiling", [](PyNet& h, bool on) { h.net->set_profiling(on); }, py::arg("on"),
             "Record per-op wall times in train_step from now on (resets them); False stops.")
@@ -626,6 +722,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_gemm<HostArrays>(m, "sgemm_reference", &sgemm_reference);
     bind_geometry(m);
     bind::bind_kernels<HostArrays>(m);
+    bind::bind_optim_more<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

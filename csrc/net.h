@@ -11,6 +11,7 @@
 
 #include "activations.h"
 #include "common.h"
+#include "optim.h"
 
 namespace cnnfast {
 
@@ -49,7 +50,16 @@ inline bool is_sparse(LossKind k) {
     return k == LossKind::SparseLogits || k == LossKind::SparseProbs;
 }
 
-enum class OptKind : int { Adam = 0, SGD = 1, RMSprop = 2 };
+// AdamW is Adam with weight_decay (as in Keras 3).
+enum class OptKind : int {
+    Adam = 0,
+    SGD = 1,
+    RMSprop = 2,
+    Nadam = 3,
+    Adamax = 4,
+    Adagrad = 5,
+    Adadelta = 6
+};
 
 // The random stream of the op at position i in the step with `seed` (its Dropout mask):
 // distinct for every op of one step. The per-layer engine calls the same function through
@@ -58,10 +68,19 @@ inline uint64_t layer_seed(uint64_t seed, uint64_t i) {
     return seed ^ (0x9E3779B97F4A7C15ull * (i + 1));
 }
 
+// The optimizer of a step, in Keras's order: clip the gradients (clip, clip_value), decay the
+// weights (weight_decay, when has_weight_decay), then the update of `kind`.
 struct OptSpec {
     OptKind kind = OptKind::Adam;
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-7, momentum = 0.0, rho = 0.9;
     bool amsgrad = false, nesterov = false, centered = false;
+    ClipKind clip = ClipKind::None;
+    double clip_value = 0.0;
+    bool has_weight_decay = false;
+    double weight_decay = 0.0;
+    // Nadam: the optimizer's running u_product for this step (1 float the optimizer owns and
+    // advances before each step, cnnfast/optimizers.py). nullptr for the other kinds.
+    float* u_product = nullptr;
 };
 
 // One trainable array, its gradient and its optimizer slots (all n floats, the NumPy arrays
@@ -70,6 +89,8 @@ struct OptSpec {
 //   SGD:     s0 = velocity (momentum != 0 only), s1 = s2 = nullptr
 //   RMSprop: s0 = v (mean square), s1 = momentum buffer (momentum > 0 only),
 //            s2 = mean gradient (centered only)
+//   Nadam:   s0 = m, s1 = v;  Adamax: s0 = m, s1 = u (infinity norm)
+//   Adagrad: s0 = accumulator;  Adadelta: s0 = accumulated grad, s1 = accumulated delta
 struct ParamSlot {
     float* w;
     float* g;

@@ -292,7 +292,33 @@ static void apply_update(const OptSpec& opt, const ParamSlot& p, float lr, int64
             rmsprop_update(p.w, p.s0, p.s1, p.s2, p.g, p.n, lr, opt.rho, opt.momentum, opt.eps,
                            opt.centered);
             break;
+        case OptKind::Nadam:
+            nadam_update(p.w, p.s0, p.s1, p.g, p.n, lr, opt.beta1, opt.beta2, opt.eps, step,
+                         *opt.u_product);
+            break;
+        case OptKind::Adamax:
+            adamax_update(p.w, p.s0, p.s1, p.g, p.n, lr, opt.beta1, opt.beta2, opt.eps, step);
+            break;
+        case OptKind::Adagrad: adagrad_update(p.w, p.s0, p.g, p.n, lr, opt.eps); break;
+        case OptKind::Adadelta:
+            adadelta_update(p.w, p.s0, p.s1, p.g, p.n, lr, opt.rho, opt.eps);
+            break;
     }
+}
+
+// The optimizer's part of a step, in Keras's order (base_optimizer.py apply): clip every
+// gradient, decay every weight, then update each weight.
+static void optimizer_step(const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
+                           int64_t step) {
+    if (opt.clip != ClipKind::None) {
+        std::vector<float*> g;
+        std::vector<int64_t> n;
+        for (const ParamSlot& p : params) g.push_back(p.g), n.push_back(p.n);
+        clip_gradients(g.data(), n.data(), (int)g.size(), opt.clip, opt.clip_value);
+    }
+    if (opt.has_weight_decay)
+        for (const ParamSlot& p : params) weight_decay_update(p.w, p.n, lr, opt.weight_decay);
+    for (const ParamSlot& p : params) apply_update(opt, p, lr, step);
 }
 
 StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
@@ -330,7 +356,7 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
     lap(prof_.loss_ms);
     backward(B);
     t = timing_ ? now_ms() : 0.0;
-    for (const ParamSlot& p : params) apply_update(opt, p, lr, step);
+    optimizer_step(opt, params, lr, step);
     lap(prof_.update_ms);
     if (timing_) ++prof_.steps;
     timing_ = false;

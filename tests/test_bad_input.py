@@ -104,8 +104,8 @@ def test_unsupported_keras_arguments_raise_not_implemented():
         layers.Conv2D(2, 3, data_format="channels_first")
     with pytest.raises(NotImplementedError, match="kernel_regularizer"):
         layers.Dense(2, kernel_regularizer="l2")
-    with pytest.raises(NotImplementedError, match="clipnorm"):
-        cf.optimizers.Adam(clipnorm=1.0)
+    with pytest.raises(NotImplementedError, match="use_ema"):
+        cf.optimizers.Adam(use_ema=True)
     with pytest.raises(NotImplementedError, match="sample_weight"):
         m = cf.Sequential([layers.Input((2,)), layers.Dense(2, activation="softmax")])
         m.compile("adam", "sparse_categorical_crossentropy")

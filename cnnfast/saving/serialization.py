@@ -23,7 +23,9 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     layers_mod.AveragePooling2D, layers_mod.Dense, layers_mod.Flatten, layers_mod.Dropout,
     layers_mod.Activation, layers_mod.ReLU, layers_mod.Softmax)}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (
-    optimizers_mod.Adam, optimizers_mod.SGD, optimizers_mod.RMSprop)}
+    optimizers_mod.Adam, optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.AdamW,
+    optimizers_mod.Nadam, optimizers_mod.Adamax, optimizers_mod.Adagrad,
+    optimizers_mod.Adadelta)}
 LOSS_CLASSES = {cls.__name__: cls for cls in (
     losses_mod.SparseCategoricalCrossentropy, losses_mod.CategoricalCrossentropy)}
 MODEL_CLASSES = {}      # "Sequential", "Model": filled by cnnfast.models
@@ -133,7 +135,9 @@ def _from_class_config(src, spec, classes, what):
     need(src, cls is not None, f"unknown {what} class {name!r}; supported {sorted(classes)}")
     need(src, isinstance(spec["config"], dict), f"compile_config.{what}.config must be an object")
     try:
-        return cls(**spec["config"])
+        # Optimizers rebuild a schedule's dict (whitelisted schedules only) in from_config.
+        build = cls.from_config if what == "optimizer" else (lambda c: cls(**c))
+        return build(spec["config"])
     except (TypeError, ValueError, NotImplementedError) as e:
         src.fail(f"invalid {name} {what} config: {e}")
 

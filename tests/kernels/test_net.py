@@ -21,7 +21,9 @@ def test_kinds_are_exported():
                                              "flatten", "dropout", "activation"}
     assert set(_core.LossKind.__members__) == {"sparse_logits", "dense_logits", "sparse_probs",
                                                "dense_probs"}
-    assert set(_core.OptKind.__members__) == {"adam", "sgd", "rmsprop"}
+    assert set(_core.OptKind.__members__) == {"adam", "sgd", "rmsprop", "nadam", "adamax",
+                                              "adagrad", "adadelta"}
+    assert set(_core.ClipKind.__members__) == {"none", "value", "norm", "global_norm"}
 
 
 # ---- Net builders --------------------------------------------------------------------------------
