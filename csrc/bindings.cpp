@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "batchnorm.h"
 #include "bind_checks.h"
 #include "bind_kernels.h"
 #include "common.h"
@@ -180,6 +181,8 @@ struct HostArrays {
         CNNFAST_HOST_KERNEL(adam_update)
         CNNFAST_HOST_KERNEL(sgd_update)
         CNNFAST_HOST_KERNEL(rmsprop_update)
+        CNNFAST_HOST_KERNEL(batchnorm_forward)
+        CNNFAST_HOST_KERNEL(batchnorm_backward)
 #undef CNNFAST_HOST_KERNEL
     };
 };
@@ -625,6 +628,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_gemm<HostArrays>(m, "sgemm_reference", &sgemm_reference);
     bind_geometry(m);
     bind::bind_kernels<HostArrays>(m);
+    bind::bind_batchnorm<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);
