@@ -36,6 +36,7 @@ class OpKind(_Kind):
     flatten: ClassVar[OpKind]
     dropout: ClassVar[OpKind]
     activation: ClassVar[OpKind]
+    batch_norm: ClassVar[OpKind]
 
 class LossKind(_Kind):
     """csrc/net.h: cross-entropy from logits or probabilities, sparse or dense labels."""
@@ -126,6 +127,10 @@ class Op:
     def dropout(rate: float) -> Op: ...
     @staticmethod
     def activation(act: Activation) -> Op: ...
+    @staticmethod
+    def batch_norm(gamma: Arr | None, beta: Arr | None, dgamma: Arr | None, dbeta: Arr | None,
+                   moving_mean: Arr, moving_var: Arr, eps: float, momentum: float,
+                   training: bool) -> Op: ...
 
 class OptSpec:
     """The Net's optimizer and its hyper-parameters."""

@@ -211,7 +211,8 @@ bool is_valid(OpKind k) {
         case OpKind::Dense:
         case OpKind::Flatten:
         case OpKind::Dropout:
-        case OpKind::Activation: return true;
+        case OpKind::Activation:
+        case OpKind::BatchNorm: return true;
     }
     return false;
 }
@@ -297,7 +298,8 @@ void bind_kinds(py::module_& m) {
         .value("dense", OpKind::Dense)
         .value("flatten", OpKind::Flatten)
         .value("dropout", OpKind::Dropout)
-        .value("activation", OpKind::Activation);
+        .value("activation", OpKind::Activation)
+        .value("batch_norm", OpKind::BatchNorm);
     py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
         .value("sparse_logits", LossKind::SparseLogits)
         .value("dense_logits", LossKind::DenseLogits)
@@ -442,7 +444,50 @@ void bind_net_ops(py::module_& m) {
                 op.spec.act = check_activation(act, "Op.activation");
                 return op;
             },
-            py::arg("act"));
+            py::arg("act"))
+        .def_static(
+            "batch_norm",
+            [](py::object gamma, py::object beta, py::object dgamma, py::object dbeta,
+               py::object moving_mean, py::object moving_var, double eps, double momentum,
+               bool training) {
+                const char* fn = "Op.batch_norm";
+                PyOp op;
+                OpSpec& o = op.spec;
+                o.kind = OpKind::BatchNorm;
+                py::array mm = as_array(moving_mean, fn, "moving_mean");
+                require_ndim(mm, 1, fn, "moving_mean");
+                const int64_t C = mm.shape(0);
+                o.units = as_int(C, fn, "C");
+                o.moving_mean = data_of<float>(moving_mean, fn, "moving_mean", true, {C});
+                o.moving_var = data_of<float>(moving_var, fn, "moving_var", true, {C});
+                op.keep = {moving_mean, moving_var};
+                if (gamma.is_none() != dgamma.is_none() || beta.is_none() != dbeta.is_none())
+                    throw py::value_error(
+                        "Op.batch_norm: gamma/dgamma and beta/dbeta must both be arrays or None");
+                if (!gamma.is_none()) {
+                    o.weight = data_of<float>(gamma, fn, "gamma", true, {C});
+                    o.dweight = data_of<float>(dgamma, fn, "dgamma", true, {C});
+                    o.weight_n = C;
+                    op.keep.insert(op.keep.end(), {gamma, dgamma});
+                }
+                if (!beta.is_none()) {
+                    o.bias = data_of<float>(beta, fn, "beta", true, {C});
+                    o.dbias = data_of<float>(dbeta, fn, "dbeta", true, {C});
+                    o.bias_n = C;
+                    op.keep.insert(op.keep.end(), {beta, dbeta});
+                }
+                if (!(eps > 0.0)) throw py::value_error("Op.batch_norm: eps must be > 0");
+                o.eps = eps;
+                o.momentum = momentum;
+                o.bn_training = training;
+                return op;
+            },
+            py::arg("gamma"), py::arg("beta"), py::arg("dgamma"), py::arg("dbeta"),
+            py::arg("moving_mean"), py::arg("moving_var"), py::arg("eps"), py::arg("momentum"),
+            py::arg("training"),
+            "BatchNorm over the last axis: gamma/dgamma, beta/dbeta (C,) or None; the moving "
+            "statistics (C,) are updated in place by train steps when training (False: frozen, "
+            "normalises with the moving statistics).");
 }
 
 // OptSpec: the Net's optimizer, one typed factory per optimizer.
