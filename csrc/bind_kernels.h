@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "batchnorm.h"
 #include "bind_checks.h"
 #include "conv2d.h"
 #include "optim.h"
@@ -391,6 +392,68 @@ void bind_dropout(py::module_& m) {
             A::K::dropout_backward(pdi, pdo, pm, n, rate);
         },
         py::arg("dinp"), py::arg("dout"), py::arg("mask"), py::arg("rate"));
+}
+
+// ---- BatchNormalization over the last axis (bound by _core only: no CUDA kernel yet) ----
+template <class A>
+void bind_batchnorm(py::module_& m) {
+    m.def(
+        "batchnorm_forward",
+        [](py::object out, py::object mean, py::object rstd, py::object moving_mean,
+           py::object moving_var, py::object inp, py::object gamma, py::object beta, double eps,
+           double momentum, bool training) {
+            const char* fn = "batchnorm_forward";
+            const auto s = A::shape(inp, fn, "inp");
+            auto [M, C64] = rows_cols(s, fn, "inp");
+            const int C = as_int(C64, fn, "C");
+            if (M == 0 || C == 0)
+                throw py::value_error(std::string(fn) + ": inp has no elements, shape " +
+                                      shape_str(s));
+            float* po = A::template ptr<float>(out, fn, "out", true, s);
+            float* pm = A::template ptr<float>(mean, fn, "mean", true, {C});
+            float* pr = A::template ptr<float>(rstd, fn, "rstd", true, {C});
+            float* pmm = A::template ptr<float>(moving_mean, fn, "moving_mean", true, {C});
+            float* pmv = A::template ptr<float>(moving_var, fn, "moving_var", true, {C});
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* pg = A::template opt_ptr<float>(gamma, fn, "gamma", false, {C});
+            const float* pb = A::template opt_ptr<float>(beta, fn, "beta", false, {C});
+            if (!(eps > 0.0)) throw py::value_error(std::string(fn) + ": eps must be > 0");
+            py::gil_scoped_release nogil;
+            A::K::batchnorm_forward(po, pm, pr, pmm, pmv, pi, pg, pb, M, C, eps, momentum,
+                                    training);
+        },
+        py::arg("out"), py::arg("mean"), py::arg("rstd"), py::arg("moving_mean"),
+        py::arg("moving_var"), py::arg("inp"), py::arg("gamma"), py::arg("beta"), py::arg("eps"),
+        py::arg("momentum"), py::arg("training"),
+        "Normalise inp (..., C) over every axis but the last (csrc/batchnorm.h); when "
+        "training, also update moving_mean/moving_var in place.");
+    m.def(
+        "batchnorm_backward",
+        [](py::object dinp, py::object dgamma, py::object dbeta, py::object dout, py::object inp,
+           py::object mean, py::object rstd, py::object gamma, bool training) {
+            const char* fn = "batchnorm_backward";
+            const auto s = A::shape(inp, fn, "inp");
+            auto [M, C64] = rows_cols(s, fn, "inp");
+            const int C = as_int(C64, fn, "C");
+            if (M == 0 || C == 0)
+                throw py::value_error(std::string(fn) + ": inp has no elements, shape " +
+                                      shape_str(s));
+            float* pdi = A::template opt_ptr<float>(dinp, fn, "dinp", true, s);
+            float* pdg = A::template opt_ptr<float>(dgamma, fn, "dgamma", true, {C});
+            float* pdb = A::template opt_ptr<float>(dbeta, fn, "dbeta", true, {C});
+            const float* pdo = A::template ptr<float>(dout, fn, "dout", false, s);
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* pm = A::template ptr<float>(mean, fn, "mean", false, {C});
+            const float* pr = A::template ptr<float>(rstd, fn, "rstd", false, {C});
+            const float* pg = A::template opt_ptr<float>(gamma, fn, "gamma", false, {C});
+            if (pdi && pdi == pdo)
+                throw py::value_error(std::string(fn) + ": dinp must not be dout");
+            py::gil_scoped_release nogil;
+            A::K::batchnorm_backward(pdi, pdg, pdb, pdo, pi, pm, pr, pg, M, C, training);
+        },
+        py::arg("dinp"), py::arg("dgamma"), py::arg("dbeta"), py::arg("dout"), py::arg("inp"),
+        py::arg("mean"), py::arg("rstd"), py::arg("gamma"), py::arg("training"),
+        "Gradients of batchnorm_forward: dinp (..., C), dgamma, dbeta (C,), each or None.");
 }
 
 // ---- Optimizers (in place) ----

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "batchnorm.h"
 #include "bind_checks.h"
 #include "bind_kernels.h"
 #include "common.h"
@@ -187,6 +188,8 @@ struct HostArrays {
         CNNFAST_HOST_KERNEL(adadelta_update)
         CNNFAST_HOST_KERNEL(weight_decay_update)
         CNNFAST_HOST_KERNEL(clip_gradients)
+        CNNFAST_HOST_KERNEL(batchnorm_forward)
+        CNNFAST_HOST_KERNEL(batchnorm_backward)
 #undef CNNFAST_HOST_KERNEL
         static float nadam_u_product_next(float u, double beta1, int64_t step) {
             return cnnfast::nadam_u_product_next(u, beta1, step);
@@ -221,7 +224,8 @@ bool is_valid(OpKind k) {
         case OpKind::Dense:
         case OpKind::Flatten:
         case OpKind::Dropout:
-        case OpKind::Activation: return true;
+        case OpKind::Activation:
+        case OpKind::BatchNorm: return true;
     }
     return false;
 }
@@ -316,7 +320,8 @@ void bind_kinds(py::module_& m) {
         .value("dense", OpKind::Dense)
         .value("flatten", OpKind::Flatten)
         .value("dropout", OpKind::Dropout)
-        .value("activation", OpKind::Activation);
+        .value("activation", OpKind::Activation)
+        .value("batch_norm", OpKind::BatchNorm);
     py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
         .value("sparse_logits", LossKind::SparseLogits)
         .value("dense_logits", LossKind::DenseLogits)
@@ -470,7 +475,50 @@ void bind_net_ops(py::module_& m) {
                 op.spec.act = check_activation(act, "Op.activation");
                 return op;
             },
-            py::arg("act"));
+            py::arg("act"))
+        .def_static(
+            "batch_norm",
+            [](py::object gamma, py::object beta, py::object dgamma, py::object dbeta,
+               py::object moving_mean, py::object moving_var, double eps, double momentum,
+               bool training) {
+                const char* fn = "Op.batch_norm";
+                PyOp op;
+                OpSpec& o = op.spec;
+                o.kind = OpKind::BatchNorm;
+                py::array mm = as_array(moving_mean, fn, "moving_mean");
+                require_ndim(mm, 1, fn, "moving_mean");
+                const int64_t C = mm.shape(0);
+                o.units = as_int(C, fn, "C");
+                o.moving_mean = data_of<float>(moving_mean, fn, "moving_mean", true, {C});
+                o.moving_var = data_of<float>(moving_var, fn, "moving_var", true, {C});
+                op.keep = {moving_mean, moving_var};
+                if (gamma.is_none() != dgamma.is_none() || beta.is_none() != dbeta.is_none())
+                    throw py::value_error(
+                        "Op.batch_norm: gamma/dgamma and beta/dbeta must both be arrays or None");
+                if (!gamma.is_none()) {
+                    o.weight = data_of<float>(gamma, fn, "gamma", true, {C});
+                    o.dweight = data_of<float>(dgamma, fn, "dgamma", true, {C});
+                    o.weight_n = C;
+                    op.keep.insert(op.keep.end(), {gamma, dgamma});
+                }
+                if (!beta.is_none()) {
+                    o.bias = data_of<float>(beta, fn, "beta", true, {C});
+                    o.dbias = data_of<float>(dbeta, fn, "dbeta", true, {C});
+                    o.bias_n = C;
+                    op.keep.insert(op.keep.end(), {beta, dbeta});
+                }
+                if (!(eps > 0.0)) throw py::value_error("Op.batch_norm: eps must be > 0");
+                o.eps = eps;
+                o.momentum = momentum;
+                o.bn_training = training;
+                return op;
+            },
+            py::arg("gamma"), py::arg("beta"), py::arg("dgamma"), py::arg("dbeta"),
+            py::arg("moving_mean"), py::arg("moving_var"), py::arg("eps"), py::arg("momentum"),
+            py::arg("training"),
+            "BatchNorm over the last axis: gamma/dgamma, beta/dbeta (C,) or None; the moving "
+            "statistics (C,) are updated in place by train steps when training (False: frozen, "
+            "normalises with the moving statistics).");
 }
 
 // OptSpec: the Net's optimizer, one typed factory per optimizer.
@@ -723,6 +771,7 @@ PYBIND11_MODULE(_core, m) {
     bind_geometry(m);
     bind::bind_kernels<HostArrays>(m);
     bind::bind_optim_more<HostArrays>(m);
+    bind::bind_batchnorm<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

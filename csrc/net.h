@@ -24,7 +24,8 @@ enum class OpKind : int {
     Dense = 3,
     Flatten = 4,
     Dropout = 5,
-    Activation = 6
+    Activation = 6,
+    BatchNorm = 7
 };
 
 struct OpSpec {
@@ -40,6 +41,13 @@ struct OpSpec {
     float* dweight = nullptr;  // gradient buffers, same shapes
     float* dbias = nullptr;
     int64_t weight_n = 0, bias_n = 0;  // element counts, checked against the layer geometry
+    // BatchNorm over the last axis (csrc/batchnorm.h): weight = gamma, bias = beta (each
+    // (C) or nullptr), the moving statistics (C) updated in place by each train step when
+    // bn_training (false for a frozen layer, which then normalises with the moving ones).
+    float* moving_mean = nullptr;
+    float* moving_var = nullptr;
+    double eps = 1e-3, momentum = 0.99;
+    bool bn_training = true;
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or
@@ -149,6 +157,8 @@ class Net {
         std::vector<float> out;                // output storage (none for Flatten)
         std::vector<int32_t> argmax;           // maxpool
         std::vector<uint8_t> mask;             // dropout
+        std::vector<float> mean, rstd;         // batchnorm: the statistics of the last forward
+        bool bn_batch_stats = false;           // batchnorm: the last forward used the batch's
         bool active = false;                   // dropout applied in this step
         bool relu_epilogue = false;  // Conv2D/Dense whose ReLU runs in the GEMM epilogue (no z)
         bool relu_out = false;       // the output is a ReLU's (fused or Activation('relu'))

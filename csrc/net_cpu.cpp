@@ -13,6 +13,7 @@
 #include <string>
 
 #include "activations.h"
+#include "batchnorm.h"
 #include "conv2d.h"
 #include "dense.h"
 #include "optim.h"
@@ -35,7 +36,13 @@ Pool2DParams pool_params(const OpSpec& o, const std::vector<int>& in, int B) {
 }
 
 bool has_weights(const OpSpec& o) {
-    return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense;
+    return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense ||
+           (o.kind == OpKind::BatchNorm && (o.weight || o.bias));
+}
+
+// BatchNorm's view of its (per-sample) input: rows per sample and channels (the last axis).
+int64_t bn_rows_per_sample(const std::vector<int>& in) {
+    return prod(in) / in.back();
 }
 
 double now_ms() {
@@ -91,6 +98,16 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 CNNFAST_CHECK(o.rate >= 0.0 && o.rate < 1.0, "Net: dropout rate must be in [0,1)");
                 break;
             case OpKind::Activation: break;
+            case OpKind::BatchNorm: {
+                const int C = shape.back();
+                CNNFAST_CHECK(o.moving_mean && o.moving_var, "Net: BatchNorm without moving stats");
+                CNNFAST_CHECK(
+                    o.units == C && (!o.weight || o.weight_n == C) && (!o.bias || o.bias_n == C),
+                    "Net: BatchNorm weights do not match the channel count");
+                l.mean.resize(C);
+                l.rstd.resize(C);
+                break;
+            }
         }
         l.out_shape = shape;
         l.in_n = sizes_.back();
@@ -175,6 +192,13 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                 activation_forward(out, in, B, l.out_n, act);
                 zp_[i] = in;
                 break;
+            case OpKind::BatchNorm:
+                // Batch statistics (and the moving-stat update) in a train step, unless frozen.
+                l.bn_batch_stats = training && o.bn_training;
+                batchnorm_forward(out, l.mean.data(), l.rstd.data(), o.moving_mean, o.moving_var,
+                                  in, o.weight, o.bias, B * bn_rows_per_sample(l.in_shape),
+                                  l.in_shape.back(), o.eps, o.momentum, l.bn_batch_stats);
+                break;
         }
         a_[i + 1] = out;
         if (timing_) prof_.fwd_ms[i] += now_ms() - t0;
@@ -257,6 +281,12 @@ void Net::backward(int B) {
                 break;
             case OpKind::Activation:
                 if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                break;
+            case OpKind::BatchNorm:
+                batchnorm_backward(dx, o.dweight, o.dbias, dy, a_[i], l.mean.data(), l.rstd.data(),
+                                   o.weight, B * bn_rows_per_sample(l.in_shape), l.in_shape.back(),
+                                   l.bn_batch_stats);
+                dy = dx;
                 break;
         }
         if (timing_) prof_.bwd_ms[i] += now_ms() - t0;

@@ -4,6 +4,7 @@ from ..layers import (  # noqa: F401
                       Activation,
                       AveragePooling2D,
                       AvgPool2D,
+                      BatchNormalization,
                       Conv2D,
                       Convolution2D,
                       Dense,

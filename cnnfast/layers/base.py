@@ -70,6 +70,9 @@ class Layer:
     # A layer whose training forward draws random numbers (Dropout): it takes `seed=`, the
     # stream the engine derives for it from the step's seed (cnnfast/executor.py).
     stochastic = False
+    # How many of the last weights are state no optimizer updates, whatever `trainable` says
+    # (BatchNormalization's moving statistics): they get no gradient and are never trainable.
+    _n_state_weights = 0
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, batch_size=None, **kwargs):
@@ -124,7 +127,9 @@ class Layer:
             raise TypeError(f"{cls.__name__}.from_config: config must be a dict, got "
                             f"{type(config).__name__}")
         config = dict(config)
-        for key in ("kernel_initializer", "bias_initializer"):
+        for key in ("kernel_initializer", "bias_initializer", "beta_initializer",
+                    "gamma_initializer", "moving_mean_initializer",
+                    "moving_variance_initializer"):
             if key in config:
                 config[key] = deserialize_initializer(config[key],
                                                       f"{cls.__name__}.from_config: {key}")
@@ -134,13 +139,23 @@ class Layer:
     def weights(self):
         return list(self.weights_list)
 
+    def _n_updatable(self):
+        return len(self.weights_list) - self._n_state_weights
+
     @property
     def trainable_weights(self):
-        return list(self.weights_list) if self.trainable else []
+        return list(self.weights_list[:self._n_updatable()]) if self.trainable else []
 
     @property
     def non_trainable_weights(self):
-        return [] if self.trainable else list(self.weights_list)
+        return list(self.weights_list[self._n_updatable():]) if self.trainable \
+            else list(self.weights_list)
+
+    @property
+    def trainable_grads(self):
+        """The gradients of trainable_weights, in the same order (what the engines hand to
+        the optimizer)."""
+        return list(self.grads) if self.trainable else []
 
     def get_weights(self):
         return [w.copy() for w in self.weights_list]
@@ -198,7 +213,7 @@ class Layer:
             self.build(tuple(input_shape))
             self.built = True
             self._built_input_shape = tuple(input_shape)
-            self.grads = [np.zeros_like(w) for w in self.weights_list]
+            self.grads = [np.zeros_like(w) for w in self.weights_list[:self._n_updatable()]]
         else:
             self._check_compatible(tuple(input_shape))
 

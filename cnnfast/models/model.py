@@ -28,7 +28,7 @@ class Model(Trainer):
                                       "model with Model(inputs=..., outputs=...) or use "
                                       "Sequential")
         self.name = name or unique_name("functional")
-        self.trainable = trainable
+        self._trainable = bool(trainable)  # as Keras: the constructor does not set the layers'
         self._init_training_state()
         self._build_graph(inputs, outputs)
 
@@ -88,6 +88,18 @@ class Model(Trainer):
     @property
     def layers(self):
         return list(self._all_layers)
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Keras's rule: setting a model's flag sets every layer's, nested models' too (so a
+        frozen model's BatchNormalization layers run in inference mode)."""
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = bool(value)
 
     def get_layer(self, name=None, index=None):
         if index is not None:
@@ -297,6 +309,12 @@ class Model(Trainer):
     @property
     def grads(self):
         return [g for layer in self.layers for g in layer.grads]
+
+    @property
+    def trainable_grads(self):
+        """The gradients of trainable_weights, in the same order."""
+        return [g for layer in self.layers for g in layer.trainable_grads] \
+            if self.trainable else []
 
     @property
     def _batch_input_shape(self):

@@ -17,7 +17,7 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name=None, trainable=True):
         self.name = name or unique_name("sequential")
-        self.trainable = trainable
+        self._trainable = bool(trainable)  # as Keras: the constructor does not set the layers'
         self._init_training_state()
         self._layers = []
         self._outs = []  # output tensor of each layer's call in this model

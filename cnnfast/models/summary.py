@@ -9,6 +9,20 @@ def _rows(model):
     return [(f"{layer.name} ({type(layer).__name__})", shape_str(layer.output.shape),
              layer.count_params()) for layer in model.layers]
 
+
+def _wrap(text, width):
+    """The lines of a cell as Keras 3's table (rich) folds it: words joined while they fit,
+    a word longer than the cell cut to width - 1 characters and an ellipsis."""
+    lines = []
+    for word in text.split(" "):
+        if len(word) > width:
+            word = word[:width - 1] + "…"
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
 def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
             show_trainable=False, layer_range=None):
     """Print the layer table like Keras 3: name (type), output shape, param #, totals."""
@@ -28,7 +42,12 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     out.append(line("┡", "╇", "┩", "━"))
     rows = _rows(model)
     for i, (name, shape, params) in enumerate(rows):
-        out.append(f"│ {name:<{w[0] - 2}} │ {shape:<{w[1] - 2}} │ {params:>{w[2] - 2},} │")
+        names, shapes = _wrap(name, w[0] - 2), _wrap(shape, w[1] - 2)
+        for k in range(max(len(names), len(shapes))):
+            n = names[k] if k < len(names) else ""
+            s = shapes[k] if k < len(shapes) else ""
+            p = f"{params:,}" if k == 0 else ""
+            out.append(f"│ {n:<{w[0] - 2}} │ {s:<{w[1] - 2}} │ {p:>{w[2] - 2}} │")
         out.append(line("├", "┼", "┤", "─") if i + 1 < len(rows) else line("└", "┴", "┘", "─"))
     trainable = sum(int(a.size) for a in model.trainable_weights)
     total = model.count_params()

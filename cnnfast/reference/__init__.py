@@ -11,6 +11,7 @@ from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .losses import softmax_xent_dense, softmax_xent_sparse, xent_probs_dense, xent_probs_sparse
+from .normalization import batchnorm_backward, batchnorm_forward
 from .optimizers import adam_update, rmsprop_update, sgd_update
 from .pool import (
                    avgpool2d_backward,
@@ -25,6 +26,7 @@ __all__ = [
     "conv2d_backward", "conv2d_forward", "conv_output_size",
     "dense_backward", "dense_forward",
     "dropout_backward", "dropout_forward",
+    "batchnorm_backward", "batchnorm_forward",
     "softmax_xent_dense", "softmax_xent_sparse", "xent_probs_dense", "xent_probs_sparse",
     "adam_update", "rmsprop_update", "sgd_update",
     "avgpool2d_backward", "avgpool2d_forward", "maxpool2d_argmax", "maxpool2d_backward",

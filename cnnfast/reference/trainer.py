@@ -35,10 +35,12 @@ from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .losses import softmax_xent_sparse
+from .normalization import batchnorm_backward, batchnorm_forward
 from .optimizers import adam_update
 from .pool import maxpool2d_backward, maxpool2d_forward
 
-__all__ = ["Conv2D", "Dense", "MaxPooling2D", "Flatten", "Dropout", "Trainer"]
+__all__ = ["Conv2D", "Dense", "MaxPooling2D", "Flatten", "Dropout", "BatchNormalization",
+           "Trainer"]
 
 F32 = np.float32
 
@@ -60,6 +62,7 @@ class _Layer:
 
     def __init__(self):
         self.params, self.grads = [], []
+        self.state = []   # non-trainable weights after params (BatchNormalization's moving stats)
 
     def build(self, in_shape, rng):
         """Create weights for a per-sample input shape; return the per-sample output shape."""
@@ -191,6 +194,30 @@ class Dropout(_Layer):
         return dropout_backward(dy, self._mask, self.rate, dtype=F32)
 
 
+class BatchNormalization(_Layer):
+    """Keras's BatchNormalization over the last axis, momentum 0.99, epsilon 1e-3."""
+
+    def build(self, in_shape, rng):
+        c = in_shape[-1]
+        self.params = [np.ones(c, F32), np.zeros(c, F32)]
+        self.state = [np.zeros(c, F32), np.ones(c, F32)]
+        return in_shape
+
+    def forward(self, x, training, mask=None, last=False):
+        self._x, self._training = x, training
+        y, self._mean, self._var, mm, mv = batchnorm_forward(
+            x, self.params[0], self.params[1], *self.state, training=training, dtype=F32)
+        if training:
+            self.state = [mm.astype(F32), mv.astype(F32)]
+        return y.astype(F32, copy=False)
+
+    def backward(self, dy, need_dx, dy_is_dlogits=False):
+        dx, dg, db = batchnorm_backward(dy, self._x, self.params[0], self._mean, self._var,
+                                        training=self._training, dtype=F32)
+        self.grads = [dg, db]
+        return dx if need_dx else None
+
+
 class Trainer:
     """layers + Adam + sparse cross-entropy from logits, all in float32 NumPy."""
 
@@ -217,16 +244,17 @@ class Trainer:
         return int(sum(p.size for p in self.params))
 
     def get_weights(self):
-        return [p.copy() for p in self.params]
+        return [p.copy() for layer in self.layers for p in layer.params + layer.state]
 
     def set_weights(self, weights):
         weights = list(weights)
         for layer in self.layers:
-            for i in range(len(layer.params)):
-                w = np.asarray(weights.pop(0), dtype=F32)
-                if w.shape != layer.params[i].shape:
-                    raise ValueError(f"weight shape {w.shape} != {layer.params[i].shape}")
-                layer.params[i] = w.copy()
+            for arrays in (layer.params, layer.state):
+                for i in range(len(arrays)):
+                    w = np.asarray(weights.pop(0), dtype=F32)
+                    if w.shape != arrays[i].shape:
+                        raise ValueError(f"weight shape {w.shape} != {arrays[i].shape}")
+                    arrays[i] = w.copy()
         if weights:
             raise ValueError(f"{len(weights)} weight arrays left over")
 

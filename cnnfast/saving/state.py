@@ -49,8 +49,7 @@ def weights_index(model):
 
 def _trained_params(model):
     # Exactly the list the training step hands to optimizer.apply (slots follow its order).
-    return [w for layer in model.layers if layer.trainable and model.trainable
-            for w in layer.weights_list]
+    return [w for layer in model.layers if model.trainable for w in layer.trainable_weights]
 
 
 def optimizer_state(model, arrays):

@@ -1,0 +1,46 @@
+// batchnorm.h -- BatchNormalization over the last axis (Keras axis=-1), forward and backward.
+//
+// Dimension legend (on top of common.h's):
+//   M  rows: every position but the channel's (N*H*W for an NHWC Conv2D output, B for Dense)
+//   C  channels: the normalised axis, the last one (stride 1)
+// inp, out, dout, dinp are (M,C); gamma, beta, mean, rstd, moving_mean, moving_var are (C).
+//
+// The formulas are Keras 3 on TensorFlow (docs/keras_semantics.md#batchnormalization):
+//   training:  mean = sum(x) / M,  var = sum((x - mean)^2) / M   (tf.nn.moments: biased)
+//              moving = moving * f32(momentum) + batch * f32(1 - momentum), for mean and var
+//   inference: mean, var = the moving statistics
+//   inv = rsqrt(var + f32(eps)) * gamma;  out = x * inv + (beta - mean * inv)
+//              (tf.nn.batch_normalization's operation order; gamma nullptr = 1, beta = 0)
+// Hyper-parameters arrive as Python floats (double) and are rounded to float32 where Keras
+// rounds them (`1 - momentum` is computed in double first, as in csrc/optim.h).
+//
+// Reductions are deterministic for any thread count: rows are cut into fixed blocks of
+// kBatchNormRows (independent of the threads), each block's per-channel sums are taken in
+// double in row order, then the blocks are added in block order.
+#pragma once
+#include <cstdint>
+
+namespace cnnfast {
+
+constexpr int64_t kBatchNormRows = 256;
+
+// out (M,C) overwritten. mean, rstd (C) overwritten with the statistics used, which backward
+// reads: the batch's (training) or the moving ones (inference); rstd = 1 / sqrt(var + eps).
+// moving_mean, moving_var (C) read, and when training updated in place with Keras's rule.
+// gamma, beta (C) or nullptr (scale=False / center=False).
+void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean, float* moving_var,
+                       const float* inp, const float* gamma, const float* beta, int64_t M, int C,
+                       double eps, double momentum, bool training);
+
+// dinp (M,C) overwritten (it must not alias dout), or nullptr to skip; dgamma, dbeta (C)
+// overwritten, or nullptr. dout, inp (M,C); mean, rstd (C) as forward wrote them; gamma (C) or
+// nullptr. training: the forward used the batch statistics (which then depend on inp), else
+// constants:
+//   xhat = (x - mean) * rstd,  dbeta = sum(dout),  dgamma = sum(dout * xhat)
+//   training:  dinp = gamma * rstd * (dout - dbeta / M - xhat * dgamma / M)
+//   inference: dinp = gamma * rstd * dout
+void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* dout,
+                        const float* inp, const float* mean, const float* rstd, const float* gamma,
+                        int64_t M, int C, bool training);
+
+}  // namespace cnnfast
