@@ -19,6 +19,15 @@ int64_t num_blocks(int64_t M) {
     return (M + kBatchNormRows - 1) / kBatchNormRows;
 }
 
+// Grow-only scratch of the calling thread (the kernels are called outside parallel regions):
+// after the first step at the largest batch, a training step allocates nothing here.
+template <class T>
+T* scratch(size_t n) {
+    static thread_local std::vector<T> buf;
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+}
+
 // part (blocks, C) overwritten: part[b][c] = sum over the rows r of block b of x[r][c] -
 // shift[c] (shift nullptr = 0), squared when `square`.
 CNNFAST_CLONES
@@ -99,15 +108,18 @@ void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean,
                        double eps, double momentum, bool training) {
     CNNFAST_CHECK(M > 0 && C > 0, "batchnorm_forward: sizes must be positive");
     const float eps32 = (float)eps;
-    std::vector<float> var(C), inv(C), shift(C);
+    float* var = scratch<float>(3 * (size_t)C);
+    float* inv = var + C;
+    float* shift = inv + C;
     if (training) {
         const int64_t nb = num_blocks(M);
-        std::vector<double> part((size_t)nb * C), total(C);
-        block_sums(part.data(), inp, nullptr, false, M, C);
-        sum_blocks(total.data(), part.data(), nb, C);
+        double* part = scratch<double>((size_t)(nb + 1) * C);
+        double* total = part + nb * C;
+        block_sums(part, inp, nullptr, false, M, C);
+        sum_blocks(total, part, nb, C);
         for (int c = 0; c < C; ++c) mean[c] = (float)(total[c] / (double)M);
-        block_sums(part.data(), inp, mean, true, M, C);
-        sum_blocks(total.data(), part.data(), nb, C);
+        block_sums(part, inp, mean, true, M, C);
+        sum_blocks(total, part, nb, C);
         for (int c = 0; c < C; ++c) var[c] = (float)(total[c] / (double)M);
         const float keep = (float)momentum, take = (float)(1.0 - momentum);
         for (int c = 0; c < C; ++c) {
@@ -128,7 +140,7 @@ void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean,
         const float m = mean[c] * inv[c];
         shift[c] = beta ? beta[c] - m : -m;
     }
-    affine_rows(out, inp, inv.data(), shift.data(), M, C);
+    affine_rows(out, inp, inv, shift, M, C);
 }
 
 CNNFAST_CLONES
@@ -138,11 +150,14 @@ void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* d
     CNNFAST_CHECK(M > 0 && C > 0, "batchnorm_backward: sizes must be positive");
     const int64_t nb = num_blocks(M);
     const bool need_sums = dgamma || dbeta || (dinp && training);
-    std::vector<float> sd(C), sx(C);
+    float* sd = scratch<float>(5 * (size_t)C);  // then sx, k, a, b
+    float* sx = sd + C;
+    std::fill(sd, sd + 2 * C, 0.0f);  // read below only in training, where need_sums holds
     if (need_sums) {
-        std::vector<double> part((size_t)nb * 2 * C), total(2 * C);
-        block_grad_sums(part.data(), dout, inp, mean, rstd, M, C);
-        sum_blocks(total.data(), part.data(), nb, 2 * C);
+        double* part = scratch<double>((size_t)(nb + 1) * 2 * C);
+        double* total = part + nb * 2 * C;
+        block_grad_sums(part, dout, inp, mean, rstd, M, C);
+        sum_blocks(total, part, nb, 2 * C);
         for (int c = 0; c < C; ++c) {
             sd[c] = (float)total[c];
             sx[c] = (float)total[C + c];
@@ -152,16 +167,18 @@ void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* d
     }
     if (!dinp) return;
     // dinp = k * (dout - a - xhat * b) (training) or k * dout (inference), per channel.
-    std::vector<float> k(C), a(C), b(C);
+    float* k = sx + C;
+    float* a = k + C;
+    float* b = a + C;
     const float invM = (float)(1.0 / (double)M);
     for (int c = 0; c < C; ++c) {
         k[c] = gamma ? gamma[c] * rstd[c] : rstd[c];
         a[c] = sd[c] * invM;
         b[c] = sx[c] * invM;
     }
-    const float* __restrict kp = k.data();
-    const float* __restrict ap = a.data();
-    const float* __restrict bp = b.data();
+    const float* __restrict kp = k;
+    const float* __restrict ap = a;
+    const float* __restrict bp = b;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (M * C > (1 << 15))
 #endif
