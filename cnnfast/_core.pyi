@@ -37,6 +37,7 @@ class OpKind(_Kind):
     dropout: ClassVar[OpKind]
     activation: ClassVar[OpKind]
     batch_norm: ClassVar[OpKind]
+    augment: ClassVar[OpKind]
 
 class LossKind(_Kind):
     """csrc/net.h: cross-entropy from logits or probabilities, sparse or dense labels."""
@@ -156,6 +157,33 @@ class Op:
     def batch_norm(gamma: Arr | None, beta: Arr | None, dgamma: Arr | None, dbeta: Arr | None,
                    moving_mean: Arr, moving_var: Arr, eps: float, momentum: float,
                    training: bool) -> Op: ...
+    @staticmethod
+    def augment(spec: AugmentSpec) -> Op: ...
+
+# ---- augmentation (csrc/augment.h) ----
+class AugmentKind(_Kind):
+    """csrc/augment.h."""
+    __members__: ClassVar[dict[str, AugmentKind]]
+    flip: ClassVar[AugmentKind]
+    rotation: ClassVar[AugmentKind]
+    zoom: ClassVar[AugmentKind]
+
+class AugmentSpec:
+    """One augmentation layer's parameters."""
+    @property
+    def kind(self) -> AugmentKind: ...
+    @staticmethod
+    def flip(horizontal: bool, vertical: bool) -> AugmentSpec: ...
+    @staticmethod
+    def resample(kind: AugmentKind, lo0: float, hi0: float, has_width: bool, lo1: float,
+                 hi1: float, fill_mode: str, interpolation: str,
+                 fill_value: float) -> AugmentSpec: ...
+
+def augment_params(params: Arr, transforms: Arr | None, spec: AugmentSpec, H: int, W: int,
+                   seed: int) -> None: ...
+def projective_transform(out: Arr, inp: Arr, transforms: Arr, fill_mode: str,
+                         interpolation: str, fill_value: float) -> None: ...
+def augment_forward(out: Arr, inp: Arr, spec: AugmentSpec, seed: int) -> None: ...
 
 class OptSpec:
     """The Net's optimizer and its hyper-parameters."""

@@ -40,6 +40,7 @@ from .layers import (
     Flatten,
     MaxPooling2D,
 )
+from .layers.preprocessing import BaseAugmentation
 from .optimizers import (
     SGD,
     Adadelta,
@@ -208,6 +209,10 @@ def _net_op(layer):
                              g[int(layer.scale)] if layer.center else None, layer.moving_mean,
                              layer.moving_variance, layer.epsilon, layer.momentum,
                              layer.trainable)
+    if isinstance(layer, BaseAugmentation):
+        if layer.seed is not None:
+            return None  # a layer's own seed: its own stream, on the LayerEngine
+        return Op.augment(layer.spec())
     return None
 
 

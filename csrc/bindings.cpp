@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "augment.h"
 #include "batchnorm.h"
 #include "bind_checks.h"
 #include "bind_kernels.h"
@@ -225,7 +226,8 @@ bool is_valid(OpKind k) {
         case OpKind::Flatten:
         case OpKind::Dropout:
         case OpKind::Activation:
-        case OpKind::BatchNorm: return true;
+        case OpKind::BatchNorm:
+        case OpKind::Augment: return true;
     }
     return false;
 }
@@ -321,7 +323,8 @@ void bind_kinds(py::module_& m) {
         .value("flatten", OpKind::Flatten)
         .value("dropout", OpKind::Dropout)
         .value("activation", OpKind::Activation)
-        .value("batch_norm", OpKind::BatchNorm);
+        .value("batch_norm", OpKind::BatchNorm)
+        .value("augment", OpKind::Augment);
     py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
         .value("sparse_logits", LossKind::SparseLogits)
         .value("dense_logits", LossKind::DenseLogits)
@@ -759,6 +762,121 @@ void bind_net(py::module_& m) {
         .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); });
 }
 
+// ---- augmentation (csrc/augment.h): the kinds, AugmentSpec, its kernels and Op.augment ----
+const char* const kFillModes[] = {"reflect", "wrap", "constant", "nearest"};
+const char* const kInterpolations[] = {"bilinear", "nearest"};
+
+template <class E, size_t N>
+E parse_name(const std::string& v, const char* const (&names)[N], const char* fn,
+             const char* what) {
+    for (size_t i = 0; i < N; ++i)
+        if (v == names[i]) return (E)i;
+    throw py::value_error(std::string(fn) + ": unknown " + what + " '" + v + "'");
+}
+
+// (B, H, W, C) of an image batch array.
+std::vector<int64_t> image_shape(const py::object& obj, const char* fn, const char* name) {
+    py::array a = as_array(obj, fn, name);
+    require_ndim(a, 4, fn, name);
+    return shape_of(a);
+}
+
+void bind_augment(py::module_& m) {
+    py::enum_<AugmentKind>(m, "AugmentKind", "Augmentation kinds (csrc/augment.h).")
+        .value("flip", AugmentKind::Flip)
+        .value("rotation", AugmentKind::Rotation)
+        .value("zoom", AugmentKind::Zoom);
+    py::class_<AugmentSpec>(m, "AugmentSpec", "One augmentation layer; build with the factories.")
+        .def_property_readonly("kind", [](const AugmentSpec& s) { return s.kind; })
+        .def_static(
+            "flip",
+            [](bool h, bool v) {
+                AugmentSpec s;
+                s.kind = AugmentKind::Flip, s.flip_h = h, s.flip_v = v;
+                return s;
+            },
+            py::arg("horizontal"), py::arg("vertical"))
+        .def_static(
+            "resample",
+            [](AugmentKind kind, double lo0, double hi0, bool has_width, double lo1, double hi1,
+               const std::string& fill, const std::string& interp, float fill_value) {
+                const char* fn = "AugmentSpec.resample";
+                if (kind == AugmentKind::Flip) throw py::value_error("AugmentSpec.resample: flip");
+                if (!(lo0 <= hi0 && lo1 <= hi1))
+                    throw py::value_error("AugmentSpec.resample: lower > upper");
+                AugmentSpec s;
+                s.kind = kind, s.lo0 = lo0, s.hi0 = hi0, s.has_width = has_width;
+                s.lo1 = lo1, s.hi1 = hi1, s.fill_value = fill_value;
+                s.fill = parse_name<FillMode>(fill, kFillModes, fn, "fill_mode");
+                s.interp = parse_name<Interpolation>(interp, kInterpolations, fn, "interpolation");
+                return s;
+            },
+            py::arg("kind"), py::arg("lo0"), py::arg("hi0"), py::arg("has_width"), py::arg("lo1"),
+            py::arg("hi1"), py::arg("fill_mode"), py::arg("interpolation"), py::arg("fill_value"),
+            "Rotation: angle in [lo0, hi0) * 360 degrees; Zoom: height zoom in [1+lo0, 1+hi0), "
+            "width zoom in [1+lo1, 1+hi1) when has_width (else the height zoom).");
+    m.def(
+        "augment_params",
+        [](py::object params, py::object transforms, const AugmentSpec& s, int H, int W,
+           uint64_t seed) {
+            const char* fn = "augment_params";
+            py::array p = as_array(params, fn, "params");
+            require_ndim(p, 2, fn, "params");
+            const int64_t B = p.shape(0);
+            float* pp = data_of<float>(params, fn, "params", true, {B, augment_num_params(s.kind)});
+            float* pt = optional_data_of<float>(transforms, fn, "transforms", true, {B, 8});
+            py::gil_scoped_release nogil;
+            augment_params(pp, pt, s, (int)B, H, W, seed);
+        },
+        py::arg("params"), py::arg("transforms"), py::arg("spec"), py::arg("H"), py::arg("W"),
+        py::arg("seed"), "Each image's drawn parameters (B,P) and transform (B,8) or None.");
+    m.def(
+        "projective_transform",
+        [](py::object out, py::object inp, py::object transforms, const std::string& fill,
+           const std::string& interp, float fill_value) {
+            const char* fn = "projective_transform";
+            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            float* po = data_of<float>(out, fn, "out", true, sh);
+            const float* pt = data_of<float>(transforms, fn, "transforms", false, {sh[0], 8});
+            if (po == pi) throw py::value_error("projective_transform: out must not alias inp");
+            const FillMode f = parse_name<FillMode>(fill, kFillModes, fn, "fill_mode");
+            const Interpolation it =
+                parse_name<Interpolation>(interp, kInterpolations, fn, "interpolation");
+            py::gil_scoped_release nogil;
+            projective_transform(po, pi, pt, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], f, it,
+                                 fill_value);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("transforms"), py::arg("fill_mode"),
+        py::arg("interpolation"), py::arg("fill_value"),
+        "out (B,H,W,C) = inp resampled as tf.raw_ops.ImageProjectiveTransformV3.");
+    m.def(
+        "augment_forward",
+        [](py::object out, py::object inp, const AugmentSpec& s, uint64_t seed) {
+            const char* fn = "augment_forward";
+            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            float* po = data_of<float>(out, fn, "out", true, sh);
+            if (po == pi) throw py::value_error("augment_forward: out must not alias inp");
+            std::vector<float> work((size_t)kAugmentWork * std::max<int64_t>(sh[0], 1));
+            py::gil_scoped_release nogil;
+            augment_forward(po, pi, work.data(), s, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3],
+                            seed);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"),
+        "The training forward of one augmentation layer with stream seed (out (B,H,W,C)).");
+    py::reinterpret_borrow<py::class_<PyOp>>(m.attr("Op"))
+        .def_static(
+            "augment",
+            [](const AugmentSpec& s) {
+                PyOp op;
+                op.spec.kind = OpKind::Augment;
+                op.spec.aug = s;
+                return op;
+            },
+            py::arg("spec"), "An augmentation layer (identity outside train steps).");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -775,4 +893,5 @@ PYBIND11_MODULE(_core, m) {
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);
+    bind_augment(m);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "augment.h"
 #include "common.h"
 #include "optim.h"
 
@@ -25,7 +26,8 @@ enum class OpKind : int {
     Flatten = 4,
     Dropout = 5,
     Activation = 6,
-    BatchNorm = 7
+    BatchNorm = 7,
+    Augment = 8  // RandomFlip/RandomRotation/RandomZoom (csrc/augment.h): identity unless training
 };
 
 struct OpSpec {
@@ -48,6 +50,8 @@ struct OpSpec {
     float* moving_var = nullptr;
     double eps = 1e-3, momentum = 0.99;
     bool bn_training = true;
+    // Augment: the layer's parameters; only below every op with weights (no backward).
+    AugmentSpec aug;
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or

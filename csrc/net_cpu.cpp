@@ -108,6 +108,14 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 l.rstd.resize(C);
                 break;
             }
+            case OpKind::Augment:
+                CNNFAST_CHECK(shape.size() == 3, "Net: an augmentation needs a (H,W,C) input");
+                CNNFAST_CHECK(std::none_of(layers_.begin(), layers_.end(),
+                                           [](const Layer& p) { return has_weights(p.spec); }),
+                              "Net: an augmentation must come before every layer with weights "
+                              "(it has no backward)");
+                ws = std::max(ws, (size_t)kAugmentWork * max_batch);
+                break;
         }
         l.out_shape = shape;
         l.in_n = sizes_.back();
@@ -199,6 +207,13 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                                   in, o.weight, o.bias, B * bn_rows_per_sample(l.in_shape),
                                   l.in_shape.back(), o.eps, o.momentum, l.bn_batch_stats);
                 break;
+            case OpKind::Augment:
+                if (training)
+                    augment_forward(out, in, workspace_.data(), o.aug, B, l.in_shape[0],
+                                    l.in_shape[1], l.in_shape[2], layer_seed(seed, i));
+                else
+                    out = in;
+                break;
         }
         a_[i + 1] = out;
         if (timing_) prof_.fwd_ms[i] += now_ms() - t0;
@@ -287,6 +302,9 @@ void Net::backward(int B) {
                                    o.weight, B * bn_rows_per_sample(l.in_shape), l.in_shape.back(),
                                    l.bn_batch_stats);
                 dy = dx;
+                break;
+            case OpKind::Augment:
+                dy = nullptr;  // nothing below has weights (checked when the Net was built)
                 break;
         }
         if (timing_) prof_.bwd_ms[i] += now_ms() - t0;

@@ -15,6 +15,9 @@ from ..layers import (  # noqa: F401
                       Layer,
                       MaxPool2D,
                       MaxPooling2D,
+                      RandomFlip,
+                      RandomRotation,
+                      RandomZoom,
                       ReLU,
                       Softmax,
 )

@@ -288,13 +288,18 @@ class Model(Trainer):
         """Backpropagate d(output); fills every layer's grads. Returns d(input) when asked
         (a model nested as a layer), else None (the first layer skips computing it)."""
         grads = {self._output_ids[0]: dout}
-        inputs = set(self._input_ids)
+        # d(tensor) is needed only above a layer with weights (augmentation layers, which have
+        # no backward, sit below all of them).
+        below = set()
+        for layer, i, o in self._plan:
+            if i in below or layer.weights_list:
+                below.add(o)
         first = True
         for layer, i, o in reversed(self._plan):
             g = grads.pop(o, None)
             if g is None:
                 continue
-            need = need_dinp or i not in inputs
+            need = need_dinp or i in below
             dx = layer.backward(g, need_dinp=need, dout_is_dlogits=dout_is_dlogits and first)
             first = False
             if need:

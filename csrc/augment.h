@@ -1,0 +1,72 @@
+// augment.h -- the random image augmentations of Keras's preprocessing layers (RandomFlip,
+// RandomRotation, RandomZoom), forward only.
+//
+// Dimension legend (on top of common.h's):
+//   B images, H rows, W columns, C channels; images are NHWC, inp and out (B,H,W,C).
+//   transforms (B,8): per image [a0 a1 a2 b0 b1 b2 c0 c1], TF's ImageProjectiveTransformV3
+//   convention: output pixel (x, y) reads the input at ((a0 x + a1 y + a2) / k,
+//   (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1 (x the column, y the row).
+//
+// Randomness: image b's j-th parameter comes from the counter-based draw
+// augment_uniform(seed, b, j), so the output depends on (seed, image index) only, never on the
+// thread count; OpenMP runs over images. The draws are not TF's numbers; their distributions
+// and the transform given the drawn parameters are Keras's (docs/keras_semantics.md).
+//
+// Backward: these layers sit right after the input; Keras computes no gradient through them
+// into the input and the engines never need one (see net_cpu.cpp), so there is none here.
+#pragma once
+#include <cstdint>
+
+#include "dropout_hash.h"
+
+namespace cnnfast {
+
+// Scratch floats per image that augment_forward needs (a transform and its parameters).
+constexpr int kAugmentWork = 10;
+
+enum class AugmentKind : int { Flip = 0, Rotation = 1, Zoom = 2 };
+// Keras's fill_mode values, and its interpolation values (bilinear, nearest).
+enum class FillMode : int { Reflect = 0, Wrap = 1, Constant = 2, Nearest = 3 };
+enum class Interpolation : int { Bilinear = 0, Nearest = 1 };
+
+// One augmentation layer's parameters, as Keras's layer holds them after parsing.
+struct AugmentSpec {
+    AugmentKind kind = AugmentKind::Flip;
+    bool flip_h = true, flip_v = false;  // Flip: mode horizontal / vertical / both
+    // Rotation: the angle is uniform in [lo0, hi0) * 360 degrees.
+    // Zoom: height zoom uniform in [1 + lo0, 1 + hi0); width zoom in [1 + lo1, 1 + hi1) when
+    //   has_width, else the height zoom.
+    double lo0 = 0.0, hi0 = 0.0, lo1 = 0.0, hi1 = 0.0;
+    bool has_width = false;
+    FillMode fill = FillMode::Reflect;
+    Interpolation interp = Interpolation::Bilinear;
+    float fill_value = 0.0f;
+};
+
+// Draw j of image b, uniform in [0, 1) (24 random bits, exact in float).
+inline double augment_uniform(uint64_t seed, int64_t b, int j) {
+    return (double)(mix64(mix64(seed) ^ (uint64_t)(b * 8 + j)) >> 40) * (1.0 / 16777216.0);
+}
+
+// params (B,P) overwritten with each image's drawn parameters: Flip P=2 (flip_h, flip_v as
+// 0/1; one draw per image, flipping when <= 0.5, both axes at once in
+// horizontal_and_vertical mode, as Keras), Rotation P=1 (angle in degrees), Zoom P=2
+// (height zoom, width zoom). transforms (B,8) overwritten (nullptr for Flip, which is exact
+// reversal, not a resampling).
+int augment_num_params(AugmentKind kind);
+void augment_params(float* params, float* transforms, const AugmentSpec& s, int B, int H, int W,
+                    uint64_t seed);
+
+// out (B,H,W,C) overwritten with inp resampled through transforms (B,8), exactly as
+// tf.raw_ops.ImageProjectiveTransformV3 with output_shape (H,W) (fill modes, rounding,
+// bilinear weights). out must not alias inp.
+void projective_transform(float* out, const float* inp, const float* transforms, int B, int H,
+                          int W, int C, FillMode fill, Interpolation interp, float fill_value);
+
+// out (B,H,W,C) overwritten: the training forward of the layer `s` with stream `seed`
+// (the parameters of augment_params, then the flip or the resampling).
+// work: kAugmentWork * B floats of scratch.
+void augment_forward(float* out, const float* inp, float* work, const AugmentSpec& s, int B, int H,
+                     int W, int C, uint64_t seed);
+
+}  // namespace cnnfast
