@@ -10,7 +10,8 @@
 // Randomness: image b's j-th parameter comes from the counter-based draw
 // augment_uniform(seed, b, j), so the output depends on (seed, image index) only, never on the
 // thread count; OpenMP runs over images. The draws are not TF's numbers; their distributions
-// and the transform given the drawn parameters are Keras's (docs/keras_semantics.md).
+// and the transform given the drawn parameters are Keras's
+// (docs/keras_semantics.md#augmentation-layers).
 //
 // Backward: these layers sit right after the input; Keras computes no gradient through them
 // into the input and the engines never need one (see net_cpu.cpp), so there is none here.

@@ -1,5 +1,6 @@
 """Image augmentation layers: RandomFlip, RandomRotation, RandomZoom
-(keras.layers, keras/src/layers/preprocessing/image_preprocessing; docs/keras_semantics.md).
+(keras.layers, keras/src/layers/preprocessing/image_preprocessing;
+docs/keras_semantics.md#augmentation-layers).
 
 Active only in training (fit, train_on_batch, model(x, training=True)); identity otherwise.
 Each image's parameters come from a counter-based hash of (stream, image index)
