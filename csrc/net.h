@@ -25,7 +25,9 @@ enum class OpKind : int {
     Flatten = 4,
     Dropout = 5,
     Activation = 6,
-    BatchNorm = 7
+    BatchNorm = 7,
+    GlobalAvgPool2D = 8,
+    GlobalMaxPool2D = 9
 };
 
 struct OpSpec {
@@ -48,6 +50,7 @@ struct OpSpec {
     float* moving_var = nullptr;
     double eps = 1e-3, momentum = 0.99;
     bool bn_training = true;
+    bool keepdims = false;  // global pooling: (1,1,C) instead of (C)
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or

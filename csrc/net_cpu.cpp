@@ -108,6 +108,11 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 l.rstd.resize(C);
                 break;
             }
+            case OpKind::GlobalAvgPool2D:
+            case OpKind::GlobalMaxPool2D:
+                CNNFAST_CHECK(shape.size() == 3, "Net: global pooling needs a (H,W,C) input");
+                shape = o.keepdims ? std::vector<int>{1, 1, shape[2]} : std::vector<int>{shape[2]};
+                break;
         }
         l.out_shape = shape;
         l.in_n = sizes_.back();
@@ -199,6 +204,12 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                                   in, o.weight, o.bias, B * bn_rows_per_sample(l.in_shape),
                                   l.in_shape.back(), o.eps, o.momentum, l.bn_batch_stats);
                 break;
+            case OpKind::GlobalAvgPool2D:
+                global_avgpool2d_forward(out, in, B, l.in_shape[0] * l.in_shape[1], l.in_shape[2]);
+                break;
+            case OpKind::GlobalMaxPool2D:
+                global_maxpool2d_forward(out, in, B, l.in_shape[0] * l.in_shape[1], l.in_shape[2]);
+                break;
         }
         a_[i + 1] = out;
         if (timing_) prof_.fwd_ms[i] += now_ms() - t0;
@@ -287,6 +298,16 @@ void Net::backward(int B) {
                                    o.weight, B * bn_rows_per_sample(l.in_shape), l.in_shape.back(),
                                    l.bn_batch_stats);
                 dy = dx;
+                break;
+            case OpKind::GlobalAvgPool2D:
+                global_avgpool2d_backward(other, dy, B, l.in_shape[0] * l.in_shape[1],
+                                          l.in_shape[2]);
+                dy = other;
+                break;
+            case OpKind::GlobalMaxPool2D:
+                global_maxpool2d_backward(other, dy, a_[i], a_[i + 1], B,
+                                          l.in_shape[0] * l.in_shape[1], l.in_shape[2]);
+                dy = other;
                 break;
         }
         if (timing_) prof_.bwd_ms[i] += now_ms() - t0;
