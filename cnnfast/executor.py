@@ -8,9 +8,11 @@ Every model runs on one of two engines with the same interface (docs/training_st
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
 - `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
-  Flatten / Dropout / Activation / BatchNormalization with a cross-entropy loss and any of
-  cnnfast's optimizers (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with
-  clipping and weight decay) runs its whole step in one C++ call (`_core.Net`, csrc/net.h).
+  Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
+  GlobalMaxPooling2D (RandomFlip / RandomRotation / RandomZoom below the first layer with
+  weights), with a cross-entropy loss and any of cnnfast's optimizers (Adam, AdamW, SGD,
+  RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and weight decay), runs its whole
+  step in one C++ call (`_core.Net`, csrc/net.h).
 - `LayerEngine`: any other model, layer by layer, with the same kernels in the same order.
 
 The rules both engines must agree on live here, once: the per-step seed and how each random
@@ -38,6 +40,8 @@ from .layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
     MaxPooling2D,
 )
 from .layers.preprocessing import BaseAugmentation
@@ -177,6 +181,8 @@ class LayerEngine(Engine):
 
 # ---- the native engine ----------------------------------------------------------------------
 _POOLS = {MaxPooling2D: backend.OpKind.max_pool2d, AveragePooling2D: backend.OpKind.avg_pool2d}
+_GLOBAL_POOLS = {GlobalAveragePooling2D: backend.OpKind.global_avg_pool2d,
+                 GlobalMaxPooling2D: backend.OpKind.global_max_pool2d}
 
 
 def _net_op(layer):
@@ -189,6 +195,8 @@ def _net_op(layer):
                          layer.strides, layer.padding, act[layer.activation])
     if kind in _POOLS:
         return Op.pool(_POOLS[kind], layer.pool_size, layer.strides, layer.padding)
+    if kind in _GLOBAL_POOLS:
+        return Op.global_pool(_GLOBAL_POOLS[kind], layer.keepdims)
     if kind is Dense:
         if len(layer._built_input_shape) != 2:
             return None  # Dense on rank > 2 inputs: the LayerEngine handles it

@@ -456,6 +456,69 @@ void bind_batchnorm(py::module_& m) {
         "Gradients of batchnorm_forward: dinp (..., C), dgamma, dbeta (C,), each or None.");
 }
 
+// ---- Global pooling: inp (N,H,W,C), out (N,C) ----
+template <class A>
+std::tuple<int, int, int> global_pool_dims(const py::object& inp, const char* fn,
+                                           const char* name) {
+    require_ndim<A>(inp, 4, fn, name);
+    const auto s = A::shape(inp, fn, name);
+    if (s[0] <= 0 || s[1] <= 0 || s[2] <= 0 || s[3] <= 0)
+        throw py::value_error(std::string(fn) + ": " + name + " must have positive sizes, got " +
+                              shape_str(s));
+    return {as_int(s[0], fn, "N"), as_int(s[1] * s[2], fn, "H*W"), as_int(s[3], fn, "C")};
+}
+
+template <class A>
+void bind_global_pool2d(py::module_& m) {
+    m.def(
+        "global_avgpool2d_forward",
+        [](py::object out, py::object inp) {
+            const char* fn = "global_avgpool2d_forward";
+            auto [N, HW, C] = global_pool_dims<A>(inp, fn, "inp");
+            float* po = A::template ptr<float>(out, fn, "out", true, {N, C});
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            py::gil_scoped_release nogil;
+            A::K::global_avgpool2d_forward(po, pi, N, HW, C);
+        },
+        py::arg("out"), py::arg("inp"), "out (N,C) = mean of inp (N,H,W,C) over H and W.");
+    m.def(
+        "global_avgpool2d_backward",
+        [](py::object dinp, py::object dout) {
+            const char* fn = "global_avgpool2d_backward";
+            auto [N, HW, C] = global_pool_dims<A>(dinp, fn, "dinp");
+            float* pdi = A::template ptr<float>(dinp, fn, "dinp", true);
+            const float* pdo = A::template ptr<float>(dout, fn, "dout", false, {N, C});
+            py::gil_scoped_release nogil;
+            A::K::global_avgpool2d_backward(pdi, pdo, N, HW, C);
+        },
+        py::arg("dinp"), py::arg("dout"), "dinp (N,H,W,C) = dout (N,C) / (H*W).");
+    m.def(
+        "global_maxpool2d_forward",
+        [](py::object out, py::object inp) {
+            const char* fn = "global_maxpool2d_forward";
+            auto [N, HW, C] = global_pool_dims<A>(inp, fn, "inp");
+            float* po = A::template ptr<float>(out, fn, "out", true, {N, C});
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            py::gil_scoped_release nogil;
+            A::K::global_maxpool2d_forward(po, pi, N, HW, C);
+        },
+        py::arg("out"), py::arg("inp"), "out (N,C) = max of inp (N,H,W,C) over H and W.");
+    m.def(
+        "global_maxpool2d_backward",
+        [](py::object dinp, py::object dout, py::object inp, py::object out) {
+            const char* fn = "global_maxpool2d_backward";
+            auto [N, HW, C] = global_pool_dims<A>(inp, fn, "inp");
+            float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, A::shape(inp, fn, ""));
+            const float* pdo = A::template ptr<float>(dout, fn, "dout", false, {N, C});
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* po = A::template ptr<float>(out, fn, "out", false, {N, C});
+            py::gil_scoped_release nogil;
+            A::K::global_maxpool2d_backward(pdi, pdo, pi, po, N, HW, C);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("inp"), py::arg("out"),
+        "dinp (N,H,W,C): dout split evenly among the cells equal to the max (TF's rule).");
+}
+
 // ---- Optimizers (in place) ----
 template <class A>
 void bind_optim(py::module_& m) {

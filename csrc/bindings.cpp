@@ -191,6 +191,10 @@ struct HostArrays {
         CNNFAST_HOST_KERNEL(clip_gradients)
         CNNFAST_HOST_KERNEL(batchnorm_forward)
         CNNFAST_HOST_KERNEL(batchnorm_backward)
+        CNNFAST_HOST_KERNEL(global_avgpool2d_forward)
+        CNNFAST_HOST_KERNEL(global_avgpool2d_backward)
+        CNNFAST_HOST_KERNEL(global_maxpool2d_forward)
+        CNNFAST_HOST_KERNEL(global_maxpool2d_backward)
 #undef CNNFAST_HOST_KERNEL
         static float nadam_u_product_next(float u, double beta1, int64_t step) {
             return cnnfast::nadam_u_product_next(u, beta1, step);
@@ -227,7 +231,9 @@ bool is_valid(OpKind k) {
         case OpKind::Dropout:
         case OpKind::Activation:
         case OpKind::BatchNorm:
-        case OpKind::Augment: return true;
+        case OpKind::Augment:
+        case OpKind::GlobalAvgPool2D:
+        case OpKind::GlobalMaxPool2D: return true;
     }
     return false;
 }
@@ -324,7 +330,9 @@ void bind_kinds(py::module_& m) {
         .value("dropout", OpKind::Dropout)
         .value("activation", OpKind::Activation)
         .value("batch_norm", OpKind::BatchNorm)
-        .value("augment", OpKind::Augment);
+        .value("augment", OpKind::Augment)
+        .value("global_avg_pool2d", OpKind::GlobalAvgPool2D)
+        .value("global_max_pool2d", OpKind::GlobalMaxPool2D);
     py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
         .value("sparse_logits", LossKind::SparseLogits)
         .value("dense_logits", LossKind::DenseLogits)
@@ -479,6 +487,20 @@ void bind_net_ops(py::module_& m) {
                 return op;
             },
             py::arg("act"))
+        .def_static(
+            "global_pool",
+            [](OpKind kind, bool keepdims) {
+                if (kind != OpKind::GlobalAvgPool2D && kind != OpKind::GlobalMaxPool2D)
+                    throw py::value_error(
+                        "Op.global_pool: kind must be OpKind.global_avg_pool2d or "
+                        "OpKind.global_max_pool2d");
+                PyOp op;
+                op.spec.kind = kind;
+                op.spec.keepdims = keepdims;
+                return op;
+            },
+            py::arg("kind"), py::arg("keepdims"),
+            "Global pooling over H and W: (H,W,C) -> (C) or, keepdims, (1,1,C).")
         .def_static(
             "batch_norm",
             [](py::object gamma, py::object beta, py::object dgamma, py::object dbeta,
@@ -890,6 +912,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_kernels<HostArrays>(m);
     bind::bind_optim_more<HostArrays>(m);
     bind::bind_batchnorm<HostArrays>(m);
+    bind::bind_global_pool2d<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

@@ -27,7 +27,9 @@ enum class OpKind : int {
     Dropout = 5,
     Activation = 6,
     BatchNorm = 7,
-    Augment = 8  // RandomFlip/RandomRotation/RandomZoom (csrc/augment.h): identity unless training
+    Augment = 8,  // RandomFlip/RandomRotation/RandomZoom (csrc/augment.h): identity unless training
+    GlobalAvgPool2D = 9,
+    GlobalMaxPool2D = 10
 };
 
 struct OpSpec {
@@ -52,6 +54,7 @@ struct OpSpec {
     bool bn_training = true;
     // Augment: the layer's parameters; only below every op with weights (no backward).
     AugmentSpec aug;
+    bool keepdims = false;  // global pooling: (1,1,C) instead of (C)
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or

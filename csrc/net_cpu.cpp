@@ -116,6 +116,11 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                               "(it has no backward)");
                 ws = std::max(ws, (size_t)kAugmentWork * max_batch);
                 break;
+            case OpKind::GlobalAvgPool2D:
+            case OpKind::GlobalMaxPool2D:
+                CNNFAST_CHECK(shape.size() == 3, "Net: global pooling needs a (H,W,C) input");
+                shape = o.keepdims ? std::vector<int>{1, 1, shape[2]} : std::vector<int>{shape[2]};
+                break;
         }
         l.out_shape = shape;
         l.in_n = sizes_.back();
@@ -214,6 +219,12 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                 else
                     out = in;
                 break;
+            case OpKind::GlobalAvgPool2D:
+                global_avgpool2d_forward(out, in, B, l.in_shape[0] * l.in_shape[1], l.in_shape[2]);
+                break;
+            case OpKind::GlobalMaxPool2D:
+                global_maxpool2d_forward(out, in, B, l.in_shape[0] * l.in_shape[1], l.in_shape[2]);
+                break;
         }
         a_[i + 1] = out;
         if (timing_) prof_.fwd_ms[i] += now_ms() - t0;
@@ -305,6 +316,16 @@ void Net::backward(int B) {
                 break;
             case OpKind::Augment:
                 dy = nullptr;  // nothing below has weights (checked when the Net was built)
+                break;
+            case OpKind::GlobalAvgPool2D:
+                global_avgpool2d_backward(other, dy, B, l.in_shape[0] * l.in_shape[1],
+                                          l.in_shape[2]);
+                dy = other;
+                break;
+            case OpKind::GlobalMaxPool2D:
+                global_maxpool2d_backward(other, dy, a_[i], a_[i + 1], B,
+                                          l.in_shape[0] * l.in_shape[1], l.in_shape[2]);
+                dy = other;
                 break;
         }
         if (timing_) prof_.bwd_ms[i] += now_ms() - t0;

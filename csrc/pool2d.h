@@ -36,4 +36,21 @@ void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
 void avgpool2d_forward(float* out, const float* inp, const Pool2DParams& p);
 void avgpool2d_backward(float* dinp, const float* dout, const Pool2DParams& p);
 
+// ---- Global pooling over all HW = H*W cells (GlobalAveragePooling2D / GlobalMaxPooling2D) ----
+//   inp (N,HW,C)  out (N,C)
+// Keras computes these as reductions (ops.mean / ops.max over axes 1, 2), not as pooling
+// windows, so their gradients are the reductions': the mean's is dout / HW, and the max's is
+// split evenly among the cells equal to the maximum (TF's reduce_max gradient), where a max-pool
+// window gives it all to the first.
+// out (N,C) overwritten: the sum over cells in row-major order, divided by HW.
+void global_avgpool2d_forward(float* out, const float* inp, int N, int HW, int C);
+// dinp (N,HW,C) overwritten with dout / HW.
+void global_avgpool2d_backward(float* dinp, const float* dout, int N, int HW, int C);
+// out (N,C) overwritten with the maximum over the cells.
+void global_maxpool2d_forward(float* out, const float* inp, int N, int HW, int C);
+// dinp (N,HW,C) overwritten: (1 / ties) * dout where inp == out (ties = how many cells of that
+// (n, c) equal out), 0 elsewhere. out is what global_maxpool2d_forward wrote for inp.
+void global_maxpool2d_backward(float* dinp, const float* dout, const float* inp, const float* out,
+                               int N, int HW, int C);
+
 }  // namespace cnnfast

@@ -3,6 +3,7 @@
 // Padded cells are skipped: they never win a max and are not counted in an average (TF rule).
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "pool2d.h"
 
@@ -163,6 +164,78 @@ void avgpool2d_backward(float* dinp, const float* dout, const Pool2DParams& p) {
                         for (int c = 0; c < p.C; ++c) x[c] += d[c] / count;
                     }
             }
+    }
+}
+
+// ---- Global pooling: one image per iteration, channels innermost (contiguous, vectorised) ----
+
+CNNFAST_CLONES
+void global_avgpool2d_forward(float* out, const float* inp, int N, int HW, int C) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (N > 1 && (size_t)N * HW * C > 16384)
+#endif
+    for (int n = 0; n < N; ++n) {
+        const float* __restrict x = inp + (size_t)n * HW * C;
+        float* __restrict o = out + (size_t)n * C;
+        std::fill(o, o + C, 0.0f);
+        for (int k = 0; k < HW; ++k)
+            for (int c = 0; c < C; ++c) o[c] += x[(size_t)k * C + c];
+        const float count = (float)HW;
+        for (int c = 0; c < C; ++c) o[c] /= count;
+    }
+}
+
+CNNFAST_CLONES
+void global_avgpool2d_backward(float* dinp, const float* dout, int N, int HW, int C) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (N > 1 && (size_t)N * HW * C > 16384)
+#endif
+    for (int n = 0; n < N; ++n) {
+        const float* __restrict d = dout + (size_t)n * C;
+        float* __restrict di = dinp + (size_t)n * HW * C;
+        const float count = (float)HW;
+        for (int c = 0; c < C; ++c) di[c] = d[c] / count;
+        for (int k = 1; k < HW; ++k) std::memcpy(di + (size_t)k * C, di, sizeof(float) * C);
+    }
+}
+
+CNNFAST_CLONES
+void global_maxpool2d_forward(float* out, const float* inp, int N, int HW, int C) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (N > 1 && (size_t)N * HW * C > 16384)
+#endif
+    for (int n = 0; n < N; ++n) {
+        const float* __restrict x = inp + (size_t)n * HW * C;
+        float* __restrict o = out + (size_t)n * C;
+        std::memcpy(o, x, sizeof(float) * C);
+        for (int k = 1; k < HW; ++k)
+            for (int c = 0; c < C; ++c) {
+                const float v = x[(size_t)k * C + c];
+                o[c] = v > o[c] ? v : o[c];
+            }
+    }
+}
+
+CNNFAST_CLONES
+void global_maxpool2d_backward(float* dinp, const float* dout, const float* inp, const float* out,
+                               int N, int HW, int C) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (N > 1 && (size_t)N * HW * C > 16384)
+#endif
+    for (int n = 0; n < N; ++n) {
+        const float* __restrict x = inp + (size_t)n * HW * C;
+        const float* __restrict o = out + (size_t)n * C;
+        const float* __restrict d = dout + (size_t)n * C;
+        float* __restrict di = dinp + (size_t)n * HW * C;
+        // First pass: the ties of each channel (counted in float, exact up to 2^24 cells).
+        std::vector<float> g(C, 0.0f);
+        for (int k = 0; k < HW; ++k)
+            for (int c = 0; c < C; ++c) g[c] += (float)(x[(size_t)k * C + c] == o[c]);
+        // TF: indicators / num_selected * grad, in that order.
+        for (int c = 0; c < C; ++c) g[c] = (1.0f / g[c]) * d[c];
+        for (int k = 0; k < HW; ++k)
+            for (int c = 0; c < C; ++c)
+                di[(size_t)k * C + c] = masked(g[c], x[(size_t)k * C + c] == o[c]);
     }
 }
 

@@ -1,10 +1,20 @@
 """Layers with the tf.keras API: Input, Conv2D, MaxPooling2D, AveragePooling2D, Dense,
-Flatten, Dropout, Activation, BatchNormalization, RandomFlip, RandomRotation, RandomZoom."""
+Flatten, Dropout, Activation, BatchNormalization, GlobalAveragePooling2D, GlobalMaxPooling2D,
+RandomFlip, RandomRotation, RandomZoom."""
 from .base import Input, InputLayer, KerasTensor, Layer  # noqa: F401
 from .convolutional import Conv2D  # noqa: F401
 from .core import Activation, Dense, Dropout, Flatten, ReLU, Softmax  # noqa: F401
 from .normalization import BatchNormalization  # noqa: F401
-from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D  # noqa: F401
+from .pooling import (  # noqa: F401
+    AveragePooling2D,
+    AvgPool2D,
+    GlobalAveragePooling2D,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
+    GlobalMaxPooling2D,
+    MaxPool2D,
+    MaxPooling2D,
+)
 from .preprocessing import RandomFlip, RandomRotation, RandomZoom  # noqa: F401
 
 Convolution2D = Conv2D

@@ -1,4 +1,5 @@
-"""MaxPooling2D and AveragePooling2D (NHWC, TF padding rules)."""
+"""MaxPooling2D and AveragePooling2D (NHWC, TF padding rules); GlobalAveragePooling2D and
+GlobalMaxPooling2D."""
 from __future__ import annotations
 
 import numpy as np
@@ -82,5 +83,72 @@ class AveragePooling2D(_Pooling2D):
         return dx
 
 
+class _GlobalPooling2D(Layer):
+    """Reduces H and W of a (batch, H, W, C) input (Keras: ops.mean / ops.max over axes 1, 2).
+
+    Args: data_format ('channels_last' only), keepdims (keep H and W as sizes 1).
+    Input shape: (batch, H, W, C). Output shape: (batch, C), or (batch, 1, 1, C) with keepdims.
+    """
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        check_data_format(data_format, f"{type(self).__name__} '{self.name}'")
+        if not isinstance(keepdims, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__} '{self.name}': keepdims must be a bool, got "
+                            f"{keepdims!r}")
+        self.keepdims = bool(keepdims)
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 4 or any(d is None for d in input_shape[1:]):
+            raise ValueError(f"Input of layer '{self.name}' ({type(self).__name__}) must have "
+                             f"rank 4 (batch, height, width, channels) with known sizes, found "
+                             f"shape {shape_str(input_shape)}")
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(tuple(input_shape))
+        c = input_shape[3]
+        return (input_shape[0], 1, 1, c) if self.keepdims else (input_shape[0], c)
+
+    def forward(self, x, training):
+        self._x = x
+        y = self._buffer("y", (x.shape[0], x.shape[3]))  # (N, C)
+        self._fwd(y, x)
+        return y.reshape(x.shape[0], 1, 1, x.shape[3]) if self.keepdims else y
+
+    def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
+        dx = self._buffer("dx", self._x.shape)
+        dout = np.ascontiguousarray(dout, dtype=np.float32).reshape(self._x.shape[0], -1)
+        self._bwd(dx, dout)
+        return dx
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(data_format="channels_last", keepdims=self.keepdims)
+        return c
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Mean over H and W; its gradient is dout / (H*W) at every cell."""
+
+    def _fwd(self, y, x):
+        backend.global_avgpool2d_forward(y, x)
+
+    def _bwd(self, dx, dout):
+        backend.global_avgpool2d_backward(dx, dout)
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Max over H and W; the gradient is split evenly among tied maxima (TF's reduce_max)."""
+
+    def _fwd(self, y, x):
+        backend.global_maxpool2d_forward(y, x)
+        self._y = y
+
+    def _bwd(self, dx, dout):
+        backend.global_maxpool2d_backward(dx, dout, self._x, self._y)
+
+
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D

@@ -16,6 +16,10 @@ from .optimizers import adam_update, rmsprop_update, sgd_update
 from .pool import (
                    avgpool2d_backward,
                    avgpool2d_forward,
+                   global_avgpool2d_backward,
+                   global_avgpool2d_forward,
+                   global_maxpool2d_backward,
+                   global_maxpool2d_forward,
                    maxpool2d_argmax,
                    maxpool2d_backward,
                    maxpool2d_forward,
@@ -30,5 +34,6 @@ __all__ = [
     "softmax_xent_dense", "softmax_xent_sparse", "xent_probs_dense", "xent_probs_sparse",
     "adam_update", "rmsprop_update", "sgd_update",
     "avgpool2d_backward", "avgpool2d_forward", "maxpool2d_argmax", "maxpool2d_backward",
-    "maxpool2d_forward",
+    "maxpool2d_forward", "global_avgpool2d_backward", "global_avgpool2d_forward",
+    "global_maxpool2d_backward", "global_maxpool2d_forward",
 ]

@@ -17,7 +17,8 @@ from ._checks import as_float_array, padding_of, pair
 from .conv import conv_output_size
 
 __all__ = ["maxpool2d_forward", "maxpool2d_backward", "maxpool2d_argmax",
-           "avgpool2d_forward", "avgpool2d_backward"]
+           "avgpool2d_forward", "avgpool2d_backward", "global_avgpool2d_forward",
+           "global_avgpool2d_backward", "global_maxpool2d_forward", "global_maxpool2d_backward"]
 
 
 def _args(x, pool_size, strides, padding, dtype):
@@ -124,3 +125,32 @@ def avgpool2d_backward(dy, x, pool_size=(2, 2), strides=None, padding="valid",
         for dj in range(pw):
             dxp[:, di:di + sh * (OH - 1) + 1:sh, dj:dj + sw * (OW - 1) + 1:sw] += g
     return np.ascontiguousarray(dxp[:, pt:pt + H, pl:pl + W])
+
+
+# ---- Global pooling: reductions over H and W (Keras: ops.mean / ops.max over axes 1, 2) ----
+
+def global_avgpool2d_forward(x, dtype=np.float64):
+    """y (N, C): the mean over H and W."""
+    return as_float_array(x, "x", 4, dtype).mean(axis=(1, 2))
+
+
+def global_avgpool2d_backward(dy, x, dtype=np.float64):
+    """dx (N, H, W, C) = dy / (H*W) at every cell (only x's shape is used)."""
+    x = as_float_array(x, "x", 4, dtype)
+    dy = as_float_array(dy, "dy", 2, dtype)
+    N, H, W, C = x.shape
+    return np.broadcast_to((dy / (H * W))[:, None, None, :], x.shape).copy()
+
+
+def global_maxpool2d_forward(x, dtype=np.float64):
+    """y (N, C): the max over H and W."""
+    return as_float_array(x, "x", 4, dtype).max(axis=(1, 2))
+
+
+def global_maxpool2d_backward(dy, x, dtype=np.float64):
+    """dx (N, H, W, C): dy split evenly among the cells equal to the max (TF's reduce_max
+    gradient; a max-pool window would give it all to the first)."""
+    x = as_float_array(x, "x", 4, dtype)
+    dy = as_float_array(dy, "dy", 2, dtype)
+    hit = x == x.max(axis=(1, 2), keepdims=True)
+    return hit * (dy[:, None, None, :] / hit.sum(axis=(1, 2), keepdims=True))
