@@ -49,6 +49,18 @@ class LossKind(_Kind):
     sparse_probs: ClassVar[LossKind]
     dense_probs: ClassVar[LossKind]
 
+class ElementLoss(_Kind):
+    """csrc/losses.h: the elementwise losses, named as Keras's loss functions."""
+    __members__: ClassVar[dict[str, ElementLoss]]
+    mean_squared_error: ClassVar[ElementLoss]
+    mean_absolute_error: ClassVar[ElementLoss]
+    huber: ClassVar[ElementLoss]
+    binary_crossentropy: ClassVar[ElementLoss]
+    kl_divergence: ClassVar[ElementLoss]
+    hinge: ClassVar[ElementLoss]
+    squared_hinge: ClassVar[ElementLoss]
+    categorical_hinge: ClassVar[ElementLoss]
+
 class OptKind(_Kind):
     """csrc/net.h."""
     __members__: ClassVar[dict[str, OptKind]]
@@ -106,6 +118,13 @@ def cross_entropy(loss: Arr, grad: Arr | None, pred: Arr, labels: Arr, from_logi
     float32 (B, K) targets (dense), picked by dtype. grad (B, K) = grad_scale * dloss/dpred, or
     None. Returns the batch mean exactly as the Net computes its loss (float32 sequential sum
     divided by B)."""
+def element_loss(loss: Arr, grad: Arr | None, pred: Arr, target: Arr, kind: ElementLoss,
+                 from_logits: bool = ..., param: float = ..., eps: float = ...,
+                 grad_scale: float = ...) -> float:
+    """Per-sample elementwise loss `kind` of pred (B, K) against float32 target (B, K) into
+    loss (B,); grad (B, K) = grad_scale * dloss/dpred, or None. param: huber's delta or
+    binary_crossentropy's label_smoothing; from_logits: binary_crossentropy on logits. Returns
+    the batch mean as cross_entropy does."""
 def dropout_forward(out: Arr, mask: Arr, inp: Arr, rate: float, seed: int) -> None: ...
 def dropout_backward(dinp: Arr, dout: Arr, mask: Arr, rate: float) -> None: ...
 def batchnorm_forward(out: Arr, mean: Arr, rstd: Arr, moving_mean: Arr, moving_var: Arr,

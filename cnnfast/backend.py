@@ -30,6 +30,7 @@ dense_backward = _core.dense_backward
 activation_forward = _core.activation_forward
 activation_backward = _core.activation_backward
 cross_entropy = _core.cross_entropy
+element_loss = _core.element_loss
 dropout_forward = _core.dropout_forward
 dropout_backward = _core.dropout_backward
 augment_forward = _core.augment_forward
@@ -59,6 +60,7 @@ OptSpec = _core.OptSpec
 Activation = _core.Activation
 OpKind = _core.OpKind
 LossKind = _core.LossKind
+ElementLoss = _core.ElementLoss
 OptKind = _core.OptKind
 ClipKind = _core.ClipKind
 

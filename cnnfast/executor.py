@@ -74,22 +74,27 @@ def layer_seed(seed, i):
 class LossPlan:
     """Which tensor the loss reads, and the Net's loss kind.
 
-    TF's cached-logits rule: a softmax output with cross-entropy(from_logits=False) computes the
-    loss from the softmax's logits (unclipped), exactly as Keras's TF backend does
+    TF's cached-logits rule: a softmax output with cross-entropy(from_logits=False), or a
+    sigmoid output with binary_crossentropy(from_logits=False), computes the loss from the
+    activation's logits (unclipped), exactly as Keras's TF backend does
     (docs/keras_semantics.md#cached-logits). `fused` is that case; `from_logits` says whether
-    the loss reads logits at all (fused, or the user's from_logits=True)."""
+    the loss reads logits at all (fused, or the user's from_logits=True). `kind` is the Net's
+    loss kind, None for a loss the Net does not compute (the elementwise losses)."""
 
     def __init__(self, model):
         loss = model.loss
         last = model.output_layers[0] if model.output_layers else None
         self.last_layer = last
         self.fused = (not loss.from_logits and last is not None and
-                      getattr(last, "activation", None) == "softmax")
+                      loss.logits_activation is not None and
+                      getattr(last, "activation", None) == loss.logits_activation)
         self.from_logits = self.fused or loss.from_logits
         self.sparse = loss.sparse
         k = backend.LossKind
-        self.kind = (k.sparse_logits if self.sparse else k.dense_logits) if self.from_logits \
-            else (k.sparse_probs if self.sparse else k.dense_probs)
+        self.kind = None
+        if loss.native:
+            self.kind = (k.sparse_logits if self.sparse else k.dense_logits) \
+                if self.from_logits else (k.sparse_probs if self.sparse else k.dense_probs)
 
 
 class Engine:
@@ -132,7 +137,13 @@ class LayerEngine(Engine):
         computes (loss_batch_mean in csrc/activations.h: float32, summed in row order)."""
         n = y_pred.shape[0]
         inp = self.plan.last_layer.logits if self.plan.fused else y_pred
-        inp = inp.reshape(n, -1)
+        if self.plan.kind is None:
+            # an elementwise loss reduces the last axis: every other axis is a sample, as Keras
+            k = inp.shape[-1]
+            inp, yb = inp.reshape(-1, k), yb.reshape(-1, k)
+            n = inp.shape[0]
+        else:
+            inp = inp.reshape(n, -1)
         loss = self._buf("loss", (n,))
         grad = self._buf("dloss", inp.shape) if with_grad else None
         # Keras reduces with sum / batch_size; its gradient is (1/B) * d(per-sample loss).
@@ -333,9 +344,11 @@ def _native(model, batch, mode):
     if any(op is None for op in ops):
         return None
     out_shape = model.outputs[0].shape[1:]
-    if model.loss is None or len(out_shape) != 1:
+    if model.loss is None or len(out_shape) != 1 or not model.loss.native:
+        # no loss, a loss over a (batch, ..., classes) output, or a loss the Net does not
+        # compute (the elementwise losses): the LayerEngine's
         if mode != "predict":
-            return None  # no loss, or a loss over a (batch, ..., classes) output
+            return None
         # predict only: the loss part of the Net is never used
         loss_kind, fused = backend.LossKind.sparse_logits, False
     else:

@@ -18,6 +18,7 @@
 #include "batchnorm.h"
 #include "bind_checks.h"
 #include "bind_kernels.h"
+#include "bind_losses.h"
 #include "common.h"
 #include "conv2d.h"
 #include "dense.h"
@@ -913,6 +914,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_optim_more<HostArrays>(m);
     bind::bind_batchnorm<HostArrays>(m);
     bind::bind_global_pool2d<HostArrays>(m);
+    bind::bind_losses<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

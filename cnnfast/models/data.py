@@ -84,11 +84,28 @@ def prepare_y(model, y, n, what):
                              f"{shape_str(model.outputs[0].shape)}, got values in "
                              f"[{lo}, {hi}]")
         return np.ascontiguousarray(y, dtype=np.int32)
+    if not model.loss.native:
+        return _prepare_targets(model, y, n, what)
     if y.ndim != 2 or y.shape[1] != k:
         hint = " (integer labels: use loss='sparse_categorical_crossentropy' or " \
             "to_categorical)" if y.ndim == 1 else ""
         raise ValueError(f"{what}(): {model.loss.name} needs one-hot targets of shape "
                          f"({n}, {k}), got shape {y.shape}{hint}")
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if not np.isfinite(y).all():
+        raise ValueError(f"{what}(): y contains NaN or infinite values")
+    return y
+
+
+def _prepare_targets(model, y, n, what):
+    """float32 targets of an elementwise loss: the output's shape, or one axis less when the
+    output's last axis is 1 (Keras expands y_true to the output's rank)."""
+    out = tuple(model.outputs[0].shape[1:])
+    if y.ndim == len(out) and out[-1] == 1:
+        y = y.reshape(y.shape + (1,))
+    if tuple(y.shape[1:]) != out:
+        raise ValueError(f"{what}(): {model.loss.name} needs targets of the output's shape "
+                         f"{shape_str((n,) + out)}, got shape {y.shape}")
     y = np.ascontiguousarray(y, dtype=np.float32)
     if not np.isfinite(y).all():
         raise ValueError(f"{what}(): y contains NaN or infinite values")

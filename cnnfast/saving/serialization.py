@@ -29,8 +29,7 @@ OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (
     optimizers_mod.Adam, optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.AdamW,
     optimizers_mod.Nadam, optimizers_mod.Adamax, optimizers_mod.Adagrad,
     optimizers_mod.Adadelta)}
-LOSS_CLASSES = {cls.__name__: cls for cls in (
-    losses_mod.SparseCategoricalCrossentropy, losses_mod.CategoricalCrossentropy)}
+LOSS_CLASSES = {cls.__name__: cls for cls in losses_mod.LOSS_CLASSES}
 MODEL_CLASSES = {}      # "Sequential", "Model": filled by cnnfast.models
 
 
