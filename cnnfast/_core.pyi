@@ -25,6 +25,16 @@ class Activation(_Kind):
     sigmoid: ClassVar[Activation]
     tanh: ClassVar[Activation]
     softmax: ClassVar[Activation]
+    elu: ClassVar[Activation]
+    selu: ClassVar[Activation]
+    gelu: ClassVar[Activation]
+    silu: ClassVar[Activation]
+    softplus: ClassVar[Activation]
+    softsign: ClassVar[Activation]
+    leaky_relu: ClassVar[Activation]
+    relu6: ClassVar[Activation]
+    hard_sigmoid: ClassVar[Activation]
+    log_softmax: ClassVar[Activation]
 
 class OpKind(_Kind):
     """csrc/net.h."""
@@ -97,7 +107,9 @@ def dense_forward(out: Arr, inp: Arr, weight: Arr, bias: Arr | None) -> None: ..
 def dense_backward(dinp: Arr | None, dweight: Arr, dbias: Arr | None, dout: Arr, inp: Arr,
                    weight: Arr) -> None: ...
 def activation_forward(out: Arr, inp: Arr, activation: Activation) -> None: ...
-def activation_backward(dinp: Arr, dout: Arr, out: Arr, activation: Activation) -> None: ...
+def activation_backward(dinp: Arr, dout: Arr, out: Arr, activation: Activation,
+                        inp: Arr | None = None) -> None:
+    """inp (the forward input) is needed by gelu, silu, softplus and softsign."""
 def cross_entropy(loss: Arr, grad: Arr | None, pred: Arr, labels: Arr, from_logits: bool,
                   eps: float = ..., grad_scale: float = ...) -> float:
     """Per-sample cross-entropy of pred (B, K) into loss (B,): from logits (softmax), or from

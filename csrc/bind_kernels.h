@@ -281,18 +281,25 @@ void bind_activations(py::module_& m) {
         py::arg("out"), py::arg("inp"), py::arg("activation"));
     m.def(
         "activation_backward",
-        [](py::object dinp, py::object dout, py::object out, Activation act) {
+        [](py::object dinp, py::object dout, py::object out, Activation act, py::object inp) {
             const char* fn = "activation_backward";
             const auto s = A::shape(out, fn, "out");
             auto rc = rows_cols(s, fn, "out");
             float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
             const float* pdo = A::template ptr<float>(dout, fn, "dout", false, s);
             const float* po = A::template ptr<float>(out, fn, "out", false);
+            const float* pi = A::template opt_ptr<float>(inp, fn, "inp", false, s);
             Activation a = check_activation(act, fn);
+            if (!pi && backward_needs_input(a))
+                throw py::value_error(std::string(fn) +
+                                      ": this activation's gradient needs inp, the forward input");
             py::gil_scoped_release nogil;
-            A::K::activation_backward(pdi, pdo, po, rc.first, rc.second, a);
+            A::K::activation_backward(pdi, pdo, po, rc.first, rc.second, a, pi);
         },
-        py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"));
+        py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"),
+        py::arg("inp") = py::none(),
+        "dinp from dout and the forward output out; inp (the forward input) is needed by gelu, "
+        "silu, softplus and softsign.");
 }
 
 // ---- Cross-entropy: one binding; the labels' dtype picks sparse or dense ----

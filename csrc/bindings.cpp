@@ -318,7 +318,17 @@ void bind_kinds(py::module_& m) {
         .value("relu", Activation::ReLU)
         .value("sigmoid", Activation::Sigmoid)
         .value("tanh", Activation::Tanh)
-        .value("softmax", Activation::Softmax);
+        .value("softmax", Activation::Softmax)
+        .value("elu", Activation::ELU)
+        .value("selu", Activation::SELU)
+        .value("gelu", Activation::GELU)
+        .value("silu", Activation::SiLU)
+        .value("softplus", Activation::Softplus)
+        .value("softsign", Activation::Softsign)
+        .value("leaky_relu", Activation::LeakyReLU)
+        .value("relu6", Activation::ReLU6)
+        .value("hard_sigmoid", Activation::HardSigmoid)
+        .value("log_softmax", Activation::LogSoftmax);
     py::enum_<OpKind>(m, "OpKind", "Kinds of the Net's ops (csrc/net.h).")
         .value("conv2d", OpKind::Conv2D)
         .value("max_pool2d", OpKind::MaxPool2D)

@@ -262,13 +262,15 @@ void Net::backward(int B) {
         const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
             case OpKind::Conv2D:
-                if (has_act && !skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                if (has_act && !skip_act)
+                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
                 conv2d_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
                                 conv_params(o, l.in_shape, B), workspace_.data());
                 dy = dx;
                 break;
             case OpKind::Dense:
-                if (has_act && !skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                if (has_act && !skip_act)
+                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
                 dense_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight, B, (int)l.in_n,
                                o.units);
                 dy = dx;
@@ -291,7 +293,7 @@ void Net::backward(int B) {
                 if (l.active) dropout_backward(dy, dy, l.mask.data(), (int64_t)B * l.out_n, o.rate);
                 break;
             case OpKind::Activation:
-                if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
                 break;
             case OpKind::BatchNorm:
                 batchnorm_backward(dx, o.dweight, o.dbias, dy, a_[i], l.mean.data(), l.rstd.data(),

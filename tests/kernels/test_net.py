@@ -90,7 +90,7 @@ BAD_OPS = {
     "dense_act_int": (TypeError, "incompatible function arguments",
                       lambda: _core.Op.dense(z(3, 5), None, z(3, 5), None, 1)),
     "act_not_a_member": (ValueError, "not a member of cnnfast._core.Activation",
-                         lambda: _core.Op.activation(_core.Activation(9))),
+                         lambda: _core.Op.activation(_core.Activation(99))),
     "pool_kind_dense": (ValueError, "kind must be OpKind.max_pool2d or OpKind.avg_pool2d",
                         lambda: _core.Op.pool(_core.OpKind.dense, (2, 2), (2, 2), "valid")),
     "pool_size_zero": (ValueError, "pool_size must be positive",
