@@ -95,6 +95,12 @@ inline float loss_batch_mean(const float* loss, int B) {
     return sum / (float)B;
 }
 
+// ---- Rescaling: out = inp * scale + offset (n), two float32 roundings as Keras computes it
+// (the multiply, then the add; never contracted into an FMA). out may alias inp. ----
+void rescale_forward(float* out, const float* inp, int64_t n, float scale, float offset);
+// dinp = dout * scale (n), overwritten; may alias dout.
+void rescale_backward(float* dinp, const float* dout, int64_t n, float scale);
+
 // ---- inverted dropout ----
 // keep[i] = 1 with probability 1-rate from a counter-based hash of (seed, i): the same mask for
 // any thread count. out = inp * keep * f32(1 / (1-rate)). rate in [0,1); mask (n) overwritten.

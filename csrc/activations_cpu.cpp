@@ -279,6 +279,18 @@ void activation_backward(float* dinp, const float* dout, const float* out, int64
     }
 }
 
+// ---- Rescaling (the build's -ffp-contract=off keeps the multiply and the add apart) ----
+
+CNNFAST_CLONES
+void rescale_forward(float* out, const float* inp, int64_t n, float scale, float offset) {
+    for_each_index(n, [&](int64_t i) { out[i] = inp[i] * scale + offset; });
+}
+
+CNNFAST_CLONES
+void rescale_backward(float* dinp, const float* dout, int64_t n, float scale) {
+    for_each_index(n, [&](int64_t i) { dinp[i] = dout[i] * scale; });
+}
+
 // ---- cross-entropy ----
 
 static void check_labels(const int32_t* labels, int B, int K, const char* fn) {

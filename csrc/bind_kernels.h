@@ -526,6 +526,36 @@ void bind_global_pool2d(py::module_& m) {
         "dinp (N,H,W,C): dout split evenly among the cells equal to the max (TF's rule).");
 }
 
+// ---- Rescaling: any shape, elementwise ----
+template <class A>
+void bind_rescale(py::module_& m) {
+    m.def(
+        "rescale_forward",
+        [](py::object out, py::object inp, float scale, float offset) {
+            const char* fn = "rescale_forward";
+            const auto s = A::shape(inp, fn, "inp");
+            float* po = A::template ptr<float>(out, fn, "out", true, s);
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const int64_t n = A::size(inp, fn, "inp");
+            py::gil_scoped_release nogil;
+            A::K::rescale_forward(po, pi, n, scale, offset);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("scale"), py::arg("offset"),
+        "out = inp * scale + offset (float32 multiply, then add).");
+    m.def(
+        "rescale_backward",
+        [](py::object dinp, py::object dout, float scale) {
+            const char* fn = "rescale_backward";
+            const auto s = A::shape(dout, fn, "dout");
+            float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
+            const float* pdo = A::template ptr<float>(dout, fn, "dout", false);
+            const int64_t n = A::size(dout, fn, "dout");
+            py::gil_scoped_release nogil;
+            A::K::rescale_backward(pdi, pdo, n, scale);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("scale"), "dinp = dout * scale.");
+}
+
 // ---- Optimizers (in place) ----
 template <class A>
 void bind_optim(py::module_& m) {

@@ -27,7 +27,9 @@ enum class OpKind : int {
     Activation = 6,
     BatchNorm = 7,
     GlobalAvgPool2D = 8,
-    GlobalMaxPool2D = 9
+    GlobalMaxPool2D = 9,
+    Rescale = 10,
+    Reshape = 11
 };
 
 struct OpSpec {
@@ -50,7 +52,9 @@ struct OpSpec {
     float* moving_var = nullptr;
     double eps = 1e-3, momentum = 0.99;
     bool bn_training = true;
-    bool keepdims = false;  // global pooling: (1,1,C) instead of (C)
+    bool keepdims = false;              // global pooling: (1,1,C) instead of (C)
+    float scale = 1.0f, offset = 0.0f;  // Rescale
+    std::vector<int> target;            // Reshape: the per-sample output shape
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or

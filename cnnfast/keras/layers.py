@@ -20,6 +20,8 @@ from ..layers import (  # noqa: F401
                       MaxPool2D,
                       MaxPooling2D,
                       ReLU,
+                      Rescaling,
+                      Reshape,
                       Softmax,
 )
 
