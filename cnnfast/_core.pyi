@@ -25,6 +25,16 @@ class Activation(_Kind):
     sigmoid: ClassVar[Activation]
     tanh: ClassVar[Activation]
     softmax: ClassVar[Activation]
+    elu: ClassVar[Activation]
+    selu: ClassVar[Activation]
+    gelu: ClassVar[Activation]
+    silu: ClassVar[Activation]
+    softplus: ClassVar[Activation]
+    softsign: ClassVar[Activation]
+    leaky_relu: ClassVar[Activation]
+    relu6: ClassVar[Activation]
+    hard_sigmoid: ClassVar[Activation]
+    log_softmax: ClassVar[Activation]
 
 class OpKind(_Kind):
     """csrc/net.h."""
@@ -40,6 +50,8 @@ class OpKind(_Kind):
     augment: ClassVar[OpKind]
     global_avg_pool2d: ClassVar[OpKind]
     global_max_pool2d: ClassVar[OpKind]
+    rescale: ClassVar[OpKind]
+    reshape: ClassVar[OpKind]
 
 class LossKind(_Kind):
     """csrc/net.h: cross-entropy from logits or probabilities, sparse or dense labels."""
@@ -110,7 +122,9 @@ def dense_forward(out: Arr, inp: Arr, weight: Arr, bias: Arr | None) -> None: ..
 def dense_backward(dinp: Arr | None, dweight: Arr, dbias: Arr | None, dout: Arr, inp: Arr,
                    weight: Arr) -> None: ...
 def activation_forward(out: Arr, inp: Arr, activation: Activation) -> None: ...
-def activation_backward(dinp: Arr, dout: Arr, out: Arr, activation: Activation) -> None: ...
+def activation_backward(dinp: Arr, dout: Arr, out: Arr, activation: Activation,
+                        inp: Arr | None = None) -> None:
+    """inp (the forward input) is needed by gelu, silu, softplus and softsign."""
 def cross_entropy(loss: Arr, grad: Arr | None, pred: Arr, labels: Arr, from_logits: bool,
                   eps: float = ..., grad_scale: float = ...) -> float:
     """Per-sample cross-entropy of pred (B, K) into loss (B,): from logits (softmax), or from
@@ -137,6 +151,8 @@ def global_avgpool2d_forward(out: Arr, inp: Arr) -> None: ...
 def global_avgpool2d_backward(dinp: Arr, dout: Arr) -> None: ...
 def global_maxpool2d_forward(out: Arr, inp: Arr) -> None: ...
 def global_maxpool2d_backward(dinp: Arr, dout: Arr, inp: Arr, out: Arr) -> None: ...
+def rescale_forward(out: Arr, inp: Arr, scale: float, offset: float) -> None: ...
+def rescale_backward(dinp: Arr, dout: Arr, scale: float) -> None: ...
 def adam_update(w: Arr, m: Arr, v: Arr, vhat: Arr | None, g: Arr, lr: float, beta1: float,
                 beta2: float, eps: float, step: int) -> None: ...
 def sgd_update(w: Arr, velocity: Arr | None, g: Arr, lr: float, momentum: float,
@@ -178,6 +194,10 @@ class Op:
     def dropout(rate: float) -> Op: ...
     @staticmethod
     def activation(act: Activation) -> Op: ...
+    @staticmethod
+    def rescale(scale: float, offset: float) -> Op: ...
+    @staticmethod
+    def reshape(shape: list[int]) -> Op: ...
     @staticmethod
     def global_pool(kind: OpKind, keepdims: bool) -> Op: ...
     @staticmethod

@@ -9,10 +9,10 @@ Every model runs on one of two engines with the same interface (docs/training_st
 
 - `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
   Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
-  GlobalMaxPooling2D (RandomFlip / RandomRotation / RandomZoom below the first layer with
-  weights), with a cross-entropy loss and any of cnnfast's optimizers (Adam, AdamW, SGD,
-  RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and weight decay), runs its whole
-  step in one C++ call (`_core.Net`, csrc/net.h).
+  GlobalMaxPooling2D / Rescaling / Reshape (RandomFlip / RandomRotation / RandomZoom below the
+  first layer with weights), with a cross-entropy loss and any of cnnfast's optimizers (Adam,
+  AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and weight decay), runs
+  its whole step in one C++ call (`_core.Net`, csrc/net.h).
 - `LayerEngine`: any other model, layer by layer, with the same kernels in the same order.
 
 The rules both engines must agree on live here, once: the per-step seed and how each random
@@ -43,6 +43,8 @@ from .layers import (
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
     MaxPooling2D,
+    Rescaling,
+    Reshape,
 )
 from .layers.preprocessing import BaseAugmentation
 from .optimizers import (
@@ -206,6 +208,10 @@ def _net_op(layer):
                          layer.strides, layer.padding, act[layer.activation])
     if kind in _POOLS:
         return Op.pool(_POOLS[kind], layer.pool_size, layer.strides, layer.padding)
+    if kind is Rescaling:
+        return Op.rescale(layer.scale, layer.offset)
+    if kind is Reshape:
+        return Op.reshape(list(layer.compute_output_shape(layer._built_input_shape)[1:]))
     if kind in _GLOBAL_POOLS:
         return Op.global_pool(_GLOBAL_POOLS[kind], layer.keepdims)
     if kind is Dense:

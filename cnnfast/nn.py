@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import activations as _activations
 from ._missing import missing_names as _missing_names
 from .tensor import as_tensor, convert_to_tensor
 
@@ -38,7 +39,61 @@ def softmax(logits, axis=None, name=None):
     return as_tensor(e / np.sum(e, axis=axis, keepdims=True))
 
 
-for _f in (relu, sigmoid, tanh, softmax):
+def _native(name, x):
+    """The native kernel on float32 (tf.nn's float32 result for float32 input)."""
+    return as_tensor(getattr(_activations, name)(_floats(x).astype(np.float32, copy=False)))
+
+
+def elu(features, name=None):
+    return _native("elu", features)
+
+
+def selu(features, name=None):
+    return _native("selu", features)
+
+
+def gelu(features, approximate=False, name=None):
+    """Exact GELU (tf.nn.gelu's default approximate=False)."""
+    if approximate:
+        raise NotImplementedError("gelu: approximate=True is not supported by cnnfast")
+    return _native("gelu", features)
+
+
+def silu(features, beta=1.0, name=None):
+    if beta != 1.0:
+        raise NotImplementedError("silu: only beta=1.0 is supported by cnnfast")
+    return _native("silu", features)
+
+
+swish = silu
+
+
+def softplus(features, name=None):
+    return _native("softplus", features)
+
+
+def softsign(features, name=None):
+    return _native("softsign", features)
+
+
+def leaky_relu(features, alpha=0.2, name=None):
+    if alpha != 0.2:
+        raise NotImplementedError("leaky_relu: only alpha=0.2 is supported by cnnfast")
+    return _native("leaky_relu", features)
+
+
+def relu6(features, name=None):
+    return _native("relu6", features)
+
+
+def log_softmax(logits, axis=None, name=None):
+    if axis not in (None, -1):
+        raise NotImplementedError("log_softmax: only the last axis is supported by cnnfast")
+    return _native("log_softmax", logits)
+
+
+for _f in (relu, sigmoid, tanh, softmax, elu, selu, gelu, silu, softplus, softsign, leaky_relu,
+           relu6, log_softmax):
     _f._cnnfast_activation = _f.__name__  # what cnnfast.activations.get() reads
 del _f
 

@@ -6,7 +6,26 @@ namespace cnnfast {
 
 // The one table of activation kinds: bound as cnnfast._core.Activation (member names are the
 // strings Keras users type, "relu", ...), from which Python derives its name -> kind maps.
-enum class Activation : int { Linear = 0, ReLU = 1, Sigmoid = 2, Tanh = 3, Softmax = 4 };
+// Keras 3 definitions and defaults (docs/keras_semantics.md#activations): elu alpha 1, selu's
+// TF constants, gelu exact (erf; Keras's default approximate=False), silu (= "swish"),
+// leaky_relu negative_slope 0.2 (the function's default), hard_sigmoid relu6(x + 3) / 6.
+enum class Activation : int {
+    Linear = 0,
+    ReLU = 1,
+    Sigmoid = 2,
+    Tanh = 3,
+    Softmax = 4,
+    ELU = 5,
+    SELU = 6,
+    GELU = 7,
+    SiLU = 8,
+    Softplus = 9,
+    Softsign = 10,
+    LeakyReLU = 11,
+    ReLU6 = 12,
+    HardSigmoid = 13,
+    LogSoftmax = 14
+};
 
 // False for a value outside the enum (Python can build _core.Activation(7)). A switch with no
 // default: the compiler warns (-Wswitch) when a new kind is not listed here.
@@ -16,17 +35,35 @@ inline bool is_valid(Activation a) {
         case Activation::ReLU:
         case Activation::Sigmoid:
         case Activation::Tanh:
-        case Activation::Softmax: return true;
+        case Activation::Softmax:
+        case Activation::ELU:
+        case Activation::SELU:
+        case Activation::GELU:
+        case Activation::SiLU:
+        case Activation::Softplus:
+        case Activation::Softsign:
+        case Activation::LeakyReLU:
+        case Activation::ReLU6:
+        case Activation::HardSigmoid:
+        case Activation::LogSoftmax: return true;
     }
     return false;
 }
 
-// out (rows,cols) overwritten; may alias inp. Softmax is over the last axis (cols).
+// Kinds whose backward reads the forward INPUT (the derivative is not a function of the
+// output, or TF computes it from the input): activation_backward's inp must then be given.
+inline bool backward_needs_input(Activation a) {
+    return a == Activation::GELU || a == Activation::SiLU || a == Activation::Softplus ||
+           a == Activation::Softsign;
+}
+
+// out (rows,cols) overwritten; may alias inp. Softmax and log_softmax are over the last axis.
 void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols, Activation a);
 // dinp overwritten, may alias dout. Uses the forward OUTPUT `out` (ReLU: out > 0 <=> inp > 0,
-// so the derivative at 0 is 0 as in TF's ReluGrad).
+// so the derivative at 0 is 0 as in TF's ReluGrad), and the forward input `inp` for the kinds
+// of backward_needs_input (nullptr allowed for the others).
 void activation_backward(float* dinp, const float* dout, const float* out, int64_t rows,
-                         int64_t cols, Activation a);
+                         int64_t cols, Activation a, const float* inp = nullptr);
 
 // ---- cross-entropy, (B,K) rows; per-sample losses into loss (B), overwritten ----
 // From logits (TF's cached-logits rule / from_logits=True):
@@ -57,6 +94,12 @@ inline float loss_batch_mean(const float* loss, int B) {
     for (int b = 0; b < B; ++b) sum += loss[b];
     return sum / (float)B;
 }
+
+// ---- Rescaling: out = inp * scale + offset (n), two float32 roundings as Keras computes it
+// (the multiply, then the add; never contracted into an FMA). out may alias inp. ----
+void rescale_forward(float* out, const float* inp, int64_t n, float scale, float offset);
+// dinp = dout * scale (n), overwritten; may alias dout.
+void rescale_backward(float* dinp, const float* dout, int64_t n, float scale);
 
 // ---- inverted dropout ----
 // keep[i] = 1 with probability 1-rate from a counter-based hash of (seed, i): the same mask for

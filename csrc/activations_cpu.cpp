@@ -25,6 +25,165 @@ static void softmax_row(float* y, const float* z, int64_t K) {
     for (int64_t k = 0; k < K; ++k) y[k] *= inv;
 }
 
+// i in [0, n) on the OpenMP threads (one static block each).
+template <class F>
+static inline void for_each_index(int64_t n, F f) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#endif
+    for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+// TF's float constants (relu_op_functor.h) and expressions, so results agree to rounding.
+static constexpr float kSeluScale = 1.0507009873554804934193349852946f;
+static constexpr float kSeluScaleAlpha = 1.7580993408473768599402175208123f;
+static constexpr float kLeakySlope = 0.2f;  // keras.activations.leaky_relu's default
+static constexpr float kSqrt2 = 1.4142135623730951f;
+static constexpr float kTwoOverSqrtPi = 1.1283791670955126f;
+
+static inline float sigmoid1(float x) {
+    return 1.0f / (1.0f + std::exp(-x));
+}
+
+// TF's Softplus: x above -threshold, exp(x) below threshold, log(exp(x) + 1) between, where
+// threshold = log(float epsilon) + 2.
+static inline float softplus1(float x) {
+    const float threshold = std::log(1.1920928955078125e-07f) + 2.0f;
+    if (x > -threshold) return x;
+    const float e = std::exp(x);
+    return x < threshold ? e : std::log(e + 1.0f);
+}
+
+static void log_softmax_row(float* y, const float* z, int64_t K) {
+    float mx = z[0];
+    for (int64_t k = 1; k < K; ++k) mx = std::max(mx, z[k]);
+    float sum = 0.0f;
+    for (int64_t k = 0; k < K; ++k) sum += std::exp(z[k] - mx);
+    const float lse = std::log(sum);
+    for (int64_t k = 0; k < K; ++k) y[k] = (z[k] - mx) - lse;
+}
+
+// The kinds added after the first five: one loop each, written as TF writes the function.
+static void activation_forward_more(float* out, const float* x, int64_t rows, int64_t cols,
+                                    Activation a) {
+    const int64_t n = rows * cols;
+    switch (a) {
+        case Activation::ELU:
+            for_each_index(n,
+                           [&](int64_t i) { out[i] = x[i] < 0.0f ? std::exp(x[i]) - 1.0f : x[i]; });
+            return;
+        case Activation::SELU:
+            for_each_index(n, [&](int64_t i) {
+                out[i] =
+                    x[i] < 0.0f ? kSeluScaleAlpha * (std::exp(x[i]) - 1.0f) : kSeluScale * x[i];
+            });
+            return;
+        case Activation::GELU:
+            for_each_index(
+                n, [&](int64_t i) { out[i] = (0.5f * x[i]) * (1.0f + std::erf(x[i] / kSqrt2)); });
+            return;
+        case Activation::SiLU:
+            for_each_index(n, [&](int64_t i) { out[i] = x[i] * sigmoid1(x[i]); });
+            return;
+        case Activation::Softplus:
+            for_each_index(n, [&](int64_t i) { out[i] = softplus1(x[i]); });
+            return;
+        case Activation::Softsign:
+            for_each_index(n, [&](int64_t i) { out[i] = x[i] / (std::fabs(x[i]) + 1.0f); });
+            return;
+        case Activation::LeakyReLU:
+            for_each_index(n, [&](int64_t i) { out[i] = x[i] > 0.0f ? x[i] : x[i] * kLeakySlope; });
+            return;
+        case Activation::ReLU6:
+            for_each_index(n, [&](int64_t i) { out[i] = std::min(std::max(x[i], 0.0f), 6.0f); });
+            return;
+        case Activation::HardSigmoid:
+            for_each_index(
+                n, [&](int64_t i) { out[i] = std::min(std::max(x[i] + 3.0f, 0.0f), 6.0f) / 6.0f; });
+            return;
+        case Activation::LogSoftmax:
+            if (cols == 0) return;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#endif
+            for (int64_t r = 0; r < rows; ++r) log_softmax_row(out + r * cols, x + r * cols, cols);
+            return;
+        default: fail("activation_forward: unknown activation");
+    }
+}
+
+// dx from dy, the forward output y and (backward_needs_input kinds) the input x; TF's
+// gradient expressions (EluGrad, SeluGrad, LeakyReluGrad, Relu6Grad, SoftplusGrad, ...).
+static void activation_backward_more(float* dx, const float* dy, const float* y, const float* x,
+                                     int64_t rows, int64_t cols, Activation a) {
+    const int64_t n = rows * cols;
+    switch (a) {
+        case Activation::ELU:
+            for_each_index(n,
+                           [&](int64_t i) { dx[i] = y[i] < 0.0f ? (y[i] + 1.0f) * dy[i] : dy[i]; });
+            return;
+        case Activation::SELU:
+            for_each_index(n, [&](int64_t i) {
+                dx[i] = y[i] < 0.0f ? dy[i] * (y[i] + kSeluScaleAlpha) : dy[i] * kSeluScale;
+            });
+            return;
+        case Activation::GELU:
+            // d/dx of (0.5 x) (1 + erf(x / sqrt2)), the product rule as autodiff applies it.
+            for_each_index(n, [&](int64_t i) {
+                const float u = x[i] / kSqrt2;
+                const float derf = kTwoOverSqrtPi * std::exp(-u * u) / kSqrt2;
+                dx[i] = dy[i] * (0.5f * (1.0f + std::erf(u)) + (0.5f * x[i]) * derf);
+            });
+            return;
+        case Activation::SiLU:
+            // tf.nn.silu's own gradient: s * (1 + x * (1 - s)), s = sigmoid(x).
+            for_each_index(n, [&](int64_t i) {
+                const float sg = sigmoid1(x[i]);
+                dx[i] = dy[i] * (sg * (1.0f + x[i] * (1.0f - sg)));
+            });
+            return;
+        case Activation::Softplus:
+            for_each_index(n, [&](int64_t i) { dx[i] = dy[i] / (std::exp(-x[i]) + 1.0f); });
+            return;
+        case Activation::Softsign:
+            for_each_index(n, [&](int64_t i) {
+                const float d = std::fabs(x[i]) + 1.0f;
+                dx[i] = dy[i] / (d * d);
+            });
+            return;
+        case Activation::LeakyReLU:
+            // out > 0 <=> inp > 0 for a positive slope.
+            for_each_index(n,
+                           [&](int64_t i) { dx[i] = y[i] > 0.0f ? dy[i] : dy[i] * kLeakySlope; });
+            return;
+        case Activation::ReLU6:
+            for_each_index(n,
+                           [&](int64_t i) { dx[i] = y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f; });
+            return;
+        case Activation::HardSigmoid:
+            // relu6(x + 3) / 6: the division's gradient dy / 6, passed where 0 < relu6 < 6,
+            // i.e. where 0 < out < 1.
+            for_each_index(
+                n, [&](int64_t i) { dx[i] = y[i] > 0.0f && y[i] < 1.0f ? dy[i] / 6.0f : 0.0f; });
+            return;
+        case Activation::LogSoftmax:
+            // TF: dy - sum(dy) * exp(out), per row.
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#endif
+            for (int64_t r = 0; r < rows; ++r) {
+                const float* yr = y + r * cols;
+                const float* dr = dy + r * cols;
+                float* xr = dx + r * cols;
+                float sum = 0.0f;
+                for (int64_t k = 0; k < cols; ++k) sum += dr[k];
+                for (int64_t k = 0; k < cols; ++k) xr[k] = dr[k] - sum * std::exp(yr[k]);
+            }
+            return;
+        default: fail("activation_backward: unknown activation");
+    }
+}
+
 CNNFAST_CLONES
 void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols, Activation a) {
     const int64_t n = rows * cols;
@@ -57,13 +216,13 @@ void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols
 #endif
             for (int64_t r = 0; r < rows; ++r) softmax_row(out + r * cols, inp + r * cols, cols);
             return;
+        default: activation_forward_more(out, inp, rows, cols, a); return;
     }
-    fail("activation_forward: unknown activation");
 }
 
 CNNFAST_CLONES
 void activation_backward(float* dinp, const float* dout, const float* out, int64_t rows,
-                         int64_t cols, Activation a) {
+                         int64_t cols, Activation a, const float* inp) {
     const int64_t n = rows * cols;
     switch (a) {
         case Activation::Linear:
@@ -112,8 +271,24 @@ void activation_backward(float* dinp, const float* dout, const float* out, int64
                 for (int64_t k = 0; k < cols; ++k) dx[k] = (dy[k] - dot) * y[k];
             }
             return;
+        default:
+            CNNFAST_CHECK(inp || !backward_needs_input(a),
+                          "activation_backward: this activation's gradient needs its input");
+            activation_backward_more(dinp, dout, out, inp, rows, cols, a);
+            return;
     }
-    fail("activation_backward: unknown activation");
+}
+
+// ---- Rescaling (the build's -ffp-contract=off keeps the multiply and the add apart) ----
+
+CNNFAST_CLONES
+void rescale_forward(float* out, const float* inp, int64_t n, float scale, float offset) {
+    for_each_index(n, [&](int64_t i) { out[i] = inp[i] * scale + offset; });
+}
+
+CNNFAST_CLONES
+void rescale_backward(float* dinp, const float* dout, int64_t n, float scale) {
+    for_each_index(n, [&](int64_t i) { dinp[i] = dout[i] * scale; });
 }
 
 // ---- cross-entropy ----

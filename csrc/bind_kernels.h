@@ -281,18 +281,25 @@ void bind_activations(py::module_& m) {
         py::arg("out"), py::arg("inp"), py::arg("activation"));
     m.def(
         "activation_backward",
-        [](py::object dinp, py::object dout, py::object out, Activation act) {
+        [](py::object dinp, py::object dout, py::object out, Activation act, py::object inp) {
             const char* fn = "activation_backward";
             const auto s = A::shape(out, fn, "out");
             auto rc = rows_cols(s, fn, "out");
             float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
             const float* pdo = A::template ptr<float>(dout, fn, "dout", false, s);
             const float* po = A::template ptr<float>(out, fn, "out", false);
+            const float* pi = A::template opt_ptr<float>(inp, fn, "inp", false, s);
             Activation a = check_activation(act, fn);
+            if (!pi && backward_needs_input(a))
+                throw py::value_error(std::string(fn) +
+                                      ": this activation's gradient needs inp, the forward input");
             py::gil_scoped_release nogil;
-            A::K::activation_backward(pdi, pdo, po, rc.first, rc.second, a);
+            A::K::activation_backward(pdi, pdo, po, rc.first, rc.second, a, pi);
         },
-        py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"));
+        py::arg("dinp"), py::arg("dout"), py::arg("out"), py::arg("activation"),
+        py::arg("inp") = py::none(),
+        "dinp from dout and the forward output out; inp (the forward input) is needed by gelu, "
+        "silu, softplus and softsign.");
 }
 
 // ---- Cross-entropy: one binding; the labels' dtype picks sparse or dense ----
@@ -517,6 +524,36 @@ void bind_global_pool2d(py::module_& m) {
         },
         py::arg("dinp"), py::arg("dout"), py::arg("inp"), py::arg("out"),
         "dinp (N,H,W,C): dout split evenly among the cells equal to the max (TF's rule).");
+}
+
+// ---- Rescaling: any shape, elementwise ----
+template <class A>
+void bind_rescale(py::module_& m) {
+    m.def(
+        "rescale_forward",
+        [](py::object out, py::object inp, float scale, float offset) {
+            const char* fn = "rescale_forward";
+            const auto s = A::shape(inp, fn, "inp");
+            float* po = A::template ptr<float>(out, fn, "out", true, s);
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const int64_t n = A::size(inp, fn, "inp");
+            py::gil_scoped_release nogil;
+            A::K::rescale_forward(po, pi, n, scale, offset);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("scale"), py::arg("offset"),
+        "out = inp * scale + offset (float32 multiply, then add).");
+    m.def(
+        "rescale_backward",
+        [](py::object dinp, py::object dout, float scale) {
+            const char* fn = "rescale_backward";
+            const auto s = A::shape(dout, fn, "dout");
+            float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
+            const float* pdo = A::template ptr<float>(dout, fn, "dout", false);
+            const int64_t n = A::size(dout, fn, "dout");
+            py::gil_scoped_release nogil;
+            A::K::rescale_backward(pdi, pdo, n, scale);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("scale"), "dinp = dout * scale.");
 }
 
 // ---- Optimizers (in place) ----

@@ -196,6 +196,8 @@ struct HostArrays {
         CNNFAST_HOST_KERNEL(global_avgpool2d_backward)
         CNNFAST_HOST_KERNEL(global_maxpool2d_forward)
         CNNFAST_HOST_KERNEL(global_maxpool2d_backward)
+        CNNFAST_HOST_KERNEL(rescale_forward)
+        CNNFAST_HOST_KERNEL(rescale_backward)
 #undef CNNFAST_HOST_KERNEL
         static float nadam_u_product_next(float u, double beta1, int64_t step) {
             return cnnfast::nadam_u_product_next(u, beta1, step);
@@ -234,7 +236,9 @@ bool is_valid(OpKind k) {
         case OpKind::BatchNorm:
         case OpKind::Augment:
         case OpKind::GlobalAvgPool2D:
-        case OpKind::GlobalMaxPool2D: return true;
+        case OpKind::GlobalMaxPool2D:
+        case OpKind::Rescale:
+        case OpKind::Reshape: return true;
     }
     return false;
 }
@@ -321,7 +325,17 @@ void bind_kinds(py::module_& m) {
         .value("relu", Activation::ReLU)
         .value("sigmoid", Activation::Sigmoid)
         .value("tanh", Activation::Tanh)
-        .value("softmax", Activation::Softmax);
+        .value("softmax", Activation::Softmax)
+        .value("elu", Activation::ELU)
+        .value("selu", Activation::SELU)
+        .value("gelu", Activation::GELU)
+        .value("silu", Activation::SiLU)
+        .value("softplus", Activation::Softplus)
+        .value("softsign", Activation::Softsign)
+        .value("leaky_relu", Activation::LeakyReLU)
+        .value("relu6", Activation::ReLU6)
+        .value("hard_sigmoid", Activation::HardSigmoid)
+        .value("log_softmax", Activation::LogSoftmax);
     py::enum_<OpKind>(m, "OpKind", "Kinds of the Net's ops (csrc/net.h).")
         .value("conv2d", OpKind::Conv2D)
         .value("max_pool2d", OpKind::MaxPool2D)
@@ -333,7 +347,9 @@ void bind_kinds(py::module_& m) {
         .value("batch_norm", OpKind::BatchNorm)
         .value("augment", OpKind::Augment)
         .value("global_avg_pool2d", OpKind::GlobalAvgPool2D)
-        .value("global_max_pool2d", OpKind::GlobalMaxPool2D);
+        .value("global_max_pool2d", OpKind::GlobalMaxPool2D)
+        .value("rescale", OpKind::Rescale)
+        .value("reshape", OpKind::Reshape);
     py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
         .value("sparse_logits", LossKind::SparseLogits)
         .value("dense_logits", LossKind::DenseLogits)
@@ -502,6 +518,30 @@ void bind_net_ops(py::module_& m) {
             },
             py::arg("kind"), py::arg("keepdims"),
             "Global pooling over H and W: (H,W,C) -> (C) or, keepdims, (1,1,C).")
+        .def_static(
+            "rescale",
+            [](float scale, float offset) {
+                PyOp op;
+                op.spec.kind = OpKind::Rescale;
+                op.spec.scale = scale;
+                op.spec.offset = offset;
+                return op;
+            },
+            py::arg("scale"), py::arg("offset"), "Rescaling: x * scale + offset.")
+        .def_static(
+            "reshape",
+            [](std::vector<int> shape) {
+                for (int d : shape)
+                    if (d <= 0)
+                        throw py::value_error("Op.reshape: sizes must be positive, got " +
+                                              std::to_string(d));
+                if (shape.empty()) throw py::value_error("Op.reshape: empty shape");
+                PyOp op;
+                op.spec.kind = OpKind::Reshape;
+                op.spec.target = std::move(shape);
+                return op;
+            },
+            py::arg("shape"), "Reshape to the per-sample shape (a view of its input).")
         .def_static(
             "batch_norm",
             [](py::object gamma, py::object beta, py::object dgamma, py::object dbeta,
@@ -915,6 +955,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_batchnorm<HostArrays>(m);
     bind::bind_global_pool2d<HostArrays>(m);
     bind::bind_losses<HostArrays>(m);
+    bind::bind_rescale<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

@@ -81,7 +81,7 @@ void dense_backward(float* dinp, float* dweight, float* dbias, const float* dout
 // ---- activations, cross-entropy, dropout (activations_cuda.cu) ----
 void activation_forward(float* out, const float* inp, int64_t rows, int64_t cols, Activation a);
 void activation_backward(float* dinp, const float* dout, const float* out, int64_t rows,
-                         int64_t cols, Activation a);
+                         int64_t cols, Activation a, const float* inp = nullptr);
 void softmax_xent_sparse(float* loss, float* dlogits, const float* logits, const int32_t* labels,
                          int B, int K, float grad_scale);
 void softmax_xent_dense(float* loss, float* dlogits, const float* logits, const float* targets,

@@ -29,7 +29,9 @@ enum class OpKind : int {
     BatchNorm = 7,
     Augment = 8,  // RandomFlip/RandomRotation/RandomZoom (csrc/augment.h): identity unless training
     GlobalAvgPool2D = 9,
-    GlobalMaxPool2D = 10
+    GlobalMaxPool2D = 10,
+    Rescale = 11,
+    Reshape = 12
 };
 
 struct OpSpec {
@@ -54,7 +56,9 @@ struct OpSpec {
     bool bn_training = true;
     // Augment: the layer's parameters; only below every op with weights (no backward).
     AugmentSpec aug;
-    bool keepdims = false;  // global pooling: (1,1,C) instead of (C)
+    bool keepdims = false;              // global pooling: (1,1,C) instead of (C)
+    float scale = 1.0f, offset = 0.0f;  // Rescale
+    std::vector<int> target;            // Reshape: the per-sample output shape
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or

@@ -1,6 +1,6 @@
 // net_cpu.cpp -- the whole training step of a chain of layers (see net.h).
 //   activations: a_[i] is the input of layer i (B, sizes_[i]); a_[L] is the model output.
-//   Flatten and inactive Dropout alias their input; every other op writes its own buffer.
+//   Flatten, Reshape and inactive Dropout alias their input; every other op writes its own buffer.
 //   Gradients flow through two ping-pong buffers sized for the largest activation; elementwise
 //   backward ops (activations, dropout) work in place.
 #include "net.h"
@@ -121,6 +121,11 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 CNNFAST_CHECK(shape.size() == 3, "Net: global pooling needs a (H,W,C) input");
                 shape = o.keepdims ? std::vector<int>{1, 1, shape[2]} : std::vector<int>{shape[2]};
                 break;
+            case OpKind::Rescale: break;
+            case OpKind::Reshape:
+                CNNFAST_CHECK(prod(o.target) == prod(shape), "Net: Reshape changes the size");
+                shape = o.target;
+                break;
         }
         l.out_shape = shape;
         l.in_n = sizes_.back();
@@ -138,7 +143,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
         if (fused_act && !l.relu_epilogue) l.z.resize(out_sz);
         if (o.kind == OpKind::MaxPool2D) l.argmax.resize(out_sz);
         if (o.kind == OpKind::Dropout) l.mask.resize(out_sz);
-        if (o.kind != OpKind::Flatten) l.out.resize(out_sz);
+        if (o.kind != OpKind::Flatten && o.kind != OpKind::Reshape) l.out.resize(out_sz);
         layers_.push_back(std::move(l));
     }
     CNNFAST_CHECK(sizes_.back() == K_, "Net: the output has " + std::to_string(sizes_.back()) +
@@ -225,6 +230,10 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
             case OpKind::GlobalMaxPool2D:
                 global_maxpool2d_forward(out, in, B, l.in_shape[0] * l.in_shape[1], l.in_shape[2]);
                 break;
+            case OpKind::Rescale:
+                rescale_forward(out, in, (int64_t)B * l.out_n, o.scale, o.offset);
+                break;
+            case OpKind::Reshape: break;
         }
         a_[i + 1] = out;
         if (timing_) prof_.fwd_ms[i] += now_ms() - t0;
@@ -277,13 +286,15 @@ void Net::backward(int B) {
         const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
             case OpKind::Conv2D:
-                if (has_act && !skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                if (has_act && !skip_act)
+                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
                 conv2d_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
                                 conv_params(o, l.in_shape, B), workspace_.data());
                 dy = dx;
                 break;
             case OpKind::Dense:
-                if (has_act && !skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                if (has_act && !skip_act)
+                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
                 dense_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight, B, (int)l.in_n,
                                o.units);
                 dy = dx;
@@ -306,7 +317,7 @@ void Net::backward(int B) {
                 if (l.active) dropout_backward(dy, dy, l.mask.data(), (int64_t)B * l.out_n, o.rate);
                 break;
             case OpKind::Activation:
-                if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act);
+                if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
                 break;
             case OpKind::BatchNorm:
                 batchnorm_backward(dx, o.dweight, o.dbias, dy, a_[i], l.mean.data(), l.rstd.data(),
@@ -327,6 +338,8 @@ void Net::backward(int B) {
                                           l.in_shape[0] * l.in_shape[1], l.in_shape[2]);
                 dy = other;
                 break;
+            case OpKind::Rescale: rescale_backward(dy, dy, (int64_t)B * l.out_n, o.scale); break;
+            case OpKind::Reshape: break;
         }
         if (timing_) prof_.bwd_ms[i] += now_ms() - t0;
         if (!dy) break;

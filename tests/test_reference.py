@@ -386,7 +386,7 @@ def test_reference_validates_inputs():
         (lambda: R.avgpool2d_forward(x, (2, 2), (0, 1)), "strides"),
         (lambda: R.maxpool2d_backward(np.zeros((1, 1, 1, 2)), x, (2, 2)), "dy has shape"),
         (lambda: R.dense_forward(np.zeros((2, 3)), np.zeros((4, 5))), "does not match"),
-        (lambda: R.activation_forward(np.zeros(3), "gelu"), "unknown activation"),
+        (lambda: R.activation_forward(np.zeros(3), "mish"), "unknown activation"),
         (lambda: R.activation_backward(np.zeros(3), np.zeros(4), "relu"), "shape"),
         (lambda: R.softmax_xent_sparse(np.zeros((2, 3)), np.array([0, 3])), "outside"),
         (lambda: R.softmax_xent_sparse(np.zeros((2, 3)), np.array([0.0, 1.0])), "integers"),

@@ -614,7 +614,7 @@ def test_from_keras_rejects_unsupported_layers_and_arguments(tf_keras):
         (seq(L.Conv2D(2, 3, dilation_rate=2, name="dil")), r"'dil'.*dilation_rate"),
         (seq(L.Flatten(), L.Dense(2, kernel_regularizer="l2", name="reg")),
          r"'reg'.*kernel_regularizer"),
-        (seq(L.Flatten(), L.Dense(2, activation="gelu", name="g")), r"'g'.*gelu"),
+        (seq(L.Flatten(), L.Dense(2, activation="mish", name="g")), r"'g'.*mish"),
         (seq(L.ReLU(max_value=6.0, name="r6")), r"'r6'.*max_value"),
         (seq(L.Dropout(0.5, noise_shape=(None, 1, 1, 1), name="nd")), r"'nd'.*noise_shape"),
     ]

@@ -23,6 +23,8 @@ from ..layers import (  # noqa: F401
                       RandomRotation,
                       RandomZoom,
                       ReLU,
+                      Rescaling,
+                      Reshape,
                       Softmax,
 )
 

@@ -76,7 +76,7 @@ class FusedActivation:
             return np.ascontiguousarray(dout, dtype=np.float32)
         dz = self._buffer("act_grad", dout.shape)
         backend.activation_backward(dz, np.ascontiguousarray(dout, dtype=np.float32), self._y,
-                                    self._act_kind)
+                                    self._act_kind, self.logits)
         return dz
 
 

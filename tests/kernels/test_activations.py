@@ -1,5 +1,6 @@
 """activations: _core.activation_forward and activation_backward (linear, relu, sigmoid, tanh,
-softmax) and the Activation kind.
+softmax; the TF parity test covers every kind) and the Activation kind. The kinds added later
+(elu ... log_softmax) are checked against the reference in test_activations_more.py.
 
 In order: against the NumPy reference (forward and backward, with 1 and 2 threads), against
 tf.keras (marked tf), the Activation enum and binding errors.
@@ -83,7 +84,7 @@ def test_activation_vs_tf(tf_keras, name, shape):
     y_tf, (dx_tf,) = tf_grads(tf, keras.layers.Activation(name), x, dy)
     y, dx = np.empty_like(x), np.empty_like(x)
     _core.activation_forward(y, x, ACT[name])
-    _core.activation_backward(dx, dy, y, ACT[name])
+    _core.activation_backward(dx, dy, y, ACT[name], x)
     check(f"activation {name} forward", y, y_tf)
     check(f"activation {name} dinp", dx, dx_tf)
 
@@ -94,7 +95,9 @@ f32 = np.float32
 
 
 def test_activation_names_are_the_keras_names():
-    assert list(_core.Activation.__members__) == ["linear", "relu", "sigmoid", "tanh", "softmax"]
+    assert list(_core.Activation.__members__) == [
+        "linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "gelu", "silu",
+        "softplus", "softsign", "leaky_relu", "relu6", "hard_sigmoid", "log_softmax"]
     assert backend.ACTIVATIONS == dict(_core.Activation.__members__)
     assert backend.ACTIVATIONS["relu"] is _core.Activation.relu
 
@@ -119,9 +122,9 @@ BAD_CALLS = {
     "act_bwd_dout_shape": (ValueError, "dout has shape",
                            lambda: _core.activation_backward(z(3, 4), z(4, 3), z(3, 4),
                                                              _core.Activation.sigmoid)),
-    "activation_code": (ValueError, "activation 7 is not a member of cnnfast._core.Activation",
+    "activation_code": (ValueError, "activation 99 is not a member of cnnfast._core.Activation",
                         lambda: _core.activation_forward(z(2, 2), z(2, 2),
-                                                         _core.Activation(7))),
+                                                         _core.Activation(99))),
 }
 
 

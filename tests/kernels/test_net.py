@@ -20,7 +20,7 @@ def test_kinds_are_exported():
     assert set(_core.OpKind.__members__) == {"conv2d", "max_pool2d", "avg_pool2d", "dense",
                                              "flatten", "dropout", "activation",
                                              "batch_norm", "global_avg_pool2d",
-                                             "global_max_pool2d", "augment"}
+                                             "global_max_pool2d", "augment", "rescale", "reshape"}
     assert set(_core.LossKind.__members__) == {"sparse_logits", "dense_logits", "sparse_probs",
                                                "dense_probs"}
     assert set(_core.OptKind.__members__) == {"adam", "sgd", "rmsprop", "nadam", "adamax",
@@ -90,7 +90,7 @@ BAD_OPS = {
     "dense_act_int": (TypeError, "incompatible function arguments",
                       lambda: _core.Op.dense(z(3, 5), None, z(3, 5), None, 1)),
     "act_not_a_member": (ValueError, "not a member of cnnfast._core.Activation",
-                         lambda: _core.Op.activation(_core.Activation(9))),
+                         lambda: _core.Op.activation(_core.Activation(99))),
     "pool_kind_dense": (ValueError, "kind must be OpKind.max_pool2d or OpKind.avg_pool2d",
                         lambda: _core.Op.pool(_core.OpKind.dense, (2, 2), (2, 2), "valid")),
     "pool_size_zero": (ValueError, "pool_size must be positive",
