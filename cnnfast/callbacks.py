@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from .metrics import Accuracy
+from .metrics import Metric
 from .optimizers import applied_learning_rate
 from .utils.io_utils import print_msg as _print_msg
 from .utils.progbar import Progbar
@@ -321,8 +321,9 @@ class MonitorCallback(Callback):
             if name == "loss":
                 self.monitor_op = np.less
             for m in getattr(self.model, "_metrics", None) or ():
-                if getattr(m, "name", None) == name and isinstance(m, Accuracy):
-                    self.monitor_op = np.greater  # an accuracy improves upwards
+                if getattr(m, "name", None) == name and isinstance(m, Metric):
+                    # Keras's metric._direction: accuracies, precision, recall go up
+                    self.monitor_op = np.greater if m.direction == "up" else np.less
             if self.monitor_op is None:
                 raise ValueError(
                     f"{type(self).__name__} callback received monitor={self.monitor}, but "

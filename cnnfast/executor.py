@@ -47,6 +47,7 @@ from .layers import (
     Reshape,
 )
 from .layers.preprocessing import BaseAugmentation
+from .metrics import Accuracy
 from .optimizers import (
     SGD,
     Adadelta,
@@ -154,7 +155,7 @@ class LayerEngine(Engine):
         return np.float32(mean), grad
 
     def _correct(self, y_pred, yb):
-        return [m.correct(yb, y_pred) for m in self.model._metrics]
+        return [m.batch_stat(yb, y_pred) for m in self.model._metrics]
 
     def forward(self, x, training, seed=None):
         """The model's outputs (a list) for a batch x; random layers take their streams from
@@ -358,9 +359,9 @@ def _native(model, batch, mode):
         # predict only: the loss part of the Net is never used
         loss_kind, fused = backend.LossKind.sparse_logits, False
     else:
-        if any(m.kind != ("sparse" if model.loss.sparse else "categorical")
-               for m in model._metrics):
-            return None  # the Net counts correct rows the loss's way only
+        kind = "sparse" if model.loss.sparse else "categorical"
+        if not all(isinstance(m, Accuracy) and m.kind == kind for m in model._metrics):
+            return None  # the Net counts correct rows the loss's way only, nothing else
         plan = LossPlan(model)
         loss_kind, fused = plan.kind, plan.fused
     trainable = tuple(layer.trainable and model.trainable for layer in layers)

@@ -157,7 +157,7 @@ def test_monitor_auto_mode_matches_keras(tf_keras, capsys, monitor):
 
 def test_auto_mode_uses_the_compiled_accuracy_direction(capsys):
     m = Stub()
-    m._metrics = [cf.metrics.get("accuracy", True)]
+    m._metrics = [cf.metrics.get("accuracy")]
     es = cbm.EarlyStopping(monitor="val_accuracy", patience=0)
     seen, _, _ = drive(es, m, [0.5, 0.6, 0.55, 0.7], capsys, monitor="val_accuracy")
     assert len(seen) == 3 and es.best == 0.6

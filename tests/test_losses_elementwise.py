@@ -128,7 +128,6 @@ def test_fit_epoch_matches_keras(tf_keras, name):
     loss, the per-epoch evaluate loss and every final weight."""
     tf, keras = tf_keras
     loss, units, act, kind = FITS[name]
-    keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     reset_names()
     km, cm = keras.Sequential(_mlp(keras, units, act)), cf.Sequential(_mlp(cf, units, act))

@@ -1,5 +1,17 @@
-"""keras.metrics (accuracy metrics; pass 'accuracy' in compile for the auto-mapped one)."""
+"""keras.metrics (pass 'accuracy' in compile for the auto-mapped accuracy)."""
 from .._missing import missing_names as _missing_names
-from ..metrics import CategoricalAccuracy, SparseCategoricalAccuracy  # noqa: F401
+from ..metrics import (  # noqa: F401
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    Metric,
+    Precision,
+    Recall,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+    get,
+)
 
 __getattr__ = _missing_names("tensorflow.keras.metrics")

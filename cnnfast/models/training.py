@@ -87,12 +87,13 @@ class Trainer:
         self.loss = None if loss is None else losses_mod.get(loss)
         if metrics is None:
             metrics = []
-        if isinstance(metrics, (str, metrics_mod.Accuracy)):
+        if isinstance(metrics, (str, metrics_mod.Metric)):
             raise TypeError("compile: metrics must be a list, e.g. metrics=['accuracy']")
         if isinstance(metrics, dict):
             raise NotImplementedError("compile: per-output metric dicts are not supported")
-        sparse = self.loss.sparse if self.loss is not None else True
-        self._metrics = [metrics_mod.get(m, sparse) for m in metrics]
+        out_shape = tuple(self.outputs[0].shape[1:]) if self._tensors is not None and \
+            len(self.outputs) == 1 else None
+        self._metrics = [metrics_mod.get(m, self.loss, out_shape) for m in metrics]
         self.compiled = True
         self._engine_cache = {}
 
@@ -109,13 +110,14 @@ class Trainer:
     # ---- one step ---------------------------------------------------------------------------
     @staticmethod
     def _update_trackers(trackers, mean, correct, n):
-        """Keras's running means: the loss weighted by the batch size, metric counts."""
+        """Keras's running state: the loss's mean weighted by the batch size, each metric's
+        batch statistic (cnnfast/metrics.py) into its tracker."""
         trackers[0].update_state(np.float32(mean) * np.float32(n), n)
         for t, c in zip(trackers[1:], correct):
             t.update_state(c, n)
 
     def _new_trackers(self):
-        return [metrics_mod.Mean("loss")] + [metrics_mod.Mean(m.name) for m in self._metrics]
+        return [metrics_mod.Mean("loss")] + [m.new_tracker() for m in self._metrics]
 
     def _logs(self, trackers, prefix=""):
         logs = {prefix + t.name: t.result() for t in trackers}

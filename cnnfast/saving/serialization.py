@@ -126,7 +126,15 @@ def serialize_compile(optimizer, loss, metrics):
         "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer.get_config()},
         "loss": None if loss is None else {"class_name": type(loss).__name__,
                                            "config": loss.get_config()},
-        "metrics": [{"name": m.name, "kind": m.kind} for m in metrics]})
+        "metrics": [serialize_metric(m) for m in metrics]})
+
+
+def serialize_metric(m):
+    cls = type(m).__name__
+    if metrics_mod.METRIC_CLASSES.get(cls) is not type(m):
+        raise ValueError(f"cannot save metric {cls}: supported "
+                         f"{sorted(metrics_mod.METRIC_CLASSES)}")
+    return {"class_name": cls, "config": m.get_config()}
 
 
 def _from_class_config(src, spec, classes, what):
@@ -154,8 +162,12 @@ def deserialize_compile(src, cc):
     need(src, isinstance(cc["metrics"], list), "compile_config.metrics must be a list")
     metrics = []
     for m in cc["metrics"]:
-        check_dict(src, m, "compile_config.metrics entry", ("name", "kind"))
-        need(src, isinstance(m["name"], str) and m["kind"] in ("sparse", "categorical"),
-             f"invalid metric {m!r}: needs a string name and kind 'sparse' or 'categorical'")
-        metrics.append(metrics_mod.Accuracy(name=m["name"], kind=m["kind"]))
+        if isinstance(m, dict) and "kind" in m:  # files before the metric classes: accuracy
+            check_dict(src, m, "compile_config.metrics entry", ("name", "kind"))
+            need(src, isinstance(m["name"], str) and m["kind"] in ("sparse", "categorical"),
+                 f"invalid metric {m!r}: needs a string name and kind 'sparse' or "
+                 "'categorical'")
+            metrics.append(metrics_mod.Accuracy(name=m["name"], kind=m["kind"]))
+            continue
+        metrics.append(_from_class_config(src, m, metrics_mod.METRIC_CLASSES, "metric"))
     return opt, loss, metrics
