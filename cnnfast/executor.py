@@ -9,7 +9,7 @@ Every model runs on one of two engines with the same interface (docs/training_st
 
 - `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
   Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
-  GlobalMaxPooling2D / Rescaling / Reshape with a cross-entropy loss and any of
+  GlobalMaxPooling2D / Rescaling / Reshape / ZeroPadding2D with a cross-entropy loss and any of
   cnnfast's optimizers (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with
   clipping and weight decay) runs its whole step in one C++ call (`_core.Net`, csrc/net.h).
 - `LayerEngine`: any other model, layer by layer, with the same kernels in the same order.
@@ -44,6 +44,7 @@ from .layers import (
     MaxPooling2D,
     Rescaling,
     Reshape,
+    ZeroPadding2D,
 )
 from .optimizers import (
     SGD,
@@ -199,6 +200,8 @@ def _net_op(layer):
         return Op.rescale(layer.scale, layer.offset)
     if kind is Reshape:
         return Op.reshape(list(layer.compute_output_shape(layer._built_input_shape)[1:]))
+    if kind is ZeroPadding2D:
+        return Op.zero_pad2d(layer.padding)
     if kind in _GLOBAL_POOLS:
         return Op.global_pool(_GLOBAL_POOLS[kind], layer.keepdims)
     if kind is Dense:

@@ -29,7 +29,8 @@ enum class OpKind : int {
     GlobalAvgPool2D = 8,
     GlobalMaxPool2D = 9,
     Rescale = 10,
-    Reshape = 11
+    Reshape = 11,
+    ZeroPad2D = 12
 };
 
 struct OpSpec {
@@ -55,6 +56,7 @@ struct OpSpec {
     bool keepdims = false;              // global pooling: (1,1,C) instead of (C)
     float scale = 1.0f, offset = 0.0f;  // Rescale
     std::vector<int> target;            // Reshape: the per-sample output shape
+    int pads[4] = {0, 0, 0, 0};         // ZeroPad2D: top, bottom, left, right
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or

@@ -1,6 +1,6 @@
 """Layers with the tf.keras API: Input, Conv2D, MaxPooling2D, AveragePooling2D, Dense,
 Flatten, Dropout, Activation, BatchNormalization, GlobalAveragePooling2D, GlobalMaxPooling2D,
-Rescaling, Reshape."""
+Rescaling, Reshape, ZeroPadding2D."""
 from .base import Input, InputLayer, KerasTensor, Layer  # noqa: F401
 from .convolutional import Conv2D  # noqa: F401
 from .core import Activation, Dense, Dropout, Flatten, ReLU, Softmax  # noqa: F401
@@ -15,6 +15,6 @@ from .pooling import (  # noqa: F401
     MaxPool2D,
     MaxPooling2D,
 )
-from .reshaping import Rescaling, Reshape  # noqa: F401
+from .reshaping import Rescaling, Reshape, ZeroPadding2D  # noqa: F401
 
 Convolution2D = Conv2D
