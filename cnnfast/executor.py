@@ -9,10 +9,10 @@ Every model runs on one of two engines with the same interface (docs/training_st
 
 - `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
   Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
-  GlobalMaxPooling2D / Rescaling / Reshape (RandomFlip / RandomRotation / RandomZoom below the
-  first layer with weights), with a cross-entropy loss and any of cnnfast's optimizers (Adam,
-  AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and weight decay), runs
-  its whole step in one C++ call (`_core.Net`, csrc/net.h).
+  GlobalMaxPooling2D / Rescaling / Reshape / ZeroPadding2D (RandomFlip / RandomRotation /
+  RandomZoom below the first layer with weights), with a cross-entropy loss and any of cnnfast's
+  optimizers (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and
+  weight decay), runs its whole step in one C++ call (`_core.Net`, csrc/net.h).
 - `LayerEngine`: any other model, layer by layer, with the same kernels in the same order.
 
 The rules both engines must agree on live here, once: the per-step seed and how each random
@@ -45,6 +45,7 @@ from .layers import (
     MaxPooling2D,
     Rescaling,
     Reshape,
+    ZeroPadding2D,
 )
 from .layers.preprocessing import BaseAugmentation
 from .metrics import Accuracy
@@ -213,6 +214,8 @@ def _net_op(layer):
         return Op.rescale(layer.scale, layer.offset)
     if kind is Reshape:
         return Op.reshape(list(layer.compute_output_shape(layer._built_input_shape)[1:]))
+    if kind is ZeroPadding2D:
+        return Op.zero_pad2d(layer.padding)
     if kind in _GLOBAL_POOLS:
         return Op.global_pool(_GLOBAL_POOLS[kind], layer.keepdims)
     if kind is Dense:

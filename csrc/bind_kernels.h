@@ -21,6 +21,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -554,6 +555,53 @@ void bind_rescale(py::module_& m) {
             A::K::rescale_backward(pdi, pdo, n, scale);
         },
         py::arg("dinp"), py::arg("dout"), py::arg("scale"), "dinp = dout * scale.");
+}
+
+// ---- ZeroPadding2D: pads ((top, bottom), (left, right)) ----
+using Pads2D = std::pair<std::pair<int, int>, std::pair<int, int>>;
+
+template <class A>
+void bind_zeropad2d(py::module_& m) {
+    auto dims = [](const py::object& small, const py::object& big, const Pads2D& p, const char* fn,
+                   const char* sname, const char* bname) {
+        require_ndim<A>(small, 4, fn, sname);
+        const auto s = A::shape(small, fn, sname);
+        const int t = p.first.first, b = p.first.second, l = p.second.first, r = p.second.second;
+        if (t < 0 || b < 0 || l < 0 || r < 0)
+            throw py::value_error(std::string(fn) + ": padding must be >= 0");
+        A::template ptr<float>(big, fn, bname, false, {s[0], s[1] + t + b, s[2] + l + r, s[3]});
+        return std::array<int, 8>{as_int(s[0], fn, "N"),
+                                  as_int(s[1], fn, "H"),
+                                  as_int(s[2], fn, "W"),
+                                  as_int(s[3], fn, "C"),
+                                  t,
+                                  b,
+                                  l,
+                                  r};
+    };
+    m.def(
+        "zeropad2d_forward",
+        [dims](py::object out, py::object inp, Pads2D pads) {
+            const char* fn = "zeropad2d_forward";
+            auto d = dims(inp, out, pads, fn, "inp", "out");
+            float* po = A::template ptr<float>(out, fn, "out", true);
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            py::gil_scoped_release nogil;
+            A::K::zeropad2d_forward(po, pi, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("padding"),
+        "out (N,T+H+B,L+W+R,C): zeros around inp (N,H,W,C); padding ((T,B),(L,R)).");
+    m.def(
+        "zeropad2d_backward",
+        [dims](py::object dinp, py::object dout, Pads2D pads) {
+            const char* fn = "zeropad2d_backward";
+            auto d = dims(dinp, dout, pads, fn, "dinp", "dout");
+            float* pdi = A::template ptr<float>(dinp, fn, "dinp", true);
+            const float* pdo = A::template ptr<float>(dout, fn, "dout", false);
+            py::gil_scoped_release nogil;
+            A::K::zeropad2d_backward(pdi, pdo, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("padding"), "dinp: the interior of dout.");
 }
 
 // ---- Optimizers (in place) ----

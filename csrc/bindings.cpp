@@ -198,6 +198,8 @@ struct HostArrays {
         CNNFAST_HOST_KERNEL(global_maxpool2d_backward)
         CNNFAST_HOST_KERNEL(rescale_forward)
         CNNFAST_HOST_KERNEL(rescale_backward)
+        CNNFAST_HOST_KERNEL(zeropad2d_forward)
+        CNNFAST_HOST_KERNEL(zeropad2d_backward)
 #undef CNNFAST_HOST_KERNEL
         static float nadam_u_product_next(float u, double beta1, int64_t step) {
             return cnnfast::nadam_u_product_next(u, beta1, step);
@@ -238,7 +240,8 @@ bool is_valid(OpKind k) {
         case OpKind::GlobalAvgPool2D:
         case OpKind::GlobalMaxPool2D:
         case OpKind::Rescale:
-        case OpKind::Reshape: return true;
+        case OpKind::Reshape:
+        case OpKind::ZeroPad2D: return true;
     }
     return false;
 }
@@ -349,7 +352,8 @@ void bind_kinds(py::module_& m) {
         .value("global_avg_pool2d", OpKind::GlobalAvgPool2D)
         .value("global_max_pool2d", OpKind::GlobalMaxPool2D)
         .value("rescale", OpKind::Rescale)
-        .value("reshape", OpKind::Reshape);
+        .value("reshape", OpKind::Reshape)
+        .value("zero_pad2d", OpKind::ZeroPad2D);
     py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
         .value("sparse_logits", LossKind::SparseLogits)
         .value("dense_logits", LossKind::DenseLogits)
@@ -542,6 +546,20 @@ void bind_net_ops(py::module_& m) {
                 return op;
             },
             py::arg("shape"), "Reshape to the per-sample shape (a view of its input).")
+        .def_static(
+            "zero_pad2d",
+            [](bind::Pads2D p) {
+                if (p.first.first < 0 || p.first.second < 0 || p.second.first < 0 ||
+                    p.second.second < 0)
+                    throw py::value_error("Op.zero_pad2d: padding must be >= 0");
+                PyOp op;
+                op.spec.kind = OpKind::ZeroPad2D;
+                const int pads[4] = {p.first.first, p.first.second, p.second.first,
+                                     p.second.second};
+                std::copy(pads, pads + 4, op.spec.pads);
+                return op;
+            },
+            py::arg("padding"), "ZeroPadding2D with padding ((top, bottom), (left, right)).")
         .def_static(
             "batch_norm",
             [](py::object gamma, py::object beta, py::object dgamma, py::object dbeta,
@@ -956,6 +974,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_global_pool2d<HostArrays>(m);
     bind::bind_losses<HostArrays>(m);
     bind::bind_rescale<HostArrays>(m);
+    bind::bind_zeropad2d<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

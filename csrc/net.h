@@ -31,7 +31,8 @@ enum class OpKind : int {
     GlobalAvgPool2D = 9,
     GlobalMaxPool2D = 10,
     Rescale = 11,
-    Reshape = 12
+    Reshape = 12,
+    ZeroPad2D = 13
 };
 
 struct OpSpec {
@@ -59,6 +60,7 @@ struct OpSpec {
     bool keepdims = false;              // global pooling: (1,1,C) instead of (C)
     float scale = 1.0f, offset = 0.0f;  // Rescale
     std::vector<int> target;            // Reshape: the per-sample output shape
+    int pads[4] = {0, 0, 0, 0};         // ZeroPad2D: top, bottom, left, right
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or

@@ -126,6 +126,11 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 CNNFAST_CHECK(prod(o.target) == prod(shape), "Net: Reshape changes the size");
                 shape = o.target;
                 break;
+            case OpKind::ZeroPad2D:
+                CNNFAST_CHECK(shape.size() == 3, "Net: ZeroPadding2D needs a (H,W,C) input");
+                shape = {shape[0] + o.pads[0] + o.pads[1], shape[1] + o.pads[2] + o.pads[3],
+                         shape[2]};
+                break;
         }
         l.out_shape = shape;
         l.in_n = sizes_.back();
@@ -234,6 +239,10 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                 rescale_forward(out, in, (int64_t)B * l.out_n, o.scale, o.offset);
                 break;
             case OpKind::Reshape: break;
+            case OpKind::ZeroPad2D:
+                zeropad2d_forward(out, in, B, l.in_shape[0], l.in_shape[1], l.in_shape[2],
+                                  o.pads[0], o.pads[1], o.pads[2], o.pads[3]);
+                break;
         }
         a_[i + 1] = out;
         if (timing_) prof_.fwd_ms[i] += now_ms() - t0;
@@ -340,6 +349,11 @@ void Net::backward(int B) {
                 break;
             case OpKind::Rescale: rescale_backward(dy, dy, (int64_t)B * l.out_n, o.scale); break;
             case OpKind::Reshape: break;
+            case OpKind::ZeroPad2D:
+                zeropad2d_backward(other, dy, B, l.in_shape[0], l.in_shape[1], l.in_shape[2],
+                                   o.pads[0], o.pads[1], o.pads[2], o.pads[3]);
+                dy = other;
+                break;
         }
         if (timing_) prof_.bwd_ms[i] += now_ms() - t0;
         if (!dy) break;

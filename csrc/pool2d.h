@@ -53,4 +53,12 @@ void global_maxpool2d_forward(float* out, const float* inp, int N, int HW, int C
 void global_maxpool2d_backward(float* dinp, const float* dout, const float* inp, const float* out,
                                int N, int HW, int C);
 
+// ---- ZeroPadding2D: inp (N,H,W,C) -> out (N, PT+H+PB, PL+W+PR, C) ----
+// out overwritten: zeros around a copy of inp.
+void zeropad2d_forward(float* out, const float* inp, int N, int H, int W, int C, int PT, int PB,
+                       int PL, int PR);
+// dinp (N,H,W,C) overwritten: the interior of dout.
+void zeropad2d_backward(float* dinp, const float* dout, int N, int H, int W, int C, int PT, int PB,
+                        int PL, int PR);
+
 }  // namespace cnnfast

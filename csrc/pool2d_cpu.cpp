@@ -239,4 +239,41 @@ void global_maxpool2d_backward(float* dinp, const float* dout, const float* inp,
     }
 }
 
+// ---- ZeroPadding2D: row copies; one image per iteration ----
+
+void zeropad2d_forward(float* out, const float* inp, int N, int H, int W, int C, int PT, int PB,
+                       int PL, int PR) {
+    const int OH = PT + H + PB, OW = PL + W + PR;
+    const size_t orow = (size_t)OW * C, irow = (size_t)W * C;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (N > 1 && (size_t)N * OH * orow > 16384)
+#endif
+    for (int n = 0; n < N; ++n) {
+        float* o = out + (size_t)n * OH * orow;
+        const float* x = inp + (size_t)n * H * irow;
+        std::memset(o, 0, sizeof(float) * (size_t)PT * orow);
+        for (int h = 0; h < H; ++h) {
+            float* r = o + (size_t)(PT + h) * orow;
+            std::memset(r, 0, sizeof(float) * (size_t)PL * C);
+            std::memcpy(r + (size_t)PL * C, x + (size_t)h * irow, sizeof(float) * irow);
+            std::memset(r + (size_t)(PL + W) * C, 0, sizeof(float) * (size_t)PR * C);
+        }
+        std::memset(o + (size_t)(PT + H) * orow, 0, sizeof(float) * (size_t)PB * orow);
+    }
+}
+
+void zeropad2d_backward(float* dinp, const float* dout, int N, int H, int W, int C, int PT, int PB,
+                        int PL, int PR) {
+    const int OH = PT + H + PB, OW = PL + W + PR;
+    const size_t orow = (size_t)OW * C, irow = (size_t)W * C;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (N > 1 && (size_t)N * H * irow > 16384)
+#endif
+    for (int n = 0; n < N; ++n)
+        for (int h = 0; h < H; ++h)
+            std::memcpy(dinp + ((size_t)n * H + h) * irow,
+                        dout + ((size_t)n * OH + PT + h) * orow + (size_t)PL * C,
+                        sizeof(float) * irow);
+}
+
 }  // namespace cnnfast

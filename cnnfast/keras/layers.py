@@ -26,6 +26,7 @@ from ..layers import (  # noqa: F401
                       Rescaling,
                       Reshape,
                       Softmax,
+                      ZeroPadding2D,
 )
 
 __getattr__ = _missing_names("tensorflow.keras.layers")

@@ -1,6 +1,6 @@
 """Layers with the tf.keras API: Input, Conv2D, MaxPooling2D, AveragePooling2D, Dense,
 Flatten, Dropout, Activation, BatchNormalization, GlobalAveragePooling2D, GlobalMaxPooling2D,
-RandomFlip, RandomRotation, RandomZoom, Rescaling, Reshape."""
+RandomFlip, RandomRotation, RandomZoom, Rescaling, Reshape, ZeroPadding2D."""
 from .base import Input, InputLayer, KerasTensor, Layer  # noqa: F401
 from .convolutional import Conv2D  # noqa: F401
 from .core import Activation, Dense, Dropout, Flatten, ReLU, Softmax  # noqa: F401
@@ -16,6 +16,6 @@ from .pooling import (  # noqa: F401
     MaxPooling2D,
 )
 from .preprocessing import RandomFlip, RandomRotation, RandomZoom  # noqa: F401
-from .reshaping import Rescaling, Reshape  # noqa: F401
+from .reshaping import Rescaling, Reshape, ZeroPadding2D  # noqa: F401
 
 Convolution2D = Conv2D

@@ -1,4 +1,4 @@
-"""Rescaling and Reshape."""
+"""Rescaling, Reshape and ZeroPadding2D."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from .. import backend
+from ._util import check_data_format
 from .base import Layer, shape_str
 
 
@@ -103,3 +104,75 @@ class Reshape(Layer):
         c = super().get_config()
         c.update(target_shape=self.target_shape)
         return c
+
+
+class ZeroPadding2D(Layer):
+    """Zeros around the H and W axes of a (batch, H, W, C) input.
+
+    Args: padding: int p (p on every side), (h, w) (h top and bottom, w left and right) or
+    ((top, bottom), (left, right)); data_format ('channels_last' only).
+    Output shape: (batch, top + H + bottom, left + W + right, C).
+    """
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        where = f"ZeroPadding2D '{self.name}'"
+        check_data_format(data_format, where)
+        self.padding = _pads_2d(padding, where)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 4 or any(d is None for d in input_shape[1:]):
+            raise ValueError(f"Input of layer '{self.name}' (ZeroPadding2D) must have rank 4 "
+                             f"(batch, height, width, channels) with known sizes, found shape "
+                             f"{shape_str(input_shape)}")
+        (t, b), (left, r) = self.padding
+        return (input_shape[0], input_shape[1] + t + b, input_shape[2] + left + r,
+                input_shape[3])
+
+    def forward(self, x, training):
+        self._x_shape = x.shape
+        y = self._buffer("y", (x.shape[0],) + self.compute_output_shape(x.shape)[1:])
+        backend.zeropad2d_forward(y, x, self.padding)
+        return y
+
+    def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
+        if not need_dinp:
+            return None
+        dx = self._buffer("dx", self._x_shape)
+        backend.zeropad2d_backward(dx, np.ascontiguousarray(dout, dtype=np.float32), self.padding)
+        return dx
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(padding=self.padding, data_format="channels_last")
+        return c
+
+
+def _pads_2d(padding, where):
+    """Keras's three spellings -> ((top, bottom), (left, right)), each a non-negative int."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    msg = (f"{where}: padding must be an int, a tuple of 2 ints or a tuple of 2 tuples of 2 "
+           f"ints, got {padding!r}")
+    if is_int(padding):
+        pads = ((padding, padding), (padding, padding))
+    else:
+        try:
+            p = tuple(padding)
+        except TypeError:
+            raise TypeError(msg) from None
+        if len(p) != 2:
+            raise ValueError(msg)
+        if all(is_int(v) for v in p):
+            pads = ((p[0], p[0]), (p[1], p[1]))
+        else:
+            try:
+                pads = tuple(tuple(v) for v in p)
+            except TypeError:
+                raise ValueError(msg) from None
+            if any(len(v) != 2 or not all(is_int(u) for u in v) for v in pads):
+                raise ValueError(msg)
+    if any(v < 0 for pair in pads for v in pair):
+        raise ValueError(f"{where}: padding must be >= 0, got {padding!r}")
+    return tuple(tuple(int(v) for v in pair) for pair in pads)

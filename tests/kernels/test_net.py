@@ -20,7 +20,8 @@ def test_kinds_are_exported():
     assert set(_core.OpKind.__members__) == {"conv2d", "max_pool2d", "avg_pool2d", "dense",
                                              "flatten", "dropout", "activation",
                                              "batch_norm", "global_avg_pool2d",
-                                             "global_max_pool2d", "augment", "rescale", "reshape"}
+                                             "global_max_pool2d", "augment", "rescale", "reshape",
+                                             "zero_pad2d"}
     assert set(_core.LossKind.__members__) == {"sparse_logits", "dense_logits", "sparse_probs",
                                                "dense_probs"}
     assert set(_core.OptKind.__members__) == {"adam", "sgd", "rmsprop", "nadam", "adamax",
