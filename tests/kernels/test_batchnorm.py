@@ -66,7 +66,7 @@ def test_batchnorm_matches_reference(threads, shape, training, affine):
     rdx, rdg, rdb = R.batchnorm_backward(dy, x, gamma, rmean, rvar, EPS, training)
     M = x.size // shape[-1]
     # dgamma and dbeta sum M products of O(1) terms (up to 2704 rows): the sum's size and its
-    # fp32 rounding grow with M, as for dense/conv bias gradients (sum_tol in test_kernels.py).
+    # fp32 rounding grow with M, as for dense/conv bias gradients (helpers.sum_tol).
     sum_atol = max(1e-5, 1e-6 * M)
     assert_close(dx, rdx, name="dinp", op=f"{op} bwd dinp")
     assert_close(dg, rdg, atol=sum_atol, name="dgamma", op=f"{op} bwd dgamma")
