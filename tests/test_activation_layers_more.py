@@ -235,7 +235,8 @@ def test_leaky_relu_accepts_legacy_alpha():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert layers.LeakyReLU().negative_slope == 0.3  # Keras 3's default
-    assert cf.keras.layers.LeakyReLU is layers.LeakyReLU
+    for name in ("ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "SpatialDropout2D"):
+        assert getattr(cf.keras.layers, name) is getattr(layers, name)
 
 
 @pytest.mark.parametrize("make,exc,word", [
@@ -324,3 +325,22 @@ def test_summary_and_fit_match_keras(tf_keras):
         err = float(np.max(np.abs(cw.astype(np.float64) - kw)) / max(np.max(np.abs(kw)), 1e-6))
         tf_oracle.record("activation layers fit weights (rel)", [err], [0.0])
         assert err <= 1e-4, err  # three SGD steps: summation-order differences only
+
+
+@pytest.mark.tf
+def test_to_keras_and_spatial_dropout_summary(tf_keras):
+    """Keras builds the layers from cnnfast's configs (to_keras) and predicts the same; its
+    summary of the model with SpatialDropout2D is cnnfast's."""
+    _, keras = tf_keras
+    m = model_all()
+    m.layers[1].set_weights([np.linspace(-0.5, 0.5, 6, dtype=np.float32).reshape(1, 1, 6)])
+    km = m.to_keras()
+    assert [type(k).__name__ for k in km.layers] == [type(c).__name__ for c in m.layers]
+    x = np.random.default_rng(2).random((6, 8, 8, 2), dtype=np.float32)
+    tf_oracle.check("activation layers to_keras predict", m.predict(x, verbose=0),
+                    km.predict(x, verbose=0), atol=1e-6, rtol=1e-5)
+    klines, clines = [], []
+    km.summary(print_fn=lambda s, line_break=None: klines.append(s))
+    m.summary(print_fn=clines.append)
+    strip = lambda t: "\n".join(t.splitlines()[1:]).strip()  # noqa: E731
+    assert strip(clines[0]) == strip("\n".join(klines))

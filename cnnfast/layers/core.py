@@ -201,8 +201,9 @@ class SpatialDropout2D(Dropout):
         backend.spatial_dropout_backward(dx, dout, self._mask, self.rate)
 
     def get_config(self):
+        # Keras's keys (its SpatialDropout2D takes no `trainable` nor `noise_shape`)
         c = super().get_config()
-        del c["noise_shape"]
+        del c["noise_shape"], c["trainable"]
         c.update(data_format="channels_last")
         return c
 
