@@ -41,7 +41,8 @@ def run(x, alpha, need_dinp=True):
 
 CASES = [((4, 7), (7,)), ((4, 7), (1,)), ((3, 5, 6, 4), (5, 6, 4)), ((3, 5, 6, 4), (1, 1, 4)),
          ((3, 5, 6, 4), (5, 1, 1)), ((2, 3, 4, 5), (1, 4, 1)), ((64, 9, 9, 16), (1, 1, 16)),
-         ((64, 9, 9, 16), (1, 1, 1))]
+         ((64, 9, 9, 16), (1, 1, 1)), ((64, 9, 9, 16), (9, 9, 16))]
+# the (64, 9, 9, 16) cases run the per-sample loops threaded; the last also the reduction
 
 
 @pytest.mark.parametrize("shape,ashape", CASES)
