@@ -344,3 +344,22 @@ def test_to_keras_and_spatial_dropout_summary(tf_keras):
     m.summary(print_fn=clines.append)
     strip = lambda t: "\n".join(t.splitlines()[1:]).strip()  # noqa: E731
     assert strip(clines[0]) == strip("\n".join(klines))
+
+
+def test_prelu_first_layer_learns_and_frozen_prelu_does_not():
+    """PReLU as the first layer (its dinp is never needed) gets alpha's gradient; with
+    trainable=False alpha is a non-trainable weight and stays."""
+    r = np.random.default_rng(0)
+    x = r.standard_normal((64, 5)).astype(np.float32)
+    y = (x[:, 0] < 0).astype(np.int32)
+    for trainable in (True, False):
+        reset_names()
+        cf.utils.set_random_seed(1)
+        p = layers.PReLU(alpha_initializer="ones", trainable=trainable)
+        m = cf.Sequential([layers.Input((5,)), p, layers.Dense(2, activation="softmax")])
+        assert len(p.trainable_weights) == int(trainable)
+        assert len(p.non_trainable_weights) == 1 - int(trainable)
+        m.compile(cf.optimizers.SGD(0.5), "sparse_categorical_crossentropy")
+        m.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        moved = not np.array_equal(p.get_weights()[0], np.ones(5, np.float32))
+        assert moved == trainable
