@@ -205,6 +205,8 @@ def _net_op(layer):
     Op, act = backend.Op, backend.ACTIVATIONS
     kind = type(layer)
     if kind is Conv2D:
+        if layer.dilation_rate != (1, 1):
+            return None  # the Net's conv op is undilated: the LayerEngine runs dilated ones
         return Op.conv2d(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
                          layer.grads[1] if layer.use_bias else None, layer.kernel_size,
                          layer.strides, layer.padding, act[layer.activation])

@@ -8,6 +8,7 @@ from ..layers import (  # noqa: F401
                       Conv2D,
                       Convolution2D,
                       Dense,
+                      DepthwiseConv2D,
                       Dropout,
                       Flatten,
                       GlobalAveragePooling2D,
@@ -25,6 +26,8 @@ from ..layers import (  # noqa: F401
                       ReLU,
                       Rescaling,
                       Reshape,
+                      SeparableConv2D,
+                      SeparableConvolution2D,
                       Softmax,
                       ZeroPadding2D,
 )

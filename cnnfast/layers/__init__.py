@@ -1,8 +1,9 @@
-"""Layers with the tf.keras API: Input, Conv2D, MaxPooling2D, AveragePooling2D, Dense,
-Flatten, Dropout, Activation, BatchNormalization, GlobalAveragePooling2D, GlobalMaxPooling2D,
-RandomFlip, RandomRotation, RandomZoom, Rescaling, Reshape, ZeroPadding2D."""
+"""Layers with the tf.keras API: Input, Conv2D, DepthwiseConv2D, SeparableConv2D,
+MaxPooling2D, AveragePooling2D, Dense, Flatten, Dropout, Activation, BatchNormalization,
+GlobalAveragePooling2D, GlobalMaxPooling2D, RandomFlip, RandomRotation, RandomZoom, Rescaling,
+Reshape, ZeroPadding2D."""
 from .base import Input, InputLayer, KerasTensor, Layer  # noqa: F401
-from .convolutional import Conv2D  # noqa: F401
+from .convolutional import Conv2D, DepthwiseConv2D, SeparableConv2D  # noqa: F401
 from .core import Activation, Dense, Dropout, Flatten, ReLU, Softmax  # noqa: F401
 from .normalization import BatchNormalization  # noqa: F401
 from .pooling import (  # noqa: F401
@@ -19,3 +20,4 @@ from .preprocessing import RandomFlip, RandomRotation, RandomZoom  # noqa: F401
 from .reshaping import Rescaling, Reshape, ZeroPadding2D  # noqa: F401
 
 Convolution2D = Conv2D
+SeparableConvolution2D = SeparableConv2D
