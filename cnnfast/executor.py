@@ -7,8 +7,8 @@ Every model runs on one of two engines with the same interface (docs/training_st
     evaluate(xb, yb)            -> (mean loss, [correct rows per metric]), dropout off
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
-- `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
-  Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
+- `NativeEngine`: a chain of Conv2D (undilated) / MaxPooling2D / AveragePooling2D / Dense (on
+  flat inputs) / Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
   GlobalMaxPooling2D / Rescaling / Reshape / ZeroPadding2D (RandomFlip / RandomRotation /
   RandomZoom below the first layer with weights), with a cross-entropy loss and any of cnnfast's
   optimizers (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and
