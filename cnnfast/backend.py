@@ -16,6 +16,11 @@ from . import _core
 conv2d_geometry = _core.conv2d_geometry
 conv2d_forward = _core.conv2d_forward
 conv2d_backward = _core.conv2d_backward
+conv2d_dilated_forward = _core.conv2d_dilated_forward
+conv2d_dilated_backward = _core.conv2d_dilated_backward
+depthwise_conv2d_geometry = _core.depthwise_conv2d_geometry
+depthwise_conv2d_forward = _core.depthwise_conv2d_forward
+depthwise_conv2d_backward = _core.depthwise_conv2d_backward
 pool2d_geometry = _core.pool2d_geometry
 maxpool2d_forward = _core.maxpool2d_forward
 maxpool2d_backward = _core.maxpool2d_backward

@@ -7,8 +7,8 @@ Every model runs on one of two engines with the same interface (docs/training_st
     evaluate(xb, yb)            -> (mean loss, [correct rows per metric]), dropout off
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
-- `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
-  Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
+- `NativeEngine`: a chain of Conv2D (undilated) / MaxPooling2D / AveragePooling2D / Dense (on
+  flat inputs) / Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
   GlobalMaxPooling2D / Rescaling / Reshape / ZeroPadding2D (RandomFlip / RandomRotation /
   RandomZoom below the first layer with weights), with a cross-entropy loss and any of cnnfast's
   optimizers (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and
@@ -205,6 +205,8 @@ def _net_op(layer):
     Op, act = backend.Op, backend.ACTIVATIONS
     kind = type(layer)
     if kind is Conv2D:
+        if layer.dilation_rate != (1, 1):
+            return None  # the Net's conv op is undilated: the LayerEngine runs dilated ones
         return Op.conv2d(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
                          layer.grads[1] if layer.use_bias else None, layer.kernel_size,
                          layer.strides, layer.padding, act[layer.activation])

@@ -23,6 +23,7 @@
 #include "common.h"
 #include "conv2d.h"
 #include "dense.h"
+#include "depthwise_bind.h"
 #include "gemm.h"
 #include "isa.h"
 #include "net.h"
@@ -977,6 +978,8 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_rescale<HostArrays>(m);
     bind::bind_zeropad2d<HostArrays>(m);
     bind::bind_activation_layers<HostArrays>(m);
+    bind::bind_depthwise<HostArrays>(m);
+    bind::bind_conv2d_dilated<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

@@ -1,10 +1,10 @@
-"""Layers with the tf.keras API: Input, Conv2D, MaxPooling2D, AveragePooling2D, Dense,
-Flatten, Dropout, SpatialDropout2D, Activation, ReLU, LeakyReLU, ELU, PReLU, Softmax,
-BatchNormalization, GlobalAveragePooling2D, GlobalMaxPooling2D,
+"""Layers with the tf.keras API: Input, Conv2D, DepthwiseConv2D, SeparableConv2D,
+MaxPooling2D, AveragePooling2D, Dense, Flatten, Dropout, SpatialDropout2D, Activation, ReLU,
+LeakyReLU, ELU, PReLU, Softmax, BatchNormalization, GlobalAveragePooling2D, GlobalMaxPooling2D,
 RandomFlip, RandomRotation, RandomZoom, Rescaling, Reshape, ZeroPadding2D."""
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax  # noqa: F401
 from .base import Input, InputLayer, KerasTensor, Layer  # noqa: F401
-from .convolutional import Conv2D  # noqa: F401
+from .convolutional import Conv2D, DepthwiseConv2D, SeparableConv2D  # noqa: F401
 from .core import Activation, Dense, Dropout, Flatten, SpatialDropout2D  # noqa: F401
 from .normalization import BatchNormalization  # noqa: F401
 from .pooling import (  # noqa: F401
@@ -21,3 +21,4 @@ from .preprocessing import RandomFlip, RandomRotation, RandomZoom  # noqa: F401
 from .reshaping import Rescaling, Reshape, ZeroPadding2D  # noqa: F401
 
 Convolution2D = Conv2D
+SeparableConvolution2D = SeparableConv2D
