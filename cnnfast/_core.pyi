@@ -221,6 +221,9 @@ class AugmentKind(_Kind):
     flip: ClassVar[AugmentKind]
     rotation: ClassVar[AugmentKind]
     zoom: ClassVar[AugmentKind]
+    translation: ClassVar[AugmentKind]
+    contrast: ClassVar[AugmentKind]
+    crop: ClassVar[AugmentKind]
 
 class AugmentSpec:
     """One augmentation layer's parameters."""
@@ -232,12 +235,19 @@ class AugmentSpec:
     def resample(kind: AugmentKind, lo0: float, hi0: float, has_width: bool, lo1: float,
                  hi1: float, fill_mode: str, interpolation: str,
                  fill_value: float) -> AugmentSpec: ...
+    @staticmethod
+    def contrast(lower: float, upper: float, vmin: float, vmax: float) -> AugmentSpec: ...
+    @staticmethod
+    def crop(height: int, width: int) -> AugmentSpec: ...
 
 def augment_params(params: Arr, transforms: Arr | None, spec: AugmentSpec, H: int, W: int,
                    seed: int) -> None: ...
 def projective_transform(out: Arr, inp: Arr, transforms: Arr, fill_mode: str,
                          interpolation: str, fill_value: float) -> None: ...
 def augment_forward(out: Arr, inp: Arr, spec: AugmentSpec, seed: int) -> None: ...
+def augment_inference(out: Arr, inp: Arr, spec: AugmentSpec) -> None: ...
+def crop_resize(out: Arr, inp: Arr, h0: int, w0: int) -> None: ...
+def resize_bilinear(out: Arr, inp: Arr) -> None: ...
 
 class OptSpec:
     """The Net's optimizer and its hyper-parameters."""

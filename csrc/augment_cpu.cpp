@@ -1,4 +1,5 @@
-// augment_cpu.cpp -- RandomFlip / RandomRotation / RandomZoom forward (see augment.h).
+// augment_cpu.cpp -- RandomFlip / RandomRotation / RandomZoom / RandomTranslation /
+//   RandomContrast / RandomCrop forward (see augment.h).
 //   The resampling follows TensorFlow's ImageProjectiveTransformV3 CPU kernel step by step
 //   (float32 arithmetic in the same order): map each output pixel through the image's
 //   transform, fold the coordinate back into the image by the fill mode, then read the
@@ -6,6 +7,7 @@
 //   with fill_value for taps outside the image (constant mode).
 #include "augment.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -123,14 +125,129 @@ void zoom_matrix(float* t, float zy, float zx, int H, int W) {
     t[6] = t[7] = 0.0f;
 }
 
+// Keras's translation matrix (random_translation.py _get_translation_matrix): output (x, y)
+// reads the input at (x - dx, y - dy).
+void translation_matrix(float* t, float dy, float dx) {
+    t[0] = 1.0f, t[1] = 0.0f, t[2] = -dx;
+    t[3] = 0.0f, t[4] = 1.0f, t[5] = -dy;
+    t[6] = t[7] = 0.0f;
+}
+
 float uniform_in(uint64_t seed, int64_t b, int j, double lo, double hi) {
     return (float)(lo + (hi - lo) * augment_uniform(seed, b, j));
+}
+
+// Keras's centred window for a crop of (h, w) from H x W (random_crop.py's fallback and
+// smart_resize): the largest window of the crop's aspect ratio, and its start.
+void centred_window(int H, int W, int h, int w, int* wh, int* ww, int* h0, int* w0) {
+    *wh = std::max(std::min(H, (int)((double)W * h / w)), 1);
+    *ww = std::max(std::min(W, (int)((double)H * w / h)), 1);
+    *h0 = (int)((double)(H - *wh) / 2);
+    *w0 = (int)((double)(W - *ww) / 2);
+}
+
+// The crop window of a training step: Keras's uniform start when the image is larger than the
+// crop in both axes, else its centred start (random_crop.py get_random_transformation).
+void crop_start(const AugmentSpec& s, int H, int W, uint64_t seed, int* h0, int* w0) {
+    if (H > s.crop_h && W > s.crop_w) {
+        *h0 = (int)std::floor((double)(H - s.crop_h + 1) * augment_uniform(seed, 0, 0));
+        *w0 = (int)std::floor((double)(W - s.crop_w + 1) * augment_uniform(seed, 0, 1));
+    } else {
+        int wh, ww;
+        centred_window(H, W, s.crop_h, s.crop_w, &wh, &ww, h0, w0);
+    }
+}
+
+struct Lerp {
+    int64_t lo, hi;
+    float t;
+};
+
+// TF's compute_interpolation_weights with the HalfPixelScaler (resize_bilinear_op.cc).
+void lerp_weights(std::vector<Lerp>& v, int out_size, int in_size) {
+    v.resize(out_size);
+    const float scale = (float)in_size / (float)out_size;
+    for (int i = 0; i < out_size; ++i) {
+        const float in = ((float)i + 0.5f) * scale - 0.5f;
+        const float f = std::floor(in);
+        v[i].lo = std::max((int64_t)f, (int64_t)0);
+        v[i].hi = std::min((int64_t)std::ceil(in), (int64_t)in_size - 1);
+        v[i].t = in - f;
+    }
+}
+
+// One window (wh, ww) of an image with row stride `rs` floats, resized to (oh, ow).
+void resize_window(float* out, const float* win, int64_t rs, int wh, int ww, int C, int oh, int ow,
+                   const std::vector<Lerp>& ys, const std::vector<Lerp>& xs) {
+    (void)wh, (void)ww;
+    for (int y = 0; y < oh; ++y) {
+        const float* r0 = win + ys[y].lo * rs;
+        const float* r1 = win + ys[y].hi * rs;
+        const float yl = ys[y].t;
+        float* o = out + (int64_t)y * ow * C;
+        for (int x = 0; x < ow; ++x) {
+            const int64_t a = xs[x].lo * C, b = xs[x].hi * C;
+            const float xl = xs[x].t;
+            for (int c = 0; c < C; ++c) {
+                const float top = r0[a + c] + (r0[b + c] - r0[a + c]) * xl;
+                const float bot = r1[a + c] + (r1[b + c] - r1[a + c]) * xl;
+                o[(int64_t)x * C + c] = top + (bot - top) * yl;
+            }
+        }
+    }
+}
+
+// out (B,oh,ow,C) = the window (wh, ww) at (h0, w0) of each image, resized when it differs.
+void window_resize(float* out, const float* inp, int B, int H, int W, int C, int h0, int w0, int wh,
+                   int ww, int oh, int ow) {
+    const int64_t n = (int64_t)H * W * C, on = (int64_t)oh * ow * C, rs = (int64_t)W * C;
+    std::vector<Lerp> ys, xs;
+    const bool same = wh == oh && ww == ow;
+    if (!same) lerp_weights(ys, oh, wh), lerp_weights(xs, ow, ww);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int b = 0; b < B; ++b) {
+        const float* win = inp + b * n + (int64_t)h0 * rs + (int64_t)w0 * C;
+        float* o = out + b * on;
+        if (same) {
+            for (int y = 0; y < oh; ++y)
+                std::memcpy(o + (int64_t)y * ow * C, win + y * rs, sizeof(float) * ow * C);
+        } else {
+            resize_window(o, win, rs, wh, ww, C, oh, ow, ys, xs);
+        }
+    }
+}
+
+// Keras's RandomContrast on one image (H,W,C): the per-channel mean over rows, then over
+// columns (float32 after each, as Keras's two means), (x - mean) * f + mean, clipped.
+void contrast_image(float* out, const float* img, float f, int H, int W, int C, float lo, float hi,
+                    float* mean_col, float* mean, double* acc) {
+    for (int64_t i = 0; i < (int64_t)W * C; ++i) acc[i] = 0.0;
+    for (int y = 0; y < H; ++y)
+        for (int64_t i = 0; i < (int64_t)W * C; ++i) acc[i] += img[(int64_t)y * W * C + i];
+    for (int64_t i = 0; i < (int64_t)W * C; ++i) mean_col[i] = (float)(acc[i] / H);
+    for (int c = 0; c < C; ++c) {
+        double m = 0.0;
+        for (int x = 0; x < W; ++x) m += mean_col[(int64_t)x * C + c];
+        mean[c] = (float)(m / W);
+    }
+    for (int64_t p = 0; p < (int64_t)H * W; ++p)
+        for (int c = 0; c < C; ++c) {
+            const float v = (img[p * C + c] - mean[c]) * f + mean[c];
+            out[p * C + c] = std::fmin(std::fmax(v, lo), hi);
+        }
 }
 
 }  // namespace
 
 int augment_num_params(AugmentKind kind) {
-    return kind == AugmentKind::Rotation ? 1 : 2;
+    return kind == AugmentKind::Rotation || kind == AugmentKind::Contrast ? 1 : 2;
+}
+
+void augment_out_hw(const AugmentSpec& s, int H, int W, int* oh, int* ow) {
+    *oh = s.kind == AugmentKind::Crop ? s.crop_h : H;
+    *ow = s.kind == AugmentKind::Crop ? s.crop_w : W;
 }
 
 void augment_params(float* params, float* transforms, const AugmentSpec& s, int B, int H, int W,
@@ -156,6 +273,20 @@ void augment_params(float* params, float* transforms, const AugmentSpec& s, int 
                 p[1] = s.has_width ? uniform_in(seed, b, 1, 1.0 + s.lo1, 1.0 + s.hi1) : p[0];
                 if (t) zoom_matrix(t, p[0], p[1], H, W);
                 break;
+            case AugmentKind::Translation:
+                // Keras: uniform fractions (float32) times the image's height and width
+                p[0] = uniform_in(seed, b, 0, s.lo0, s.hi0) * (float)H;
+                p[1] = uniform_in(seed, b, 1, s.lo1, s.hi1) * (float)W;
+                if (t) translation_matrix(t, p[0], p[1]);
+                break;
+            case AugmentKind::Contrast:
+                p[0] = uniform_in(seed, b, 0, 1.0 - s.lo0, 1.0 + s.hi0);
+                break;
+            case AugmentKind::Crop: {
+                int h0, w0;
+                crop_start(s, H, W, seed, &h0, &w0);
+                p[0] = (float)h0, p[1] = (float)w0;
+            } break;
         }
     }
 }
@@ -205,9 +336,61 @@ void augment_forward(float* out, const float* inp, float* work, const AugmentSpe
                        C);
         return;
     }
+    if (s.kind == AugmentKind::Contrast) {
+        augment_params(work, nullptr, s, B, H, W, seed);
+        const int64_t n = (int64_t)H * W * C;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+        {
+            std::vector<float> mean_col((size_t)W * C), mean(C);
+            std::vector<double> acc((size_t)W * C);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+            for (int b = 0; b < B; ++b)
+                contrast_image(out + b * n, inp + b * n, work[b], H, W, C, s.vmin, s.vmax,
+                               mean_col.data(), mean.data(), acc.data());
+        }
+        return;
+    }
+    if (s.kind == AugmentKind::Crop) {
+        int h0, w0;
+        crop_start(s, H, W, seed, &h0, &w0);
+        // Keras slices crop_h x crop_w rows and columns from the start (fewer at the edge),
+        // then resizes what it got to the crop size.
+        crop_resize(out, inp, B, H, W, C, h0, w0, s.crop_h, s.crop_w);
+        return;
+    }
     // work: the transforms (B,8), then the parameters (B,P <= 2)
     augment_params(work + (int64_t)B * 8, work, s, B, H, W, seed);
     projective_transform(out, inp, work, B, H, W, C, s.fill, s.interp, s.fill_value);
+}
+
+void crop_resize(float* out, const float* inp, int B, int H, int W, int C, int h0, int w0, int oh,
+                 int ow) {
+    CNNFAST_CHECK(0 <= h0 && h0 < H && 0 <= w0 && w0 < W && oh > 0 && ow > 0,
+                  "crop_resize: the window starts outside the image");
+    window_resize(out, inp, B, H, W, C, h0, w0, std::min(oh, H - h0), std::min(ow, W - w0), oh, ow);
+}
+
+void resize_bilinear(float* out, const float* inp, int B, int H, int W, int C, int oh, int ow) {
+    CNNFAST_CHECK(H > 0 && W > 0 && C > 0 && oh > 0 && ow > 0, "resize_bilinear: bad shape");
+    window_resize(out, inp, B, H, W, C, 0, 0, H, W, oh, ow);
+}
+
+void augment_inference(float* out, const float* inp, const AugmentSpec& s, int B, int H, int W,
+                       int C) {
+    CNNFAST_CHECK(B >= 0 && H > 0 && W > 0 && C > 0, "augment_inference: bad image shape");
+    if (s.kind != AugmentKind::Crop) {
+        std::memcpy(out, inp, sizeof(float) * B * H * W * C);
+        return;
+    }
+    // Keras's documented inference rule (smart_resize): the centred window of the crop's
+    // aspect ratio, resized to the crop size.
+    int wh, ww, h0, w0;
+    centred_window(H, W, s.crop_h, s.crop_w, &wh, &ww, &h0, &w0);
+    window_resize(out, inp, B, H, W, C, h0, w0, wh, ww, s.crop_h, s.crop_w);
 }
 
 }  // namespace cnnfast
