@@ -43,6 +43,7 @@ projective_transform = _core.projective_transform
 augment_inference = _core.augment_inference
 crop_resize = _core.crop_resize
 resize_bilinear = _core.resize_bilinear
+affine_warp = _core.affine_warp
 AugmentKind = _core.AugmentKind
 AugmentSpec = _core.AugmentSpec
 batchnorm_forward = _core.batchnorm_forward

@@ -104,4 +104,15 @@ void crop_resize(float* out, const float* inp, int B, int H, int W, int C, int h
 // antialias=False) (TF's ResizeBilinear with half_pixel_centers, float32 in TF's order).
 void resize_bilinear(float* out, const float* inp, int B, int H, int W, int C, int oh, int ow);
 
+// ---- the legacy ImageDataGenerator's warp (keras/src/legacy/preprocessing/image.py) ----
+// scipy.ndimage.affine_transform per channel, orders 0 and 1, in double as scipy: output
+// (r, c) reads the input at (m0 r + m1 c + m2, m3 r + m4 c + m5) (rows, columns), the
+// coordinate folded by scipy's mode (reflect = half-sample symmetric, wrap = scipy's 'wrap'
+// whose period is len - 1, nearest, constant = cval outside [0, len - 1]).
+enum class WarpMode : int { Reflect = 0, Wrap = 1, Constant = 2, Nearest = 3 };
+// flags per image: 1 warp through m (else the image is copied), 2 then flip the columns,
+// 4 then flip the rows (Keras's order: the warp, then flip_axis).
+void affine_warp(float* out, const float* inp, const double* m, const uint8_t* flags, int B, int H,
+                 int W, int C, WarpMode mode, int order, double cval);
+
 }  // namespace cnnfast

@@ -393,4 +393,129 @@ void augment_inference(float* out, const float* inp, const AugmentSpec& s, int B
     window_resize(out, inp, B, H, W, C, h0, w0, wh, ww, s.crop_h, s.crop_w);
 }
 
+// ---- scipy.ndimage.affine_transform (the legacy ImageDataGenerator) ----
+namespace {
+
+// scipy's map_coordinate (ni_interpolation.c): a coordinate outside [0, len-1] folded back;
+// -1 in constant mode means "outside" (the output is cval).
+double scipy_map(double in, int64_t len, WarpMode mode) {
+    if (in < 0) {
+        switch (mode) {
+            case WarpMode::Reflect:
+                if (len <= 1) return 0;
+                {
+                    const int64_t sz2 = 2 * len;
+                    if (in < -sz2) in = sz2 * (int64_t)(-in / sz2) + in;
+                    in = in < -len ? in + sz2 : -in - 1;
+                }
+                return in;
+            case WarpMode::Wrap:
+                if (len <= 1) return 0;
+                {
+                    const int64_t sz = len - 1;
+                    in += sz * ((int64_t)(-in / sz) + 1);
+                }
+                return in;
+            case WarpMode::Nearest: return 0;
+            case WarpMode::Constant: return -1;
+        }
+    } else if (in > len - 1) {
+        switch (mode) {
+            case WarpMode::Reflect:
+                if (len <= 1) return 0;
+                {
+                    const int64_t sz2 = 2 * len;
+                    in -= sz2 * (int64_t)(in / sz2);
+                    if (in >= len) in = sz2 - in - 1;
+                }
+                return in;
+            case WarpMode::Wrap:
+                if (len <= 1) return 0;
+                {
+                    const int64_t sz = len - 1;
+                    in -= sz * (int64_t)(in / sz);
+                }
+                return in;
+            case WarpMode::Nearest: return (double)(len - 1);
+            case WarpMode::Constant: return -1;
+        }
+    }
+    return in;
+}
+
+// A tap index outside [0, len): reflect and nearest repeat the edge sample (scipy's
+// half-sample extension), wrap and constant mirror about it (their taps there carry weight 0).
+inline int64_t scipy_tap(int64_t i, int64_t len, WarpMode mode) {
+    if (i >= 0 && i < len) return i;
+    if (len <= 1) return 0;
+    if (mode == WarpMode::Reflect || mode == WarpMode::Nearest) return i < 0 ? 0 : len - 1;
+    return i < 0 ? -i : 2 * len - 2 - i;
+}
+
+void warp_image(float* out, const float* img, const double* m, uint8_t flags, int H, int W, int C,
+                WarpMode mode, int order, double cval) {
+    const bool warp = flags & 1, fh = flags & 2, fv = flags & 4;
+    for (int r = 0; r < H; ++r)
+        for (int c = 0; c < W; ++c) {
+            float* o = out + ((int64_t)r * W + c) * C;
+            const int sr = fv ? H - 1 - r : r, sc = fh ? W - 1 - c : c;  // the flip after
+            if (!warp) {
+                const float* p = img + ((int64_t)sr * W + sc) * C;
+                for (int k = 0; k < C; ++k) o[k] = p[k];
+                continue;
+            }
+            // scipy's sum order: 0, then row * m, column * m, then the offset
+            double yr = 0.0, yc = 0.0;
+            yr += (double)sr * m[0];
+            yr += (double)sc * m[1];
+            yr += m[2];
+            yc += (double)sr * m[3];
+            yc += (double)sc * m[4];
+            yc += m[5];
+            const double cr = scipy_map(yr, H, mode), cc = scipy_map(yc, W, mode);
+            if (!(cr > -1.0) || !(cc > -1.0)) {
+                for (int k = 0; k < C; ++k) o[k] = (float)cval;
+                continue;
+            }
+            if (order == 0) {
+                const int64_t ir = scipy_tap((int64_t)std::floor(cr + 0.5), H, mode);
+                const int64_t ic = scipy_tap((int64_t)std::floor(cc + 0.5), W, mode);
+                const float* p = img + (ir * W + ic) * C;
+                for (int k = 0; k < C; ++k) o[k] = p[k];
+                continue;
+            }
+            const int64_t r0 = (int64_t)std::floor(cr), c0 = (int64_t)std::floor(cc);
+            const double tr = cr - (double)r0, tc = cc - (double)c0;
+            const double wr[2] = {1.0 - tr, tr}, wc[2] = {1.0 - tc, tc};
+            const int64_t rr[2] = {scipy_tap(r0, H, mode), scipy_tap(r0 + 1, H, mode)};
+            const int64_t cs[2] = {scipy_tap(c0, W, mode), scipy_tap(c0 + 1, W, mode)};
+            for (int k = 0; k < C; ++k) {
+                double t = 0.0;
+                for (int a = 0; a < 2; ++a)
+                    for (int b = 0; b < 2; ++b) {
+                        double coeff = img[(rr[a] * W + cs[b]) * C + k];
+                        coeff *= wr[a];
+                        coeff *= wc[b];
+                        t += coeff;
+                    }
+                o[k] = (float)t;
+            }
+        }
+}
+
+}  // namespace
+
+void affine_warp(float* out, const float* inp, const double* m, const uint8_t* flags, int B, int H,
+                 int W, int C, WarpMode mode, int order, double cval) {
+    CNNFAST_CHECK(B >= 0 && H > 0 && W > 0 && C > 0, "affine_warp: bad image shape");
+    CNNFAST_CHECK(order == 0 || order == 1, "affine_warp: order must be 0 or 1");
+    const int64_t n = (int64_t)H * W * C;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int b = 0; b < B; ++b)
+        warp_image(out + b * n, inp + b * n, m + (int64_t)b * 6, flags[b], H, W, C, mode, order,
+                   cval);
+}
+
 }  // namespace cnnfast

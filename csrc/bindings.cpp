@@ -1027,6 +1027,30 @@ void bind_augment(py::module_& m) {
         },
         py::arg("out"), py::arg("inp"),
         "out (B,h,w,C) = tf.image.resize(inp, (h, w), 'bilinear') (half-pixel centres).");
+    m.def(
+        "affine_warp",
+        [](py::object out, py::object inp, py::object matrices, py::object flags,
+           const std::string& fill, int order, double cval) {
+            const char* fn = "affine_warp";
+            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            float* po = data_of<float>(out, fn, "out", true, sh);
+            const double* pm = data_of<double>(matrices, fn, "matrices", false, {sh[0], 6});
+            const uint8_t* pf = data_of<uint8_t>(flags, fn, "flags", false, {sh[0]});
+            if (po == pi) throw py::value_error("affine_warp: out must not alias inp");
+            if (order != 0 && order != 1)
+                throw py::value_error("affine_warp: order must be 0 or 1, got " +
+                                      std::to_string(order));
+            const WarpMode md = parse_name<WarpMode>(fill, kFillModes, fn, "fill_mode");
+            py::gil_scoped_release nogil;
+            affine_warp(po, pi, pm, pf, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], md, order,
+                        cval);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("matrices"), py::arg("flags"), py::arg("fill_mode"),
+        py::arg("order"), py::arg("cval"),
+        "out (B,H,W,C) = each image through scipy.ndimage.affine_transform (rows, columns) "
+        "with matrices (B,6) float64, then flipped per flags (B,) uint8 (1 warp, 2 columns, "
+        "4 rows).");
     py::reinterpret_borrow<py::class_<PyOp>>(m.attr("Op"))
         .def_static(
             "augment",
