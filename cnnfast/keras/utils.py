@@ -1,5 +1,6 @@
 """keras.utils"""
 from .._missing import missing_names as _missing_names
+from ..images import array_to_img, img_to_array, load_img, save_img  # noqa: F401
 from ..utils import Progbar, PyDataset, Sequence, set_random_seed, to_categorical  # noqa: F401
 
 
