@@ -217,7 +217,7 @@ def test_import_switch_paths():
     assert tf.keras.utils.load_img is kimage.load_img
     assert isinstance(ImageDataGenerator().flow(images(n=2)), cf.keras.utils.PyDataset)
     with pytest.raises(AttributeError, match="cnnfast does not implement"):
-        tf.keras.preprocessing.image.DirectoryIterator  # noqa: B018
+        tf.keras.preprocessing.image.DataFrameIterator  # noqa: B018
 
 
 @pytest.mark.tf
@@ -262,6 +262,67 @@ def test_image_files_match_keras(tf_keras, tmp_path):
                                   np.asarray(tf.keras.preprocessing.image.smart_resize(x, (7, 7))))
 
 
+def image_tree(root):
+    """root/<class>/... PNGs of mixed sizes and modes, a nested folder, a non-image file."""
+    from PIL import Image
+    r = np.random.default_rng(5)
+    for k, cls in enumerate(("cat", "dog", "emu")):
+        d = root / cls
+        (d / "sub").mkdir(parents=True)
+        for i in range(4 + k):
+            h, w = int(r.integers(6, 15)), int(r.integers(6, 15))
+            mode = ("RGB", "L", "RGBA")[i % 3]
+            shape = (h, w) if mode == "L" else (h, w, len(mode))
+            Image.fromarray(r.integers(0, 256, shape, dtype=np.uint8), mode).save(
+                (d / "sub" if i == 0 else d) / f"im{i}.png")
+        (d / "notes.txt").write_text("not an image")
+    (root / "stray.png").write_bytes(b"")  # files at the top are not classes
+
+
+@pytest.mark.tf
+def test_flow_from_directory_matches_keras(tf_keras, tmp_path):
+    tf, _ = tf_keras
+    image_tree(tmp_path)
+    for kw in (dict(target_size=(8, 10), class_mode="categorical"),
+               dict(target_size=(9, 7), color_mode="grayscale", class_mode="sparse",
+                    interpolation="bilinear", subset="training"),
+               dict(target_size=(6, 6), color_mode="rgba", class_mode="binary",
+                    subset="validation", keep_aspect_ratio=True),
+               dict(target_size=(5, 5), class_mode=None, classes=["emu", "cat"])):
+        g = dict(rescale=1 / 255.0, validation_split=0.4)
+        ours = ImageDataGenerator(**g).flow_from_directory(str(tmp_path), batch_size=4,
+                                                           shuffle=False, **kw)
+        theirs = tf.keras.preprocessing.image.ImageDataGenerator(**g).flow_from_directory(
+            str(tmp_path), batch_size=4, shuffle=False, **kw)
+        assert ours.filenames == theirs.filenames and ours.class_indices == theirs.class_indices
+        np.testing.assert_array_equal(ours.classes, theirs.classes)
+        assert len(ours) == len(theirs) > 0
+        for i in range(len(ours)):
+            a, b = ours[i], theirs[i]
+            if kw["class_mode"] is None:
+                np.testing.assert_array_equal(a, b)
+                continue
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+            assert a[1].dtype == b[1].dtype
+
+
+def test_flow_from_directory_trains(tmp_path):
+    image_tree(tmp_path)
+    it = ImageDataGenerator(rescale=1 / 255.0, rotation_range=15).flow_from_directory(
+        str(tmp_path), target_size=(10, 10), color_mode="grayscale", class_mode="sparse",
+        batch_size=5, seed=3)
+    assert it.samples == 15 and it.num_classes == 3
+    m = cnn()
+    h = m.fit(it, epochs=2, verbose=0)
+    assert len(h.history["loss"]) == 2
+    assert m.predict(it, verbose=0).shape == (15, 3)
+    with pytest.raises(ValueError, match="class_mode"):
+        ImageDataGenerator().flow_from_directory(str(tmp_path), class_mode="onehot")
+    with pytest.raises(ValueError, match="color mode"):
+        ImageDataGenerator().flow_from_directory(str(tmp_path), color_mode="cmyk")
+
+
 def test_bad_arguments():
     for kw, name in ((dict(zca_whitening=True), "zca_whitening"),
                      (dict(brightness_range=(0.5, 1.5)), "brightness_range"),
@@ -276,8 +337,8 @@ def test_bad_arguments():
         ImageDataGenerator(zoom_range=(0.1, 0.2, 0.3))
     with pytest.raises(ValueError, match="validation_split"):
         ImageDataGenerator(validation_split=1.5)
-    with pytest.raises(NotImplementedError, match="flow_from_directory"):
-        ImageDataGenerator().flow_from_directory("somewhere")
+    with pytest.raises(NotImplementedError, match="flow_from_dataframe"):
+        ImageDataGenerator().flow_from_dataframe(None)
     g = ImageDataGenerator(validation_split=0.5)
     x = images(n=10)
     with pytest.raises(ValueError, match="rank 4"):

@@ -41,7 +41,7 @@ class ImageDataGenerator:
     after the augmentation, as Keras), validation_split (flow(subset=...)), interpolation_order
     0 or 1, dtype float32. Not supported (NotImplementedError naming the argument):
     zca_whitening, brightness_range, channel_shift_range, data_format='channels_first',
-    flow_from_directory, flow_from_dataframe.
+    flow_from_dataframe. flow_from_directory reads with Pillow (the images extra).
     """
 
     def __init__(self, featurewise_center=False, samplewise_center=False,
@@ -117,10 +117,19 @@ class ImageDataGenerator:
                                   save_format=save_format,
                                   ignore_class_split=ignore_class_split, subset=subset)
 
-    def flow_from_directory(self, *args, **kwargs):
-        raise NotImplementedError("ImageDataGenerator.flow_from_directory is not implemented by "
-                                  "cnnfast; load the images with keras.utils.load_img / "
-                                  "img_to_array and use flow(x, y)")
+    def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb",
+                            classes=None, class_mode="categorical", batch_size=32, shuffle=True,
+                            seed=None, save_to_dir=None, save_prefix="", save_format="png",
+                            follow_links=False, subset=None, interpolation="nearest",
+                            keep_aspect_ratio=False):
+        """A DirectoryIterator over directory/<class>/<image> (Pillow, the images extra)."""
+        return DirectoryIterator(directory, self, target_size=target_size,
+                                 color_mode=color_mode, classes=classes, class_mode=class_mode,
+                                 batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                 save_to_dir=save_to_dir, save_prefix=save_prefix,
+                                 save_format=save_format, follow_links=follow_links,
+                                 subset=subset, interpolation=interpolation,
+                                 keep_aspect_ratio=keep_aspect_ratio)
 
     def flow_from_dataframe(self, *args, **kwargs):
         raise NotImplementedError("ImageDataGenerator.flow_from_dataframe is not implemented by "
@@ -286,64 +295,19 @@ def affine_matrix(theta, tx, ty, shear, zx, zy, h, w):
     return np.array([m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]], np.float64)
 
 
-class NumpyArrayIterator(PyDataset):
-    """Augmented batches of arrays (Keras's NumpyArrayIterator, a PyDataset): len() batches,
-    [i] the i-th batch of this epoch, next() cycles through them (reshuffled each pass),
-    on_epoch_end() reshuffles. Items are x, or (x, y), or (x, y, sample_weight)."""
+class Iterator(PyDataset):
+    """Keras's legacy image Iterator, a PyDataset: len() batches, [i] the i-th batch of this
+    epoch, next() cycles through them (reshuffled each pass), on_epoch_end() reshuffles.
+    Subclasses implement _batch(index_array, rs) (rs: the batch's RandomState)."""
 
-    def __init__(self, x, y, image_data_generator, batch_size=32, shuffle=False,
-                 sample_weight=None, seed=None, data_format=None, save_to_dir=None,
-                 save_prefix="", save_format="png", subset=None, ignore_class_split=False,
-                 dtype=None, **kwargs):
+    white_list_formats = ("png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff")
+
+    def __init__(self, n, batch_size, shuffle, seed, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(x, (tuple, list)):
-            raise NotImplementedError("NumpyArrayIterator: x as a tuple (images, other inputs) "
-                                      "is not supported (single-input models only)")
-        if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"NumpyArrayIterator: data_format={data_format!r} is not "
-                                      "supported")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
                 batch_size < 1:
             raise ValueError(f"flow(): batch_size must be a positive int, got {batch_size!r}")
-        if y is not None and len(x) != len(y):
-            raise ValueError("`x` (images tensor) and `y` (labels) should have the same length. "
-                             f"Found: x.shape = {np.asarray(x).shape}, "
-                             f"y.shape = {np.asarray(y).shape}")
-        if sample_weight is not None and len(x) != len(sample_weight):
-            raise ValueError("`x` (images tensor) and `sample_weight` should have the same "
-                             f"length. Found: x.shape = {np.asarray(x).shape}, "
-                             f"sample_weight.shape = {np.asarray(sample_weight).shape}")
-        if subset is not None:
-            if subset not in {"training", "validation"}:
-                raise ValueError(f"Invalid subset name: {subset}; expected \"training\" or "
-                                 "\"validation\".")
-            split_idx = int(len(x) * image_data_generator._validation_split)
-            if y is not None and not ignore_class_split and not np.array_equal(
-                    np.unique(y[:split_idx]), np.unique(y[split_idx:])):
-                raise ValueError("Training and validation subsets have different number of "
-                                 "classes after the split. If your numpy arrays are sorted by "
-                                 "the label, you might want to shuffle them.")
-            keep = slice(None, split_idx) if subset == "validation" else slice(split_idx, None)
-            x = x[keep]
-            y = y[keep] if y is not None else None
-            sample_weight = sample_weight[keep] if sample_weight is not None else None
-        self.x = np.ascontiguousarray(x, dtype=np.float32)
-        if self.x.ndim != 4:
-            raise ValueError("Input data in `NumpyArrayIterator` should have rank 4. You passed "
-                             f"an array with shape {self.x.shape}")
-        if self.x.shape[3] not in {1, 3, 4}:
-            warnings.warn('NumpyArrayIterator is set to use the data format convention '
-                          '"channels_last" (channels on axis 3), i.e. expected either 1, 3, or '
-                          "4 channels on axis 3. However, it was passed an array with shape "
-                          f"{self.x.shape} ({self.x.shape[3]} channels).", stacklevel=3)
-        self.y = np.asarray(y) if y is not None else None
-        self.sample_weight = np.asarray(sample_weight) if sample_weight is not None else None
-        self.image_data_generator = image_data_generator
-        self.data_format, self.dtype = "channels_last", "float32"
-        self.save_to_dir, self.save_prefix, self.save_format = save_to_dir, save_prefix, \
-            save_format
-        self.n, self.batch_size, self.seed, self.shuffle = self.x.shape[0], int(batch_size), \
-            seed, shuffle
+        self.n, self.batch_size, self.seed, self.shuffle = n, int(batch_size), seed, shuffle
         from . import rng
         # the stream of every draw: the seed, else one draw from cnnfast's generator
         self._base = int(seed) if seed is not None else int(rng().integers(0, 2**63))
@@ -402,6 +366,63 @@ class NumpyArrayIterator(PyDataset):
         return self._batch(index_array, stream)
 
     def _batch(self, index_array, rs):
+        raise NotImplementedError
+
+
+class NumpyArrayIterator(Iterator):
+    """Augmented batches of arrays (Keras's NumpyArrayIterator). Items are x, or (x, y), or
+    (x, y, sample_weight)."""
+
+    def __init__(self, x, y, image_data_generator, batch_size=32, shuffle=False,
+                 sample_weight=None, seed=None, data_format=None, save_to_dir=None,
+                 save_prefix="", save_format="png", subset=None, ignore_class_split=False,
+                 dtype=None, **kwargs):
+        if isinstance(x, (tuple, list)):
+            raise NotImplementedError("NumpyArrayIterator: x as a tuple (images, other inputs) "
+                                      "is not supported (single-input models only)")
+        if data_format not in (None, "channels_last"):
+            raise NotImplementedError(f"NumpyArrayIterator: data_format={data_format!r} is not "
+                                      "supported")
+        if y is not None and len(x) != len(y):
+            raise ValueError("`x` (images tensor) and `y` (labels) should have the same length. "
+                             f"Found: x.shape = {np.asarray(x).shape}, "
+                             f"y.shape = {np.asarray(y).shape}")
+        if sample_weight is not None and len(x) != len(sample_weight):
+            raise ValueError("`x` (images tensor) and `sample_weight` should have the same "
+                             f"length. Found: x.shape = {np.asarray(x).shape}, "
+                             f"sample_weight.shape = {np.asarray(sample_weight).shape}")
+        if subset is not None:
+            if subset not in {"training", "validation"}:
+                raise ValueError(f"Invalid subset name: {subset}; expected \"training\" or "
+                                 "\"validation\".")
+            split_idx = int(len(x) * image_data_generator._validation_split)
+            if y is not None and not ignore_class_split and not np.array_equal(
+                    np.unique(y[:split_idx]), np.unique(y[split_idx:])):
+                raise ValueError("Training and validation subsets have different number of "
+                                 "classes after the split. If your numpy arrays are sorted by "
+                                 "the label, you might want to shuffle them.")
+            keep = slice(None, split_idx) if subset == "validation" else slice(split_idx, None)
+            x = x[keep]
+            y = y[keep] if y is not None else None
+            sample_weight = sample_weight[keep] if sample_weight is not None else None
+        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        if self.x.ndim != 4:
+            raise ValueError("Input data in `NumpyArrayIterator` should have rank 4. You passed "
+                             f"an array with shape {self.x.shape}")
+        if self.x.shape[3] not in {1, 3, 4}:
+            warnings.warn('NumpyArrayIterator is set to use the data format convention '
+                          '"channels_last" (channels on axis 3), i.e. expected either 1, 3, or '
+                          "4 channels on axis 3. However, it was passed an array with shape "
+                          f"{self.x.shape} ({self.x.shape[3]} channels).", stacklevel=3)
+        self.y = np.asarray(y) if y is not None else None
+        self.sample_weight = np.asarray(sample_weight) if sample_weight is not None else None
+        self.image_data_generator = image_data_generator
+        self.data_format, self.dtype = "channels_last", "float32"
+        self.save_to_dir, self.save_prefix, self.save_format = save_to_dir, save_prefix, \
+            save_format
+        Iterator.__init__(self, self.x.shape[0], batch_size, shuffle, seed, **kwargs)
+
+    def _batch(self, index_array, rs):
         gen = self.image_data_generator
         xb = np.ascontiguousarray(self.x[index_array])
         params = [gen._draw(xb.shape[1:], rs) for _ in range(xb.shape[0])]
@@ -420,6 +441,127 @@ class NumpyArrayIterator(PyDataset):
         if self.sample_weight is not None:
             out += (self.sample_weight[index_array],)
         return out
+
+
+def _valid_files(directory, formats, follow_links):
+    """(root, file name) of each image under directory, walked in sorted order (Keras)."""
+    for root, _, files in sorted(os.walk(directory, followlinks=follow_links),
+                                 key=lambda t: t[0]):
+        for fname in sorted(files):
+            if fname.lower().endswith(".tiff"):
+                warnings.warn('Using ".tiff" files with multiple bands will cause distortion. '
+                              "Please verify your output.", stacklevel=3)
+            if fname.lower().endswith(formats):
+                yield root, fname
+
+
+class DirectoryIterator(Iterator):
+    """Augmented batches of the images of directory/<class>/... (Keras's DirectoryIterator):
+    classes are the sorted subdirectories (or `classes`), labels as class_mode says
+    ('categorical' one-hot, 'binary' and 'sparse' float32 indices, 'input' the images, None
+    no labels); each file through load_img(color_mode, target_size, interpolation,
+    keep_aspect_ratio), the augmentation and standardize."""
+
+    allowed_class_modes = {"categorical", "binary", "sparse", "input", None}
+
+    def __init__(self, directory, image_data_generator, target_size=(256, 256),
+                 color_mode="rgb", classes=None, class_mode="categorical", batch_size=32,
+                 shuffle=True, seed=None, data_format=None, save_to_dir=None, save_prefix="",
+                 save_format="png", follow_links=False, subset=None, interpolation="nearest",
+                 keep_aspect_ratio=False, dtype=None, **kwargs):
+        if data_format not in (None, "channels_last"):
+            raise NotImplementedError(f"DirectoryIterator: data_format={data_format!r} is not "
+                                      "supported")
+        self.image_data_generator = image_data_generator
+        self.target_size = tuple(target_size)
+        self.keep_aspect_ratio = keep_aspect_ratio
+        if color_mode not in {"rgb", "rgba", "grayscale"}:
+            raise ValueError(f'Invalid color mode: {color_mode}; expected "rgb", "rgba", or '
+                             '"grayscale".')
+        self.color_mode = color_mode
+        self.data_format, self.dtype = "channels_last", "float32"
+        self.image_shape = self.target_size + ({"rgba": 4, "rgb": 3}.get(color_mode, 1),)
+        self.save_to_dir, self.save_prefix, self.save_format = save_to_dir, save_prefix, \
+            save_format
+        self.interpolation = interpolation
+        if subset is not None:
+            vs = image_data_generator._validation_split
+            if subset == "validation":
+                split = (0, vs)
+            elif subset == "training":
+                split = (vs, 1)
+            else:
+                raise ValueError(f"Invalid subset name: {subset};expected \"training\" or "
+                                 "\"validation\"")
+        else:
+            split = None
+        self.split, self.subset = split, subset
+        if class_mode not in self.allowed_class_modes:
+            raise ValueError(f"Invalid class_mode: {class_mode}; expected one of: "
+                             f"{self.allowed_class_modes}")
+        self.directory, self.class_mode = directory, class_mode
+        if not classes:
+            classes = [d for d in sorted(os.listdir(directory))
+                       if os.path.isdir(os.path.join(directory, d))]
+        self.num_classes = len(classes)
+        self.class_indices = dict(zip(classes, range(len(classes))))
+        self.filenames, labels = [], []
+        for name in classes:
+            path = os.path.join(directory, name)
+            found = list(_valid_files(path, self.white_list_formats, follow_links))
+            if split:
+                found = found[int(split[0] * len(found)):int(split[1] * len(found))]
+            for root, fname in found:
+                labels.append(self.class_indices[name])
+                self.filenames.append(os.path.join(
+                    name, os.path.relpath(os.path.join(root, fname), path)))
+        self.samples = len(self.filenames)
+        self.classes = np.array(labels, dtype="int32")
+        print(f"Found {self.samples} images belonging to {self.num_classes} classes.")
+        self._filepaths = [os.path.join(directory, f) for f in self.filenames]
+        Iterator.__init__(self, self.samples, batch_size, shuffle, seed, **kwargs)
+
+    @property
+    def filepaths(self):
+        return self._filepaths
+
+    @property
+    def labels(self):
+        return self.classes
+
+    def _batch(self, index_array, rs):
+        from ..images import img_to_array, load_img
+        gen = self.image_data_generator
+        xb = np.zeros((len(index_array),) + self.image_shape, dtype=np.float32)
+        for i, j in enumerate(index_array):
+            img = load_img(self._filepaths[j], color_mode=self.color_mode,
+                           target_size=self.target_size, interpolation=self.interpolation,
+                           keep_aspect_ratio=self.keep_aspect_ratio)
+            a = img_to_array(img)
+            if hasattr(img, "close"):
+                img.close()
+            if a.shape != self.image_shape:
+                raise ValueError(f"DirectoryIterator: {self._filepaths[j]} loads as shape "
+                                 f"{a.shape}, expected {self.image_shape}")
+            xb[i] = a
+        params = [gen._draw(self.image_shape, rs) for _ in range(xb.shape[0])]
+        batch_x = gen._warp_batch(xb, params)
+        for i in range(batch_x.shape[0]):
+            batch_x[i] = gen.standardize(batch_x[i])
+        if self.save_to_dir:
+            from ..images import array_to_img
+            for i, j in enumerate(index_array):
+                fname = f"{self.save_prefix}_{j}_{rs.randint(10**7)}.{self.save_format}"
+                array_to_img(batch_x[i], scale=True).save(os.path.join(self.save_to_dir, fname))
+        if self.class_mode == "input":
+            return batch_x, batch_x.copy()
+        if self.class_mode in {"binary", "sparse"}:
+            return batch_x, self.classes[index_array].astype(np.float32)
+        if self.class_mode == "categorical":
+            y = np.zeros((len(batch_x), self.num_classes), dtype=np.float32)
+            y[np.arange(len(batch_x)), self.classes[index_array]] = 1.0
+            return batch_x, y
+        return batch_x
 
 
 def apply_affine_transform(x, theta=0, tx=0, ty=0, shear=0, zx=1, zy=1, row_axis=1, col_axis=2,
