@@ -371,3 +371,10 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="crop_resize"):
         backend.crop_resize(np.empty((1, 2, 2, 1), np.float32),
                             np.empty((1, 4, 4, 1), np.float32), 4, 0)
+
+
+def test_augment_kinds_keep_their_numbers():
+    # the kinds are appended, never renumbered (saved Net specs and the C++ switch rely on it)
+    assert {k: int(v) for k, v in backend.AugmentKind.__members__.items()} == \
+        {"flip": 0, "rotation": 1, "zoom": 2, "translation": 3, "contrast": 4, "crop": 5}
+    assert int(_core.OpKind.augment) == 8
