@@ -176,10 +176,10 @@ void lerp_weights(std::vector<Lerp>& v, int out_size, int in_size) {
     }
 }
 
-// One window (wh, ww) of an image with row stride `rs` floats, resized to (oh, ow).
-void resize_window(float* out, const float* win, int64_t rs, int wh, int ww, int C, int oh, int ow,
+// One window of an image with row stride `rs` floats, resized to (oh, ow) through the
+// weights ys, xs (computed for the window's size).
+void resize_window(float* out, const float* win, int64_t rs, int C, int oh, int ow,
                    const std::vector<Lerp>& ys, const std::vector<Lerp>& xs) {
-    (void)wh, (void)ww;
     for (int y = 0; y < oh; ++y) {
         const float* r0 = win + ys[y].lo * rs;
         const float* r1 = win + ys[y].hi * rs;
@@ -214,7 +214,7 @@ void window_resize(float* out, const float* inp, int B, int H, int W, int C, int
             for (int y = 0; y < oh; ++y)
                 std::memcpy(o + (int64_t)y * ow * C, win + y * rs, sizeof(float) * ow * C);
         } else {
-            resize_window(o, win, rs, wh, ww, C, oh, ow, ys, xs);
+            resize_window(o, win, rs, C, oh, ow, ys, xs);
         }
     }
 }
