@@ -27,7 +27,8 @@ enum class OpKind : int {
     Dropout = 5,
     Activation = 6,
     BatchNorm = 7,
-    Augment = 8,  // RandomFlip/RandomRotation/RandomZoom (csrc/augment.h): identity unless training
+    Augment = 8,  // the Random* image layers (csrc/augment.h): identity unless training
+                  // (RandomCrop: its centred crop)
     GlobalAvgPool2D = 9,
     GlobalMaxPool2D = 10,
     Rescale = 11,

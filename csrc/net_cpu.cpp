@@ -115,6 +115,10 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                               "Net: an augmentation must come before every layer with weights "
                               "(it has no backward)");
                 ws = std::max(ws, (size_t)kAugmentWork * max_batch);
+                if (o.aug.kind == AugmentKind::Crop) {  // RandomCrop: (crop_h, crop_w, C)
+                    CNNFAST_CHECK(o.aug.crop_h > 0 && o.aug.crop_w > 0, "Net: bad crop size");
+                    shape = {o.aug.crop_h, o.aug.crop_w, shape[2]};
+                }
                 break;
             case OpKind::GlobalAvgPool2D:
             case OpKind::GlobalMaxPool2D:
@@ -226,6 +230,9 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                 if (training)
                     augment_forward(out, in, workspace_.data(), o.aug, B, l.in_shape[0],
                                     l.in_shape[1], l.in_shape[2], layer_seed(seed, i));
+                else if (o.aug.kind == AugmentKind::Crop)  // Keras's centred crop
+                    augment_inference(out, in, o.aug, B, l.in_shape[0], l.in_shape[1],
+                                      l.in_shape[2]);
                 else
                     out = in;
                 break;
