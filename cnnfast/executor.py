@@ -337,6 +337,27 @@ class NativeEngine(Engine):
         self.net.predict(xb, outs[0])
 
 
+# Forward passes (predict, evaluate) run in chunks whose activations fit in about this many
+# bytes, so a chunk's layers hand their outputs on in the L2 cache, and never fewer rows than
+# FORWARD_MIN_ROWS (a Dense layer's weights are read once per chunk). Measured in
+# bench/RESULTS.md#chunked-forward-passes; docs/training_step.md#chunked-forward-passes.
+FORWARD_CHUNK_BYTES = 4 << 20
+FORWARD_MIN_ROWS = 32
+
+
+def forward_rows(layers, in_shape, batch):
+    """Rows per forward chunk for a chain of built layers on per-sample inputs `in_shape`
+    and a requested batch size. CNNFAST_FORWARD_ROWS=n forces n (for bench/)."""
+    env = os.environ.get("CNNFAST_FORWARD_ROWS")
+    if env:
+        return max(1, min(batch, int(env)))
+    shape, per_row = (None, *in_shape), 0
+    for layer in layers:
+        shape = layer.compute_output_shape(shape)
+        per_row += 4 * int(np.prod(shape[1:]))
+    return max(1, min(batch, max(FORWARD_MIN_ROWS, FORWARD_CHUNK_BYTES // max(per_row, 1))))
+
+
 def _native_enabled(model):
     return getattr(model, "use_native_executor", True) and \
         os.environ.get("CNNFAST_EXECUTOR", "1") != "0"
@@ -375,11 +396,13 @@ def _native(model, batch, mode):
     in_shape = [int(d) for d in model.inputs[0].shape[1:]]
     key = (tuple(id(layer) for layer in layers), tuple(in_shape), id(model.optimizer),
            trainable, loss_kind, fused, tuple(id(m) for m in model._metrics))
+    # Training needs every row's activations at once; a forward pass runs in chunks of `rows`
+    # (the Net loops over them), so any batch size costs the memory of one chunk.
+    rows = int(batch) if mode == "train" else forward_rows(layers, in_shape, int(batch))
     cached = model._engine_cache.get("native")
-    if cached is not None and cached.key == key and cached.net.max_batch >= batch:
+    if cached is not None and cached.key == key and cached.net.max_batch >= rows:
         return cached
-    net = backend.Net(ops, in_shape, int(batch), loss_kind, int(np.prod(out_shape)),
-                      bool(fused))
+    net = backend.Net(ops, in_shape, rows, loss_kind, int(np.prod(out_shape)), bool(fused))
     engine = model._engine_cache["native"] = NativeEngine(model, net, layers, trainable, key)
     return engine
 

@@ -808,38 +808,48 @@ void bind_net(py::module_& m) {
             [](PyNet& h, py::object x, py::object y) {
                 const char* fn = "Net.evaluate";
                 py::array X = as_array(x, fn, "x");
-                const int B = as_int(X.shape(0), fn, "batch");
-                if (X.size() != (int64_t)B * h.net->in_size())
-                    throw py::value_error("Net.evaluate: x has shape " + shape_str(X));
+                const int64_t N = X.ndim() ? X.shape(0) : 0;
+                if (N < 1 || X.size() != N * h.net->in_size())
+                    throw py::value_error("Net.evaluate: x has shape " + shape_str(X) +
+                                          "; expected (N >= 1, " +
+                                          std::to_string(h.net->in_size()) + " values per row)");
+                const int n = as_int(N, fn, "batch");
                 const float* px = data_of<float>(x, fn, "x", false);
-                const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {B})
+                const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {n})
                                            : (const void*)data_of<float>(y, fn, "y", false,
-                                                                         {B, h.net->out_size()});
+                                                                         {n, h.net->out_size()});
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = h.net->evaluate(px, py_, B);
+                    r = h.net->evaluate(px, py_, N);
                 }
                 return py::make_tuple(r.loss, r.correct);
             },
-            py::arg("x"), py::arg("y"))
+            py::arg("x"), py::arg("y"),
+            "Loss and correct count over x's rows (any count; max_batch rows per pass).")
         .def(
             "predict",
             [](PyNet& h, py::object x, py::object out) {
                 const char* fn = "Net.predict";
                 py::array X = as_array(x, fn, "x");
-                const int B = as_int(X.shape(0), fn, "batch");
-                if (X.size() != (int64_t)B * h.net->in_size())
-                    throw py::value_error("Net.predict: x has shape " + shape_str(X));
+                const int64_t N = X.ndim() ? X.shape(0) : 0;
+                if (N < 1 || X.size() != N * h.net->in_size())
+                    throw py::value_error("Net.predict: x has shape " + shape_str(X) +
+                                          "; expected (N >= 1, " +
+                                          std::to_string(h.net->in_size()) + " values per row)");
+                as_int(N, fn, "batch");
                 const float* px = data_of<float>(x, fn, "x", false);
                 float* po = data_of<float>(out, fn, "out", true);
-                if (as_array(out, fn, "out").size() != (int64_t)B * h.net->out_size())
-                    throw py::value_error("Net.predict: out has the wrong size");
+                if (as_array(out, fn, "out").size() != N * h.net->out_size())
+                    throw py::value_error("Net.predict: out has shape " +
+                                          shape_str(as_array(out, fn, "out")) + "; expected (" +
+                                          std::to_string(N) + ", " +
+                                          std::to_string(h.net->out_size()) + ")");
                 py::gil_scoped_release nogil;
-                h.net->predict(px, B);
-                std::memcpy(po, h.net->output(), sizeof(float) * B * h.net->out_size());
+                h.net->predict_rows(px, po, N);
             },
-            py::arg("x"), py::arg("out"))
+            py::arg("x"), py::arg("out"),
+            "Outputs of x's rows (any count; max_batch rows per pass) into out.")
         .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); });
 }
 
