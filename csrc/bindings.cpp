@@ -27,6 +27,7 @@
 #include "net.h"
 #include "optim.h"
 #include "pool2d.h"
+#include "winograd.h"
 
 namespace py = pybind11;
 using namespace cnnfast;
@@ -398,6 +399,39 @@ void bind_info(py::module_& m) {
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
     m.def("set_gemm_isa", [](const std::string& s) { set_isa(s.c_str()); }, py::arg("name"));
+    // docs/winograd.md: which algorithm the 3x3 stride-1 convolutions use.
+    m.def(
+        "set_conv_algorithm",
+        [](const std::string& s) {
+            if (s == "auto")
+                set_conv_algorithm(ConvAlgorithm::Auto);
+            else if (s == "direct")
+                set_conv_algorithm(ConvAlgorithm::Direct);
+            else if (s == "winograd")
+                set_conv_algorithm(ConvAlgorithm::Winograd);
+            else
+                throw py::value_error("set_conv_algorithm: unknown algorithm '" + s +
+                                      "'; expected 'auto', 'direct' or 'winograd'");
+        },
+        py::arg("name"));
+    m.def("conv_algorithm", [] {
+        switch (conv_algorithm()) {
+            case ConvAlgorithm::Direct: return std::string("direct");
+            case ConvAlgorithm::Winograd: return std::string("winograd");
+            default: return std::string("auto");
+        }
+    });
+    m.def(
+        "conv_uses_winograd",
+        [](int N, int H, int W, int C, int KH, int KW, int OC, int SH, int SW,
+           const std::string& padding) {
+            return use_winograd(
+                make_conv2d_params(N, H, W, C, KH, KW, OC, SH, SW,
+                                   padding == "same" ? Padding::Same : Padding::Valid));
+        },
+        py::arg("N"), py::arg("H"), py::arg("W"), py::arg("C"), py::arg("KH"), py::arg("KW"),
+        py::arg("OC"), py::arg("SH"), py::arg("SW"), py::arg("padding"),
+        "Whether a conv of this shape runs Winograd under the current setting.");
 }
 
 // Output shapes, padding and workspace sizes of the conv and pooling kernels.

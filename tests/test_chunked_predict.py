@@ -42,8 +42,10 @@ def test_forward_rows_follow_the_chunk_budget():
     # per row: 12*12*8 + 6*6*8 + 4*4*16 + 256 + 256 + 20 + 7 floats
     per_row = 4 * (12 * 12 * 8 + 6 * 6 * 8 + 4 * 4 * 16 + 256 + 256 + 20 + 7)
     want = max(executor.FORWARD_MIN_ROWS, executor.FORWARD_CHUNK_BYTES // per_row)
-    assert executor.forward_rows(chain, [12, 12, 3], 10 ** 6) == want
-    assert executor.forward_rows(chain, [12, 12, 3], 5) == 5  # never more than the batch
+    assert executor._chain_row_bytes(chain, [12, 12, 3]) == per_row
+    assert executor._graph_row_bytes(m) == per_row + 4 * 12 * 12 * 3  # and the input
+    assert executor.forward_rows(per_row, 10 ** 6) == want
+    assert executor.forward_rows(per_row, 5) == 5  # never more than the batch
 
 
 @pytest.mark.parametrize("n", [1, 37, 250])
@@ -66,11 +68,15 @@ def test_chunked_predict_and_evaluate_equal_one_pass(monkeypatch, threads, n):
 
 def test_chunked_predict_equals_the_layer_engine(monkeypatch):
     x, y = data(90)
-    monkeypatch.setenv("CNNFAST_FORWARD_ROWS", "16")
+    monkeypatch.setenv("CNNFAST_FORWARD_ROWS", "100000")
     m = cnn()
     native = m.predict(x, batch_size=90, verbose=0)
+    native_eval = m.evaluate(x, y, batch_size=90, verbose=0)
     monkeypatch.setenv("CNNFAST_EXECUTOR", "0")
-    np.testing.assert_array_equal(m.predict(x, batch_size=90, verbose=0), native)
+    for rows in (16, 90):  # the LayerEngine chunks too, and gives the same bits
+        monkeypatch.setenv("CNNFAST_FORWARD_ROWS", str(rows))
+        np.testing.assert_array_equal(m.predict(x, batch_size=90, verbose=0), native)
+        assert m.evaluate(x, y, batch_size=90, verbose=0) == native_eval
 
 
 def test_one_net_serves_training_and_forward_passes(monkeypatch):
