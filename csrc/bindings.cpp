@@ -29,6 +29,7 @@
 #include "net.h"
 #include "optim.h"
 #include "pool2d.h"
+#include "winograd.h"
 
 namespace py = pybind11;
 using namespace cnnfast;
@@ -400,6 +401,39 @@ void bind_info(py::module_& m) {
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
     m.def("set_gemm_isa", [](const std::string& s) { set_isa(s.c_str()); }, py::arg("name"));
+    // docs/winograd.md: which algorithm the 3x3 stride-1 convolutions use.
+    m.def(
+        "set_conv_algorithm",
+        [](const std::string& s) {
+            if (s == "auto")
+                set_conv_algorithm(ConvAlgorithm::Auto);
+            else if (s == "direct")
+                set_conv_algorithm(ConvAlgorithm::Direct);
+            else if (s == "winograd")
+                set_conv_algorithm(ConvAlgorithm::Winograd);
+            else
+                throw py::value_error("set_conv_algorithm: unknown algorithm '" + s +
+                                      "'; expected 'auto', 'direct' or 'winograd'");
+        },
+        py::arg("name"));
+    m.def("conv_algorithm", [] {
+        switch (conv_algorithm()) {
+            case ConvAlgorithm::Direct: return std::string("direct");
+            case ConvAlgorithm::Winograd: return std::string("winograd");
+            default: return std::string("auto");
+        }
+    });
+    m.def(
+        "conv_uses_winograd",
+        [](int N, int H, int W, int C, int KH, int KW, int OC, int SH, int SW,
+           const std::string& padding) {
+            return use_winograd(
+                make_conv2d_params(N, H, W, C, KH, KW, OC, SH, SW,
+                                   padding == "same" ? Padding::Same : Padding::Valid));
+        },
+        py::arg("N"), py::arg("H"), py::arg("W"), py::arg("C"), py::arg("KH"), py::arg("KW"),
+        py::arg("OC"), py::arg("SH"), py::arg("SW"), py::arg("padding"),
+        "Whether a conv of this shape runs Winograd under the current setting.");
 }
 
 // Output shapes, padding and workspace sizes of the conv and pooling kernels.
@@ -810,38 +844,48 @@ void bind_net(py::module_& m) {
             [](PyNet& h, py::object x, py::object y) {
                 const char* fn = "Net.evaluate";
                 py::array X = as_array(x, fn, "x");
-                const int B = as_int(X.shape(0), fn, "batch");
-                if (X.size() != (int64_t)B * h.net->in_size())
-                    throw py::value_error("Net.evaluate: x has shape " + shape_str(X));
+                const int64_t N = X.ndim() ? X.shape(0) : 0;
+                if (N < 1 || X.size() != N * h.net->in_size())
+                    throw py::value_error("Net.evaluate: x has shape " + shape_str(X) +
+                                          "; expected (N >= 1, " +
+                                          std::to_string(h.net->in_size()) + " values per row)");
+                const int n = as_int(N, fn, "batch");
                 const float* px = data_of<float>(x, fn, "x", false);
-                const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {B})
+                const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {n})
                                            : (const void*)data_of<float>(y, fn, "y", false,
-                                                                         {B, h.net->out_size()});
+                                                                         {n, h.net->out_size()});
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = h.net->evaluate(px, py_, B);
+                    r = h.net->evaluate(px, py_, N);
                 }
                 return py::make_tuple(r.loss, r.correct);
             },
-            py::arg("x"), py::arg("y"))
+            py::arg("x"), py::arg("y"),
+            "Loss and correct count over x's rows (any count; max_batch rows per pass).")
         .def(
             "predict",
             [](PyNet& h, py::object x, py::object out) {
                 const char* fn = "Net.predict";
                 py::array X = as_array(x, fn, "x");
-                const int B = as_int(X.shape(0), fn, "batch");
-                if (X.size() != (int64_t)B * h.net->in_size())
-                    throw py::value_error("Net.predict: x has shape " + shape_str(X));
+                const int64_t N = X.ndim() ? X.shape(0) : 0;
+                if (N < 1 || X.size() != N * h.net->in_size())
+                    throw py::value_error("Net.predict: x has shape " + shape_str(X) +
+                                          "; expected (N >= 1, " +
+                                          std::to_string(h.net->in_size()) + " values per row)");
+                as_int(N, fn, "batch");
                 const float* px = data_of<float>(x, fn, "x", false);
                 float* po = data_of<float>(out, fn, "out", true);
-                if (as_array(out, fn, "out").size() != (int64_t)B * h.net->out_size())
-                    throw py::value_error("Net.predict: out has the wrong size");
+                if (as_array(out, fn, "out").size() != N * h.net->out_size())
+                    throw py::value_error("Net.predict: out has shape " +
+                                          shape_str(as_array(out, fn, "out")) + "; expected (" +
+                                          std::to_string(N) + ", " +
+                                          std::to_string(h.net->out_size()) + ")");
                 py::gil_scoped_release nogil;
-                h.net->predict(px, B);
-                std::memcpy(po, h.net->output(), sizeof(float) * B * h.net->out_size());
+                h.net->predict_rows(px, po, N);
             },
-            py::arg("x"), py::arg("out"))
+            py::arg("x"), py::arg("out"),
+            "Outputs of x's rows (any count; max_batch rows per pass) into out.")
         .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); });
 }
 
