@@ -112,6 +112,9 @@ struct OptSpec {
 //            s2 = mean gradient (centered only)
 //   Nadam:   s0 = m, s1 = v;  Adamax: s0 = m, s1 = u (infinity norm)
 //   Adagrad: s0 = accumulator;  Adadelta: s0 = accumulated grad, s1 = accumulated delta
+// l1, l2: the array's Keras weight regularizer (L1/L2/L1L2, 0 for none): its penalty is added
+// to the step's `penalty` and its gradient to g before the optimizer (csrc/optim.h
+// weight_penalty), as Keras adds model.losses to the loss it differentiates.
 struct ParamSlot {
     float* w;
     float* g;
@@ -119,11 +122,13 @@ struct ParamSlot {
     float* s1;
     float* s2;
     int64_t n;
+    double l1 = 0.0, l2 = 0.0;
 };
 
 struct StepResult {
-    float loss;       // batch mean, float32 as Keras computes it
-    int64_t correct;  // rows whose argmax(output) equals the label (first index on ties)
+    float loss;            // batch mean, float32 as Keras computes it
+    int64_t correct;       // rows whose argmax(output) equals the label (first index on ties)
+    float penalty = 0.0f;  // train_step: the weight penalties, float32, summed in param order
 };
 
 class Net {

@@ -452,6 +452,9 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
     lap(prof_.loss_ms);
     backward(B);
     t = timing_ ? now_ms() : 0.0;
+    for (const ParamSlot& p : params)
+        if (p.l1 != 0.0 || p.l2 != 0.0)
+            r.penalty += weight_penalty(p.g, p.w, p.n, p.l1, p.l2, 1.0f);
     optimizer_step(opt, params, lr, step);
     lap(prof_.update_ms);
     if (timing_) ++prof_.steps;
