@@ -409,22 +409,16 @@ class NativeEngine(Engine):
         self._regularized = regularized([layer for layer, _ in pairs])
 
     def train_step(self, x, y, idx, seed, sw=None):
-        if sw is not None:
-            raise ValueError("NativeEngine: sample weights run on the LayerEngine "
-                             "(executor.for_model(..., weighted=True))")
         self._wire_optimizer()
         lr, step = self._step_scalars()
-        loss, correct = self.net.train_step(x, y, idx, seed, lr, step)
+        loss, correct = self.net.train_step(x, y, idx, seed, lr, step, sw)
         self._finish_step(step)
         if self._regularized:
             loss = total_loss(loss, np.float32(0.0), np.float32(self.net.penalty))
         return np.float32(loss), [correct] * len(self.model._metrics)
 
     def evaluate(self, xb, yb, sw=None):
-        if sw is not None:
-            raise ValueError("NativeEngine: sample weights run on the LayerEngine "
-                             "(executor.for_model(..., weighted=True))")
-        loss, correct = self.net.evaluate(xb, yb)
+        loss, correct = self.net.evaluate(xb, yb, sw)
         params = regularized([layer for layer, t in zip(self.layers, self.trainable) if t])
         if params:
             loss = total_loss(loss, np.float32(0.0), weight_penalty(params, False))
@@ -439,10 +433,10 @@ def _native_enabled(model):
         os.environ.get("CNNFAST_EXECUTOR", "1") != "0"
 
 
-def _native(model, batch, mode, weighted=False):
+def _native(model, batch, mode):
     """A NativeEngine for this model and mode (reusing the model's cached one), or None when
-    the model needs the LayerEngine (also for steps with sample weights)."""
-    if not _native_enabled(model) or weighted:
+    the model needs the LayerEngine."""
+    if not _native_enabled(model):
         return None
     layers = _chain(model)
     if layers is None:
@@ -481,13 +475,12 @@ def _native(model, batch, mode, weighted=False):
     return engine
 
 
-def for_model(model, batch, mode, weighted=False):
+def for_model(model, batch, mode):
     """The engine that runs `mode` ('train', 'evaluate' or 'predict') of `model` for batches
-    of up to `batch` rows: a NativeEngine where the model allows, else a LayerEngine.
-    weighted: the steps carry sample weights (the LayerEngine's)."""
+    of up to `batch` rows: a NativeEngine where the model allows, else a LayerEngine."""
     if mode not in ("train", "evaluate", "predict"):
         raise ValueError(f"for_model: unknown mode {mode!r}")
-    native = _native(model, batch, mode, weighted)
+    native = _native(model, batch, mode)
     return native if native is not None else layer_engine(model)
 
 

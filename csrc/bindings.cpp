@@ -783,7 +783,7 @@ void bind_net(py::module_& m) {
         .def(
             "train_step",
             [](PyNet& h, py::object x, py::object y, py::object idx, uint64_t seed, float lr,
-               int64_t step) {
+               int64_t step, py::object sw) {
                 const char* fn = "Net.train_step";
                 py::array X = as_array(x, fn, "x"), I = as_array(idx, fn, "idx");
                 const int64_t in_n = h.net->in_size();
@@ -802,19 +802,20 @@ void bind_net(py::module_& m) {
                     if (pi[b] < 0 || pi[b] >= N)
                         throw py::value_error("Net.train_step: index out of range");
                 if (step < 1) throw py::value_error("Net.train_step: step must be >= 1");
+                const float* psw = optional_data_of<float>(sw, fn, "sw", false, {N});
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = h.net->train_step(px, py_, pi, B, seed, h.opt, h.params, lr, step);
+                    r = h.net->train_step(px, py_, pi, B, seed, h.opt, h.params, lr, step, psw);
                 }
                 h.penalty = r.penalty;
                 return py::make_tuple(r.loss, r.correct);
             },
             py::arg("x"), py::arg("y"), py::arg("idx"), py::arg("seed"), py::arg("lr"),
-            py::arg("step"))
+            py::arg("step"), py::arg("sw") = py::none())
         .def(
             "evaluate",
-            [](PyNet& h, py::object x, py::object y) {
+            [](PyNet& h, py::object x, py::object y, py::object sw) {
                 const char* fn = "Net.evaluate";
                 py::array X = as_array(x, fn, "x");
                 const int B = as_int(X.shape(0), fn, "batch");
@@ -824,14 +825,15 @@ void bind_net(py::module_& m) {
                 const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {B})
                                            : (const void*)data_of<float>(y, fn, "y", false,
                                                                          {B, h.net->out_size()});
+                const float* psw = optional_data_of<float>(sw, fn, "sw", false, {B});
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = h.net->evaluate(px, py_, B);
+                    r = h.net->evaluate(px, py_, B, psw);
                 }
                 return py::make_tuple(r.loss, r.correct);
             },
-            py::arg("x"), py::arg("y"))
+            py::arg("x"), py::arg("y"), py::arg("sw") = py::none())
         .def(
             "predict",
             [](PyNet& h, py::object x, py::object out) {

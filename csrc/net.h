@@ -143,12 +143,15 @@ class Net {
     void predict(const float* x, int B);
     // Gathers rows idx[0..B) of the dataset x (N, in_size) and labels y, then a full step.
     // y is int32 (B) for sparse losses or float32 (B,K) for dense ones. The update uses
-    // ParamSlots with lr and step (= optimizer iterations + 1).
+    // ParamSlots with lr and step (= optimizer iterations + 1). sw: the dataset's sample
+    // weights (N) or nullptr; the loss is then Keras's weighted mean (losses.h
+    // weighted_loss_mean).
     StepResult train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                           const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
-                          int64_t step);
-    // Loss and correct count of a forward pass (dropout off) on contiguous rows.
-    StepResult evaluate(const float* x, const void* y, int B);
+                          int64_t step, const float* sw = nullptr);
+    // Loss and correct count of a forward pass (dropout off) on contiguous rows; sw (B) or
+    // nullptr: the rows' sample weights.
+    StepResult evaluate(const float* x, const void* y, int B, const float* sw = nullptr);
 
     // Wall time of each op's forward and backward, and of the step's other phases, summed
     // over the train steps since profiling was switched on (set_profiling(true) also resets).
@@ -183,7 +186,7 @@ class Net {
     };
 
     void forward(const float* x, int B, bool training, uint64_t seed);
-    float loss_and_grad(const void* y, int B, bool with_grad);
+    float loss_and_grad(const void* y, int B, bool with_grad, const float* sw);
     void backward(int B);
     int64_t count_correct(const void* y, int B) const;
 
@@ -196,6 +199,7 @@ class Net {
     std::vector<int32_t> ybuf_i_;
     std::vector<float> ybuf_f_;
     std::vector<float> loss_buf_, dloss_;
+    std::vector<float> swbuf_;  // gathered sample weights
     std::vector<float> workspace_;
     bool profiling_ = false;  // record in train_step
     bool timing_ = false;     // recording now (inside a profiled train_step)

@@ -16,6 +16,7 @@
 #include "batchnorm.h"
 #include "conv2d.h"
 #include "dense.h"
+#include "losses.h"
 #include "optim.h"
 #include "pool2d.h"
 
@@ -160,6 +161,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
     ybuf_i_.resize(max_batch);
     ybuf_f_.resize((size_t)max_batch * K_);
     loss_buf_.resize(max_batch);
+    swbuf_.resize(max_batch);
     dloss_.resize((size_t)max_batch * K_);
     workspace_.resize(std::max<size_t>(ws, 1));
     a_.assign(layers_.size() + 1, nullptr);
@@ -249,7 +251,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
     }
 }
 
-float Net::loss_and_grad(const void* y, int B, bool with_grad) {
+float Net::loss_and_grad(const void* y, int B, bool with_grad, const float* sw) {
     const float* in = fused_ ? zp_.back() : a_.back();
     CNNFAST_CHECK(in, "Net: the loss has no input");
     float* d = with_grad ? dloss_.data() : nullptr;
@@ -269,7 +271,7 @@ float Net::loss_and_grad(const void* y, int B, bool with_grad) {
             xent_probs_dense(loss, d, in, (const float*)y, B, K_, kXentEps, scale);
             break;
     }
-    return loss_batch_mean(loss, B);
+    return sw ? weighted_loss_mean(d, loss, sw, B, K_) : loss_batch_mean(loss, B);
 }
 
 void Net::backward(int B) {
@@ -419,7 +421,7 @@ static void optimizer_step(const OptSpec& opt, const std::vector<ParamSlot>& par
 
 StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                            const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
-                           int64_t step) {
+                           int64_t step, const float* sw) {
     CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch size out of range");
     const bool sparse = is_sparse(loss_);
     const int64_t in_n = sizes_.front();
@@ -441,13 +443,14 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
         else
             std::memcpy(ybuf_f_.data() + (size_t)b * K_, (const float*)y + (size_t)idx[b] * K_,
                         sizeof(float) * K_);
+        if (sw) swbuf_[b] = sw[idx[b]];
     }
     const void* yb = sparse ? (const void*)ybuf_i_.data() : (const void*)ybuf_f_.data();
     lap(prof_.gather_ms);
     forward(xbuf_.data(), B, true, seed);  // forward/backward time themselves per op
     t = timing_ ? now_ms() : 0.0;
     StepResult r;
-    r.loss = loss_and_grad(yb, B, true);
+    r.loss = loss_and_grad(yb, B, true, sw ? swbuf_.data() : nullptr);
     r.correct = count_correct(yb, B);
     lap(prof_.loss_ms);
     backward(B);
@@ -462,11 +465,11 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
     return r;
 }
 
-StepResult Net::evaluate(const float* x, const void* y, int B) {
+StepResult Net::evaluate(const float* x, const void* y, int B, const float* sw) {
     timing_ = false;  // only train steps are profiled (even after one that threw)
     forward(x, B, false, 0);
     StepResult r;
-    r.loss = loss_and_grad(y, B, false);
+    r.loss = loss_and_grad(y, B, false, sw);
     r.correct = count_correct(y, B);
     return r;
 }

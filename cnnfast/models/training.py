@@ -44,14 +44,13 @@ class _Engines:
     the loop when it is known (arrays), else for the first batch, and again when a larger
     batch arrives (datasets)."""
 
-    def __init__(self, model, mode, batch, weighted=False):
-        self.model, self.mode, self.batch, self.weighted = model, mode, batch or 0, weighted
-        self.engine = executor.for_model(model, batch, mode, weighted) if batch else None
+    def __init__(self, model, mode, batch):
+        self.model, self.mode, self.batch = model, mode, batch or 0
+        self.engine = executor.for_model(model, batch, mode) if batch else None
 
     def get(self, n):
         if self.engine is None or n > self.batch:
-            self.engine = executor.for_model(self.model, n, self.mode, self.weighted)
-            self.batch = n
+            self.engine, self.batch = executor.for_model(self.model, n, self.mode), n
         return self.engine
 
 
@@ -159,7 +158,7 @@ class Trainer:
         # One generator drives the run: the epoch's permutation, then one seed per step from
         # which the engine derives every random choice of that step (executor.step_seed).
         gen = utils.rng()
-        engines = _Engines(self, "train", train.max_batch, sw is not None)
+        engines = _Engines(self, "train", train.max_batch)
         cbl.on_train_begin()
         logs = {}
         training_logs = None
@@ -256,7 +255,7 @@ class Trainer:
     def _evaluate_batches(self, source, cbl):
         trackers = self._new_trackers()
         weighted = getattr(source, "sample_weight", None) is not None
-        engines = _Engines(self, "evaluate", source.max_batch, weighted)
+        engines = _Engines(self, "evaluate", source.max_batch)
         self.stop_evaluating = False
         cbl.on_test_begin()
         for step, batch in enumerate(source.eval_batches()):
@@ -370,7 +369,7 @@ class Trainer:
         sw = weighting.sample_weights(self, sample_weight, n, "train_on_batch") \
             if class_weight is None else weighting.class_weights(self, class_weight, y,
                                                                  "train_on_batch")
-        engine = executor.for_model(self, n, "train", sw is not None)
+        engine = executor.for_model(self, n, "train")
         trackers = self._new_trackers()
         loss, correct = engine.train_step(x, y, np.arange(n, dtype=np.int64),
                                           executor.step_seed(utils.rng()),
