@@ -15,6 +15,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from . import data, weighting
+from . import steps as steps_mod
 
 
 def _resolve_verbose(verbose):
@@ -133,12 +134,13 @@ class Trainer:
         self._check_compiled("fit")
         weighting.check_exclusive(sample_weight, class_weight, "fit")
         _resolve_verbose(verbose)
-        batch_size = _positive_int(batch_size, "fit(): batch_size", 32)
+        # None stays None here: with steps the batch is ceil(n / steps) (models/steps.py)
+        batch_size = _positive_int(batch_size, "fit(): batch_size")
         val_batch = _positive_int(validation_batch_size, "fit(): validation_batch_size",
                                   batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit(): epochs must be a non-negative integer, got {epochs!r}")
-        validation_freq = _positive_int(validation_freq, "fit(): validation_freq")
+        validation_freq = steps_mod.check_validation_freq(validation_freq)
         steps_per_epoch = _positive_int(steps_per_epoch, "fit(): steps_per_epoch")
         validation_steps = _positive_int(validation_steps, "fit(): validation_steps")
         if shuffle not in (True, False):
@@ -176,7 +178,7 @@ class Trainer:
                 if self.stop_training:
                     break
             logs = self._logs(trackers)
-            if val is not None and (epoch + 1) % validation_freq == 0:
+            if val is not None and steps_mod.should_validate(epoch, validation_freq):
                 # Keras runs validation through evaluate(callbacks=<fit's list>): the
                 # on_test_* hooks fire (ProgbarLogger stays silent inside fit).
                 vlogs = self._evaluate_batches(val, cbl)
@@ -206,8 +208,6 @@ class Trainer:
                                  "not datasets; pass validation_data=")
             train = data.DatasetBatches(self, x, "fit", steps_per_epoch)  # shuffle: the dataset's
         else:
-            if steps_per_epoch is not None:
-                raise NotImplementedError("fit(): steps_per_epoch is supported for datasets only")
             x = data.prepare_x(self, x, "fit")
             y = data.prepare_y(self, y, x.shape[0], "fit")
             sw = weighting.sample_weights(self, sample_weight, x.shape[0], "fit")
@@ -225,14 +225,22 @@ class Trainer:
                 raise ValueError(f"fit(): validation_split={validation_split} leaves an empty "
                                  f"training or validation set for {x.shape[0]} samples")
             # Keras splits the sample weights with x and y (class weights: the training part)
-            val = weighting.array_source(x[split_at:], y[split_at:],
-                                         None if sw is None else sw[split_at:], val_batch)
+            n_val = x.shape[0] - split_at
+            val = weighting.array_source(
+                x[split_at:], y[split_at:], None if sw is None else sw[split_at:],
+                steps_mod.batch_size_for(val_batch, n_val, validation_steps))
+            if validation_steps is not None:
+                val = steps_mod.FirstSteps(val, validation_steps)
             x, y = x[:split_at], y[:split_at]
             sw = None if sw is None else sw[:split_at]
         if train is None:
             if class_weight is not None:
                 sw = weighting.class_weights(self, class_weight, y, "fit")
-            train = weighting.array_source(x, y, sw, batch_size, shuffle)
+            train = weighting.array_source(
+                x, y, sw, steps_mod.batch_size_for(batch_size, x.shape[0], steps_per_epoch),
+                shuffle)
+            if steps_per_epoch is not None:
+                train = steps_mod.StepsPerEpoch(train, steps_per_epoch)
         return train, val
 
     def _validation_source(self, validation_data, val_batch, validation_steps):
@@ -240,9 +248,6 @@ class Trainer:
         if data.is_dataset(validation_data):
             return data.DatasetBatches(self, validation_data, what, validation_steps,
                                        "validation_steps")
-        if validation_steps is not None:
-            raise NotImplementedError("fit(): validation_steps is supported for validation "
-                                      "datasets only")
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("fit(): validation_data must be a tuple (x_val, y_val) or a "
                              "dataset")
@@ -250,7 +255,9 @@ class Trainer:
         vy = data.prepare_y(self, validation_data[1], vx.shape[0], what)
         vsw = weighting.sample_weights(self, validation_data[2], vx.shape[0], what) \
             if len(validation_data) == 3 else None
-        return weighting.array_source(vx, vy, vsw, val_batch)
+        val = weighting.array_source(vx, vy, vsw, steps_mod.batch_size_for(
+            val_batch, vx.shape[0], validation_steps))
+        return val if validation_steps is None else steps_mod.FirstSteps(val, validation_steps)
 
     def _evaluate_batches(self, source, cbl):
         trackers = self._new_trackers()
@@ -277,7 +284,7 @@ class Trainer:
         or a cnnfast.data.Dataset of (x, y) batches; `steps` batches of it if given)."""
         self._check_compiled("evaluate")
         _resolve_verbose(verbose)
-        batch_size = _positive_int(batch_size, "evaluate(): batch_size", 32)
+        batch_size = _positive_int(batch_size, "evaluate(): batch_size")
         steps = _positive_int(steps, "evaluate(): steps")
         if data.is_dataset(x):
             _no_y_with_dataset(y, "evaluate")
@@ -286,12 +293,13 @@ class Trainer:
                                  "given: the sample weights are part of the dataset's elements")
             source = data.DatasetBatches(self, x, "evaluate", steps, "steps")
         else:
-            if steps is not None:
-                raise NotImplementedError("evaluate(): steps is supported for datasets only")
             x = data.prepare_x(self, x, "evaluate")
             y = data.prepare_y(self, y, x.shape[0], "evaluate")
             sw = weighting.sample_weights(self, sample_weight, x.shape[0], "evaluate")
-            source = weighting.array_source(x, y, sw, batch_size)
+            source = weighting.array_source(
+                x, y, sw, steps_mod.batch_size_for(batch_size, x.shape[0], steps))
+            if steps is not None:
+                source = steps_mod.FirstSteps(source, steps)
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
                                        epochs=1, steps=source.steps, model=self)
