@@ -1,7 +1,7 @@
-"""sample_weight and class_weight (cnnfast/models/weighting.py, docs/keras_semantics.md#sample-
-weights): the weighted reduction kernel vs NumPy, class weights as Keras converts them, both
-engines bit for bit, tf.keras parity with copied weights (fit, evaluate, validation weights,
-train_on_batch / test_on_batch), bad arguments."""
+"""sample_weight and class_weight (cnnfast/models/weighting.py,
+docs/keras_semantics.md#sample-weights): the weighted reduction kernel vs NumPy, class weights
+as Keras converts them, both engines bit for bit, tf.keras parity with copied weights (fit,
+evaluate, validation weights, train_on_batch / test_on_batch), bad arguments."""
 import numpy as np
 import pytest
 import tf_oracle
