@@ -2,9 +2,9 @@
 
 Every model runs on one of two engines with the same interface (docs/training_step.md):
 
-    train_step(x, y, idx, seed) -> (mean loss, [correct rows per metric])
-        one optimizer step on rows idx of the dataset (x, y)
-    evaluate(xb, yb)            -> (mean loss, [correct rows per metric]), dropout off
+    train_step(x, y, idx, seed, sw=None) -> (mean loss, [correct rows per metric])
+        one optimizer step on rows idx of the dataset (x, y), sw its sample weights (N,)
+    evaluate(xb, yb, sw=None)   -> (mean loss, [correct rows per metric]), dropout off
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
 - `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
@@ -151,11 +151,6 @@ def all_layers(model):
             yield from all_layers(layer)
         else:
             yield layer
-
-
-def has_activity_regularizer(model):
-    return any(getattr(layer, "activity_regularizer", None) is not None
-               for layer in all_layers(model))
 
 
 def total_loss(mean, activity, weights):

@@ -234,3 +234,23 @@ def test_train_and_test_on_batch_match_keras(tf_keras):
     rc = cm.test_on_batch(x, y, return_dict=True)
     assert sorted(rc) == sorted(rk)
     np.testing.assert_allclose(rc["loss"], rk["loss"], rtol=RTOL)
+
+
+@pytest.mark.tf
+def test_eager_loss_call_with_sample_weight_matches_keras(tf_keras):
+    tf, keras = tf_keras
+    r = np.random.default_rng(5)
+    p = r.random((6, 3)).astype(np.float32)
+    p /= p.sum(axis=1, keepdims=True)
+    y = r.integers(0, 3, 6)
+    t = r.random((6, 3)).astype(np.float32)
+    w = r.random(6).astype(np.float32)
+    cases = [("SparseCategoricalCrossentropy", y, p, w),
+             ("CategoricalCrossentropy", np.eye(3, dtype=np.float32)[y], p, w[:, None]),
+             ("MeanSquaredError", t, p, w), ("MeanAbsoluteError", t, p, w)]
+    for name, yt, yp, sw in cases:
+        want = float(getattr(keras.losses, name)()(yt, yp, sample_weight=sw))
+        got = getattr(cf.keras.losses, name)()(yt, yp, sample_weight=sw)
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=name)
+    with pytest.raises(ValueError, match="sample_weight of shape"):
+        cf.keras.losses.MeanSquaredError()(t, p, sample_weight=np.ones(4))
