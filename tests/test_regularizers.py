@@ -295,3 +295,26 @@ def test_save_load_keeps_the_regularizers(tmp_path):
     e1, e2 = m.evaluate(x, y, verbose=0), m2.evaluate(x, y, verbose=0)
     assert e1 == e2
     np.testing.assert_array_equal(m.losses[1:], m2.losses[1:])  # the weights' penalties
+
+
+def test_regularized_weighted_fit_is_bit_identical_at_1_and_2_threads():
+    x, y = _data()
+    w = np.random.default_rng(4).random(len(y)).astype(np.float32)
+    runs = []
+    old = _core.num_threads()
+    try:
+        for t in (1, 2):
+            _core.set_num_threads(t)
+            for native in (True, False):
+                m = _model(activity=None if native else regularizers.L1(0.001))
+                m.use_native_executor = native
+                m.compile("adam", "sparse_categorical_crossentropy")
+                h = m.fit(x, y, batch_size=16, epochs=2, verbose=0, sample_weight=w).history
+                runs.append((t, native, h, m.get_weights()))
+    finally:
+        _core.set_num_threads(old)
+    for native in (True, False):
+        (_, _, h1, w1), (_, _, h2, w2) = [r for r in runs if r[1] is native]
+        assert h1 == h2
+        for a, b in zip(w1, w2):
+            np.testing.assert_array_equal(a, b)
