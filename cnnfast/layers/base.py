@@ -15,7 +15,6 @@ from collections import defaultdict
 import numpy as np
 
 from .. import backend, regularizers
-from ..tensor import as_tensor
 
 _name_counts: dict = defaultdict(int)
 
@@ -211,8 +210,7 @@ class Layer:
             return out
         x = _as_input(inputs)
         self._ensure_built((None,) + x.shape[1:])
-        # a Tensor (an ndarray with .numpy()), as TF's eager layer call returns
-        return as_tensor(self.call(x, training=bool(training)))
+        return self.call(x, training=bool(training))
 
     # ---- regularizers (docs/keras_semantics.md#regularizers) ---------------------------------
     def _set_regularizers(self, activity=None, **weights):
