@@ -25,10 +25,9 @@ class Dense(FusedActivation, Layer):
         where = f"Dense '{self.name}'"
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"{where}: units must be a positive int, got {units!r}")
-        reject_unsupported(where, kernel_regularizer=(kernel_regularizer, None),
-                           bias_regularizer=(bias_regularizer, None),
-                           activity_regularizer=(activity_regularizer, None),
-                           kernel_constraint=(kernel_constraint, None),
+        self._set_regularizers(activity_regularizer, kernel=kernel_regularizer,
+                               bias=bias_regularizer)
+        reject_unsupported(where, kernel_constraint=(kernel_constraint, None),
                            bias_constraint=(bias_constraint, None), lora_rank=(lora_rank, None))
         self.units = int(units)
         self._init_activation(activation)
@@ -56,9 +55,10 @@ class Dense(FusedActivation, Layer):
         self._x2 = x2
         z = self._buffer("z", (x2.shape[0], self.units))
         backend.dense_forward(z, x2, self.kernel, self.bias)
-        return self._act_forward(z).reshape(x.shape[:-1] + (self.units,))
+        return self._activity(self._act_forward(z).reshape(x.shape[:-1] + (self.units,)))
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
+        dout = self._activity_backward(dout, dout_is_dlogits)
         dz = self._act_backward(dout.reshape(-1, self.units), dout_is_dlogits)
         dx = self._buffer("dx", self._x2.shape) if need_dinp else None
         backend.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz,

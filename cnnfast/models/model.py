@@ -10,6 +10,7 @@ from __future__ import annotations
 from .. import executor, utils
 from ..layers.base import InputLayer, KerasTensor, shape_str, unique_name
 from ..saving import archive, saving_lib, serialization
+from ..tensor import as_tensor
 from . import data, keras_export
 from . import summary as summary_mod
 from .node import Node
@@ -367,7 +368,9 @@ class Model(Trainer):
             return KerasTensor(self.compute_output_shape(x.shape), self, [x])
         x = data.prepare_x(self, x, "__call__")
         seed = executor.step_seed(utils.rng()) if training else None
-        res = [o.copy() for o in executor.layer_engine(self).forward(x, bool(training), seed)]
+        # Tensors (ndarrays with .numpy()), as TF's eager call returns: model(x).numpy()
+        res = [as_tensor(o.copy())
+               for o in executor.layer_engine(self).forward(x, bool(training), seed)]
         return res[0] if self._single_output else res
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
