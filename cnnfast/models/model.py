@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import executor, utils
 from ..layers.base import InputLayer, KerasTensor, shape_str, unique_name
-from ..saving import archive, saving_lib, serialization
+from ..saving import archive, onnx_export, saving_lib, serialization
 from . import data, keras_export
 from . import summary as summary_mod
 from .node import Node
@@ -265,6 +265,24 @@ class Model(Trainer):
     def load_weights(self, filepath):
         """Load weights saved from a model of the same architecture."""
         saving_lib.load_weights(self, filepath)
+
+    def export(self, filepath, format=None, verbose=None, input_signature=None,
+               opset_version=None, **kwargs):
+        """Export for inference elsewhere, as Keras 3's `model.export`: format="onnx" (the
+        default for a `.onnx` name) writes an ONNX graph with a dynamic batch dimension and
+        the model's NHWC input (needs the `onnx` package: pip install 'cnnfast[onnx]')."""
+        if format is None and str(filepath).lower().endswith(".onnx"):
+            format = "onnx"
+        if format != "onnx":
+            raise NotImplementedError(f"model.export: format={format!r} is not supported by "
+                                      "cnnfast; use format='onnx' (save a Keras file with "
+                                      "model.save('model.keras'))")
+        if input_signature is not None or kwargs:
+            bad = ["input_signature"] * (input_signature is not None) + sorted(kwargs)
+            raise NotImplementedError(f"model.export: arguments {bad} are not supported")
+        onnx_export.export_onnx(self, filepath, opset=opset_version or onnx_export.OPSET)
+        if verbose:
+            print(f"Saved ONNX model to {filepath}")
 
     def to_keras(self):
         """The equivalent tf.keras model with the same weights, uncompiled (needs TensorFlow)."""
