@@ -287,7 +287,7 @@ for j in jobs:
         m = cf.models.load_model(j["weights_into"], compile=False)
         m.load_weights(j["path"])
     else:
-        m = cf.models.load_model(j["path"])
+        m = cf.keras.models.load_model(j["path"])
     p = m.predict(x, verbose=0)
     for i, a in enumerate(p if isinstance(p, list) else [p]):
         out[f"{key}|pred{i}"] = a
