@@ -463,3 +463,107 @@ def test_cnnfast_extension_writes_cnnfast_format_and_keras_names_write_keras(tmp
     for name in ("m.cnnfast", "m.keras", "m.h5"):
         np.testing.assert_array_equal(cf.models.load_model(tmp_path / name).predict(x, verbose=0),
                                       m.predict(x, verbose=0))
+
+
+# ---- tf.keras 2.x legacy .h5 (tf.keras 2.x cannot be installed beside TF 2.21: this file is
+# written by hand in its layout: batch_input_shape, dtype strings, BatchNormalization axis [3],
+# nested inbound_nodes, 'Custom>Adam', MeanMetricWrapper, 'name:0' weight names) ------------
+def _k2_layer(cls, name, **cfg):
+    return {"class_name": cls, "config": {"name": name, "trainable": True, "dtype": "float32",
+                                          **cfg}}
+
+
+def _write_keras2_h5(path, model_config, weights, training_config=None, opt=None):
+    with h5py.File(path, "w") as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = "2.15.0"
+        f.attrs["model_config"] = json.dumps(model_config)
+        if training_config is not None:
+            f.attrs["training_config"] = json.dumps(training_config)
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = np.array([n.encode() for n in weights], dtype="S")
+        for lname, arrays in weights.items():
+            lg = g.create_group(lname)
+            names = [f"{lname}/{w}:0" for w in arrays]
+            lg.attrs["weight_names"] = np.array([n.encode() for n in names], dtype="S") \
+                if names else np.array([])
+            for n, a in zip(names, arrays.values()):
+                lg.create_dataset(n, data=a)
+        if opt is not None:
+            og = f.create_group("optimizer_weights")
+            og.attrs["weight_names"] = np.array([n.encode() for n in opt], dtype="S")
+            for n, a in opt.items():
+                og.create_dataset(n, data=a)
+
+
+def test_tf_keras_2_legacy_h5_layout_loads(tmp_path):
+    r = np.random.default_rng(5)
+    w = {"conv2d": {"kernel": r.standard_normal((3, 3, 1, 3)).astype(np.float32),
+                    "bias": r.standard_normal(3).astype(np.float32)},
+         "batch_normalization": {k: (r.random(3) + 0.5).astype(np.float32) for k in
+                                 ("gamma", "beta", "moving_mean", "moving_variance")},
+         "flatten": {},
+         "dense": {"kernel": r.standard_normal((192, 2)).astype(np.float32),
+                   "bias": r.standard_normal(2).astype(np.float32)}}
+    init = {"class_name": "GlorotUniform", "config": {"seed": None}}
+    conv = _k2_layer("Conv2D", "conv2d", batch_input_shape=[None, 8, 8, 1], filters=3,
+                     kernel_size=[3, 3], strides=[1, 1], padding="same",
+                     data_format="channels_last", dilation_rate=[1, 1], groups=1,
+                     activation="relu", use_bias=True, kernel_initializer=init,
+                     bias_initializer={"class_name": "Zeros", "config": {}},
+                     kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                     kernel_constraint=None, bias_constraint=None)
+    bn = _k2_layer("BatchNormalization", "batch_normalization", axis=[3], momentum=0.99,
+                   epsilon=0.001, center=True, scale=True)
+    rest = [_k2_layer("Flatten", "flatten", data_format="channels_last"),
+            _k2_layer("Dense", "dense", units=2, activation="softmax", use_bias=True,
+                      kernel_initializer=init)]
+    seq_cfg = {"class_name": "Sequential", "config": {"name": "sequential", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 8, 8, 1],
+                                                "dtype": "float32", "sparse": False,
+                                                "ragged": False, "name": "conv2d_input"}},
+        conv, bn] + rest}}
+    tc = {"loss": "sparse_categorical_crossentropy", "loss_weights": None,
+          "weighted_metrics": None,
+          "metrics": [[{"class_name": "MeanMetricWrapper", "config": {
+              "name": "accuracy", "dtype": "float32", "fn": "sparse_categorical_accuracy"}}]],
+          "optimizer_config": {"class_name": "Custom>Adam", "config": {
+              "name": "Adam", "weight_decay": None, "clipnorm": None, "global_clipnorm": None,
+              "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,
+              "ema_overwrite_frequency": None, "jit_compile": False,
+              "is_legacy_optimizer": False, "learning_rate": 0.002, "beta_1": 0.9,
+              "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}}}
+    opt = {"Adam/iter:0": np.array(7, np.int64)}
+    _write_keras2_h5(tmp_path / "k2.h5", seq_cfg, w, tc, opt)
+    with pytest.warns(UserWarning, match="tf.keras 2.x.*optimizer state.*not restored"):
+        m = cf.models.load_model(tmp_path / "k2.h5")
+    assert m.optimizer.learning_rate == 0.002 and m.optimizer.iterations == 0
+    assert m._metrics[0].name == "accuracy" and m._metrics[0].kind == "sparse"
+    ref = cf.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(3, 3, padding="same",
+                                                                activation="relu"),
+                         layers.BatchNormalization(), layers.Flatten(),
+                         layers.Dense(2, activation="softmax")])
+    ref.set_weights([a for ws in w.values() for a in ws.values()])
+    x = data(hw=8, c=1)[0]
+    np.testing.assert_array_equal(m.predict(x, verbose=0), ref.predict(x, verbose=0))
+    # functional: nested inbound_nodes, [[name, 0, 0]] inputs/outputs -> one tensor each
+    fun_cfg = {"class_name": "Functional", "config": {"name": "model", "layers": [
+        {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [], "config": {
+            "batch_input_shape": [None, 8, 8, 1], "dtype": "float32", "name": "input_1"}},
+        {**conv, "name": "conv2d", "inbound_nodes": [[["input_1", 0, 0, {}]]]},
+        {**bn, "name": "batch_normalization",
+         "inbound_nodes": [[["conv2d", 0, 0, {"training": False}]]]},
+        {**rest[0], "name": "flatten", "inbound_nodes": [[["batch_normalization", 0, 0, {}]]]},
+        {**rest[1], "name": "dense", "inbound_nodes": [[["flatten", 0, 0, {}]]]}],
+        "input_layers": [["input_1", 0, 0]], "output_layers": [["dense", 0, 0]]}}
+    _write_keras2_h5(tmp_path / "k2f.h5", fun_cfg, {"input_1": {}, **w})
+    f = cf.models.load_model(tmp_path / "k2f.h5")
+    assert type(f) is cf.Model
+    np.testing.assert_array_equal(f.predict(x, verbose=0), ref.predict(x, verbose=0))
+    # weights-only legacy layout (layer_names at the root), into a model built in code
+    ref2 = cf.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(3, 3, padding="same",
+                                                                 activation="relu"),
+                          layers.BatchNormalization(), layers.Flatten(),
+                          layers.Dense(2, activation="softmax")])
+    ref2.load_weights(tmp_path / "k2.h5")
+    np.testing.assert_array_equal(ref2.predict(x, verbose=0), ref.predict(x, verbose=0))

@@ -179,6 +179,10 @@ _METRIC_FROM_KERAS = {"SparseCategoricalAccuracy": ("Accuracy", {"kind": "sparse
                       "Precision": ("Precision", {}), "Recall": ("Recall", {})}
 
 
+_WRAPPED_ACCURACY = {"sparse_categorical_accuracy": "sparse",
+                     "categorical_accuracy": "categorical", "binary_accuracy": "binary"}
+
+
 def _metric_to_keras(m):
     cls = type(m).__name__
     cfg = m.get_config()
@@ -240,6 +244,8 @@ def _class_and_config(src, spec, what):
 def _deserialize_compile(src, cc, optimizer_key):
     """(optimizer, loss, metrics) for model.compile from Keras's compile/training config."""
     name, cfg = _class_and_config(src, cc.get(optimizer_key), "optimizer")
+    if isinstance(name, str) and name.startswith("Custom>"):    # tf.keras 2.11+ .h5 files
+        name = name[len("Custom>"):]
     opt_cls = serialization.OPTIMIZER_CLASSES.get(name)
     if opt_cls is None:
         raise NotImplementedError(f"{src.path}: Keras optimizer {name!r} is not supported by "
@@ -283,6 +289,14 @@ def _deserialize_compile(src, cc, optimizer_key):
             metrics.append(m)
             continue
         mname, mcfg = _class_and_config(src, m, "metric")
+        if mname == "MeanMetricWrapper" and isinstance(mcfg.get("fn"), str):   # tf.keras 2.x
+            kind = _WRAPPED_ACCURACY.get(mcfg["fn"])
+            if kind is None:
+                raise NotImplementedError(f"{src.path}: Keras metric function "
+                                          f"{mcfg['fn']!r} is not supported by cnnfast")
+            metrics.append(serialization.metrics_mod.Accuracy(
+                name=mcfg.get("name") or mcfg["fn"], kind=kind))
+            continue
         target = _METRIC_FROM_KERAS.get(mname)
         if target is None:
             supported = sorted(k for k, v in _METRIC_FROM_KERAS.items() if v)
@@ -586,7 +600,10 @@ def _inbound(src, entry, where):
     return hist[0]
 
 
-def _io_names(src, spec, what):
+def _io_names(src, spec, what, keras2=False):
+    """(layer names, single): Keras 3 writes [name, 0, 0] for one tensor and a list of those
+    for a list; Keras 2 always wrote the list, and a model of one input/output took and gave
+    one tensor."""
     if isinstance(spec, list) and len(spec) == 3 and isinstance(spec[0], str):
         return [spec[0]], True                      # Keras 3: one tensor
     if isinstance(spec, list) and spec and all(isinstance(s, list) and s and
@@ -595,16 +612,17 @@ def _io_names(src, spec, what):
             if len(s) >= 3 and (s[1] != 0 or s[2] != 0):
                 raise NotImplementedError(f"{src.path}: model {what} {s!r}: shared or "
                                           "multi-output layers are not supported by cnnfast")
-        return [s[0] for s in spec], False
+        return [s[0] for s in spec], keras2 and len(spec) == 1
     if isinstance(spec, dict):
         raise NotImplementedError(f"{src.path}: models with dict {what} are not supported by "
                                   "cnnfast")
     src.fail(f"invalid model {what} {spec!r}")
 
 
-def cnnfast_model_config(src, top):
+def cnnfast_model_config(src, top, keras2=False):
     """(class_name, cnnfast model config, keras layer names in Keras's weight order) for a
-    Keras model config (config.json's dict or a legacy model_config)."""
+    Keras model config (config.json's dict or a legacy model_config; keras2: written by
+    tf.keras 2.x)."""
     if not isinstance(top, dict) or not isinstance(top.get("config"), dict):
         src.fail("the model config is not a Keras model config")
     cls, cfg = top.get("class_name"), top["config"]
@@ -628,8 +646,8 @@ def cnnfast_model_config(src, top):
             c = _cnnfast_layer(src, i, e)
             c["inbound"] = _inbound(src, e, _layer_where(src, i, e["class_name"], e["config"]))
             entries.append(c)
-        ins, single_in = _io_names(src, cfg.get("input_layers"), "inputs")
-        outs, single_out = _io_names(src, cfg.get("output_layers"), "outputs")
+        ins, single_in = _io_names(src, cfg.get("input_layers"), "inputs", keras2)
+        outs, single_out = _io_names(src, cfg.get("output_layers"), "outputs", keras2)
         keras_order = [e["config"]["name"] for e in entries]
         return "Model", {"name": name, "trainable": trainable,
                          "layers": _graph_order(src, entries, outs),
@@ -664,8 +682,8 @@ def _graph_order(src, entries, outs):
     return order
 
 
-def _build(src, top):
-    kind, cfg, order = cnnfast_model_config(src, top)
+def _build(src, top, keras2=False):
+    kind, cfg, order = cnnfast_model_config(src, top, keras2)
     cls = serialization.MODEL_CLASSES[kind]
     try:
         model = cls.from_config(cfg)
@@ -766,10 +784,19 @@ def _h5_from_zip(src, zf):
         src.fail(f"{WEIGHTS} is not a valid HDF5 file: {e}")
 
 
-def _compile(src, model, cc, optimizer_key, opt_values):
+def _is_keras2(version):
+    return isinstance(version, (str, bytes)) and str(
+        version.decode() if isinstance(version, bytes) else version).startswith("2.")
+
+
+def _compile(src, model, cc, optimizer_key, opt_values, keras2=False):
     opt, loss, metrics = _deserialize_compile(src, cc, optimizer_key)
     model.compile(optimizer=opt, loss=loss, metrics=metrics)
-    if opt_values is not None:
+    if opt_values is not None and keras2:
+        warnings.warn(f"{src.path}: written by tf.keras 2.x, whose optimizer variable order "
+                      "cnnfast has not verified: the optimizer state (step count and moments) "
+                      "is not restored; training restarts them", stacklevel=4)
+    elif opt_values is not None:
         restore_optimizer(src, model, opt_values)
 
 
@@ -778,12 +805,14 @@ def load_keras(filepath, compile=True):
     src = Source(str(filepath))
     with _open_zip(src, filepath) as zf:
         config = _json(src, zf.read(CONFIG), CONFIG)
-        model, order = _build(src, config)
+        meta = _json(src, zf.read(METADATA), METADATA) if METADATA in zf.namelist() else {}
+        keras2 = _is_keras2(meta.get("keras_version") if isinstance(meta, dict) else None)
+        model, order = _build(src, config, keras2)
         with _h5_from_zip(src, zf) as f:
             opt_values = _load_weights_store(src, f, model, order)
     cc = config.get("compile_config")
     if compile and cc:
-        _compile(src, model, cc, "optimizer", opt_values)
+        _compile(src, model, cc, "optimizer", opt_values, keras2)
     return model
 
 
@@ -846,7 +875,8 @@ def load_h5(filepath, compile=True):
         if top is None:
             src.fail("is an HDF5 file without a model_config attribute: a weights-only file? "
                      "Build the model in code and call model.load_weights(path)")
-        model, _ = _build(src, top)
+        keras2 = _is_keras2(f.attrs.get("keras_version"))
+        model, _ = _build(src, top, keras2)
         if "model_weights" not in f:
             src.fail("the HDF5 model file has no model_weights group")
         _load_legacy_weights(src, f["model_weights"], model, by_name=True)
@@ -856,7 +886,7 @@ def load_h5(filepath, compile=True):
             og = f["optimizer_weights"]
             opt_values = [np.asarray(og[n][()]) for n in _names_attr(og, "weight_names") or []]
     if compile and tc:
-        _compile(src, model, tc, "optimizer_config", opt_values)
+        _compile(src, model, tc, "optimizer_config", opt_values, keras2)
     return model
 
 

@@ -61,9 +61,9 @@ LAYERS = {
     "ReLU": Spec((), {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}),
     "Softmax": Spec((), {"axis": -1}),
     "BatchNormalization": Spec(
-        ("momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
-         "moving_mean_initializer", "moving_variance_initializer"),
-        {"axis": -1, "beta_regularizer": None, "gamma_regularizer": None,
+        ("axis", "momentum", "epsilon", "center", "scale", "beta_initializer",
+         "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer"),
+        {"beta_regularizer": None, "gamma_regularizer": None,
          "beta_constraint": None, "gamma_constraint": None, "synchronized": False,
          "renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99}, _bn_weights, True),
     "GlobalAveragePooling2D": Spec(("keepdims",), dict(_CL)),
@@ -243,6 +243,8 @@ def layer_kwargs_from_keras(class_name, cfg, where):
                     value, "glorot_uniform" if key == "kernel_initializer" else
                     "ones" if key in ("gamma_initializer", "moving_variance_initializer")
                     else "zeros")
+            elif key == "axis" and isinstance(value, list) and len(value) == 1:
+                value = value[0]                # Keras 2 wrote BatchNormalization axis [3]
             elif key == "activation" and not isinstance(value, str):
                 raise _unsupported(where, key, value.get("class_name", value)
                                    if isinstance(value, dict) else value)
