@@ -22,7 +22,7 @@ if "tensorflow" not in sys.modules:          # before TensorFlow is first import
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 import cnnfast as cf  # noqa: E402
-from cnnfast import layers  # noqa: E402
+from cnnfast import layers, zoo  # noqa: E402
 from cnnfast.layers.base import reset_names  # noqa: E402
 
 h5py = pytest.importorskip("h5py")
@@ -168,6 +168,30 @@ def test_tf_keras_keeps_training_a_saved_cnnfast_model(tf_keras, tmp_path, opt):
     for a, b in zip(km.get_weights(), m.get_weights()):
         # measured <= 2e-6 (Adadelta's large steps: 6e-6); fresh slots would differ ~1e-2
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", zoo.NAMES)
+def test_zoo_and_tutorial_models_both_ways(tf_keras, tmp_path, name):
+    """The CLI's models (cnnfast/zoo.py) go to tf.keras through .keras, and the Keras
+    tutorial CNN comes back (reading needs no TensorFlow: the subprocess test below)."""
+    _, keras = tf_keras
+    m = zoo.build(name)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    xm = x.reshape((8,) + tuple(m.inputs[0].shape[1:]))       # the mlp takes (28, 28)
+    m.save(tmp_path / "m.keras")
+    km = keras.models.load_model(tmp_path / "m.keras")
+    assert_preds(km.predict(xm, verbose=0), m.predict(xm, verbose=0), atol=1e-6)
+    L = keras.layers
+    tut = keras.Sequential([keras.Input((28, 28, 1)),
+                            L.Conv2D(32, 3, padding="same", activation="relu"),
+                            L.MaxPooling2D(), L.Conv2D(64, 3, padding="same", activation="relu"),
+                            L.MaxPooling2D(), L.Flatten(), L.Dropout(0.5),
+                            L.Dense(128, activation="relu"), L.Dense(10, activation="softmax")])
+    tut.save(tmp_path / "t.keras")
+    assert_preds(cf.models.load_model(tmp_path / "t.keras").predict(x, verbose=0),
+                 tut.predict(x, verbose=0), atol=1e-5)
 
 
 @pytest.mark.tf
