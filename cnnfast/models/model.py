@@ -255,11 +255,14 @@ class Model(Trainer):
         return serialization.serialize_compile(self.optimizer, self.loss, self._metrics)
 
     def save(self, filepath, overwrite=True):
-        """Save the whole model (docs/file_format.md); reload with cnnfast.models.load_model."""
+        """Save the whole model: `.keras` (Keras 3) or `.h5` (legacy Keras) files tf.keras
+        loads, any other name cnnfast's own format (docs/file_format.md); reload any of them
+        with cnnfast.models.load_model."""
         saving_lib.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights only (see cnnfast.saving.save_weights)."""
+        """Save the weights only: `.weights.h5` is Keras 3's weights file (see
+        cnnfast.saving.save_weights)."""
         saving_lib.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
