@@ -591,3 +591,33 @@ def test_tf_keras_2_legacy_h5_layout_loads(tmp_path):
                           layers.Dense(2, activation="softmax")])
     ref2.load_weights(tmp_path / "k2.h5")
     np.testing.assert_array_equal(ref2.predict(x, verbose=0), ref.predict(x, verbose=0))
+
+
+def test_load_weights_restores_or_warns_about_the_optimizer_state(tmp_path):
+    """Keras's load_weights also sets a compiled model's optimizer variables (and skips them
+    with a warning when they do not fit); cnnfast does the same, changing nothing then."""
+    x, y = data()
+
+    def trained(opt):
+        reset_names()
+        m = trainable_cnn(*cf_builders()[:3])
+        m.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+        m.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        return m
+    a = trained(cf.optimizers.Adam(0.01))
+    a.save_weights(tmp_path / "a.weights.h5")
+    same = trained(cf.optimizers.Adam(0.01))
+    same.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    same.load_weights(tmp_path / "a.weights.h5")
+    assert same.optimizer.iterations == a.optimizer.iterations == 2
+    for s, t in zip(same.optimizer._slots, a.optimizer._slots):
+        for p, q in zip(s, t):
+            assert (p is None and q is None) or np.array_equal(p, q)
+    other = trained(cf.optimizers.SGD(0.05, momentum=0.9))
+    before = [s[0].copy() for s in other.optimizer._slots]
+    with pytest.warns(UserWarning, match="optimizer state not loaded.*holds 12 variables"):
+        other.load_weights(tmp_path / "a.weights.h5")
+    assert other.optimizer.iterations == 2
+    for s, b in zip(other.optimizer._slots, before):
+        np.testing.assert_array_equal(s[0], b)
+    np.testing.assert_array_equal(other.predict(x, verbose=0), a.predict(x, verbose=0))

@@ -405,21 +405,22 @@ def restore_optimizer(src, model, values):
     it = np.asarray(values[0])
     if it.shape != () or not np.isfinite(it) or it < 0:
         src.fail(f"invalid optimizer iteration count {it!r}")
-    if n_slots:
+    pending, k = [], head
+    for group in groups if n_slots else []:
+        for i, w in enumerate(params):
+            for idx, vname in group:
+                a = np.asarray(values[k], np.float32)
+                if a.shape != w.shape:
+                    src.fail(f"optimizer variable {k} ({vname}) has shape {a.shape}, the "
+                             f"weight it belongs to {w.shape}: different architecture")
+                if not np.isfinite(a).all():
+                    src.fail(f"optimizer variable {k} ({vname}) holds NaN or infinite values")
+                pending.append((i, idx, a))
+                k += 1
+    if n_slots:                      # every variable checked: now change the optimizer
         opt.build(params)
-        k = head
-        for group in groups:
-            for w, s in zip(params, opt._slots):
-                for idx, vname in group:
-                    a = np.asarray(values[k], np.float32)
-                    if a.shape != w.shape:
-                        src.fail(f"optimizer variable {k} ({vname}) has shape {a.shape}, the "
-                                 f"weight it belongs to {w.shape}: different architecture")
-                    if not np.isfinite(a).all():
-                        src.fail(f"optimizer variable {k} ({vname}) holds NaN or infinite "
-                                 "values")
-                    s[idx][...] = a
-                    k += 1
+        for i, idx, a in pending:
+            opt._slots[i][idx][...] = a
     opt.iterations = int(it)
     if head == 2 and has_lr:
         opt.learning_rate = float(np.float32(values[1]))
