@@ -250,6 +250,10 @@ def test_written_files_have_keras_own_layout(tf_keras, tmp_path, which):
     x = data()[0]
     m.predict(x, verbose=0)
     km = m.to_keras()
+    # the in-memory conversions use the same layer table: every layer type round-trips
+    back = cf.from_keras(km)
+    assert back.get_config() == m.get_config()
+    assert_preds(back.predict(x, verbose=0), m.predict(x, verbose=0), atol=0)
     km.compile(optimizer=keras.optimizers.Adam(name="adam"), loss=keras.losses.MeanSquaredError())
     km.optimizer.build(km.trainable_variables)
     m.optimizer.build([w for layer in m.layers for w in layer.trainable_weights])
