@@ -3,6 +3,7 @@
     cnnfast train --model cnn --epochs 5 --out runs/first    # writes runs/first/report.html
     cnnfast evaluate runs/first
     cnnfast predict runs/first shoe.png
+    cnnfast export runs/first --onnx                          # writes runs/first/model.onnx
     cnnfast info
 
 Also ``python -m cnnfast``. matplotlib (pictures) and Pillow (predict) are imported only when
@@ -150,6 +151,16 @@ def _add_run_parsers(sub):
     r.add_argument("--top", type=_int_at_least(1), default=3, help="classes shown (default: 3)")
     r.add_argument("--json", action="store_true", help="machine-readable output")
 
+    x = sub.add_parser("export", help="export a run's model (ONNX) to run it elsewhere",
+                       description="Export a trained run's model. --onnx writes an ONNX graph "
+                                   "(dynamic batch, NHWC input; needs the onnx package: pip "
+                                   "install 'cnnfast[onnx]'). The run's model.keras is already "
+                                   "a Keras 3 file that tf.keras loads.")
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("--onnx", action="store_true", help="write ONNX (RUN_DIR/model.onnx)")
+    x.add_argument("--out", default=None, metavar="PATH",
+                   help="output file (default: RUN_DIR/model.onnx)")
+
 
 # ---- helpers ---------------------------------------------------------------------------------
 def _data_location():
@@ -289,6 +300,30 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_export(args):
+    """`cnnfast export RUN --onnx`: write the run's model as ONNX and say how to run it.
+    Returns the exit status 0; raises CLIError or runs.RunError."""
+    if not args.onnx:
+        raise CLIError("choose a format: --onnx (the run's model.keras is already a Keras "
+                       "file)")
+    model = runs.load_run(args.run_dir)
+    out = args.out or os.path.join(args.run_dir, "model.onnx")
+    try:
+        model.export(out, format="onnx")
+    except ImportError as e:
+        raise CLIError(runs.one_line(e)) from None
+    except (OSError, ValueError, NotImplementedError) as e:
+        raise CLIError(f"cannot export to {out}: {runs.one_line(e)}") from None
+    shape = tuple(model.inputs[0].shape[1:])
+    print(f"Wrote {out} (ONNX, input 'input' of shape (batch,) + {shape}, output 'output')")
+    print("Run it with onnxruntime:")
+    print("    import onnxruntime as ort")
+    print(f"    sess = ort.InferenceSession({out!r})")
+    print("    probs = sess.run(None, {'input': x})[0]   # x: float32, "
+          f"shape (n, {', '.join(map(str, shape))})")
+    return 0
+
+
 def cmd_info(args):
     """`cnnfast info`: print the version, the native build, the data location and the
     optional extras. Returns the exit status 0."""
@@ -310,7 +345,7 @@ def cmd_info(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info}
+            "export": cmd_export, "info": cmd_info}
 
 
 def main(argv=None):

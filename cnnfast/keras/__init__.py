@@ -21,6 +21,7 @@ from . import (  # noqa: F401
                optimizers,
                preprocessing,
                regularizers,
+               saving,
                utils,
 )
 
