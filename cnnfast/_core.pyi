@@ -141,6 +141,10 @@ def element_loss(loss: Arr, grad: Arr | None, pred: Arr, target: Arr, kind: Elem
     binary_crossentropy's label_smoothing; from_logits: binary_crossentropy on logits. Returns
     the batch mean as cross_entropy does."""
 def dropout_forward(out: Arr, mask: Arr, inp: Arr, rate: float, seed: int) -> None: ...
+def dropout_forward_at(out: Arr, mask: Arr, inp: Arr, rate: float, seed: int,
+                       first: int) -> None:
+    """dropout_forward whose element i draws at stream position first + i (a shard of a
+    larger batch: cnnfast.distributed)."""
 def dropout_backward(dinp: Arr, dout: Arr, mask: Arr, rate: float) -> None: ...
 def batchnorm_forward(out: Arr, mean: Arr, rstd: Arr, moving_mean: Arr, moving_var: Arr,
                       inp: Arr, gamma: Arr | None, beta: Arr | None, eps: float,
@@ -283,9 +287,12 @@ class Net:
     def set_profiling(self, on: bool) -> None: ...
     def profile(self) -> dict: ...
     def train_step(self, x: Arr, y: Arr, idx: Arr, seed: int, lr: float,
-                   step: int) -> tuple[float, int]:
+                   step: int, sample_offset: int = ..., update: bool = ...) -> tuple[float, int]:
         """x (N, ...) float32, y int32 (N,) or float32 (N, K), idx int64 rows of this batch.
-        Returns (mean loss, correct count)."""
+        Returns (mean loss, correct count). sample_offset: these rows' position in a larger
+        global batch (Dropout masks); update=False stops after backward (then apply_update)."""
+    def apply_update(self, lr: float, step: int) -> None:
+        """The optimizer part of a step (clip, weight decay, update) on the gradients."""
     def evaluate(self, x: Arr, y: Arr) -> tuple[float, int]: ...
     def predict(self, x: Arr, out: Arr) -> None: ...
     @property

@@ -139,9 +139,16 @@ class Net {
     // Gathers rows idx[0..B) of the dataset x (N, in_size) and labels y, then a full step.
     // y is int32 (B) for sparse losses or float32 (B,K) for dense ones. The update uses
     // ParamSlots with lr and step (= optimizer iterations + 1).
+    // The data-parallel split (cnnfast.distributed, docs/training_step.md): sample_offset is
+    // the position of these B rows in a larger global batch (Dropout draws the masks that batch
+    // gives these rows); update=false stops after backward, with the gradients in the
+    // ParamSlots' g arrays, for the caller to all-reduce and then call apply_update.
     StepResult train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                           const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
-                          int64_t step);
+                          int64_t step, int64_t sample_offset = 0, bool update = true);
+    // The optimizer part of a step alone (clip, weight decay, update) on the gradients in g.
+    void apply_update(const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
+                      int64_t step);
     // Loss and correct count of a forward pass (dropout off) on contiguous rows.
     StepResult evaluate(const float* x, const void* y, int B);
 
@@ -177,7 +184,7 @@ class Net {
         bool relu_out = false;       // the output is a ReLU's (fused or Activation('relu'))
     };
 
-    void forward(const float* x, int B, bool training, uint64_t seed);
+    void forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset = 0);
     float loss_and_grad(const void* y, int B, bool with_grad);
     void backward(int B);
     int64_t count_correct(const void* y, int B) const;

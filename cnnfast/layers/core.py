@@ -100,6 +100,12 @@ class Flatten(Layer):
         return c
 
 
+# The position of this batch's first row in a larger global batch, set around a data-parallel
+# train step by executor.sample_offset (cnnfast.distributed): Dropout then draws the mask the
+# global batch gives these rows. 0 (the whole batch) everywhere else.
+_sample_offset = 0
+
+
 class Dropout(Layer):
     """Inverted dropout: in training keep each unit with probability 1 - rate and scale it by
     1 / (1 - rate); identity in evaluate/predict.
@@ -137,7 +143,11 @@ class Dropout(Layer):
             seed = int(self._rng.integers(0, 2**63))
         elif seed is None:
             seed = int(utils.rng().integers(0, 2**63))
-        backend.dropout_forward(y, self._mask, x, self.rate, seed)
+        if _sample_offset:
+            per_row = x.size // x.shape[0] if x.shape[0] else 0
+            backend.dropout_forward_at(y, self._mask, x, self.rate, seed, _sample_offset * per_row)
+        else:
+            backend.dropout_forward(y, self._mask, x, self.rate, seed)
         return y
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):

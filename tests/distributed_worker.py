@@ -1,0 +1,123 @@
+"""One rank of the tests/test_distributed.py scenarios (run under mpiexec, or alone with
+--plain for the one-process reference). Writes OUT/rank<r>.npz: the final weights, the
+history and, per scenario, what the test compares.
+
+    mpiexec -n 2 python tests/distributed_worker.py train OUT --batch 8 --model small
+    python tests/distributed_worker.py train OUT --plain --batch 16 --model small
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import cnnfast as cf  # noqa: E402
+from cnnfast import layers, zoo  # noqa: E402
+from cnnfast.layers.base import reset_names  # noqa: E402
+
+
+def small(dropout):
+    """A chain with every kind of op a step all-reduces through: conv, pools, dense, Dropout."""
+    return cf.Sequential([
+        layers.Input((9, 9, 2)),
+        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(16, activation="relu"),
+        layers.Dropout(dropout),
+        layers.Dense(4, activation="softmax"),
+    ])
+
+
+def dataset(kind, n):
+    r = np.random.default_rng(11)
+    shape = (9, 9, 2) if kind == "small" else (28, 28, 1)
+    x = r.random((n,) + shape, dtype=np.float32)
+    classes = 4 if kind == "small" else 10
+    y = (x.reshape(n, -1)[:, :20].mean(axis=1) * classes * 3).astype(np.int64) % classes
+    return x, y
+
+
+def build(args, seed):
+    reset_names()
+    cf.utils.set_random_seed(seed)
+    model = small(args.dropout) if args.model == "small" else zoo.build(args.model)
+    if args.layer_engine:
+        model.use_native_executor = False
+    return model
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario", choices=["train", "mismatch", "die", "metrics", "broadcast"])
+    p.add_argument("out")
+    p.add_argument("--plain", action="store_true", help="one process, no MPI (reference)")
+    p.add_argument("--model", default="small")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--samples", type=int, default=70)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--reduction", default="auto")
+    p.add_argument("--validation", action="store_true")
+    p.add_argument("--layer-engine", action="store_true")
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    rank = 0
+    if not args.plain:
+        import cnnfast.distributed as hvd
+        hvd.init()
+        rank = hvd.rank()
+    x, y = dataset(args.model, args.samples)
+
+    if args.scenario == "metrics":
+        cb = hvd.callbacks.MetricAverageCallback()
+        cb.set_model(build(args, 0))
+        logs = {"a": float(rank), "b": 0.1 * (rank + 1), "same": 0.3}
+        cb.on_epoch_end(0, logs)
+        np.savez(os.path.join(args.out, f"rank{rank}.npz"), a=logs["a"], b=logs["b"],
+                 same=logs["same"])
+        return 0
+
+    # Different initial weights on each rank (the broadcast must make them rank 0's), except
+    # in "train" where every rank seeds alike, so the reference seeds the same way.
+    model = build(args, 100 + rank if args.scenario == "broadcast" else 7)
+    if args.scenario == "mismatch" and rank == 1:
+        model = cf.Sequential([layers.Input((9, 9, 2)), layers.Flatten(),
+                               layers.Dense(4, activation="softmax")])
+    initial = [w.copy() for w in model.weights]
+    opt = cf.optimizers.get(args.optimizer)
+    callbacks = []
+    if not args.plain:
+        opt = hvd.DistributedOptimizer(opt, reduction=args.reduction)
+        callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+                     hvd.callbacks.MetricAverageCallback()]
+    callbacks.append(cf.callbacks.ModelCheckpoint(os.path.join(args.out, "ckpt.keras"),
+                                                  monitor="loss"))
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if args.scenario == "die":
+        class Die(cf.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if rank == 1 and batch == 1:
+                    os._exit(7)  # a rank that dies without a word (no MPI_Finalize)
+        callbacks.append(Die())
+        args.epochs = 1000  # the others would train for a long time without the death
+    if args.scenario == "broadcast":
+        args.epochs = 0
+    hist = model.fit(x, y, batch_size=args.batch, epochs=args.epochs, verbose=0, shuffle=True,
+                     callbacks=callbacks,
+                     validation_split=0.25 if args.validation else 0.0)
+    out = {f"w{i}": w for i, w in enumerate(model.weights)}
+    out.update({f"init{i}": w for i, w in enumerate(initial)})
+    for k, v in hist.history.items():
+        out["h_" + k] = np.array(v)
+    out["iterations"] = model.optimizer.iterations
+    np.savez(os.path.join(args.out, f"rank{rank}.npz"), **out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
