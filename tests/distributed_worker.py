@@ -16,6 +16,7 @@ sys.path.insert(0, ROOT)
 
 import cnnfast as cf  # noqa: E402
 from cnnfast import layers, zoo  # noqa: E402
+from cnnfast.distributed import DistributedError  # noqa: E402 (imports no MPI)
 from cnnfast.layers.base import reset_names  # noqa: E402
 
 
@@ -52,7 +53,8 @@ def build(args, seed):
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["train", "mismatch", "die", "metrics", "broadcast"])
+    p.add_argument("scenario", choices=["train", "mismatch", "die", "metrics", "broadcast",
+                                        "warmup"])
     p.add_argument("out")
     p.add_argument("--plain", action="store_true", help="one process, no MPI (reference)")
     p.add_argument("--model", default="small")
@@ -89,14 +91,28 @@ def main(argv=None):
         model = cf.Sequential([layers.Input((9, 9, 2)), layers.Flatten(),
                                layers.Dense(4, activation="softmax")])
     initial = [w.copy() for w in model.weights]
-    opt = cf.optimizers.get(args.optimizer)
+    opt = cf.optimizers.get(args.optimizer) if args.scenario != "warmup" else \
+        cf.optimizers.SGD(0.1, momentum=0.9)
     callbacks = []
     if not args.plain:
         opt = hvd.DistributedOptimizer(opt, reduction=args.reduction)
         callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0),
                      hvd.callbacks.MetricAverageCallback()]
-    callbacks.append(cf.callbacks.ModelCheckpoint(os.path.join(args.out, "ckpt.keras"),
+    # Named by rank: only rank 0's may appear (the other ranks' checkpoints are not written).
+    callbacks.append(cf.callbacks.ModelCheckpoint(os.path.join(args.out, f"ckpt-r{rank}.keras"),
                                                   monitor="loss"))
+    if args.scenario == "warmup":
+        class Record(cf.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seen = []
+
+            def on_train_batch_begin(self, batch, logs=None):
+                opt = self.model.optimizer
+                self.seen.append((float(opt.learning_rate), opt.momentum))
+
+        callbacks.insert(0, hvd.callbacks.LearningRateWarmupCallback(0.1, warmup_epochs=2))
+        callbacks.insert(1, Record())
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     if args.scenario == "die":
         class Die(cf.callbacks.Callback):
@@ -107,14 +123,23 @@ def main(argv=None):
         args.epochs = 1000  # the others would train for a long time without the death
     if args.scenario == "broadcast":
         args.epochs = 0
-    hist = model.fit(x, y, batch_size=args.batch, epochs=args.epochs, verbose=0, shuffle=True,
-                     callbacks=callbacks,
-                     validation_split=0.25 if args.validation else 0.0)
+    try:
+        hist = model.fit(x, y, batch_size=args.batch, epochs=args.epochs, verbose=0,
+                         shuffle=True, callbacks=callbacks,
+                         validation_split=0.25 if args.validation else 0.0)
+    except DistributedError as e:
+        if args.scenario != "mismatch":
+            raise
+        with open(os.path.join(args.out, f"rank{rank}.txt"), "w") as f:
+            f.write(str(e))
+        return 0
     out = {f"w{i}": w for i, w in enumerate(model.weights)}
     out.update({f"init{i}": w for i, w in enumerate(initial)})
     for k, v in hist.history.items():
         out["h_" + k] = np.array(v)
     out["iterations"] = model.optimizer.iterations
+    if args.scenario == "warmup":
+        out["seen"] = np.array(callbacks[1].seen)
     np.savez(os.path.join(args.out, f"rank{rank}.npz"), **out)
     return 0
 

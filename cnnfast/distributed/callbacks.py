@@ -71,7 +71,7 @@ class MetricAverageCallback(callbacks_mod.Callback):
         if keys[0]:
             mean = comm.allreduce(np.array([float(logs[k]) for k in keys[0]], np.float64))
             for k, v in zip(keys[0], mean):
-                logs[k] = float(np.float32(v))
+                logs[k] = float(v)
 
 
 class LearningRateWarmupCallback(callbacks_mod.Callback):
