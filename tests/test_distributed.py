@@ -4,6 +4,7 @@ The MPI tests run tests/distributed_worker.py under `mpiexec -n 2` in a subproce
 timeout (a hang fails the test instead of the suite); they skip when mpi4py or mpiexec is
 missing. The hooks they rest on (the Net's split step, Dropout's stream offset) are checked
 here in-process, without MPI."""
+import json
 import os
 import subprocess
 import sys
@@ -297,3 +298,28 @@ def test_a_dead_rank_ends_the_job(tmp_path):
     p, took, _ = run_ranks(2, ["die"], tmp_path, check=False, timeout=120)
     assert p.returncode != 0
     assert took < 60, took
+
+
+def _have_fashion_mnist():
+    from cnnfast import runs
+    try:
+        runs.load_data(10, 10)
+    except runs.RunError:
+        return False
+    return True
+
+
+@mpi
+def test_cli_train_workers_two(tmp_path):
+    """`cnnfast train --workers 2` runs itself on 2 ranks; rank 0 alone writes the run."""
+    if not _have_fashion_mnist():
+        pytest.skip("Fashion-MNIST is not installed")
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "cnnfast", "train", "--workers", "2", "--model",
+                        "mlp", "--epochs", "1", "--limit", "600", "--test-limit", "100",
+                        "--out", str(out), "--no-plots", "--verbose", "0"],
+                       capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("Test accuracy:") == 1  # rank 0 prints, rank 1 does not
+    assert (out / "model.keras").exists()
+    assert json.loads((out / "run.json").read_text())["train_images"] == 540
