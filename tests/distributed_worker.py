@@ -11,13 +11,10 @@ import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import cnnfast as cf  # noqa: E402
-from cnnfast import layers, zoo  # noqa: E402
-from cnnfast.distributed import DistributedError  # noqa: E402 (imports no MPI)
-from cnnfast.layers.base import reset_names  # noqa: E402
+import cnnfast as cf  # the test's own cnnfast: it passes its location in PYTHONPATH
+from cnnfast import layers, zoo
+from cnnfast.distributed import DistributedError  # imports no MPI
+from cnnfast.layers.base import reset_names
 
 
 def small(dropout):

@@ -22,6 +22,13 @@ from cnnfast.layers.base import reset_names
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distributed_worker.py")
 TIMEOUT = 180  # seconds per mpiexec run (a few seconds on an idle machine)
+# The ranks import the cnnfast under test (installed, or this tree's in-place build).
+PYTHONPATH = os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(cf.__file__)))] +
+                             [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+
+def _env(**extra):
+    return dict(os.environ, PYTHONPATH=PYTHONPATH, **extra)
 
 
 def _have_mpi():
@@ -42,11 +49,13 @@ def run_ranks(n, args, tmp_path, plain=False, check=True, timeout=TIMEOUT):
     out = tmp_path / ("plain" if plain else f"n{n}")
     argv = [sys.executable, WORKER, args[0], str(out)] + list(args[1:])
     if plain:
-        cmd, env = argv + ["--plain"], dict(os.environ, OMP_NUM_THREADS="1")
+        cmd, env = argv + ["--plain"], _env(OMP_NUM_THREADS="1")
     else:
         cmd, env = launch.mpiexec_command(n, argv, threads=1)
+        env["PYTHONPATH"] = PYTHONPATH
     t0 = time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                       cwd=tmp_path)
     took = time.monotonic() - t0
     if check and p.returncode != 0:
         raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
@@ -63,17 +72,18 @@ def rel_diff(a, b):
 
 
 # ---- without MPI ----------------------------------------------------------------------------
-def test_importing_cnnfast_imports_no_mpi():
+def test_importing_cnnfast_imports_no_mpi(tmp_path):
     code = ("import sys, cnnfast, cnnfast.distributed, cnnfast.distributed.callbacks; "
             "assert 'mpi4py' not in sys.modules, sorted(m for m in sys.modules if 'mpi' in m)")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=_env(),
+                   timeout=120)
 
 
-def test_calls_before_init_say_so():
+def test_calls_before_init_say_so(tmp_path):
     code = ("import cnnfast.distributed as d\n"
             "try:\n    d.rank()\nexcept RuntimeError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120).stdout
+                         cwd=tmp_path, env=_env(), timeout=120).stdout
     assert "call cnnfast.distributed.init() first" in out
 
 
@@ -318,7 +328,8 @@ def test_cli_train_workers_two(tmp_path):
     p = subprocess.run([sys.executable, "-m", "cnnfast", "train", "--workers", "2", "--model",
                         "mlp", "--epochs", "1", "--limit", "600", "--test-limit", "100",
                         "--out", str(out), "--no-plots", "--verbose", "0"],
-                       capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
+                       capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path,
+                       env=_env())
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count("Test accuracy:") == 1  # rank 0 prints, rank 1 does not
     assert (out / "model.keras").exists()
