@@ -9,11 +9,12 @@ import numpy as np
 from .. import optimizers as optimizers_mod
 from . import comm
 
-REDUCTIONS = ("auto", "allgather", "reduce_bcast")
-# "auto" gathers every rank's buffer up to this many ranks (each rank receives (N-1) buffers),
-# and reduces to rank 0 then broadcasts above it (about 2 buffers per rank, in log N rounds):
-# docs/distributed.md#reduction-order has the measurements behind it.
-AUTO_ALLGATHER_MAX_RANKS = 4
+REDUCTIONS = ("auto", "reduce_scatter", "allgather", "reduce_bcast")
+# What each moves per rank and step, for P gradient bytes on N ranks (docs/distributed.md#
+# reduction-order): reduce_scatter 2(N-1)/N * P (the ring all-reduce's volume), allgather
+# (N-1) * P, reduce_bcast about 2 * 2(N-1)/N * P. reduce_scatter and allgather add in the
+# same order (rank 0 + rank 1 + ...) and give the same bits; "auto" takes allgather on 2 ranks
+# (one collective, the same volume) and reduce_scatter above.
 
 
 class GradientReducer:
@@ -27,9 +28,9 @@ class GradientReducer:
         self.world = world
         self.rank, self.size = world.rank, world.size
         if reduction == "auto":
-            reduction = "allgather" if self.size <= AUTO_ALLGATHER_MAX_RANKS else "reduce_bcast"
+            reduction = "allgather" if self.size <= 2 else "reduce_scatter"
         self.reduction = reduction
-        self._flat = self._stack = None
+        self._flat = self._stack = self._n = None
         self.seconds = 0.0  # wall time inside allreduce_gradients, summed
         self.calls = 0
 
@@ -61,18 +62,24 @@ class GradientReducer:
         comm.reduce_trackers(trackers)
 
     def _buffers(self, n):
-        if self._flat is None or self._flat.size != n:
-            self._flat = np.empty(n, np.float32)
-            self._out = np.empty(n, np.float32)
-            self._stack = np.empty((self.size, n), np.float32) \
-                if self.reduction == "allgather" else None
+        """The flat send and result buffers (n values, padded to a multiple of size for
+        reduce_scatter's equal chunks) and the receive stack, allocated once per size."""
+        if self._n != n:
+            self._n = n
+            m = -(-n // self.size) * self.size if self.reduction == "reduce_scatter" else n
+            self._flat = np.zeros(m, np.float32)
+            self._out = np.empty(m, np.float32)
+            rows = {"allgather": n, "reduce_scatter": m // self.size}.get(self.reduction)
+            self._stack = None if rows is None else np.empty((self.size, rows), np.float32)
+            self._chunk = np.empty(m // self.size, np.float32)
         return self._flat, self._out
 
     def allreduce_gradients(self, grads, weight):
         """In place: every array of `grads` (float32) becomes sum over ranks of
         weight_r * grad_r, where weight_r is this rank's share of the global batch (rows / all
-        rows). One flat buffer, one collective; the sum is taken in rank order (allgather) or
-        once on rank 0 and broadcast (reduce_bcast), so every rank gets the same bits."""
+        rows). One flat buffer; each sum is taken once, in rank order (reduce_scatter,
+        allgather) or in MPI's order on rank 0 (reduce_bcast), and its result sent to every
+        rank, so every rank gets the same bits."""
         t0 = time.perf_counter()
         n = sum(g.size for g in grads)
         flat, out = self._buffers(n)
@@ -87,6 +94,15 @@ class GradientReducer:
             np.copyto(out, self._stack[0])
             for r in range(1, self.size):
                 out += self._stack[r]
+        elif self.reduction == "reduce_scatter":
+            # chunk r of every rank to rank r, which sums them in rank order; then every
+            # rank gathers the summed chunks (the two phases of a ring all-reduce)
+            stack, mine = self._stack, self._chunk
+            c.Alltoall(flat.reshape(self.size, -1), stack)
+            np.copyto(mine, stack[0])
+            for r in range(1, self.size):
+                mine += stack[r]
+            c.Allgather(mine, out.reshape(self.size, -1))
         else:
             c.Reduce(flat, out if self.rank == 0 else None, op=self.world.MPI.SUM, root=0)
             c.Bcast(out, root=0)
@@ -104,9 +120,10 @@ def DistributedOptimizer(optimizer, reduction="auto"):
     every rank applies the same update to the same weights, bit for bit.
 
     Returns the same optimizer object, marked: the engines keep their native step (docs/
-    training_step.md#the-data-parallel-split). reduction: "allgather" (every rank sums the
-    gathered buffers in rank order), "reduce_bcast" (rank 0 sums, then broadcasts) or "auto"
-    (docs/distributed.md#reduction-order)."""
+    training_step.md#the-data-parallel-split). reduction (docs/distributed.md#reduction-order):
+    "reduce_scatter" (rank r sums chunk r of every rank in rank order, then all gather the
+    chunks), "allgather" (every rank sums all the buffers in rank order: the same bits),
+    "reduce_bcast" (MPI_Reduce to rank 0, in MPI's order, then a broadcast) or "auto"."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"DistributedOptimizer: reduction must be one of {REDUCTIONS}, got "
                          f"{reduction!r}")
