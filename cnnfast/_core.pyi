@@ -241,7 +241,8 @@ def augment_params(params: Arr, transforms: Arr | None, spec: AugmentSpec, H: in
                    seed: int) -> None: ...
 def projective_transform(out: Arr, inp: Arr, transforms: Arr, fill_mode: str,
                          interpolation: str, fill_value: float) -> None: ...
-def augment_forward(out: Arr, inp: Arr, spec: AugmentSpec, seed: int) -> None: ...
+def augment_forward(out: Arr, inp: Arr, spec: AugmentSpec, seed: int, first: int = ...) -> None:
+    """first: the batch position of image 0 (a shard of a larger batch)."""
 
 class OptSpec:
     """The Net's optimizer and its hyper-parameters."""

@@ -47,7 +47,7 @@ from .layers import (
     Reshape,
     ZeroPadding2D,
 )
-from .layers import core as layers_core
+from .layers import base as layers_base
 from .layers.preprocessing import BaseAugmentation
 from .metrics import Accuracy
 from .optimizers import (
@@ -115,16 +115,17 @@ def _shard_weight(dist, rows, shard):
 
 
 class _SampleOffset:
-    """Around a LayerEngine step on a shard: Dropout draws the global batch's masks."""
+    """Around a LayerEngine step on a shard: Dropout and the augmentation layers draw what
+    the global batch gives these rows (layers.base.sample_offset)."""
 
     def __init__(self, offset):
         self.offset = offset
 
     def __enter__(self):
-        layers_core._sample_offset = self.offset
+        layers_base.sample_offset = self.offset
 
     def __exit__(self, *exc):
-        layers_core._sample_offset = 0
+        layers_base.sample_offset = 0
 
 
 def optimizer_changed(model):

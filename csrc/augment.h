@@ -55,8 +55,10 @@ inline double augment_uniform(uint64_t seed, int64_t b, int j) {
 // (height zoom, width zoom). transforms (B,8) overwritten (nullptr for Flip, which is exact
 // reversal, not a resampling).
 int augment_num_params(AugmentKind kind);
+// first: the batch position of image 0 (image b draws as image first + b), so a shard of a
+// larger batch draws what the whole batch gives its images (cnnfast.distributed); 0 otherwise.
 void augment_params(float* params, float* transforms, const AugmentSpec& s, int B, int H, int W,
-                    uint64_t seed);
+                    uint64_t seed, int64_t first = 0);
 
 // out (B,H,W,C) overwritten with inp resampled through transforms (B,8), exactly as
 // tf.raw_ops.ImageProjectiveTransformV3 with output_shape (H,W) (fill modes, rounding,
@@ -68,6 +70,6 @@ void projective_transform(float* out, const float* inp, const float* transforms,
 // (the parameters of augment_params, then the flip or the resampling).
 // work: kAugmentWork * B floats of scratch.
 void augment_forward(float* out, const float* inp, float* work, const AugmentSpec& s, int B, int H,
-                     int W, int C, uint64_t seed);
+                     int W, int C, uint64_t seed, int64_t first = 0);
 
 }  // namespace cnnfast

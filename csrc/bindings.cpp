@@ -969,8 +969,11 @@ void bind_augment(py::module_& m) {
         "out (B,H,W,C) = inp resampled as tf.raw_ops.ImageProjectiveTransformV3.");
     m.def(
         "augment_forward",
-        [](py::object out, py::object inp, const AugmentSpec& s, uint64_t seed) {
+        [](py::object out, py::object inp, const AugmentSpec& s, uint64_t seed, int64_t first) {
             const char* fn = "augment_forward";
+            if (first < 0)
+                throw py::value_error("augment_forward: first must be >= 0, got " +
+                                      std::to_string(first));
             const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
             const float* pi = data_of<float>(inp, fn, "inp", false);
             float* po = data_of<float>(out, fn, "out", true, sh);
@@ -978,10 +981,11 @@ void bind_augment(py::module_& m) {
             std::vector<float> work((size_t)kAugmentWork * std::max<int64_t>(sh[0], 1));
             py::gil_scoped_release nogil;
             augment_forward(po, pi, work.data(), s, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3],
-                            seed);
+                            seed, first);
         },
-        py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"),
-        "The training forward of one augmentation layer with stream seed (out (B,H,W,C)).");
+        py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"), py::arg("first") = 0,
+        "The training forward of one augmentation layer with stream seed (out (B,H,W,C)); "
+        "first: the batch position of image 0 (a shard of a larger batch).");
     py::reinterpret_borrow<py::class_<PyOp>>(m.attr("Op"))
         .def_static(
             "augment",

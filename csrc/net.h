@@ -140,8 +140,8 @@ class Net {
     // y is int32 (B) for sparse losses or float32 (B,K) for dense ones. The update uses
     // ParamSlots with lr and step (= optimizer iterations + 1).
     // The data-parallel split (cnnfast.distributed, docs/training_step.md): sample_offset is
-    // the position of these B rows in a larger global batch (Dropout draws the masks that batch
-    // gives these rows); update=false stops after backward, with the gradients in the
+    // the position of these B rows in a larger global batch (Dropout and the augmentation ops
+    // draw what that batch gives these rows); update=false stops after backward, gradients in the
     // ParamSlots' g arrays, for the caller to all-reduce and then call apply_update.
     StepResult train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                           const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,

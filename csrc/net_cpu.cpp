@@ -225,7 +225,8 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
             case OpKind::Augment:
                 if (training)
                     augment_forward(out, in, workspace_.data(), o.aug, B, l.in_shape[0],
-                                    l.in_shape[1], l.in_shape[2], layer_seed(seed, i));
+                                    l.in_shape[1], l.in_shape[2], layer_seed(seed, i),
+                                    sample_offset);
                 else
                     out = in;
                 break;

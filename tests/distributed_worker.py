@@ -17,10 +17,13 @@ from cnnfast.distributed import DistributedError  # imports no MPI
 from cnnfast.layers.base import reset_names
 
 
-def small(dropout):
-    """A chain with every kind of op a step all-reduces through: conv, pools, dense, Dropout."""
+def small(dropout, augment=False):
+    """A chain with every kind of op a step all-reduces through: conv, pools, dense, Dropout
+    (and, with augment, a random flip and rotation of each image)."""
+    aug = [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(0.2)] \
+        if augment else []
     return cf.Sequential([
-        layers.Input((9, 9, 2)),
+        layers.Input((9, 9, 2)), *aug,
         layers.Conv2D(4, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(2),
         layers.Flatten(),
@@ -42,7 +45,8 @@ def dataset(kind, n):
 def build(args, seed):
     reset_names()
     cf.utils.set_random_seed(seed)
-    model = small(args.dropout) if args.model == "small" else zoo.build(args.model)
+    model = small(args.dropout, args.augment) if args.model == "small" else \
+        zoo.build(args.model)
     if args.layer_engine:
         model.use_native_executor = False
     return model
@@ -63,6 +67,7 @@ def main(argv=None):
     p.add_argument("--reduction", default="auto")
     p.add_argument("--validation", action="store_true")
     p.add_argument("--layer-engine", action="store_true")
+    p.add_argument("--augment", action="store_true")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     rank = 0

@@ -107,6 +107,23 @@ def test_dropout_forward_at_is_the_whole_batch_mask_of_its_rows(first):
         np.testing.assert_array_equal(out, full_out)
 
 
+@pytest.mark.parametrize("layer", [layers.RandomFlip("horizontal_and_vertical"),
+                                   layers.RandomRotation(0.3), layers.RandomZoom(0.3)],
+                         ids=["flip", "rotation", "zoom"])
+def test_augment_forward_first_is_the_whole_batch_draw(layer):
+    """Images [k, B) with first = k are transformed as the whole batch transforms them."""
+    r = np.random.default_rng(0)
+    x = r.random((9, 7, 7, 2), dtype=np.float32)
+    layer.build(x.shape)
+    full = np.empty_like(x)
+    backend.augment_forward(full, x, layer.spec(), 77)
+    part, out = np.ascontiguousarray(x[4:]), np.empty_like(x[4:])
+    backend.augment_forward(out, part, layer.spec(), 77, 4)
+    np.testing.assert_array_equal(out, full[4:])
+    with pytest.raises(ValueError, match="augment_forward: first must be >= 0"):
+        backend.augment_forward(out, part, layer.spec(), 77, -1)
+
+
 def test_dropout_forward_at_rejects_bad_arguments():
     x = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match="dropout_forward_at: first must be >= 0"):
@@ -217,9 +234,10 @@ def test_mpiexec_command_sets_threads_and_flags():
     (2, ["--optimizer", "rmsprop", "--reduction", "reduce_scatter"]),
     # 61 rows in global batches of 15: the last has 1 row, so ranks 1 and 2 step with none
     (3, ["--samples", "61", "--reduction", "reduce_scatter"]),
-    (3, ["--samples", "61", "--layer-engine"])],
+    (3, ["--samples", "61", "--layer-engine"]),
+    (2, ["--augment"]), (3, ["--augment", "--layer-engine"])],
     ids=["native", "layer-engine", "validation", "sgd-reduce-bcast", "rmsprop-reduce-scatter",
-         "3-ranks-empty-shard", "3-ranks-layer-engine"])
+         "3-ranks-empty-shard", "3-ranks-layer-engine", "augment", "3-ranks-augment-layer"])
 def test_n_ranks_at_b_equal_one_process_at_nb(tmp_path, n, opts):
     """n ranks x batch 5 with Dropout 0.3 take the steps of one process at batch 5n: the same
     samples and masks in each step, so the weights and the history agree to float32 rounding

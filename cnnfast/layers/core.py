@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import backend, initializers, utils
+from . import base
 from ._util import FusedActivation, check_data_format, reject_unsupported, serialize_initializer
 from .base import Layer, shape_str
 
@@ -100,12 +101,6 @@ class Flatten(Layer):
         return c
 
 
-# The position of this batch's first row in a larger global batch, set around a data-parallel
-# train step by executor.sample_offset (cnnfast.distributed): Dropout then draws the mask the
-# global batch gives these rows. 0 (the whole batch) everywhere else.
-_sample_offset = 0
-
-
 class Dropout(Layer):
     """Inverted dropout: in training keep each unit with probability 1 - rate and scale it by
     1 / (1 - rate); identity in evaluate/predict.
@@ -143,9 +138,10 @@ class Dropout(Layer):
             seed = int(self._rng.integers(0, 2**63))
         elif seed is None:
             seed = int(utils.rng().integers(0, 2**63))
-        if _sample_offset:
+        if base.sample_offset:  # a shard of a global batch (cnnfast.distributed)
             per_row = x.size // x.shape[0] if x.shape[0] else 0
-            backend.dropout_forward_at(y, self._mask, x, self.rate, seed, _sample_offset * per_row)
+            backend.dropout_forward_at(y, self._mask, x, self.rate, seed,
+                                       base.sample_offset * per_row)
         else:
             backend.dropout_forward(y, self._mask, x, self.rate, seed)
         return y
