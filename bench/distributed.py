@@ -29,14 +29,13 @@ def _model(name):
     import cnnfast as cf
     from cnnfast import zoo
     cf.utils.set_random_seed(0)
-    m = zoo.build(name)
-    return m
+    return zoo.build(name)
 
 
-def _data(n):
+def _data(n, shape):
     import numpy as np
     r = np.random.default_rng(0)
-    return r.random((n, 28, 28, 1), dtype=np.float32), r.integers(0, 10, n).astype(np.int32)
+    return r.random((n,) + tuple(shape), dtype=np.float32), r.integers(0, 10, n).astype(np.int32)
 
 
 def worker(mode, name, batch, steps):
@@ -55,7 +54,7 @@ def worker(mode, name, batch, steps):
     if hvd is not None:
         opt = hvd.DistributedOptimizer(opt)
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    x, y = _data(batch * size * steps)
+    x, y = _data(batch * size * steps, model.inputs[0].shape[1:])
     cbs = [hvd.callbacks.BroadcastGlobalVariablesCallback(0)] if hvd else []
     model.fit(x[:batch * size * 2], y[:batch * size * 2], batch_size=batch, epochs=1, verbose=0,
               callbacks=cbs)  # warm-up: builds the engine and the buffers
@@ -70,8 +69,14 @@ def worker(mode, name, batch, steps):
            "wall_s": wall, "cpu_s_rank0": cpu, "images_per_s": batch * size * steps / wall,
            "step_ms": 1e3 * wall / steps}
     if red is not None:
-        ar = np.array([red.seconds], np.float64)
-        out["allreduce_ms"] = 1e3 * float(hvd.allreduce(ar, average=False)[0]) / size / steps
+        ar = np.array([red.seconds, cpu], np.float64)
+        tot = hvd.allreduce(ar, average=False)
+        out["allreduce_ms"] = 1e3 * float(tot[0]) / size / steps
+        out["cpu_s"] = float(tot[1])  # all ranks'
+    else:
+        out["cpu_s"] = cpu
+    out["cpu_ms_per_image"] = 1e3 * out["cpu_s"] / (batch * size * steps)
+    if red is not None:
         out["reduction"] = red.reduction
         out["reductions_ms"] = _time_reductions(hvd, model, 20)
     if rank == 0:
@@ -151,28 +156,30 @@ def main(argv=None):
         worker(mode, name, int(batch), int(steps))
         return 0
     results = []
-    print("| model | params | 1 proc x 2 thr img/s | 2 ranks x 1 thr img/s | ranks step ms | "
-          "all-reduce ms (share) | allgather / reduce_scatter / reduce_bcast ms |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("| model | params | 1 proc x 2 thr img/s | 2 ranks x 1 thr img/s | CPU ms/img 1x2 | "
+          "CPU ms/img 2x1 | ranks step ms | all-reduce ms (share) | "
+          "allgather / reduce_scatter / reduce_bcast ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for name in args.models:
         single, ranks = measure(name, args.batch, args.steps)
         results.append({"single": single, "ranks": ranks})
         r = ranks["reductions_ms"]
         print(f"| {name} | {single['params']:,} | {single['images_per_s']:,.0f} | "
-              f"{ranks['images_per_s']:,.0f} | {ranks['step_ms']:.1f} | "
+              f"{ranks['images_per_s']:,.0f} | {single['cpu_ms_per_image']:.3f} | "
+              f"{ranks['cpu_ms_per_image']:.3f} | {ranks['step_ms']:.1f} | "
               f"{ranks['allreduce_ms']:.2f} ({ranks['allreduce_ms'] / ranks['step_ms']:.0%}) | "
               f"{r['allgather']:.2f} / {r['reduce_scatter']:.2f} / {r['reduce_bcast']:.2f} |",
               flush=True)
     if args.scaling:
-        print("\nScaling model (per node: this machine's 1 process x 2 threads at "
+        print("\nScaling model (per node: the compute of one rank here, 1 thread, "
               f"{args.batch} rows/step; ring all-reduce at 80% of the link, 50 us/message):")
         print("| model | GbE | nodes | MB/step | all-reduce ms | step ms | efficiency | "
               "speedup | img/s |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for res in results:
-            s = res["single"]
-            # one node's compute for `batch` rows: the 2-thread process at batch rows
-            step_s = s["wall_s"] / s["steps"] * args.batch / s["batch_per_rank"]
+            s = res["ranks"]
+            # one node's compute for `batch` rows: a rank's step less its all-reduce
+            step_s = (s["step_ms"] - s["allreduce_ms"]) / 1e3
             for row in scaling_rows(s["model"], s["params"], step_s, args.batch):
                 res.setdefault("scaling", []).append(row)
                 print(f"| {row['model']} | {row['gbe']} | {row['nodes']} | "
