@@ -54,8 +54,8 @@ def build(args, seed):
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["train", "mismatch", "die", "metrics", "broadcast",
-                                        "warmup"])
+    p.add_argument("scenario", choices=["train", "mismatch", "die", "raise", "metrics",
+                                        "broadcast", "warmup"])
     p.add_argument("out")
     p.add_argument("--plain", action="store_true", help="one process, no MPI (reference)")
     p.add_argument("--model", default="small")
@@ -116,10 +116,12 @@ def main(argv=None):
         callbacks.insert(0, hvd.callbacks.LearningRateWarmupCallback(0.1, warmup_epochs=2))
         callbacks.insert(1, Record())
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    if args.scenario == "die":
+    if args.scenario in ("die", "raise"):
         class Die(cf.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
                 if rank == 1 and batch == 1:
+                    if args.scenario == "raise":
+                        raise RuntimeError("rank 1 fails on purpose")
                     os._exit(7)  # a rank that dies without a word (no MPI_Finalize)
         callbacks.append(Die())
         args.epochs = 1000  # the others would train for a long time without the death

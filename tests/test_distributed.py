@@ -361,3 +361,62 @@ def test_cli_train_workers_two(tmp_path):
     assert p.stdout.count("Test accuracy:") == 1  # rank 0 prints, rank 1 does not
     assert (out / "model.keras").exists()
     assert json.loads((out / "run.json").read_text())["train_images"] == 540
+
+
+@mpi
+def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
+    """An uncaught exception on rank 1 (init's hook: MPI_Abort) ends rank 0 too."""
+    p, took, _ = run_ranks(2, ["raise"], tmp_path, check=False, timeout=120)
+    assert p.returncode != 0
+    assert "rank 1 fails on purpose" in p.stdout + p.stderr
+    assert took < 60, took
+
+
+@mpi
+def test_one_rank_is_the_plain_run_bit_for_bit(tmp_path):
+    """mpiexec -n 1 with the DistributedOptimizer: the split step, the all-reduce of one
+    buffer (weight 1) and offset 0 change nothing, on either engine."""
+    for opts in ([], ["--layer-engine"]):
+        sub = tmp_path / ("layer" if opts else "native")
+        sub.mkdir()
+        _, _, d = run_ranks(1, ["train", "--batch", "16"] + opts, sub)
+        _, _, p = run_ranks(1, ["train", "--batch", "16"] + opts, sub, plain=True)
+        got, ref = load(d, 0), load(p, 0)
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+
+def test_scaling_model_formula():
+    sys.path.insert(0, ROOT)
+    try:
+        from bench import distributed as bd
+    finally:
+        sys.path.remove(ROOT)
+    (row,) = bd.scaling_rows("m", 1_000_000, 0.010, 32, nodes=(8,), gbits=(10,))
+    nbytes = 2 * 7 / 8 * 4e6
+    assert row["mb_per_step"] == pytest.approx(nbytes / 1e6)
+    t_ar = nbytes / (10e9 / 8 * 0.8) + 14 * 50e-6
+    assert row["allreduce_ms"] == pytest.approx(1e3 * t_ar)
+    assert row["efficiency"] == pytest.approx(0.010 / (0.010 + t_ar))
+    assert row["images_per_s"] == pytest.approx(8 * 32 / (0.010 + t_ar))
+
+
+@mpi
+def test_bench_distributed_smoke(tmp_path):
+    """`python -m bench.distributed` end to end on tiny settings (the figures mean nothing)."""
+    import glob
+    import importlib.machinery
+    if not any(glob.glob(os.path.join(ROOT, "cnnfast", "_core*" + suffix))
+               for suffix in importlib.machinery.EXTENSION_SUFFIXES):
+        pytest.skip("bench/ runs cnnfast from the source tree, which has no in-place build")
+    out = tmp_path / "b.json"
+    p = subprocess.run([sys.executable, "-m", "bench.distributed", "--models", "mlp",
+                        "--batch", "4", "--steps", "2", "--scaling", "--json", str(out)],
+                       capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT, env=_env())
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = json.loads(out.read_text())
+    assert res[0]["ranks"]["ranks"] == 2 and res[0]["single"]["threads"] == 2
+    assert set(res[0]["ranks"]["reductions_ms"]) == {"allgather", "reduce_scatter",
+                                                     "reduce_bcast"}
+    assert len(res[0]["scaling"]) == 8
+
