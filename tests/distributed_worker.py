@@ -55,7 +55,7 @@ def build(args, seed):
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("scenario", choices=["train", "mismatch", "die", "raise", "metrics",
-                                        "broadcast", "warmup"])
+                                        "broadcast", "warmup", "stop"])
     p.add_argument("out")
     p.add_argument("--plain", action="store_true", help="one process, no MPI (reference)")
     p.add_argument("--model", default="small")
@@ -127,6 +127,12 @@ def main(argv=None):
         args.epochs = 1000  # the others would train for a long time without the death
     if args.scenario == "broadcast":
         args.epochs = 0
+    if args.scenario == "stop":
+        class StopOnRank1(cf.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if rank == 1 and batch == 2:
+                    self.model.stop_training = True
+        callbacks.append(StopOnRank1())
     try:
         hist = model.fit(x, y, batch_size=args.batch, epochs=args.epochs, verbose=0,
                          shuffle=True, callbacks=callbacks,

@@ -420,3 +420,12 @@ def test_bench_distributed_smoke(tmp_path):
                                                      "reduce_bcast"}
     assert len(res[0]["scaling"]) == 8
 
+
+@mpi
+def test_stop_training_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    _, _, d = run_ranks(2, ["stop", "--epochs", "5"], tmp_path)
+    r0, r1 = load(d, 0), load(d, 1)
+    assert int(r0["iterations"]) == int(r1["iterations"]) == 3
+    for k in r0:
+        np.testing.assert_array_equal(r0[k], r1[k], err_msg=k)
+

@@ -172,9 +172,16 @@ def check_agree(what, items):
                                "; ".join(bad))
 
 
+_flag_in, _flag_out = np.zeros(1, np.int32), np.zeros(1, np.int32)
+
+
 def any_rank(flag):
-    """True on every rank when `flag` is true on any rank."""
-    return bool(world().comm.allreduce(bool(flag), op=world().MPI.LOR))
+    """True on every rank when `flag` is true on any rank (one small buffer Allreduce: fit
+    calls it after every step)."""
+    w = world()
+    _flag_in[0] = 1 if flag else 0
+    w.comm.Allreduce(_flag_in, _flag_out, op=w.MPI.MAX)
+    return bool(_flag_out[0])
 
 
 def reduce_trackers(trackers):
