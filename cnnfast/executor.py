@@ -281,6 +281,8 @@ def _net_op(layer):
             return None  # rate 1 and a layer's own seed: the LayerEngine's exact semantics
         return Op.dropout(layer.rate)
     if isinstance(layer, Activation):
+        if layer.activation is None:
+            return None  # an activation layer's own kernel (ReLU(threshold=...), ...)
         return Op.activation(act[layer.activation])
     if kind is BatchNormalization:
         g = layer.grads

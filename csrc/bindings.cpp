@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "activations_layers_bind.h"
 #include "augment.h"
 #include "batchnorm.h"
 #include "bind_checks.h"
@@ -1015,6 +1016,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_losses<HostArrays>(m);
     bind::bind_rescale<HostArrays>(m);
     bind::bind_zeropad2d<HostArrays>(m);
+    bind::bind_activation_layers<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

@@ -17,14 +17,16 @@ from cnnfast.distributed import DistributedError  # imports no MPI
 from cnnfast.layers.base import reset_names
 
 
-def small(dropout, augment=False):
+def small(dropout, augment=False, spatial=False):
     """A chain with every kind of op a step all-reduces through: conv, pools, dense, Dropout
-    (and, with augment, a random flip and rotation of each image)."""
+    (with augment, a random flip and rotation of each image; with spatial, a SpatialDropout2D,
+    which runs on the LayerEngine)."""
     aug = [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(0.2)] \
         if augment else []
+    sp = [layers.SpatialDropout2D(0.4)] if spatial else []
     return cf.Sequential([
         layers.Input((9, 9, 2)), *aug,
-        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.Conv2D(4, 3, padding="same", activation="relu"), *sp,
         layers.MaxPooling2D(2),
         layers.Flatten(),
         layers.Dense(16, activation="relu"),
@@ -45,7 +47,7 @@ def dataset(kind, n):
 def build(args, seed):
     reset_names()
     cf.utils.set_random_seed(seed)
-    model = small(args.dropout, args.augment) if args.model == "small" else \
+    model = small(args.dropout, args.augment, args.spatial) if args.model == "small" else \
         zoo.build(args.model)
     if args.layer_engine:
         model.use_native_executor = False
@@ -68,6 +70,7 @@ def main(argv=None):
     p.add_argument("--validation", action="store_true")
     p.add_argument("--layer-engine", action="store_true")
     p.add_argument("--augment", action="store_true")
+    p.add_argument("--spatial", action="store_true")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     rank = 0

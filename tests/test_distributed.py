@@ -124,6 +124,19 @@ def test_augment_forward_first_is_the_whole_batch_draw(layer):
         backend.augment_forward(out, part, layer.spec(), 77, -1)
 
 
+def test_spatial_dropout_first_is_the_whole_batch_mask():
+    r = np.random.default_rng(0)
+    x = r.random((7, 3, 3, 5), dtype=np.float32) + 0.5
+    full, fmask = np.empty_like(x), np.empty((7, 5), np.uint8)
+    backend.spatial_dropout_forward(full, fmask, x, 0.5, 31)
+    part, out, mask = np.ascontiguousarray(x[3:]), np.empty_like(x[3:]), np.empty((4, 5), np.uint8)
+    backend.spatial_dropout_forward(out, mask, part, 0.5, 31, 3 * 5)
+    np.testing.assert_array_equal(mask, fmask[3:])
+    np.testing.assert_array_equal(out, full[3:])
+    with pytest.raises(ValueError, match="spatial_dropout_forward: first must be >= 0"):
+        backend.spatial_dropout_forward(out, mask, part, 0.5, 31, -1)
+
+
 def test_dropout_forward_at_rejects_bad_arguments():
     x = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match="dropout_forward_at: first must be >= 0"):
@@ -235,9 +248,10 @@ def test_mpiexec_command_sets_threads_and_flags():
     # 61 rows in global batches of 15: the last has 1 row, so ranks 1 and 2 step with none
     (3, ["--samples", "61", "--reduction", "reduce_scatter"]),
     (3, ["--samples", "61", "--layer-engine"]),
-    (2, ["--augment"]), (3, ["--augment", "--layer-engine"])],
+    (2, ["--augment"]), (3, ["--augment", "--layer-engine"]), (2, ["--spatial"])],
     ids=["native", "layer-engine", "validation", "sgd-reduce-bcast", "rmsprop-reduce-scatter",
-         "3-ranks-empty-shard", "3-ranks-layer-engine", "augment", "3-ranks-augment-layer"])
+         "3-ranks-empty-shard", "3-ranks-layer-engine", "augment", "3-ranks-augment-layer",
+         "spatial-dropout"])
 def test_n_ranks_at_b_equal_one_process_at_nb(tmp_path, n, opts):
     """n ranks x batch 5 with Dropout 0.3 take the steps of one process at batch 5n: the same
     samples and masks in each step, so the weights and the history agree to float32 rounding

@@ -1,6 +1,7 @@
 """keras.layers"""
 from .._missing import missing_names as _missing_names
 from ..layers import (  # noqa: F401
+                      ELU,
                       Activation,
                       AveragePooling2D,
                       AvgPool2D,
@@ -17,8 +18,10 @@ from ..layers import (  # noqa: F401
                       Input,
                       InputLayer,
                       Layer,
+                      LeakyReLU,
                       MaxPool2D,
                       MaxPooling2D,
+                      PReLU,
                       RandomFlip,
                       RandomRotation,
                       RandomZoom,
@@ -26,6 +29,7 @@ from ..layers import (  # noqa: F401
                       Rescaling,
                       Reshape,
                       Softmax,
+                      SpatialDropout2D,
                       ZeroPadding2D,
 )
 

@@ -1,9 +1,11 @@
 """Layers with the tf.keras API: Input, Conv2D, MaxPooling2D, AveragePooling2D, Dense,
-Flatten, Dropout, Activation, BatchNormalization, GlobalAveragePooling2D, GlobalMaxPooling2D,
+Flatten, Dropout, SpatialDropout2D, Activation, ReLU, LeakyReLU, ELU, PReLU, Softmax,
+BatchNormalization, GlobalAveragePooling2D, GlobalMaxPooling2D,
 RandomFlip, RandomRotation, RandomZoom, Rescaling, Reshape, ZeroPadding2D."""
+from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax  # noqa: F401
 from .base import Input, InputLayer, KerasTensor, Layer  # noqa: F401
 from .convolutional import Conv2D  # noqa: F401
-from .core import Activation, Dense, Dropout, Flatten, ReLU, Softmax  # noqa: F401
+from .core import Activation, Dense, Dropout, Flatten, SpatialDropout2D  # noqa: F401
 from .normalization import BatchNormalization  # noqa: F401
 from .pooling import (  # noqa: F401
     AveragePooling2D,
