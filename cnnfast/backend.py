@@ -41,6 +41,7 @@ activation_backward = _core.activation_backward
 cross_entropy = _core.cross_entropy
 element_loss = _core.element_loss
 dropout_forward = _core.dropout_forward
+dropout_forward_at = _core.dropout_forward_at
 dropout_backward = _core.dropout_backward
 spatial_dropout_forward = _core.spatial_dropout_forward
 spatial_dropout_backward = _core.spatial_dropout_backward

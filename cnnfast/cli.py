@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -129,6 +130,10 @@ def _add_train_parser(sub):
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="0 silent, 1 progress bar (default), 2 one line per epoch")
     t.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    t.add_argument("--workers", type=_int_at_least(1), default=1, metavar="N",
+                   help="data-parallel training on N local MPI ranks (mpiexec; each takes "
+                        "--batch-size rows of every step, so the step has N times as many; "
+                        "needs cnnfast[mpi]; default: 1)")
 
 
 def _add_run_parsers(sub):
@@ -202,13 +207,59 @@ def run_config(args):
     return runs.RunConfig(**fields, command=command)
 
 
+# Set by `cnnfast train --workers N` for the ranks it starts: they train, rank 0 writes.
+WORKER_ENV = "CNNFAST_TRAIN_WORKER"
+
+
+def launch_workers(args):
+    """`cnnfast train --workers N`: the same command on N local ranks under mpiexec
+    (cnnfast/distributed/launch.py: OpenMP threads = cores // N). Returns its exit status."""
+    from .distributed import launch
+
+    argv = [sys.executable, "-m", "cnnfast"] + list(args.argv)
+    try:
+        cmd, env = launch.mpiexec_command(args.workers, argv, threads=args.threads)
+    except FileNotFoundError as e:
+        raise CLIError(str(e)) from None
+    env[WORKER_ENV] = "1"
+    return subprocess.run(cmd, env=env).returncode
+
+
+def _distributed_rank():
+    """In a rank started by launch_workers: join the job; returns (rank, distribute) for
+    runs.train_run. Elsewhere (0, None)."""
+    if os.environ.get(WORKER_ENV) != "1":
+        return 0, None
+    try:
+        from . import distributed as hvd
+
+        hvd.init()
+    except ImportError as e:
+        raise CLIError(str(e)) from None
+
+    def distribute(model):
+        hvd.DistributedOptimizer(model.optimizer)  # marks the compiled optimizer
+        return [hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+                hvd.callbacks.MetricAverageCallback()]
+
+    return hvd.rank(), distribute
+
+
 def cmd_train(args):
     """`cnnfast train`: train and test a model, write the run directory with its pictures and
-    report.html, and print the outcome. Returns the exit status 0; raises runs.RunError."""
+    report.html, and print the outcome. Returns the exit status 0; raises runs.RunError.
+    With --workers N > 1, runs itself on N MPI ranks (rank 0 writes and prints)."""
+    if args.workers > 1 and os.environ.get(WORKER_ENV) != "1":
+        return launch_workers(args)
     t_start = time.perf_counter()
+    rank, distribute = _distributed_rank()
     cfg = run_config(args)
+    if rank != 0:
+        cfg = dataclasses.replace(cfg, verbose=0)
+        runs.train_run(cfg, runs.load_data(cfg.limit, cfg.test_limit), distribute)
+        return 0
     out = runs.make_run_dir(args.out or runs.default_run_dir(cfg.label))
-    run = runs.train_run(cfg, runs.load_data(cfg.limit, cfg.test_limit))
+    run = runs.train_run(cfg, runs.load_data(cfg.limit, cfg.test_limit), distribute)
     written = runs.write_run_dir(out, run)
     figures, notes = ([], []) if args.no_plots else runs.draw_pictures(out, run)
     written += [os.path.basename(f) for f, _ in figures]
@@ -352,6 +403,7 @@ def main(argv=None):
     """Entry point of the ``cnnfast`` console script and ``python -m cnnfast``. Returns the
     exit status: 0 ok, 1 a clear one-line error, 2 bad arguments (argparse)."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return COMMANDS[args.command](args)
     except (CLIError, runs.RunError) as e:

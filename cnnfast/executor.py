@@ -47,6 +47,7 @@ from .layers import (
     Reshape,
     ZeroPadding2D,
 )
+from .layers import base as layers_base
 from .layers.preprocessing import BaseAugmentation
 from .metrics import Accuracy
 from .optimizers import (
@@ -159,6 +160,40 @@ def total_loss(mean, activity, weights):
     return np.float32(np.float32(mean) + activity) + weights
 
 
+def distributed_of(model):
+    """The GradientReducer of a model whose optimizer is a cnnfast.distributed
+    DistributedOptimizer, else None (docs/training_step.md#the-data-parallel-split)."""
+    return getattr(model.optimizer, "_distributed", None)
+
+
+def _shard_weight(dist, rows, shard):
+    """This rank's share of a data-parallel step: its rows over the global batch's rows (fit's
+    shard = (sample offset, global rows)); 1/size for a step on each rank's own batch."""
+    return 1.0 / dist.size if shard is None else rows / shard[1]
+
+
+class _SampleOffset:
+    """Around a LayerEngine step on a shard: Dropout and the augmentation layers draw what
+    the global batch gives these rows (layers.base.sample_offset)."""
+
+    def __init__(self, offset):
+        self.offset = offset
+
+    def __enter__(self):
+        layers_base.sample_offset = self.offset
+
+    def __exit__(self, *exc):
+        layers_base.sample_offset = 0
+
+
+def optimizer_changed(model):
+    """Tell the native engine that an optimizer hyper-parameter it holds (SGD's momentum, set
+    by LearningRateWarmupCallback) changed: the next step rewires the Net's OptSpec."""
+    engine = model._engine_cache.get("native")
+    if engine is not None:
+        engine._slots = None
+
+
 class Engine:
     """What both engines share: the optimizer scalars of a step and its iteration count."""
 
@@ -231,31 +266,47 @@ class LayerEngine(Engine):
         `seed` when training."""
         return self.model._forward([x], training, seed)
 
-    def train_step(self, x, y, idx, seed, sw=None):
-        """sw: the sample weights of the rows of x (N,) float32, or None."""
+    def train_step(self, x, y, idx, seed, sw=None, shard=None):
+        """sw: the sample weights of the rows of x (N,) float32, or None. shard (data-parallel
+        fit only): (these rows' offset in the global batch, its rows); a distributed step may
+        have no rows on this rank (then loss 0.0, correct None)."""
         model = self.model
-        if len(idx) == x.shape[0] and np.array_equal(idx, np.arange(len(idx))):
-            xb, yb, swb = x, y, sw  # the whole batch in order (train_on_batch): no gather
-        else:
-            b = idx.shape[0]
-            xb = np.take(x, idx, axis=0, out=self._buf("xb", (b,) + x.shape[1:]))
-            yb = np.take(y, idx, axis=0, out=self._buf("yb", (b,) + y.shape[1:], y.dtype))
-            swb = None if sw is None else np.take(sw, idx, out=self._buf("swb", (b,)))
-        (y_pred,) = model._forward([xb], True, seed)
-        mean, grad = self._loss(y_pred, yb, True, swb)
-        model._backward(grad if self.plan.fused else grad.reshape(y_pred.shape), self.plan.fused)
+        dist = distributed_of(model)
         params, grads = [], []
         if model.trainable:
             for layer in model.layers:
                 params += layer.trainable_weights
                 grads += layer.trainable_grads
-        # the penalties of the weights as they were in the forward, before the update
-        mean = total_loss(mean, activity_penalty(model),
-                          weight_penalty(regularized(trainable_layers(model)), True))
+        if dist is not None and idx.shape[0] == 0:
+            for g in grads:
+                g.fill(0.0)
+            mean, correct = np.float32(0.0), None
+        else:
+            if len(idx) == x.shape[0] and np.array_equal(idx, np.arange(len(idx))):
+                xb, yb, swb = x, y, sw  # the whole batch in order (train_on_batch): no gather
+            else:
+                b = idx.shape[0]
+                xb = np.take(x, idx, axis=0, out=self._buf("xb", (b,) + x.shape[1:]))
+                yb = np.take(y, idx, axis=0, out=self._buf("yb", (b,) + y.shape[1:], y.dtype))
+                swb = None if sw is None else np.take(sw, idx, out=self._buf("swb", (b,)))
+            if shard is not None and shard[0]:
+                with _SampleOffset(shard[0]):
+                    (y_pred,) = model._forward([xb], True, seed)
+            else:
+                (y_pred,) = model._forward([xb], True, seed)
+            mean, grad = self._loss(y_pred, yb, True, swb)
+            model._backward(grad if self.plan.fused else grad.reshape(y_pred.shape),
+                            self.plan.fused)
+            correct = self._correct(y_pred, yb)
+            # the penalties of the weights as they were in the forward, before the update
+            mean = total_loss(mean, activity_penalty(model),
+                              weight_penalty(regularized(trainable_layers(model)), True))
+        if dist is not None:  # the gradients of every rank, before any update
+            dist.allreduce_gradients(grads, _shard_weight(dist, idx.shape[0], shard))
         lr, step = self._step_scalars()
         model.optimizer.apply(params, grads, lr, step)
         self._finish_step(step)
-        return mean, self._correct(y_pred, yb)
+        return mean, correct
 
     def _forward_rows(self, xb, outs):
         """Forward (inference) of xb's rows into outs, in chunks of forward_rows rows (the
@@ -418,15 +469,32 @@ class NativeEngine(Engine):
                                opt.state_array)
         self._slots = built
         self._regularized = regularized([layer for layer, _ in pairs])
+        self._grads = grads
 
-    def train_step(self, x, y, idx, seed, sw=None):
+    def train_step(self, x, y, idx, seed, sw=None, shard=None):
+        """sw, shard: as LayerEngine.train_step. A distributed step runs the Net's step without
+        its update, all-reduces the gradients, then the Net's update (apply_update)."""
         self._wire_optimizer()
         lr, step = self._step_scalars()
-        loss, correct = self.net.train_step(x, y, idx, seed, lr, step, sw)
+        dist = distributed_of(self.model)
+        if dist is None:
+            loss, correct = self.net.train_step(x, y, idx, seed, lr, step, sw)
+        else:
+            if idx.shape[0]:
+                loss, correct = self.net.train_step(
+                    x, y, idx, seed, lr, step, sw,
+                    sample_offset=0 if shard is None else shard[0], update=False)
+            else:
+                for g in self._grads:
+                    g.fill(0.0)
+                loss, correct = 0.0, None
+            dist.allreduce_gradients(self._grads, _shard_weight(dist, idx.shape[0], shard))
+            self.net.apply_update(lr, step)
         self._finish_step(step)
-        if self._regularized:
+        if self._regularized and correct is not None:
             loss = total_loss(loss, np.float32(0.0), np.float32(self.net.penalty))
-        return np.float32(loss), [correct] * len(self.model._metrics)
+        return np.float32(loss), None if correct is None else [correct] * len(
+            self.model._metrics)
 
     def evaluate(self, xb, yb, sw=None):
         loss, correct = self.net.evaluate(xb, yb, sw)

@@ -740,6 +740,27 @@ void bind_net(py::module_& m) {
     m.def("layer_seed", &layer_seed, py::arg("seed"), py::arg("i"),
           "The random stream of the op at position i of the model's plan in the step with "
           "`seed` (csrc/net.h); both engines use it.");
+    // dropout_forward with the stream position of element 0 (csrc/activations.h): a shard of
+    // a global batch draws that batch's mask for its rows (cnnfast.distributed). CPU only.
+    m.def(
+        "dropout_forward_at",
+        [](py::object out, py::object mask, py::object inp, double rate, uint64_t seed,
+           int64_t first) {
+            const char* fn = "dropout_forward_at";
+            const auto s = HostArrays::shape(inp, fn, "inp");
+            check_rate(rate, fn);
+            if (first < 0)
+                throw py::value_error("dropout_forward_at: first must be >= 0, got " +
+                                      std::to_string(first));
+            float* po = HostArrays::ptr<float>(out, fn, "out", true, s);
+            uint8_t* pm = HostArrays::ptr<uint8_t>(mask, fn, "mask", true, s);
+            const float* pi = HostArrays::ptr<float>(inp, fn, "inp", false);
+            const int64_t n = HostArrays::size(inp, fn, "inp");
+            py::gil_scoped_release nogil;
+            cnnfast::dropout_forward(po, pm, pi, n, rate, seed, first);
+        },
+        py::arg("out"), py::arg("mask"), py::arg("inp"), py::arg("rate"), py::arg("seed"),
+        py::arg("first"));
     py::class_<PyNet>(m, "Net")
         .def(py::init([](const std::vector<PyOp>& ops, std::vector<int> in_shape, int max_batch,
                          LossKind loss, int num_classes, bool fused) {
@@ -819,7 +840,7 @@ void bind_net(py::module_& m) {
         .def(
             "train_step",
             [](PyNet& h, py::object x, py::object y, py::object idx, uint64_t seed, float lr,
-               int64_t step, py::object sw) {
+               int64_t step, py::object sw, int64_t sample_offset, bool update) {
                 const char* fn = "Net.train_step";
                 py::array X = as_array(x, fn, "x"), I = as_array(idx, fn, "idx");
                 const int64_t in_n = h.net->in_size();
@@ -839,16 +860,33 @@ void bind_net(py::module_& m) {
                         throw py::value_error("Net.train_step: index out of range");
                 if (step < 1) throw py::value_error("Net.train_step: step must be >= 1");
                 const float* psw = optional_data_of<float>(sw, fn, "sw", false, {N});
+                if (sample_offset < 0)
+                    throw py::value_error("Net.train_step: sample_offset must be >= 0, got " +
+                                          std::to_string(sample_offset));
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = h.net->train_step(px, py_, pi, B, seed, h.opt, h.params, lr, step, psw);
+                    r = h.net->train_step(px, py_, pi, B, seed, h.opt, h.params, lr, step, psw,
+                                          sample_offset, update);
                 }
                 h.penalty = r.penalty;
                 return py::make_tuple(r.loss, r.correct);
             },
             py::arg("x"), py::arg("y"), py::arg("idx"), py::arg("seed"), py::arg("lr"),
-            py::arg("step"), py::arg("sw") = py::none())
+            py::arg("step"), py::arg("sw") = py::none(), py::arg("sample_offset") = 0,
+            py::arg("update") = true,
+            "sw: the dataset's sample weights or None; sample_offset: these rows' position in a "
+            "larger global batch (Dropout masks); update=False: stop after backward, gradients "
+            "in the g arrays (apply_update next).")
+        .def(
+            "apply_update",
+            [](PyNet& h, float lr, int64_t step) {
+                if (step < 1) throw py::value_error("Net.apply_update: step must be >= 1");
+                py::gil_scoped_release nogil;
+                h.net->apply_update(h.opt, h.params, lr, step);
+            },
+            py::arg("lr"), py::arg("step"),
+            "The optimizer part of a step (clip, weight decay, update) on the g arrays.")
         .def(
             "evaluate",
             [](PyNet& h, py::object x, py::object y, py::object sw) {
@@ -1072,8 +1110,11 @@ void bind_augment(py::module_& m) {
         "out (B,H,W,C) = inp resampled as tf.raw_ops.ImageProjectiveTransformV3.");
     m.def(
         "augment_forward",
-        [](py::object out, py::object inp, const AugmentSpec& s, uint64_t seed) {
+        [](py::object out, py::object inp, const AugmentSpec& s, uint64_t seed, int64_t first) {
             const char* fn = "augment_forward";
+            if (first < 0)
+                throw py::value_error("augment_forward: first must be >= 0, got " +
+                                      std::to_string(first));
             const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
             const float* pi = data_of<float>(inp, fn, "inp", false);
             float* po = data_of<float>(out, fn, "out", true, out_shape(s, sh));
@@ -1081,11 +1122,12 @@ void bind_augment(py::module_& m) {
             std::vector<float> work((size_t)kAugmentWork * std::max<int64_t>(sh[0], 1));
             py::gil_scoped_release nogil;
             augment_forward(po, pi, work.data(), s, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3],
-                            seed);
+                            seed, first);
         },
-        py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"),
+        py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"), py::arg("first") = 0,
         "The training forward of one augmentation layer with stream seed (out (B,H,W,C); "
-        "RandomCrop: (B,h,w,C)).");
+        "RandomCrop: (B,h,w,C)); first: the batch position of image 0 (a shard of a larger "
+        "batch).");
     m.def(
         "augment_inference",
         [](py::object out, py::object inp, const AugmentSpec& s) {

@@ -151,9 +151,17 @@ class Net {
     // ParamSlots with lr and step (= optimizer iterations + 1). sw: the dataset's sample
     // weights (N) or nullptr; the loss is then Keras's weighted mean (losses.h
     // weighted_loss_mean).
+    // The data-parallel split (cnnfast.distributed, docs/training_step.md): sample_offset is
+    // the position of these B rows in a larger global batch (Dropout and the augmentation ops
+    // draw what that batch gives these rows); update=false stops after backward, gradients in the
+    // ParamSlots' g arrays, for the caller to all-reduce and then call apply_update.
     StepResult train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                           const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
-                          int64_t step, const float* sw = nullptr);
+                          int64_t step, const float* sw = nullptr, int64_t sample_offset = 0,
+                          bool update = true);
+    // The optimizer part of a step alone (clip, weight decay, update) on the gradients in g.
+    void apply_update(const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
+                      int64_t step);
     // Loss and correct count of a forward pass (dropout off) on N contiguous rows of any
     // count, max_batch rows at a time; sw (N) or nullptr: the rows' sample weights. The mean
     // loss is the running float32 sum over the rows in order (of loss * w with weights) divided
@@ -192,7 +200,7 @@ class Net {
         bool relu_out = false;       // the output is a ReLU's (fused or Activation('relu'))
     };
 
-    void forward(const float* x, int B, bool training, uint64_t seed);
+    void forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset = 0);
     float loss_and_grad(const void* y, int B, bool with_grad, const float* sw);
     // The per-sample losses of the last forward pass into loss_buf_ (no gradient).
     void sample_losses(const void* y, int B);

@@ -173,7 +173,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
     set_profiling(false);
 }
 
-void Net::forward(const float* x, int B, bool training, uint64_t seed) {
+void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset) {
     CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch of " + std::to_string(B) +
                                                 " rows exceeds the buffers' " +
                                                 std::to_string(max_batch_));
@@ -213,7 +213,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                 l.active = training && o.rate > 0.0;
                 if (l.active)
                     dropout_forward(out, l.mask.data(), in, (int64_t)B * l.out_n, o.rate,
-                                    layer_seed(seed, i));
+                                    layer_seed(seed, i), sample_offset * l.out_n);
                 else
                     out = in;
                 break;
@@ -231,7 +231,8 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
             case OpKind::Augment:
                 if (training)
                     augment_forward(out, in, workspace_.data(), o.aug, B, l.in_shape[0],
-                                    l.in_shape[1], l.in_shape[2], layer_seed(seed, i));
+                                    l.in_shape[1], l.in_shape[2], layer_seed(seed, i),
+                                    sample_offset);
                 else if (o.aug.kind == AugmentKind::Crop)  // Keras's centred crop
                     augment_inference(out, in, o.aug, B, l.in_shape[0], l.in_shape[1],
                                       l.in_shape[2]);
@@ -432,8 +433,9 @@ static void optimizer_step(const OptSpec& opt, const std::vector<ParamSlot>& par
 
 StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                            const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
-                           int64_t step, const float* sw) {
+                           int64_t step, const float* sw, int64_t sample_offset, bool update) {
     CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch size out of range");
+    CNNFAST_CHECK(sample_offset >= 0, "Net: sample_offset must be >= 0");
     const bool sparse = is_sparse(loss_);
     const int64_t in_n = sizes_.front();
     timing_ = profiling_;
@@ -458,7 +460,7 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
     }
     const void* yb = sparse ? (const void*)ybuf_i_.data() : (const void*)ybuf_f_.data();
     lap(prof_.gather_ms);
-    forward(xbuf_.data(), B, true, seed);  // forward/backward time themselves per op
+    forward(xbuf_.data(), B, true, seed, sample_offset);  // forward/backward time themselves
     t = timing_ ? now_ms() : 0.0;
     StepResult r;
     r.loss = loss_and_grad(yb, B, true, sw ? swbuf_.data() : nullptr);
@@ -469,11 +471,18 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
     for (const ParamSlot& p : params)
         if (p.l1 != 0.0 || p.l2 != 0.0)
             r.penalty += weight_penalty(p.g, p.w, p.n, p.l1, p.l2, 1.0f);
-    optimizer_step(opt, params, lr, step);
+    if (update) optimizer_step(opt, params, lr, step);
     lap(prof_.update_ms);
     if (timing_) ++prof_.steps;
     timing_ = false;
     return r;
+}
+
+void Net::apply_update(const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
+                       int64_t step) {
+    const double t = profiling_ ? now_ms() : 0.0;
+    optimizer_step(opt, params, lr, step);
+    if (profiling_) prof_.update_ms += now_ms() - t;
 }
 
 StepResult Net::evaluate(const float* x, const void* y, int64_t N, const float* sw) {

@@ -41,6 +41,12 @@ def shape_str(shape):
         ("," if len(shape) == 1 else "") + ")"
 
 
+# The position of this batch's first row in a larger global batch, set around a data-parallel
+# train step on the LayerEngine (executor._SampleOffset, cnnfast.distributed): Dropout and the
+# augmentation layers then draw what the global batch gives these rows. 0 everywhere else.
+sample_offset = 0
+
+
 class KerasTensor:
     """A symbolic tensor: a shape (batch axis None) and the layer call that produces it."""
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .. import backend, initializers, utils
+from . import base
 from ._util import FusedActivation, check_data_format, reject_unsupported, serialize_initializer
 from .base import Layer, shape_str
 
@@ -137,7 +138,12 @@ class Dropout(Layer):
         return shape
 
     def _mask_forward(self, y, x, seed):
-        backend.dropout_forward(y, self._mask, x, self.rate, seed)
+        if base.sample_offset:  # a shard of a global batch (cnnfast.distributed)
+            per_row = x.size // x.shape[0] if x.shape[0] else 0
+            backend.dropout_forward_at(y, self._mask, x, self.rate, seed,
+                                       base.sample_offset * per_row)
+        else:
+            backend.dropout_forward(y, self._mask, x, self.rate, seed)
 
     def _mask_backward(self, dx, dout):
         backend.dropout_backward(dx, dout, self._mask, self.rate)
@@ -195,7 +201,9 @@ class SpatialDropout2D(Dropout):
         return (shape[0], shape[3])
 
     def _mask_forward(self, y, x, seed):
-        backend.spatial_dropout_forward(y, self._mask, x, self.rate, seed)
+        # a shard of a global batch (cnnfast.distributed): the global batch's (sample, channel)
+        backend.spatial_dropout_forward(y, self._mask, x, self.rate, seed,
+                                        base.sample_offset * x.shape[-1])
 
     def _mask_backward(self, dx, dout):
         backend.spatial_dropout_backward(dx, dout, self._mask, self.rate)

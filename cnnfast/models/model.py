@@ -255,15 +255,25 @@ class Model(Trainer):
             return None
         return serialization.serialize_compile(self.optimizer, self.loss, self._metrics)
 
+    def _not_writer(self):
+        """True on the ranks other than 0 of a data-parallel job (a DistributedOptimizer):
+        they hold the same weights as rank 0, which alone writes the files."""
+        dist = getattr(self.optimizer, "_distributed", None)
+        return dist is not None and dist.rank != 0
+
     def save(self, filepath, overwrite=True):
         """Save the whole model: `.keras` (Keras 3) or `.h5` (legacy Keras) files tf.keras
         loads, any other name cnnfast's own format (docs/file_format.md); reload any of them
-        with cnnfast.models.load_model."""
+        with cnnfast.models.load_model. In a cnnfast.distributed job only rank 0 writes."""
+        if self._not_writer():
+            return
         saving_lib.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
         """Save the weights only: `.weights.h5` is Keras 3's weights file (see
-        cnnfast.saving.save_weights)."""
+        cnnfast.saving.save_weights); rank 0 only in a cnnfast.distributed job."""
+        if self._not_writer():
+            return
         saving_lib.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):

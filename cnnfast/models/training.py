@@ -146,10 +146,47 @@ class Trainer:
         if shuffle not in (True, False):
             raise NotImplementedError(f"fit(): shuffle={shuffle!r} is not supported "
                                       "(True or False)")
-        train, val = self._fit_sources(x, y, batch_size, shuffle, validation_split,
-                                       validation_data, val_batch, steps_per_epoch,
-                                       validation_steps, sample_weight, class_weight)
+        # Data parallel (a cnnfast.distributed DistributedOptimizer): each step is a global
+        # batch of size * batch_size rows, of which this rank takes its block (docs/
+        # distributed.md); progress bar, ModelCheckpoint and CSVLogger on rank 0 only.
+        dist = executor.distributed_of(self)
+        if dist is not None:
+            if data.is_dataset(x) or data.is_dataset(validation_data):
+                raise NotImplementedError("fit(): a DistributedOptimizer shards NumPy arrays; "
+                                          "datasets are not supported in distributed fit")
+            for name, value in (("sample_weight", sample_weight),
+                                ("class_weight", class_weight)):
+                if value is not None:
+                    raise NotImplementedError(f"fit(): {name} is not supported with a "
+                                              "DistributedOptimizer")
+            if dist.rank != 0:
+                verbose = 0
+                if callbacks is not None and not isinstance(callbacks,
+                                                            callbacks_mod.CallbackList):
+                    callbacks = [c for c in callbacks if not isinstance(
+                        c, (callbacks_mod.ModelCheckpoint, callbacks_mod.CSVLogger))]
+        train, val = self._fit_sources(x, y, batch_size * (dist.size if dist else 1), shuffle,
+                                       validation_split, validation_data, val_batch,
+                                       steps_per_epoch, validation_steps, sample_weight,
+                                       class_weight)
         sw = getattr(train, "sample_weight", None)
+        if dist is not None:
+            if not isinstance(train, data.ArrayBatches) or (
+                    val is not None and (not isinstance(val, data.ArrayBatches) or
+                                         getattr(val, "sample_weight", None) is not None)):
+                raise NotImplementedError(
+                    "fit(): with a DistributedOptimizer, steps_per_epoch, validation_steps and "
+                    "validation sample weights are not supported")
+            dist.agree("fit()", {
+                "weight shapes": [tuple(w.shape) for w in self.weights],
+                "optimizer": type(self.optimizer).__name__, "loss": type(self.loss).__name__,
+                "samples": train.x.shape, "batch_size": batch_size, "epochs": epochs,
+                "initial_epoch": initial_epoch, "steps per epoch": train.steps,
+                "shuffle": shuffle, "validation samples": None if val is None else val.x.shape,
+                "validation_freq": validation_freq})
+            if val is not None:  # each rank evaluates its block; fit sums the metrics' state
+                off, n = dist.shard(val.x.shape[0])
+                val = data.ArrayBatches(val.x[off:off + n], val.y[off:off + n], val.max_batch)
         # As Keras: the user's callbacks, then History and (verbose != 0) ProgbarLogger.
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
@@ -160,7 +197,11 @@ class Trainer:
         # One generator drives the run: the epoch's permutation, then one seed per step from
         # which the engine derives every random choice of that step (executor.step_seed).
         gen = utils.rng()
-        engines = _Engines(self, "train", train.max_batch)
+        if dist is not None:
+            dist.share_generator(gen)  # rank 0's permutations and step seeds on every rank
+            self._distributed_trackers = trackers  # for MetricAverageCallback
+        engines = _Engines(self, "train", train.max_batch if dist is None else
+                           -(-train.max_batch // dist.size))
         cbl.on_train_begin()
         logs = {}
         training_logs = None
@@ -170,24 +211,38 @@ class Trainer:
             cbl.on_epoch_begin(epoch)
             for step, (xb, yb, idx) in enumerate(train.epoch(gen)):
                 cbl.on_train_batch_begin(step)
-                loss, correct = engines.get(idx.shape[0]).train_step(
-                    xb, yb, idx, executor.step_seed(gen), **({} if sw is None else {"sw": sw}))
-                self._update_trackers(trackers, loss, correct, idx.shape[0])
+                if dist is None:
+                    loss, correct = engines.get(idx.shape[0]).train_step(
+                        xb, yb, idx, executor.step_seed(gen),
+                        **({} if sw is None else {"sw": sw}))
+                else:
+                    seed, (off, n) = executor.step_seed(gen), dist.shard(idx.shape[0])
+                    loss, correct = engines.get(max(n, 1)).train_step(
+                        xb, yb, idx[off:off + n], seed, shard=(off, idx.shape[0]))
+                    idx = idx[off:off + n]
+                if correct is not None:  # None: a distributed step without rows on this rank
+                    self._update_trackers(trackers, loss, correct, idx.shape[0])
                 logs = self._logs(trackers)
                 cbl.on_train_batch_end(step, logs)
+                if dist is not None:
+                    self.stop_training = dist.any(self.stop_training)
                 if self.stop_training:
                     break
             logs = self._logs(trackers)
             if val is not None and steps_mod.should_validate(epoch, validation_freq):
                 # Keras runs validation through evaluate(callbacks=<fit's list>): the
                 # on_test_* hooks fire (ProgbarLogger stays silent inside fit).
-                vlogs = self._evaluate_batches(val, cbl)
+                vlogs = self._evaluate_batches(val, cbl, None if dist is None else
+                                               dist.reduce_trackers)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cbl.on_epoch_end(epoch, logs)
             training_logs = logs
+            if dist is not None:
+                self.stop_training = dist.any(self.stop_training)
             if self.stop_training:
                 break
         cbl.on_train_end(training_logs)
+        self._distributed_trackers = None
         return self.history
 
     def _fit_sources(self, x, y, batch_size, shuffle, validation_split, validation_data,
@@ -260,7 +315,9 @@ class Trainer:
             val_batch, vx.shape[0], validation_steps))
         return val if validation_steps is None else steps_mod.FirstSteps(val, validation_steps)
 
-    def _evaluate_batches(self, source, cbl):
+    def _evaluate_batches(self, source, cbl, reduce=None):
+        """The logs of one pass over source; reduce(trackers), when given, combines the
+        metrics' state of every rank first (a distributed fit's validation shards)."""
         trackers = self._new_trackers()
         weighted = getattr(source, "sample_weight", None) is not None
         engines = _Engines(self, "evaluate", source.max_batch)
@@ -275,6 +332,8 @@ class Trainer:
             cbl.on_test_batch_end(step, self._logs(trackers))
             if self.stop_evaluating:
                 break
+        if reduce is not None:
+            reduce(trackers)
         logs = self._logs(trackers)
         cbl.on_test_end(logs)
         return logs
