@@ -54,6 +54,44 @@ class _Engines:
         return self.engine
 
 
+class FitRun:
+    """Where a running fit is, for a callback that backs it up and resumes it
+    (callbacks.BackupAndRestore, docs/resume.md). `model._fit_run` during fit.
+
+    The loop keeps `epoch`, `step` (the steps completed in that epoch) and `epoch_rng` (the
+    state of the run's generator `gen` when the epoch began, before its permutation was drawn);
+    `trackers` are the epoch's running means, `args` the fit arguments a backup must match.
+    A callback appends itself to `listeners` in on_train_begin; the loop then calls
+    `listener.fit_resume(run)` once, after on_train_begin, which returns None or (epoch, step)
+    to resume at, having set `gen` to that epoch's `epoch_rng`; at step 0 it has restored the
+    whole state, at step k > 0 the loop calls `listener.fit_restore(run)` after that epoch's
+    on_epoch_begin for the rest (weights, trackers, callback states: what they were after step
+    k). `listener.fit_checkpoint(run, at_epoch_end)` runs after every step's and epoch's
+    callbacks. Resuming at step k replays the epoch from `epoch_rng`: the permutation and the
+    first k step seeds are drawn again, so the rest of the run draws what it would have."""
+
+    def __init__(self, model, gen, trackers, args, epoch):
+        self.model, self.gen, self.trackers, self.args = model, gen, trackers, args
+        self.epoch, self.step, self.epoch_rng = epoch, 0, None
+        self.last_logs = None  # the logs of the last completed epoch (on_train_end's)
+        self.listeners = []
+
+    def resume(self):
+        for listener in self.listeners:
+            at = listener.fit_resume(self)
+            if at is not None:
+                self._resumed_by = listener
+                return at
+        return None
+
+    def restore(self):
+        self._resumed_by.fit_restore(self)
+
+    def checkpoint(self, at_epoch_end):
+        for listener in self.listeners:
+            listener.fit_checkpoint(self, at_epoch_end)
+
+
 class Trainer:
     """compile / fit / evaluate / predict / train_on_batch over a model's graph."""
 
@@ -160,22 +198,42 @@ class Trainer:
         # which the engine derives every random choice of that step (executor.step_seed).
         gen = utils.rng()
         engines = _Engines(self, "train", train.max_batch)
+        # The resume hook (FitRun, docs/resume.md): a BackupAndRestore among the callbacks
+        # may move the start to (epoch, step) of an interrupted run of the same fit.
+        run = self._fit_run = FitRun(self, gen, trackers, dict(
+            train=train, val=val, batch_size=batch_size, epochs=int(epochs), shuffle=shuffle,
+            initial_epoch=int(initial_epoch), validation_freq=validation_freq,
+            validation_split=float(validation_split), callbacks=cbl), int(initial_epoch))
         cbl.on_train_begin()
+        start_epoch, skip = run.resume() or (initial_epoch, 0)
         logs = {}
-        training_logs = None
-        for epoch in range(initial_epoch, epochs):
+        training_logs = run.last_logs
+        if self.stop_training:  # resumed after the step or epoch that stopped the run
+            start_epoch = epochs if skip == 0 else start_epoch
+        for epoch in range(start_epoch, epochs):
             for t in trackers:
                 t.reset_state()
+            run.epoch, run.step, run.epoch_rng = epoch, skip, gen.bit_generator.state
             cbl.on_epoch_begin(epoch)
+            if skip:
+                run.restore()  # the state after step `skip`, over on_epoch_begin's effects
             for step, (xb, yb, idx) in enumerate(train.epoch(gen)):
+                if step < skip or (skip and self.stop_training):
+                    if step < skip:
+                        executor.step_seed(gen)  # the seed the step drew before the resume
+                        continue
+                    break
                 cbl.on_train_batch_begin(step)
                 loss, correct = engines.get(idx.shape[0]).train_step(xb, yb, idx,
                                                                      executor.step_seed(gen))
                 self._update_trackers(trackers, loss, correct, idx.shape[0])
+                run.step = step + 1
                 logs = self._logs(trackers)
                 cbl.on_train_batch_end(step, logs)
+                run.checkpoint(False)
                 if self.stop_training:
                     break
+            skip = 0
             logs = self._logs(trackers)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 # Keras runs validation through evaluate(callbacks=<fit's list>): the
@@ -183,10 +241,13 @@ class Trainer:
                 vlogs = self._evaluate_batches(val, cbl)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cbl.on_epoch_end(epoch, logs)
-            training_logs = logs
+            training_logs = run.last_logs = logs
+            run.epoch, run.step, run.epoch_rng = epoch + 1, 0, gen.bit_generator.state
+            run.checkpoint(True)
             if self.stop_training:
                 break
         cbl.on_train_end(training_logs)
+        self._fit_run = None
         return self.history
 
     def _fit_sources(self, x, y, batch_size, shuffle, validation_split, validation_data,
