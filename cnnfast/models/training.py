@@ -356,6 +356,7 @@ class Trainer:
         batch_size = _positive_int(batch_size, "predict(): batch_size", 32)
         x = data.prepare_x(self, x, "predict")
         n = x.shape[0]
+        batch_size = min(batch_size, n)  # the engine is built for at most n rows
         outs = [np.empty((n,) + tuple(t.shape[1:]), np.float32) for t in self.outputs]
         nsteps = math.ceil(n / batch_size)
         engine = executor.for_model(self, batch_size, "predict")
