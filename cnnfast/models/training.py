@@ -5,7 +5,10 @@ engine (cnnfast/executor.py, docs/training_step.md). `Trainer` is a mixin of Mod
 the graph (inputs, outputs, layers) and the compiled loss, optimizer and metrics."""
 from __future__ import annotations
 
+import functools
 import math
+import signal
+import threading
 
 import numpy as np
 
@@ -92,6 +95,73 @@ class FitRun:
             listener.fit_checkpoint(self, at_epoch_end)
 
 
+class _Guard:
+    """One model's calls from several threads (docs/resume.md#threads): fit, evaluate, predict
+    and train_on_batch run one at a time (an engine's buffers serve one call), and any of them
+    from another thread while fit runs is a RuntimeError, not a wait of the whole fit. During
+    a fit in the main thread, Ctrl-C (SIGINT) that lands inside a training step is raised
+    right after the step, so the model holds the weights of the last completed step."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.fit_thread = None
+        self.in_step = False
+        self.sigint = False
+
+    def step(self, train_step, *args):
+        """Run one training step with a Ctrl-C deferred to its end."""
+        self.in_step = True
+        try:
+            return train_step(*args)
+        finally:
+            self.in_step = False
+            if self.sigint:
+                self.sigint = False
+                raise KeyboardInterrupt
+
+    def _on_sigint(self, signum, frame):
+        if self.in_step:
+            self.sigint = True
+        else:
+            raise KeyboardInterrupt
+
+    def deferring_sigint(self):
+        """Install the step-deferring SIGINT handler (main thread, default handler only);
+        returns the handler to restore, or None."""
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None
+        signal.signal(signal.SIGINT, self._on_sigint)
+        return signal.default_int_handler
+
+
+def _exclusive(what):
+    """fit / evaluate / predict / train_on_batch under the model's _Guard."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            guard = self.__dict__.get("_guard") or self.__dict__.setdefault("_guard", _Guard())
+            me = threading.get_ident()
+            if guard.fit_thread not in (None, me):
+                raise RuntimeError(f"{what}(): fit() is running on model '{self.name}' in "
+                                   "another thread; a model trains or runs in one thread at "
+                                   "a time (wait for that fit to return)")
+            with guard.lock:
+                if what != "fit" or guard.fit_thread is not None:
+                    return method(self, *args, **kwargs)
+                guard.fit_thread, guard.sigint = me, False
+                restore = guard.deferring_sigint()
+                try:
+                    return method(self, *args, **kwargs)
+                finally:
+                    if restore is not None:
+                        signal.signal(signal.SIGINT, restore)
+                    guard.fit_thread = None
+                    self._fit_run = None
+        return call
+    return wrap
+
+
 class Trainer:
     """compile / fit / evaluate / predict / train_on_batch over a model's graph."""
 
@@ -162,6 +232,7 @@ class Trainer:
         return dict(sorted(logs.items()))
 
     # ---- fit / evaluate / predict -----------------------------------------------------------
+    @_exclusive("fit")
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -224,8 +295,8 @@ class Trainer:
                         continue
                     break
                 cbl.on_train_batch_begin(step)
-                loss, correct = engines.get(idx.shape[0]).train_step(xb, yb, idx,
-                                                                     executor.step_seed(gen))
+                loss, correct = self._guard.step(engines.get(idx.shape[0]).train_step, xb, yb,
+                                                 idx, executor.step_seed(gen))
                 self._update_trackers(trackers, loss, correct, idx.shape[0])
                 run.step = step + 1
                 logs = self._logs(trackers)
@@ -316,6 +387,7 @@ class Trainer:
         cbl.on_test_end(logs)
         return logs
 
+    @_exclusive("evaluate")
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         """[loss, *metrics] (a scalar without metrics), means over the whole dataset (arrays,
@@ -344,6 +416,7 @@ class Trainer:
         ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
         return ordered[0] if len(ordered) == 1 else ordered
 
+    @_exclusive("predict")
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x (arrays, or a cnnfast.data.Dataset of batches, whose elements may be
         x or (x, y)) as float32 arrays (a list for several outputs); dropout off."""
@@ -403,6 +476,7 @@ class Trainer:
         outs = [np.concatenate(parts) for parts in zip(*batches)]
         return outs[0] if self._single_output else outs
 
+    @_exclusive("train_on_batch")
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on (x, y); returns the step's loss (and metrics)."""
         self._check_compiled("train_on_batch")

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# AddressSanitizer + UndefinedBehaviorSanitizer run of the native code (issue 12, item 3).
+#
+# Builds a copy of the tracked tree with -fsanitize=address,undefined -D_GLIBCXX_ASSERTIONS
+# (the OpenMP build), then runs the kernel, executor, Net and fuzz tests on it with libasan
+# preloaded into the (unsanitized) interpreter, leak checking on. Any report fails the run:
+# ASan aborts at the first error, UBSan is made fatal (halt_on_error), and LeakSanitizer
+# exits non-zero at interpreter exit when something leaked that tools/lsan.supp does not
+# name (that file suppresses the interpreter's and NumPy's own allocations only, each entry
+# commented). TensorFlow is never imported (-m "not tf").
+#
+#   tools/sanitize.sh [pytest args...]     default: the test files below
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+start=$(date +%s)
+tree=$(mktemp -d)
+trap 'rm -rf "$tree"' EXIT
+(cd "$root" && git ls-files -z | xargs -0 -I{} cp --parents {} "$tree")
+
+san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+echo "== sanitizer build ($san -D_GLIBCXX_ASSERTIONS)"
+(cd "$tree" && CFLAGS="$san -D_GLIBCXX_ASSERTIONS -g1" LDFLAGS="$san" \
+    python setup.py -q build_ext --inplace >/dev/null)
+echo "built in $(( $(date +%s) - start )) s"
+
+libasan=$(${CXX:-g++} -print-file-name=libasan.so)
+[ -f "$libasan" ] || { echo "libasan.so not found (${CXX:-g++} -print-file-name)"; exit 1; }
+if [ $# -eq 0 ]; then
+    set -- tests/kernels tests/test_executor.py tests/test_executor_optimizers.py \
+        tests/test_fuzz_core.py tests/test_fuzz_model.py tests/test_bad_input.py \
+        tests/test_backup_restore.py
+fi
+export LD_PRELOAD="$libasan"
+# detect_leaks: LeakSanitizer at exit; the interpreter's allocations are suppressed by name.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1"
+export LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+# pymalloc hides object allocations from ASan: let every allocation go through malloc.
+export PYTHONMALLOC=malloc
+cd "$tree"
+python -c "import cnnfast; print('sanitized build', cnnfast.build_info())"
+python -m pytest -q -p no:cacheprovider -m "not tf and not slow" -x "$@"
+echo "sanitizer run finished in $(( $(date +%s) - start )) s"
