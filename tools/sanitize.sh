@@ -13,14 +13,23 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 start=$(date +%s)
-tree=$(mktemp -d)
-trap 'rm -rf "$tree"' EXIT
-(cd "$root" && git ls-files -z | xargs -0 -I{} cp --parents {} "$tree")
+py=$(python3 -c 'import sys; print(sys.executable)')  # the interpreter itself, not a shim
+# CNNFAST_SANITIZE_TREE=DIR keeps the sanitized copy there (rebuilt when a source changed).
+tree=${CNNFAST_SANITIZE_TREE:-}
+if [ -z "$tree" ]; then
+    tree=$(mktemp -d)
+    trap 'rm -rf "$tree"' EXIT
+fi
+mkdir -p "$tree"
+(cd "$root" && git ls-files -z | xargs -0 -I{} cp -p --parents {} "$tree")
+# copies of files you have not committed yet: the working tree's content
+(cd "$root" && git ls-files -z -m -o --exclude-standard | xargs -0 -I{} cp -p --parents {} \
+    "$tree" 2>/dev/null || true)
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 echo "== sanitizer build ($san -D_GLIBCXX_ASSERTIONS)"
 (cd "$tree" && CFLAGS="$san -D_GLIBCXX_ASSERTIONS -g1" LDFLAGS="$san" \
-    python setup.py -q build_ext --inplace >/dev/null)
+    "$py" setup.py -q build_ext --inplace >/dev/null)
 echo "built in $(( $(date +%s) - start )) s"
 
 libasan=$(${CXX:-g++} -print-file-name=libasan.so)
@@ -30,7 +39,6 @@ if [ $# -eq 0 ]; then
         tests/test_fuzz_core.py tests/test_fuzz_model.py tests/test_bad_input.py \
         tests/test_backup_restore.py
 fi
-export LD_PRELOAD="$libasan"
 # detect_leaks: LeakSanitizer at exit; the interpreter's allocations are suppressed by name.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1"
 export LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0"
@@ -38,6 +46,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 # pymalloc hides object allocations from ASan: let every allocation go through malloc.
 export PYTHONMALLOC=malloc
 cd "$tree"
-python -c "import cnnfast; print('sanitized build', cnnfast.build_info())"
-python -m pytest -q -p no:cacheprovider -m "not tf and not slow" -x "$@"
+# libasan preloaded into the interpreter only (not into this shell and its tools)
+LD_PRELOAD="$libasan" "$py" -c "import cnnfast; print('sanitized build', cnnfast.build_info())"
+LD_PRELOAD="$libasan" "$py" -m pytest -q -p no:cacheprovider -m "not tf and not slow" -x "$@"
 echo "sanitizer run finished in $(( $(date +%s) - start )) s"
