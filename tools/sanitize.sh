@@ -45,7 +45,9 @@ if [ $# -eq 0 ]; then
         tests/test_backup_restore.py
 fi
 # detect_leaks: LeakSanitizer at exit; the interpreter's allocations are suppressed by name.
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1"
+# allocator_may_return_null: an impossible allocation is std::bad_alloc (MemoryError), as in
+# the normal build, instead of ASan's abort.
+export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1"
 export LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 # pymalloc keeps small objects in its own mmap'd arenas (invisible to LeakSanitizer, and not
