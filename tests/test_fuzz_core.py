@@ -20,9 +20,9 @@ F32 = np.float32
 
 
 class Arg:
-    """One argument: its value and role: 'in' / 'out' (arrays read / written), 'pair'
-    (window or strides), 'pad' (a padding string), 'argmax' (read), 'scalar', 'fixed' (not
-    mutated); `optional`: None is a valid value."""
+    """One argument: its value and role: 'in' / 'out' (arrays read / written), 'scratch' (a
+    workspace of at least some size), 'pair' (window or strides), 'pad' (a padding string),
+    'argmax' (read), 'scalar', 'fixed' (not mutated); `optional`: None is a valid value."""
 
     def __init__(self, value, role, optional=False):
         self.value, self.role, self.optional = value, role, optional
@@ -57,7 +57,7 @@ def b_conv2d_forward(d):
     ws = np.zeros(g["workspace"], F32) if g["workspace"] else None
     return [Arg(np.zeros(g["out_shape"], F32), "out"), Arg(_r(d, (n, h, w, c)), "in"),
             Arg(_r(d, k + (c, oc)), "in"), Arg(_r(d, (oc,)), "in", True), Arg(s, "pair"),
-            Arg(pad, "pad"), Arg(ws, "out", True)]
+            Arg(pad, "pad"), Arg(ws, "scratch", True)]
 
 
 def b_conv2d_backward(d):
@@ -69,7 +69,7 @@ def b_conv2d_backward(d):
     return [Arg(np.zeros((n, h, w, c), F32), "out", True), Arg(np.zeros(k + (c, oc), F32), "out"),
             Arg(np.zeros(oc, F32), "out", True), Arg(_r(d, g["out_shape"]), "in"),
             Arg(_r(d, (n, h, w, c)), "in"), Arg(_r(d, k + (c, oc)), "in"), Arg(s, "pair"),
-            Arg(pad, "pad"), Arg(ws, "out", True)]
+            Arg(pad, "pad"), Arg(ws, "scratch", True)]
 
 
 def _pool_geom(d):
@@ -395,14 +395,16 @@ def _mutations(arg):
         for k, f in LAYOUTS.items():
             b = _same_values(v, f)
             # an output must be C-contiguous (a 1-D or one-element array may still be)
-            out.append((f"layout:{k}", b, True if arg.role != "out" else
+            out.append((f"layout:{k}", b, True if arg.role not in ("out", "scratch") else
                         (None if b.flags.c_contiguous else False)))
-        out += [("rank+1", v[None], False), ("list", v.tolist(), False),
+        # a scratch workspace only needs enough float32 elements, in any shape
+        free_shape = None if arg.role == "scratch" else False
+        out += [("rank+1", v[None], free_shape), ("list", v.tolist(), False),
                 ("scalar", 1.0, False)]
         if not arg.optional:
             out.append(("None", None, False))
         if v.ndim > 1:
-            out.append(("rank-1", v[0], False))
+            out.append(("rank-1", v[0], free_shape))
         # Another size of one axis: often another valid call (an input's height, a backward
         # op's dinp), so it must raise or run, never crash; the exact-shape checks of the
         # outputs are covered by the rank and dtype mutations and tests/test_bad_input.py.
@@ -414,7 +416,7 @@ def _mutations(arg):
         for dt in (np.float64, np.float16, np.int32, np.int64, np.uint8, np.bool_):
             if np.dtype(dt) != v.dtype:
                 out.append((f"dtype:{np.dtype(dt).name}", v.astype(dt), False))
-        if arg.role == "out":
+        if arg.role in ("out", "scratch"):
             ro = v.copy()
             ro.setflags(write=False)
             out.append(("read-only", ro, False))
