@@ -849,7 +849,14 @@ class BackupAndRestore(Callback):
         run = getattr(self.model, "_fit_run", None)
         if run is None:
             raise RuntimeError("BackupAndRestore works inside model.fit(callbacks=[...]) only")
-        for what, source in (("x", run.args["train"]), ("validation_data", run.args["val"])):
+        train = run.args["train"]
+        if hasattr(train, "source"):
+            # a source that carries its position over from epoch to epoch (steps_per_epoch
+            # on arrays): replaying one epoch from its start would not rebuild it
+            raise NotImplementedError("BackupAndRestore: fit with steps_per_epoch is not "
+                                      "supported; let each epoch be one pass over the arrays")
+        for what, source in (("x", train), ("validation_data", run.args["val"])):
+            source = getattr(source, "source", source)  # validation_steps: its first batches
             # arrays are models.data.ArrayBatches (x, y); a dataset's source has no arrays
             if source is not None and not isinstance(getattr(source, "x", None), np.ndarray):
                 raise NotImplementedError(f"BackupAndRestore: fit with a cnnfast.data.Dataset "
@@ -928,7 +935,10 @@ class BackupAndRestore(Callback):
             if opt._schedule is None or hasattr(opt._schedule, "get_config") else {}
         config["class"] = type(opt).__name__
         train, val = a["train"], a["val"]
+        val = getattr(val, "source", val)
+        weights = [getattr(src, "sample_weight", None) for src in (train, val)]
         return {
+            "sample_weight": [None if w is None else _crc(w) for w in weights],
             # the layers' configs without their names (a rebuilt model's names count on)
             "model": [[type(layer).__name__, json.loads(json.dumps(
                 {k: v for k, v in layer.get_config().items() if k != "name"}, default=str)),

@@ -8,7 +8,7 @@ validation_split, EarlyStopping / ReduceLROnPlateau / ModelCheckpoint, BackupAnd
 3 batches) and writes the final weights, the optimizer's iteration count and the History to
 OUT.npz. `--kill-at-step N` SIGKILLs the process after its N-th step (counted in this process),
 `--kill-in-write N` halfway through writing its N-th backup. Prints `training` when fit starts
-(the test times its kills from there)."""
+and `step` after each step (the test times its outside kills from those)."""
 import json
 import os
 import signal
@@ -71,6 +71,7 @@ def main(argv):
 
         def on_train_batch_end(self, batch, logs=None):
             steps[0] += 1
+            print("step", flush=True)
             if steps[0] == kill_step:
                 os.kill(os.getpid(), signal.SIGKILL)
 

@@ -23,14 +23,18 @@ ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(cnnfast.__file
 
 
 def _run(backup_dir, out, *opts, kill_after=None, timeout=300):
-    """Run the job; with kill_after, SIGKILL it that many seconds after it prints `training`.
-    Returns the exit status (-9 when killed)."""
+    """Run the job; with kill_after=(k, s), SIGKILL it s seconds after its k-th step (so the
+    kill lands inside training at any speed of the machine: in a step, a callback, a backup's
+    write). Returns the exit status (-9 when killed)."""
     p = subprocess.Popen([sys.executable, JOB, str(backup_dir), str(out), *map(str, opts)],
                          env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if kill_after is not None:
         line = p.stdout.readline()
         assert line.strip() == "training", (line, p.stderr.read())
-        time.sleep(kill_after)
+        steps, delay = kill_after
+        while steps and p.stdout.readline():
+            steps -= 1
+        time.sleep(delay)
         p.send_signal(signal.SIGKILL)
     _, err = p.communicate(timeout=timeout)
     assert p.returncode in (0, -signal.SIGKILL), err
@@ -71,7 +75,8 @@ def test_sigkill_at_random_moments_resumes_bit_exact(tmp_path, engine):
     killed = 0
     for kill in plan:
         opts = ["--engine", engine] + (list(kill) if kill else [])
-        rc = _run(backup, out, *opts, kill_after=None if kill else r.uniform(0.0, 0.4))
+        rc = _run(backup, out, *opts,
+                  kill_after=None if kill else (r.randint(0, 10), r.uniform(0.0, 0.01)))
         killed += rc == -signal.SIGKILL
         if rc == 0:  # an outside kill came after the end: the next run would start over
             break
