@@ -108,11 +108,11 @@ class _Guard:
         self.in_step = False
         self.sigint = False
 
-    def step(self, train_step, *args):
+    def step(self, train_step, *args, **kwargs):
         """Run one training step with a Ctrl-C deferred to its end."""
         self.in_step = True
         try:
-            return train_step(*args)
+            return train_step(*args, **kwargs)
         finally:
             self.in_step = False
             if self.sigint:
