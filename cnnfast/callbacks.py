@@ -2,7 +2,8 @@
 
 Callback, CallbackList, History, ProgbarLogger, EarlyStopping, ModelCheckpoint,
 ReduceLROnPlateau, LearningRateScheduler, TerminateOnNaN, CSVLogger, LambdaCallback.
-RemoteMonitor, TensorBoard, BackupAndRestore and SwapEMAWeights raise NotImplementedError.
+BackupAndRestore (an exact resume, docs/resume.md). RemoteMonitor, TensorBoard and
+SwapEMAWeights raise NotImplementedError.
 ProgbarLogger draws with cnnfast.utils.progbar.Progbar (importable from here as before).
 
 Behaviour worth knowing (all as Keras does it):
@@ -20,8 +21,12 @@ from __future__ import annotations
 
 import collections.abc
 import csv
+import io
+import json
 import os
+import struct
 import warnings
+import zlib
 
 import numpy as np
 
@@ -746,10 +751,354 @@ class RemoteMonitor(_Unsupported):
     _why = "Use a LambdaCallback(on_epoch_end=...) that posts the logs yourself."
 
 
-class BackupAndRestore(_Unsupported):
-    _why = ("Use ModelCheckpoint(...) and fit(..., initial_epoch=...) to resume an "
-            "interrupted run.")
-
-
 class SwapEMAWeights(_Unsupported):
     _why = "cnnfast optimizers have no use_ema."
+
+
+# ---- backup and restore ------------------------------------------------------------------------
+_BACKUP_MAGIC = b"CNNFAST-BACKUP-1"
+_BACKUP_HEADER = struct.Struct("<16sIQ")  # magic, crc32 of the payload, payload length
+
+
+def _mid_write_hook(path):
+    """Called halfway through writing a backup's temporary file (tests replace it to kill the
+    process there, tests/test_backup_restore.py); does nothing."""
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # a platform without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _walk_layers(layers):
+    for layer in layers:
+        yield layer
+        inner = getattr(layer, "layers", None)
+        if inner and inner is not layers:
+            yield from _walk_layers(inner)
+
+
+def _crc(a):
+    a = np.ascontiguousarray(a)
+    return f"{a.dtype.str}{list(a.shape)}:{zlib.crc32(a.view(np.uint8).reshape(-1)):08x}"
+
+
+# What each built-in callback keeps between epochs (the rest of its attributes are its
+# arguments); `best_weights` is a list of arrays, `monitor_op` np.less / np.greater / None.
+_CALLBACK_STATE = {
+    "History": ("history", "epoch"),
+    "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch", "min_delta", "monitor_op",
+                      "best_weights"),
+    "ReduceLROnPlateau": ("wait", "best", "cooldown_counter", "min_delta", "monitor_op"),
+    "ModelCheckpoint": ("best", "min_delta", "monitor_op", "_current_epoch"),
+}
+_MONITOR_OPS = {"less": np.less, "greater": np.greater}
+
+
+class BackupAndRestore(Callback):
+    """Back up the whole training state so that a fit interrupted at any moment (an exception,
+    Ctrl-C, SIGKILL, even during the backup's own write) and run again with the same script
+    ends with the same weights, bit for bit, as a fit never interrupted (docs/resume.md).
+
+    Keras's arguments: `backup_dir` (a directory for this run's backup only), `save_freq`
+    ('epoch': after each epoch; an int N: after every N batches, counted across epochs),
+    `double_checkpoint` (keep the previous backup too, used when the latest cannot be read),
+    `delete_checkpoint` (remove the backup when fit completes). Stronger than Keras's, which
+    restores weights and the epoch only: the backup holds the weights, the optimizer's slots,
+    iterations and learning rate, the epoch and the step within it, the state of the run's
+    random generator (the permutation and step seeds are replayed from it) and of the layers'
+    own generators, the epoch's running means, the state of History, EarlyStopping,
+    ReduceLROnPlateau and ModelCheckpoint, and whether training was stopped (other callbacks'
+    state is theirs to keep). Each backup is
+    written to a temporary file, fsynced and renamed over the last (then the directory is
+    fsynced), so a torn write leaves the previous backup whole. A backup written by another
+    model, optimizer, loss, data, fit arguments or callback list is a ValueError naming what
+    differs, never a silent restart. fit on arrays only (not cnnfast.data.Dataset)."""
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("Empty `backup_dir` argument passed")
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or
+                                     not isinstance(save_freq, (int, np.integer))):
+            raise ValueError("Invalid value for argument `save_freq`. Received: "
+                             f"save_freq={save_freq}. Expected either 'epoch' or an integer "
+                             "value.")
+        if save_freq != "epoch" and save_freq <= 0:
+            raise ValueError(f"BackupAndRestore: save_freq must be 'epoch' or a positive "
+                             f"number of batches, got {save_freq}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq if save_freq == "epoch" else int(save_freq)
+        self.double_checkpoint = bool(double_checkpoint)
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self._path = os.path.join(self.backup_dir, "backup.cnnfast")
+        self._prev_path = self._path + ".prev"
+        self._since_save = 0
+        self._pending = None
+        self._fingerprint = None
+
+    # ---- fit's hooks ------------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        run = getattr(self.model, "_fit_run", None)
+        if run is None:
+            raise RuntimeError("BackupAndRestore works inside model.fit(callbacks=[...]) only")
+        train = run.args["train"]
+        if hasattr(train, "source"):
+            # a source that carries its position over from epoch to epoch (steps_per_epoch
+            # on arrays): replaying one epoch from its start would not rebuild it
+            raise NotImplementedError("BackupAndRestore: fit with steps_per_epoch is not "
+                                      "supported; let each epoch be one pass over the arrays")
+        for what, source in (("x", train), ("validation_data", run.args["val"])):
+            source = getattr(source, "source", source)  # validation_steps: its first batches
+            # arrays are models.data.ArrayBatches (x, y); a dataset's source has no arrays
+            if source is not None and not isinstance(getattr(source, "x", None), np.ndarray):
+                raise NotImplementedError(f"BackupAndRestore: fit with a cnnfast.data.Dataset "
+                                          f"as {what} is not supported; pass NumPy arrays")
+        run.listeners.append(self)
+        self._since_save = 0
+        self._fingerprint = self._fingerprint_of(run)
+        self._pending = self._load()
+        if self._pending is not None:
+            meta = self._pending[0]
+            diff = sorted(k for k in set(meta["fingerprint"]) | set(self._fingerprint)
+                          if meta["fingerprint"].get(k) != self._fingerprint.get(k))
+            if diff:
+                self._pending = None
+                def short(v):
+                    v = repr(v)
+                    return v if len(v) <= 100 else v[:97] + "..."
+
+                details = "; ".join(f"{k}: backup {short(meta['fingerprint'].get(k))}, this "
+                                    f"fit {short(self._fingerprint.get(k))}" for k in diff[:3])
+                raise ValueError(f"BackupAndRestore: the backup in {self.backup_dir!r} was "
+                                 f"written by a different fit ({', '.join(diff)} differ: "
+                                 f"{details}). Resume with the same model, data and fit "
+                                 "arguments, or delete the directory to start over.")
+
+    def fit_resume(self, run):
+        if self._pending is None:
+            return None
+        meta = self._pending[0]
+        run.gen.bit_generator.state = meta["epoch_rng"]
+        if meta["step"] == 0:
+            self.fit_restore(run)
+        return meta["epoch"], meta["step"]
+
+    def fit_restore(self, run):
+        meta, arrays = self._pending
+        self._pending = None
+        self._apply(run, meta, arrays)
+
+    def fit_checkpoint(self, run, at_epoch_end):
+        if self.save_freq == "epoch":
+            if at_epoch_end:
+                self._save(run)
+        elif not at_epoch_end:
+            self._since_save += 1
+            if self._since_save >= self.save_freq:
+                self._since_save = 0
+                self._save(run)
+
+    def on_train_end(self, logs=None):
+        if not self.delete_checkpoint:
+            return
+        for path in (self._path, self._prev_path):
+            if os.path.lexists(path):
+                os.remove(path)
+        self._remove_temporaries()
+        try:
+            os.rmdir(self.backup_dir)  # only when nothing else is in it
+        except OSError:
+            pass
+
+    # ---- what a backup holds ----------------------------------------------------------------
+    @staticmethod
+    def _stateful_callbacks(run):
+        """The callbacks whose state the backup holds (History, EarlyStopping,
+        ReduceLROnPlateau, ModelCheckpoint), in the list's order."""
+        return [cb for cb in run.args["callbacks"].callbacks
+                if type(cb).__name__ in _CALLBACK_STATE]
+
+    def _fingerprint_of(self, run):
+        """What a backup must have been written by: the model, its compile arguments, the
+        data and the fit arguments (all as at the start of the fit)."""
+        model, a = self.model, run.args
+        opt = model.optimizer
+        config = {k: v for k, v in opt.get_config().items() if k != "name"} \
+            if opt._schedule is None or hasattr(opt._schedule, "get_config") else {}
+        config["class"] = type(opt).__name__
+        train, val = a["train"], a["val"]
+        val = getattr(val, "source", val)
+        weights = [getattr(src, "sample_weight", None) for src in (train, val)]
+        return {
+            "sample_weight": [None if w is None else _crc(w) for w in weights],
+            # the layers' configs without their names (a rebuilt model's names count on)
+            "model": [[type(layer).__name__, json.loads(json.dumps(
+                {k: v for k, v in layer.get_config().items() if k != "name"}, default=str)),
+                [list(w.shape) for w in layer.weights]] for layer in model.layers],
+            "optimizer": json.loads(json.dumps(config, default=str)),
+            "loss": type(model.loss).__name__ + repr(getattr(model.loss, "name", "")),
+            "metrics": [getattr(m, "name", repr(m)) for m in model._metrics],
+            "x": _crc(train.x), "y": _crc(train.y),
+            "validation": None if val is None else [_crc(val.x), _crc(val.y)],
+            "batch_size": a["batch_size"], "epochs": a["epochs"], "shuffle": bool(a["shuffle"]),
+            "initial_epoch": a["initial_epoch"], "validation_freq": a["validation_freq"],
+            "validation_split": a["validation_split"],
+            "callbacks": [type(cb).__name__ for cb in self._stateful_callbacks(run)],
+            "save_freq": self.save_freq,
+        }
+
+    def _capture(self, run):
+        model, opt = self.model, self.model.optimizer
+        arrays = {f"w{i}": w for i, w in enumerate(model.weights)}
+        slots = []
+        if opt.slot_arrays is not None:
+            index = {id(w): i for i, w in enumerate(model.weights)}
+            for k, (wid, s) in enumerate(zip(opt._weights_ids, opt.slot_arrays)):
+                slots.append([index[wid], [a is not None for a in s]])
+                for j, a in enumerate(s):
+                    if a is not None:
+                        arrays[f"s{k}_{j}"] = a
+        if opt.state_array is not None:
+            arrays["opt_state"] = opt.state_array
+        callbacks = []
+        for c, cb in enumerate(self._stateful_callbacks(run)):
+            state = {}
+            for name in _CALLBACK_STATE.get(type(cb).__name__, ()):
+                value = getattr(cb, name, None)
+                if name == "monitor_op":
+                    value = None if value is None else value.__name__
+                elif name == "best_weights" and value is not None:
+                    for j, w in enumerate(value):
+                        arrays[f"cb{c}_{j}"] = w
+                    value = len(value)
+                elif isinstance(value, np.generic):
+                    value = value.item()
+                state[name] = value
+            callbacks.append(state)
+        meta = {
+            "fingerprint": self._fingerprint,
+            "epoch": run.epoch, "step": run.step, "epoch_rng": run.epoch_rng,
+            "stop_training": bool(model.stop_training), "last_logs": run.last_logs,
+            "iterations": int(opt.iterations),
+            "lr": None if opt._schedule is not None else float(opt._lr),
+            "u_step": getattr(opt, "_u_step", None), "slots": slots,
+            "layer_rngs": [[i, layer._rng.bit_generator.state]
+                           for i, layer in enumerate(_walk_layers(model.layers))
+                           if getattr(layer, "_rng", None) is not None],
+            "trackers": [{k: float(v) for k, v in vars(t).items() if isinstance(v, np.floating)}
+                         for t in run.trackers],
+            "callbacks": callbacks,
+        }
+        return meta, arrays
+
+    def _apply(self, run, meta, arrays):
+        model, opt = self.model, self.model.optimizer
+        weights = model.weights
+        model.set_weights([arrays[f"w{i}"] for i in range(len(weights))])
+        if meta["slots"]:
+            opt.build([weights[i] for i, _ in meta["slots"]])
+            for k, (_, present) in enumerate(meta["slots"]):
+                for j, (a, here) in enumerate(zip(opt.slot_arrays[k], present)):
+                    if (a is not None) != here:
+                        raise ValueError("BackupAndRestore: the optimizer's slots do not "
+                                         "match the backup's")
+                    if a is not None:
+                        np.copyto(a, arrays[f"s{k}_{j}"])
+        if "opt_state" in arrays:
+            np.copyto(opt.state_array, arrays["opt_state"])
+        opt.iterations = meta["iterations"]
+        if meta["lr"] is not None:
+            opt.learning_rate = meta["lr"]
+        if meta["u_step"] is not None:
+            opt._u_step = meta["u_step"]
+        layers = list(_walk_layers(model.layers))
+        for i, state in meta["layer_rngs"]:
+            layers[i]._rng.bit_generator.state = state
+        for t, state in zip(run.trackers, meta["trackers"]):
+            for k, v in state.items():
+                setattr(t, k, np.float32(v))
+        for c, (cb, state) in enumerate(zip(self._stateful_callbacks(run), meta["callbacks"])):
+            for name, value in state.items():
+                if name == "monitor_op":
+                    value = None if value is None else _MONITOR_OPS[value]
+                elif name == "best_weights" and value is not None:
+                    value = [arrays[f"cb{c}_{j}"].copy() for j in range(value)]
+                setattr(cb, name, value)
+        model.stop_training = meta["stop_training"]
+        run.last_logs = meta["last_logs"]
+
+    # ---- the files --------------------------------------------------------------------------
+    def _save(self, run):
+        meta, arrays = self._capture(run)
+        buf = io.BytesIO()
+        meta_bytes = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        np.savez(buf, __meta__=meta_bytes, **arrays)
+        payload = buf.getvalue()
+        data = _BACKUP_HEADER.pack(_BACKUP_MAGIC, zlib.crc32(payload), len(payload)) + payload
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tmp = os.path.join(self.backup_dir, f".backup.tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            half = len(data) // 2
+            f.write(data[:half])
+            f.flush()
+            _mid_write_hook(tmp)
+            f.write(data[half:])
+            f.flush()
+            os.fsync(f.fileno())
+        if self.double_checkpoint and os.path.exists(self._path):
+            os.replace(self._path, self._prev_path)
+        os.replace(tmp, self._path)
+        _fsync_dir(self.backup_dir)
+
+    def _remove_temporaries(self):
+        if os.path.isdir(self.backup_dir):
+            for name in os.listdir(self.backup_dir):
+                if name.startswith(".backup.tmp"):
+                    os.remove(os.path.join(self.backup_dir, name))
+
+    @staticmethod
+    def _read(path):
+        """(meta, arrays) of a backup file; ValueError naming the file when it is not one."""
+        with open(path, "rb") as f:
+            data = f.read()
+        n = _BACKUP_HEADER.size
+        if len(data) < n:
+            raise ValueError(f"BackupAndRestore: {path!r} is truncated ({len(data)} bytes)")
+        magic, crc, length = _BACKUP_HEADER.unpack(data[:n])
+        payload = data[n:]
+        if magic != _BACKUP_MAGIC:
+            raise ValueError(f"BackupAndRestore: {path!r} is not a cnnfast backup")
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            raise ValueError(f"BackupAndRestore: {path!r} is corrupted (checksum mismatch; "
+                             f"{len(payload)} of {length} bytes)")
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+        return meta, arrays
+
+    def _load(self):
+        """The newest readable backup, or None when there is none. The latest is always whole
+        (renamed into place); with double_checkpoint a latest that cannot be read (a damaged
+        disk) falls back to the previous one, with a warning."""
+        self._remove_temporaries()  # a write the last run did not finish
+        paths = [p for p in (self._path, self._prev_path) if os.path.exists(p)]
+        if not self.double_checkpoint:
+            paths = [p for p in paths if p == self._path]
+        if not paths:
+            return None
+        try:
+            return self._read(paths[0])
+        except (ValueError, OSError) as e:
+            if len(paths) < 2:
+                raise
+            warnings.warn(f"BackupAndRestore: {e}; restoring the previous backup "
+                          f"{paths[1]!r}", stacklevel=3)
+        return self._read(paths[1])

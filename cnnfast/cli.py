@@ -27,6 +27,7 @@ import cnnfast as cf
 
 from . import report, runs, zoo
 from .runs import MODEL_FILE
+from .saving import keras_files
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -252,6 +253,10 @@ def cmd_train(args):
     if args.workers > 1 and os.environ.get(WORKER_ENV) != "1":
         return launch_workers(args)
     t_start = time.perf_counter()
+    try:  # the run's model.keras is an HDF5 file inside: fail before training, not after
+        keras_files.h5py()
+    except ImportError as e:
+        raise runs.RunError(f"cnnfast train writes {MODEL_FILE}: {e}") from e
     rank, distribute = _distributed_rank()
     cfg = run_config(args)
     if rank != 0:

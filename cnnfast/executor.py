@@ -594,11 +594,88 @@ def _native(model, batch, mode):
     return engine
 
 
+# ---- memory: refuse an engine the machine cannot hold, before allocating it ------------------
+def memory_limit():
+    """Bytes a new engine may allocate: `CNNFAST_MEMORY_LIMIT` (bytes) when set, else the
+    kernel's MemAvailable (and what the cgroup's memory.max leaves), None when unknown."""
+    env = os.environ.get("CNNFAST_MEMORY_LIMIT")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise ValueError(f"CNNFAST_MEMORY_LIMIT must be a number of bytes, got {env!r}") \
+                from None
+    limits = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            cap = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if cap != "max":
+            limits.append(int(cap) - used)
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def activation_bytes(model, batch, mode):
+    """(total, [(layer, bytes)]) an engine allocates for batches of `batch` rows, an upper
+    bound of what the Net and the LayerEngine hold: per layer its float32 output, and when
+    training also its saved pre-activation or mask / argmax and the two gradient buffers of
+    the largest tensor; plus the gathered input batch."""
+    train = mode == "train"
+    per_layer, biggest = [], 0
+    in_n = max(int(np.prod(model._tensors[i].shape[1:])) for i in model._input_ids)
+    for layer, _, o in model._plan:
+        n = int(np.prod(model._tensors[o].shape[1:]))
+        biggest = max(biggest, n)
+        per_layer.append((layer, 4 * batch * n * (2 if train else 1)))
+    total = sum(b for _, b in per_layer) + 4 * batch * in_n
+    if train:
+        total += 2 * 4 * batch * max(biggest, in_n)
+    return total, per_layer
+
+
+_METHOD = {"train": "fit", "evaluate": "evaluate", "predict": "predict"}
+
+
+def check_memory(model, batch, mode, what=None):
+    """MemoryError naming the largest layer and the bytes when an engine for `batch` rows
+    cannot fit in memory_limit(): raised before anything is allocated, instead of the OOM
+    killer. Nothing is checked when the limit is unknown."""
+    limit = memory_limit()
+    if limit is None or not model._plan:
+        return
+    total, per_layer = activation_bytes(model, batch, mode)
+    if total <= limit:
+        return
+    layer, worst = max(per_layer, key=lambda p: p[1])
+    gib = 2.0**30
+    raise MemoryError(
+        f"{what or _METHOD[mode]}(): a batch of {batch} rows needs {total / gib:.2f} GiB "
+        f"({total} bytes) of activations, more than the {max(limit, 0) / gib:.2f} GiB "
+        f"available; the largest is layer '{layer.name}' ({type(layer).__name__}, output "
+        f"{tuple(layer.output.shape) if hasattr(layer, 'output') else ''}) with "
+        f"{worst / gib:.2f} GiB. Use a smaller batch_size.")
+
+
 def for_model(model, batch, mode):
     """The engine that runs `mode` ('train', 'evaluate' or 'predict') of `model` for batches
-    of up to `batch` rows: a NativeEngine where the model allows, else a LayerEngine."""
+    of up to `batch` rows: a NativeEngine where the model allows, else a LayerEngine. A batch
+    whose activations cannot fit in memory is a MemoryError before anything is allocated
+    (check_memory); a cached engine already built for it is reused without the check."""
     if mode not in ("train", "evaluate", "predict"):
         raise ValueError(f"for_model: unknown mode {mode!r}")
+    cached = model._engine_cache.get("native")
+    if cached is None or cached.net.max_batch < batch:
+        check_memory(model, batch, mode)
     native = _native(model, batch, mode)
     return native if native is not None else layer_engine(model)
 

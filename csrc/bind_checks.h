@@ -70,10 +70,16 @@ inline Conv2DParams conv_params(const std::vector<int64_t>& in, const std::vecto
                               std::to_string(ker[2]) + " input channels but inp has shape " +
                               shape_str(in));
     pair_of(st, fn, "strides");
-    return make_conv2d_params(
-        as_int(in[0], fn, "N"), as_int(in[1], fn, "H"), as_int(in[2], fn, "W"),
-        as_int(in[3], fn, "C"), as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
-        as_int(ker[3], fn, "OC"), st.first, st.second, parse_padding(padding, fn));
+    const Padding pad = parse_padding(padding, fn);
+    try {
+        return make_conv2d_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
+                                  as_int(in[2], fn, "W"), as_int(in[3], fn, "C"),
+                                  as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
+                                  as_int(ker[3], fn, "OC"), st.first, st.second, pad);
+    } catch (const std::invalid_argument& e) {  // the geometry's own checks, named here
+        throw py::value_error(std::string(fn) + ": " + e.what() + "; input " + shape_str(in) +
+                              ", kernel " + shape_str(ker));
+    }
 }
 
 // Pooling geometry from an input (N,H,W,C) shape.
@@ -84,9 +90,16 @@ inline Pool2DParams pool_params(const std::vector<int64_t>& in, std::pair<int, i
         throw py::value_error(std::string(fn) + ": input must be 4-D, got " + shape_str(in));
     pair_of(pool, fn, "pool_size");
     pair_of(st, fn, "strides");
-    return make_pool2d_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
-                              as_int(in[2], fn, "W"), as_int(in[3], fn, "C"), pool.first,
-                              pool.second, st.first, st.second, parse_padding(padding, fn));
+    const Padding pad = parse_padding(padding, fn);
+    try {
+        return make_pool2d_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
+                                  as_int(in[2], fn, "W"), as_int(in[3], fn, "C"), pool.first,
+                                  pool.second, st.first, st.second, pad);
+    } catch (const std::invalid_argument& e) {  // the geometry's own checks, named here
+        throw py::value_error(std::string(fn) + ": " + e.what() + "; input " + shape_str(in) +
+                              ", pool_size (" + std::to_string(pool.first) + ", " +
+                              std::to_string(pool.second) + ")");
+    }
 }
 
 // Kernel precondition failures (std::invalid_argument) become Python ValueError.

@@ -66,10 +66,11 @@ inline Window1D window_1d(int in, int k, int s, Padding pad) {
                                    std::to_string(in) + " with padding='valid'");
         return {(in - k) / s + 1, 0};
     }
-    int out = (in + s - 1) / s;
-    int total = (out - 1) * s + k - in;
+    // in 64 bits: in + s - 1 and (out - 1) * s + k overflow int for sizes near 2^31
+    const int64_t out = ((int64_t)in + s - 1) / s;
+    int64_t total = (out - 1) * s + k - in;
     if (total < 0) total = 0;
-    return {out, total / 2};
+    return {(int)out, (int)(total / 2)};
 }
 
 // Threads used by the OpenMP-parallel kernels (1 in a serial build).

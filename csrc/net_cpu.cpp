@@ -59,6 +59,10 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
     : max_batch_(max_batch), loss_(loss), K_(num_classes), fused_(fused) {
     CNNFAST_CHECK(!ops.empty(), "Net: no layers");
     CNNFAST_CHECK(max_batch > 0, "Net: max_batch must be positive");
+    CNNFAST_CHECK(!in_shape.empty() &&
+                      std::all_of(in_shape.begin(), in_shape.end(), [](int d) { return d > 0; }) &&
+                      prod(in_shape) <= INT32_MAX,
+                  "Net: in_shape must be positive sizes of at most 2^31-1 values per sample");
     std::vector<int> shape = in_shape;
     sizes_.push_back(prod(shape));
     size_t ws = 0;
@@ -94,7 +98,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                     "Net: Dense weights do not match the layer geometry");
                 shape = {o.units};
                 break;
-            case OpKind::Flatten: shape = {(int)prod(shape)}; break;
+            case OpKind::Flatten: shape = {(int)prod(shape)}; break;  // <= 2^31-1: checked
             case OpKind::Dropout:
                 CNNFAST_CHECK(o.rate >= 0.0 && o.rate < 1.0, "Net: dropout rate must be in [0,1)");
                 break;
@@ -133,6 +137,9 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 break;
             case OpKind::ZeroPad2D:
                 CNNFAST_CHECK(shape.size() == 3, "Net: ZeroPadding2D needs a (H,W,C) input");
+                CNNFAST_CHECK((int64_t)shape[0] + o.pads[0] + o.pads[1] <= INT32_MAX &&
+                                  (int64_t)shape[1] + o.pads[2] + o.pads[3] <= INT32_MAX,
+                              "Net: ZeroPadding2D output too large");
                 shape = {shape[0] + o.pads[0] + o.pads[1], shape[1] + o.pads[2] + o.pads[3],
                          shape[2]};
                 break;
@@ -140,6 +147,10 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
         l.out_shape = shape;
         l.in_n = sizes_.back();
         l.out_n = prod(shape);
+        // every op's per-sample size is an int in the kernels (Flatten, Dense's K)
+        CNNFAST_CHECK(l.out_n > 0 && l.out_n <= INT32_MAX,
+                      "Net: op " + std::to_string(layers_.size()) + " has " +
+                          std::to_string(l.out_n) + " values per sample (at most 2^31-1)");
         sizes_.push_back(l.out_n);
         const size_t out_sz = (size_t)max_batch * l.out_n;
         const bool fused_act =

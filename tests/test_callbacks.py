@@ -369,7 +369,7 @@ def test_model_checkpoint_leaves_no_partial_file_when_save_raises(tmp_path):
         cbm.ModelCheckpoint(str(tmp_path / "{nope}.keras")).on_epoch_end(0, {"val_loss": 1.0})
 
 
-@pytest.mark.parametrize("name", ["TensorBoard", "RemoteMonitor", "BackupAndRestore",
+@pytest.mark.parametrize("name", ["TensorBoard", "RemoteMonitor",
                                   "SwapEMAWeights"])
 def test_unsupported_callbacks_raise(name):
     with pytest.raises(NotImplementedError, match=name):

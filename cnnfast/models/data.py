@@ -121,6 +121,9 @@ class ArrayBatches:
     consecutive (x, y) slices. `max_batch` is the batch size the engine is built for."""
 
     def __init__(self, x, y, batch_size, shuffle=False):
+        # a batch_size above the sample count is one batch of them all (the engine is built
+        # for that many rows, not for batch_size)
+        batch_size = min(batch_size, x.shape[0])
         self.x, self.y, self.max_batch, self.shuffle = x, y, batch_size, shuffle
         self.steps = math.ceil(x.shape[0] / batch_size)
 

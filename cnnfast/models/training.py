@@ -5,7 +5,10 @@ engine (cnnfast/executor.py, docs/training_step.md). `Trainer` is a mixin of Mod
 the graph (inputs, outputs, layers) and the compiled loss, optimizer and metrics."""
 from __future__ import annotations
 
+import functools
 import math
+import signal
+import threading
 
 import numpy as np
 
@@ -53,6 +56,111 @@ class _Engines:
         if self.engine is None or n > self.batch:
             self.engine, self.batch = executor.for_model(self.model, n, self.mode), n
         return self.engine
+
+
+class FitRun:
+    """Where a running fit is, for a callback that backs it up and resumes it
+    (callbacks.BackupAndRestore, docs/resume.md). `model._fit_run` during fit.
+
+    The loop keeps `epoch`, `step` (the steps completed in that epoch) and `epoch_rng` (the
+    state of the run's generator `gen` when the epoch began, before its permutation was drawn);
+    `trackers` are the epoch's running means, `args` the fit arguments a backup must match.
+    A callback appends itself to `listeners` in on_train_begin; the loop then calls
+    `listener.fit_resume(run)` once, after on_train_begin, which returns None or (epoch, step)
+    to resume at, having set `gen` to that epoch's `epoch_rng`; at step 0 it has restored the
+    whole state, at step k > 0 the loop calls `listener.fit_restore(run)` after that epoch's
+    on_epoch_begin for the rest (weights, trackers, callback states: what they were after step
+    k). `listener.fit_checkpoint(run, at_epoch_end)` runs after every step's and epoch's
+    callbacks. Resuming at step k replays the epoch from `epoch_rng`: the permutation and the
+    first k step seeds are drawn again, so the rest of the run draws what it would have."""
+
+    def __init__(self, model, gen, trackers, args, epoch):
+        self.model, self.gen, self.trackers, self.args = model, gen, trackers, args
+        self.epoch, self.step, self.epoch_rng = epoch, 0, None
+        self.last_logs = None  # the logs of the last completed epoch (on_train_end's)
+        self.listeners = []
+
+    def resume(self):
+        for listener in self.listeners:
+            at = listener.fit_resume(self)
+            if at is not None:
+                self._resumed_by = listener
+                return at
+        return None
+
+    def restore(self):
+        self._resumed_by.fit_restore(self)
+
+    def checkpoint(self, at_epoch_end):
+        for listener in self.listeners:
+            listener.fit_checkpoint(self, at_epoch_end)
+
+
+class _Guard:
+    """One model's calls from several threads (docs/resume.md#threads): fit, evaluate, predict
+    and train_on_batch run one at a time (an engine's buffers serve one call), and any of them
+    from another thread while fit runs is a RuntimeError, not a wait of the whole fit. During
+    a fit in the main thread, Ctrl-C (SIGINT) that lands inside a training step is raised
+    right after the step, so the model holds the weights of the last completed step."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.fit_thread = None
+        self.in_step = False
+        self.sigint = False
+
+    def step(self, train_step, *args, **kwargs):
+        """Run one training step with a Ctrl-C deferred to its end."""
+        self.in_step = True
+        try:
+            return train_step(*args, **kwargs)
+        finally:
+            self.in_step = False
+            if self.sigint:
+                self.sigint = False
+                raise KeyboardInterrupt
+
+    def _on_sigint(self, signum, frame):
+        if self.in_step:
+            self.sigint = True
+        else:
+            raise KeyboardInterrupt
+
+    def deferring_sigint(self):
+        """Install the step-deferring SIGINT handler (main thread, default handler only);
+        returns the handler to restore, or None."""
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None
+        signal.signal(signal.SIGINT, self._on_sigint)
+        return signal.default_int_handler
+
+
+def _exclusive(what):
+    """fit / evaluate / predict / train_on_batch under the model's _Guard."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            guard = self.__dict__.get("_guard") or self.__dict__.setdefault("_guard", _Guard())
+            me = threading.get_ident()
+            if guard.fit_thread not in (None, me):
+                raise RuntimeError(f"{what}(): fit() is running on model '{self.name}' in "
+                                   "another thread; a model trains or runs in one thread at "
+                                   "a time (wait for that fit to return)")
+            with guard.lock:
+                if what != "fit" or guard.fit_thread is not None:
+                    return method(self, *args, **kwargs)
+                guard.fit_thread, guard.sigint = me, False
+                restore = guard.deferring_sigint()
+                try:
+                    return method(self, *args, **kwargs)
+                finally:
+                    if restore is not None:
+                        signal.signal(signal.SIGINT, restore)
+                    guard.fit_thread = None
+                    self._fit_run = None
+        return call
+    return wrap
 
 
 class Trainer:
@@ -125,6 +233,7 @@ class Trainer:
         return dict(sorted(logs.items()))
 
     # ---- fit / evaluate / predict -----------------------------------------------------------
+    @_exclusive("fit")
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -198,36 +307,60 @@ class Trainer:
         # which the engine derives every random choice of that step (executor.step_seed).
         gen = utils.rng()
         if dist is not None:
+            if any(isinstance(c, callbacks_mod.BackupAndRestore) for c in cbl.callbacks):
+                raise NotImplementedError("fit(): BackupAndRestore is not supported with a "
+                                          "DistributedOptimizer")
             dist.share_generator(gen)  # rank 0's permutations and step seeds on every rank
             self._distributed_trackers = trackers  # for MetricAverageCallback
         engines = _Engines(self, "train", train.max_batch if dist is None else
                            -(-train.max_batch // dist.size))
+        # The resume hook (FitRun, docs/resume.md): a BackupAndRestore among the callbacks
+        # may move the start to (epoch, step) of an interrupted run of the same fit.
+        run = self._fit_run = FitRun(self, gen, trackers, dict(
+            train=train, val=val, batch_size=batch_size, epochs=int(epochs), shuffle=shuffle,
+            initial_epoch=int(initial_epoch), validation_freq=validation_freq,
+            validation_split=float(validation_split), callbacks=cbl), int(initial_epoch))
         cbl.on_train_begin()
+        start_epoch, skip = run.resume() or (initial_epoch, 0)
         logs = {}
-        training_logs = None
-        for epoch in range(initial_epoch, epochs):
+        training_logs = run.last_logs
+        if self.stop_training:  # resumed after the step or epoch that stopped the run
+            start_epoch = epochs if skip == 0 else start_epoch
+        for epoch in range(start_epoch, epochs):
             for t in trackers:
                 t.reset_state()
+            run.epoch, run.step, run.epoch_rng = epoch, skip, gen.bit_generator.state
             cbl.on_epoch_begin(epoch)
+            if skip:
+                run.restore()  # the state after step `skip`, over on_epoch_begin's effects
             for step, (xb, yb, idx) in enumerate(train.epoch(gen)):
+                if step < skip or (skip and self.stop_training):
+                    if step < skip:
+                        executor.step_seed(gen)  # the seed the step drew before the resume
+                        continue
+                    break
                 cbl.on_train_batch_begin(step)
                 if dist is None:
-                    loss, correct = engines.get(idx.shape[0]).train_step(
-                        xb, yb, idx, executor.step_seed(gen),
-                        **({} if sw is None else {"sw": sw}))
+                    loss, correct = self._guard.step(
+                        engines.get(idx.shape[0]).train_step, xb, yb, idx,
+                        executor.step_seed(gen), **({} if sw is None else {"sw": sw}))
                 else:
                     seed, (off, n) = executor.step_seed(gen), dist.shard(idx.shape[0])
-                    loss, correct = engines.get(max(n, 1)).train_step(
-                        xb, yb, idx[off:off + n], seed, shard=(off, idx.shape[0]))
+                    loss, correct = self._guard.step(
+                        engines.get(max(n, 1)).train_step, xb, yb, idx[off:off + n], seed,
+                        shard=(off, idx.shape[0]))
                     idx = idx[off:off + n]
                 if correct is not None:  # None: a distributed step without rows on this rank
                     self._update_trackers(trackers, loss, correct, idx.shape[0])
+                run.step = step + 1
                 logs = self._logs(trackers)
                 cbl.on_train_batch_end(step, logs)
                 if dist is not None:
                     self.stop_training = dist.any(self.stop_training)
+                run.checkpoint(False)
                 if self.stop_training:
                     break
+            skip = 0
             logs = self._logs(trackers)
             if val is not None and steps_mod.should_validate(epoch, validation_freq):
                 # Keras runs validation through evaluate(callbacks=<fit's list>): the
@@ -236,13 +369,16 @@ class Trainer:
                                                dist.reduce_trackers)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cbl.on_epoch_end(epoch, logs)
-            training_logs = logs
+            training_logs = run.last_logs = logs
             if dist is not None:
                 self.stop_training = dist.any(self.stop_training)
+            run.epoch, run.step, run.epoch_rng = epoch + 1, 0, gen.bit_generator.state
+            run.checkpoint(True)
             if self.stop_training:
                 break
         cbl.on_train_end(training_logs)
         self._distributed_trackers = None
+        self._fit_run = None
         return self.history
 
     def _fit_sources(self, x, y, batch_size, shuffle, validation_split, validation_data,
@@ -338,6 +474,7 @@ class Trainer:
         cbl.on_test_end(logs)
         return logs
 
+    @_exclusive("evaluate")
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         """[loss, *metrics] (a scalar without metrics), means over the whole dataset (arrays,
@@ -369,6 +506,7 @@ class Trainer:
         ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
         return ordered[0] if len(ordered) == 1 else ordered
 
+    @_exclusive("predict")
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x (arrays, or a cnnfast.data.Dataset of batches, whose elements may be
         x or (x, y)) as float32 arrays (a list for several outputs); dropout off."""
@@ -381,6 +519,7 @@ class Trainer:
         batch_size = _positive_int(batch_size, "predict(): batch_size", 32)
         x = data.prepare_x(self, x, "predict")
         n = x.shape[0]
+        batch_size = min(batch_size, n)  # the engine is built for at most n rows
         outs = [np.empty((n,) + tuple(t.shape[1:]), np.float32) for t in self.outputs]
         nsteps = math.ceil(n / batch_size)
         engine = executor.for_model(self, batch_size, "predict")
@@ -427,6 +566,7 @@ class Trainer:
         outs = [np.concatenate(parts) for parts in zip(*batches)]
         return outs[0] if self._single_output else outs
 
+    @_exclusive("train_on_batch")
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on (x, y); returns the step's loss (and metrics)."""
         self._check_compiled("train_on_batch")

@@ -32,8 +32,8 @@ KERAS_VERSION = "3.15.1"   # the Keras file format written (the version whose fi
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 _JSON_LIMIT = 64 << 20
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-HINT = ("reading and writing Keras .keras / .h5 files needs h5py: pip install h5py "
-        "(it comes with `pip install cnnfast`)")
+HINT = ("reading and writing Keras .keras / .h5 files needs h5py: pip install 'cnnfast[keras]' "
+        "(or pip install h5py); cnnfast's own format (model.save('x.cnnfast')) does not")
 
 
 def h5py():

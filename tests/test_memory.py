@@ -1,0 +1,131 @@
+"""Memory: a batch too big for the machine is a MemoryError naming the layer and the bytes,
+raised before anything is allocated (executor.check_memory; the limit is set small with
+CNNFAST_MEMORY_LIMIT so nothing is really exhausted); and no RSS growth over repeated fits,
+model constructions and save/load round trips (slow)."""
+import gc
+import os
+
+import numpy as np
+import pytest
+
+import cnnfast
+from cnnfast import backend, executor
+from cnnfast import keras as K
+
+
+def _tutorial_cnn():
+    cnnfast.utils.set_random_seed(0)
+    m = K.Sequential([K.Input((28, 28, 1)), K.layers.Conv2D(32, 3, activation="relu"),
+                      K.layers.MaxPooling2D(), K.layers.Conv2D(64, 3, activation="relu"),
+                      K.layers.MaxPooling2D(), K.layers.Flatten(), K.layers.Dropout(0.5),
+                      K.layers.Dense(10, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def test_activation_bytes_of_the_tutorial_cnn():
+    total, per_layer = executor.activation_bytes(_tutorial_cnn(), 60000, "train")
+    # conv2d: 26*26*32 floats per sample, output and saved copy, 60000 rows
+    layer, conv = per_layer[0]
+    assert layer.name.startswith("conv2d") and conv == 4 * 60000 * 26 * 26 * 32 * 2
+    assert 20 * 2**30 < total < 30 * 2**30  # fit(batch_size=60000) needs ~24 GiB
+    assert executor.activation_bytes(_tutorial_cnn(), 60000, "predict")[0] < total / 1.5
+
+
+@pytest.mark.parametrize("engine", ["native", "layer"])
+@pytest.mark.parametrize("method", ["fit", "predict", "evaluate"])
+def test_too_big_a_batch_is_a_memory_error_before_allocating(monkeypatch, engine, method):
+    if engine == "layer":
+        monkeypatch.setenv("CNNFAST_EXECUTOR", "0")
+    monkeypatch.setenv("CNNFAST_MEMORY_LIMIT", str(64 * 2**20))  # 64 MiB
+    built = []
+    monkeypatch.setattr(backend, "Net", lambda *a, **k: built.append(a))
+    model = _tutorial_cnn()
+    x = np.zeros((3000, 28, 28, 1), np.float32)
+    y = np.zeros(3000, np.int32)
+    calls = {"fit": lambda: model.fit(x, y, batch_size=3000, verbose=0),
+             "predict": lambda: model.predict(x, batch_size=3000, verbose=0),
+             "evaluate": lambda: model.evaluate(x, y, batch_size=3000, verbose=0)}
+    with pytest.raises(MemoryError, match=rf"{method}\(\): a batch of 3000 rows needs "
+                                          r"\d\.\d\d GiB \(\d+ bytes\) "
+                                          r"of activations, more than the 0\.06 GiB available; "
+                                          r"the largest is layer 'conv2d(_\d+)?' \(Conv2D, output "
+                                          r"\(None, 26, 26, 32\)\).*smaller batch_size"):
+        calls[method]()
+    assert built == [] and model.optimizer.iterations == 0
+    monkeypatch.undo()
+    if engine == "layer":
+        monkeypatch.setenv("CNNFAST_EXECUTOR", "0")
+    monkeypatch.setenv("CNNFAST_MEMORY_LIMIT", str(64 * 2**20))
+    model.fit(x[:64], y[:64], batch_size=32, verbose=0)  # a batch that fits still trains
+    assert model.optimizer.iterations == 2
+
+
+def test_memory_limit_sources(monkeypatch):
+    monkeypatch.setenv("CNNFAST_MEMORY_LIMIT", "12345")
+    assert executor.memory_limit() == 12345
+    monkeypatch.setenv("CNNFAST_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="CNNFAST_MEMORY_LIMIT must be a number of bytes"):
+        executor.memory_limit()
+    monkeypatch.delenv("CNNFAST_MEMORY_LIMIT")
+    if os.path.exists("/proc/meminfo"):
+        limit = executor.memory_limit()
+        assert limit is not None and 0 < limit < 2**50
+
+
+# ---- RSS over repetitions (slow) ---------------------------------------------------------------
+def _rss():
+    gc.collect()
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _growth(step, n, warmup=5):
+    for _ in range(warmup):
+        step()
+    start = _rss()
+    for _ in range(n):
+        step()
+    grown = _rss() - start
+    print(f"RSS growth over {n} repetitions: {grown / 2**20:.2f} MiB")
+    return grown
+
+
+pytestmark_linux = pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
+                                      reason="RSS from /proc")
+
+
+@pytest.mark.slow
+@pytestmark_linux
+def test_no_rss_growth_over_20_epochs():
+    model = _tutorial_cnn()
+    r = np.random.default_rng(0)
+    x = r.normal(size=(512, 28, 28, 1)).astype(np.float32)
+    y = r.integers(0, 10, 512)
+    # 20 epochs one fit call at a time: engines are cached, nothing may accumulate (History of
+    # each fit is replaced; a few KiB of logs)
+    grown = _growth(lambda: model.fit(x, y, batch_size=64, epochs=1, verbose=0,
+                                      validation_split=0.1), 20, warmup=2)
+    assert grown < 4 * 2**20
+
+
+@pytest.mark.slow
+@pytestmark_linux
+def test_no_rss_growth_over_200_model_constructions():
+    def build():
+        m = _tutorial_cnn()
+        m.predict(np.zeros((4, 28, 28, 1), np.float32), verbose=0)
+    assert _growth(build, 200) < 8 * 2**20
+
+
+@pytest.mark.slow
+@pytestmark_linux
+def test_no_rss_growth_over_200_save_load_round_trips(tmp_path):
+    model = _tutorial_cnn()
+    model.fit(np.zeros((32, 28, 28, 1), np.float32), np.zeros(32, np.int32), verbose=0)
+    path = str(tmp_path / "m.keras")
+
+    def round_trip():
+        model.save(path)
+        cnnfast.saving.load_model(path)
+    assert _growth(round_trip, 200) < 8 * 2**20
