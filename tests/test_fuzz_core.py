@@ -346,7 +346,9 @@ BUILDERS = {name[2:]: fn for name, fn in globals().items() if name.startswith("b
 # (Net, Op, OptSpec, AugmentSpec and the enums) in test_net_fuzz / test_specs.
 SCALAR = {"build_info", "num_threads", "set_num_threads", "gemm_isa", "set_gemm_isa",
           "conv2d_geometry", "pool2d_geometry", "layer_seed", "f32_pow", "f32_cos", "f32_log",
-          "nadam_u_product_next", "clip_gradients"}
+          "nadam_u_product_next", "clip_gradients",
+          # the conv-algorithm switch (tests/kernels/test_winograd.py checks its errors)
+          "set_conv_algorithm", "conv_algorithm", "conv_uses_winograd"}
 CLASSES = {"Activation", "AugmentKind", "AugmentSpec", "ClipKind", "ElementLoss", "LossKind",
            "Net", "Op", "OpKind", "OptKind", "OptSpec"}
 
@@ -360,7 +362,8 @@ AWAITING_BUILDERS = {
     "spatial_dropout_backward", "ReluSpec", "relu_spec", "leaky_relu_spec", "relu_forward",
     "relu_backward", "elu_forward", "elu_backward", "prelu_forward", "prelu_backward",
     "softmax_axis_forward", "softmax_axis_backward", "augment_inference", "crop_resize",
-    "resize_bilinear", "affine_warp"}
+    "resize_bilinear", "affine_warp", "dropout_forward_at", "weight_penalty",
+    "weighted_loss_mean"}
 
 
 def test_every_entry_point_is_fuzzed():

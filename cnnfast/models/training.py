@@ -274,7 +274,10 @@ class Trainer:
                                                             callbacks_mod.CallbackList):
                     callbacks = [c for c in callbacks if not isinstance(
                         c, (callbacks_mod.ModelCheckpoint, callbacks_mod.CSVLogger))]
-        train, val = self._fit_sources(x, y, batch_size * (dist.size if dist else 1), shuffle,
+        if dist is not None and batch_size is None:
+            batch_size = 32  # Keras's default; the global batch is size * batch_size
+        train, val = self._fit_sources(x, y, batch_size * dist.size if dist else batch_size,
+                                       shuffle,
                                        validation_split, validation_data, val_batch,
                                        steps_per_epoch, validation_steps, sample_weight,
                                        class_weight)

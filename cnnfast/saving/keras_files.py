@@ -20,6 +20,7 @@ import io
 import json
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -774,11 +775,17 @@ def _json(src, raw, what):
         src.fail(f"{what} is not valid JSON: {e}")
 
 
-def _h5_from_zip(src, zf):
+def _zip_entry(src, zf, name):
+    """The bytes of one archive entry; a damaged entry (bad CRC, header or deflate stream) is
+    the file's error, naming the entry."""
     try:
-        data = zf.read(WEIGHTS)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        src.fail(f"{WEIGHTS} is corrupt: {e}")
+        return zf.read(name)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        src.fail(f"{name} is corrupt: {e}")
+
+
+def _h5_from_zip(src, zf):
+    data = _zip_entry(src, zf, WEIGHTS)
     try:
         return h5py().File(io.BytesIO(data), "r")
     except OSError as e:
@@ -805,8 +812,9 @@ def load_keras(filepath, compile=True):
     """A cnnfast model from a Keras 3 `.keras` file (no TensorFlow needed)."""
     src = Source(str(filepath))
     with _open_zip(src, filepath) as zf:
-        config = _json(src, zf.read(CONFIG), CONFIG)
-        meta = _json(src, zf.read(METADATA), METADATA) if METADATA in zf.namelist() else {}
+        config = _json(src, _zip_entry(src, zf, CONFIG), CONFIG)
+        meta = _json(src, _zip_entry(src, zf, METADATA), METADATA) \
+            if METADATA in zf.namelist() else {}
         keras2 = _is_keras2(meta.get("keras_version") if isinstance(meta, dict) else None)
         model, order = _build(src, config, keras2)
         with _h5_from_zip(src, zf) as f:
