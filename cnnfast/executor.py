@@ -177,7 +177,7 @@ class LayerEngine(Engine):
         params, grads = [], []
         if model.trainable:
             for layer in model.layers:
-                params += layer.trainable_weights
+                params += layer._trainable_arrays()
                 grads += layer.trainable_grads
         lr, step = self._step_scalars()
         model.optimizer.apply(params, grads, lr, step)
@@ -313,7 +313,7 @@ class NativeEngine(Engine):
         if self._slots is not None and self._slots is opt.slot_arrays:
             return
         pairs = [(layer, t) for layer, t in zip(self.layers, self.trainable) if t]
-        params = [w for layer, _ in pairs for w in layer.trainable_weights]
+        params = [w for layer, _ in pairs for w in layer._trainable_arrays()]
         grads = [g for layer, _ in pairs for g in layer.trainable_grads]
         built = opt.slots(params)
         slots = [tuple(s) + (None,) * (3 - len(s)) for s in built]
