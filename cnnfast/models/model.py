@@ -27,6 +27,13 @@ class Model(Trainer):
     (traced once on a symbolic input into the same graph, see `_trace`)."""
 
     _subclassed = False
+    _auto_config = None
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        if _is_subclass_form(cls):
+            obj._auto_config = _auto_config(cls, args, kwargs)
+        return obj
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, dtype=None,
                  **kwargs):
@@ -36,8 +43,7 @@ class Model(Trainer):
         if dtype not in (None, "float32"):
             raise NotImplementedError(f"{type(self).__name__}: dtype={dtype!r}; cnnfast "
                                       "computes in float32 only")
-        if inputs is None and outputs is None and type(self) is not Model and \
-                type(self).call is not Model.call:
+        if inputs is None and outputs is None and _is_subclass_form(type(self)):
             self._init_subclassed(name, trainable)
             return
         if inputs is None or outputs is None:
@@ -331,9 +337,22 @@ class Model(Trainer):
         return [self._tensors[i]._layer for i in self._output_ids]
 
     def get_config(self):
-        """The architecture as JSON-able data (config.json's "config", docs/file_format.md):
-        each layer's {"class_name", "config"} plus its "inbound" layer name, the input and
-        output layer names, and whether inputs/outputs were one tensor or a list."""
+        """The architecture as JSON-able data. A subclassed model (as Keras): name, trainable,
+        dtype and the constructor's arguments when they are all plain Python values;
+        otherwise the class must override get_config (NotImplementedError).
+
+        A functional model: the architecture as JSON-able data (config.json's "config",
+        docs/file_format.md): each layer's {"class_name", "config"} plus its "inbound" layer
+        name, the input and output layer names, and whether inputs/outputs were one tensor
+        or a list."""
+        if self._subclassed:
+            base = {"name": self.name, "trainable": bool(self.trainable), "dtype": "float32"}
+            if self._auto_config is not None:
+                return {**base, **self._auto_config}
+            raise NotImplementedError(
+                f"Model {type(self).__name__} has arguments in `__init__()` that are not plain "
+                "Python values and therefore must override `get_config()` (and "
+                "`from_config()` when the constructor does not take the config's keys)")
         entries = []
         for node in self.nodes:
             e = serialization.serialize_layer(node.layer)
@@ -354,7 +373,10 @@ class Model(Trainer):
     @classmethod
     def from_config(cls, config):
         """A new (uncompiled, freshly initialised) model from get_config() output; ValueError
-        naming the problem for an invalid config. The global rng is left as it was."""
+        naming the problem for an invalid config. The global rng is left as it was.
+        A subclassed model's class: cls(**config), as Keras."""
+        if _is_subclass_form(cls):
+            return cls(**config)
         src = archive.Source(None)
         archive.check_dict(src, config, "Model config", (
             "name", "trainable", "layers", "input_layers", "output_layers", "single_input",
@@ -546,3 +568,43 @@ class Model(Trainer):
         """Print the layer table like Keras 3: name (type), output shape, param #, totals."""
         summary_mod.print_summary(self, line_length, positions, print_fn, expand_nested,
                                   show_trainable, layer_range)
+
+
+def _is_subclass_form(cls):
+    """A keras.Model subclass that defines call() (not Sequential, not Model itself)."""
+    return cls is not Model and cls.call is not Model.call
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(v):
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
+    return isinstance(v, _PLAIN)
+
+
+def _auto_config(cls, args, kwargs):
+    """Keras's auto-config: the constructor's arguments (defaults included) when all are
+    plain Python values, else None."""
+    try:
+        sig = inspect.signature(cls.__init__)
+        bound = sig.bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    bound.apply_defaults()
+    cfg = {}
+    for i, (key, value) in enumerate(bound.arguments.items()):
+        kind = sig.parameters[key].kind
+        if i == 0:
+            continue    # self
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            cfg.update(value)
+        else:
+            cfg[key] = value
+    return cfg if _plain(cfg) else None
