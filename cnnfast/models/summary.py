@@ -82,12 +82,14 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     trainable = sum(int(a.size) for a in model._trainable_arrays())
     total = model.count_params()
     opt = model.optimizer.variables_count() if model.optimizer is not None else 0
-    out.append(f" Total params: {total + opt:,} ({_readable((total + opt) * 4)})")
+    # Keras's optimizer counts its `iteration` (int64, 8 bytes) among float32 variables
+    opt_bytes = opt * 4 + 4 if opt else 0
+    out.append(f" Total params: {total + opt:,} ({_readable(total * 4 + opt_bytes)})")
     out.append(f" Trainable params: {trainable:,} ({_readable(trainable * 4)})")
     out.append(f" Non-trainable params: {total - trainable:,} "
                f"({_readable((total - trainable) * 4)})")
     if opt:
-        out.append(f" Optimizer params: {opt:,} ({_readable(opt * 4)})")
+        out.append(f" Optimizer params: {opt:,} ({_readable(opt_bytes)})")
     text = "\n".join(out)
     (print_fn or print)(text)
 
