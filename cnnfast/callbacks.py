@@ -756,6 +756,11 @@ class TensorBoard(Callback):
       functional models; as in Keras, not for subclassed models. There is no TF op graph
       (cnnfast runs no TensorFlow graph), which Keras 3 does not write either.
 
+    With `update_freq=N` Keras keeps the batch-level `record_if(step % N == 0)` in force
+    through the epoch's end, so its epoch summaries and histograms (and the evaluation ones)
+    are written only when the global train (test) batch count is then a multiple of N; this
+    callback does the same, so the files match Keras's.
+
     write_images, profile_batch and embeddings_freq raise NotImplementedError."""
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
@@ -796,6 +801,7 @@ class TensorBoard(Callback):
         self._writers = {}
         self._global_train_batch = 0
         self._global_test_batch = 0
+        self._record_steps = []   # Keras's stack of record_if steps (update_freq=N only)
 
     def set_model(self, model):
         super().set_model(model)
@@ -831,14 +837,28 @@ class TensorBoard(Callback):
         writer._get_file_writer().add_summary(summary, 0)
         writer.flush()
 
-    def _batch_recorded(self):
-        return self.update_freq != "epoch" and self._global_train_batch % self.update_freq == 0
+    def _recording(self):
+        """Whether Keras's record_if condition in force lets a summary through."""
+        if self.update_freq == "epoch" or not self._record_steps:
+            return True
+        return self._record_steps[-1] % self.update_freq == 0
+
+    def _push(self, step):
+        if self.update_freq != "epoch":
+            self._record_steps.append(step)
+
+    def _pop(self):
+        if self.update_freq != "epoch" and self._record_steps:
+            self._record_steps.pop()
 
     def on_train_begin(self, logs=None):
         self._global_train_batch = 0
         self._previous_iterations = 0
+        self._record_steps = []
+        self._push(0)
 
     def on_train_end(self, logs=None):
+        self._pop()
         self._close_writers()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -848,11 +868,13 @@ class TensorBoard(Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self._global_train_batch += 1
+        self._pop()
+        self._push(self._global_train_batch)
         if self.write_steps_per_second:
             self._batch_start = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
-        if not self._batch_recorded():
+        if self.update_freq == "epoch" or not self._recording():
             return
         w = self._writer("train")
         if self.write_steps_per_second:
@@ -862,19 +884,26 @@ class TensorBoard(Callback):
         for name, value in (logs or {}).items():
             w.add_scalar(f"batch_{name}", value, self._global_train_batch)
 
+    def on_test_begin(self, logs=None):
+        self._push(self._global_test_batch)
+
     def on_test_batch_begin(self, batch, logs=None):
         self._global_test_batch += 1
+        self._pop()
+        self._push(self._global_test_batch)
 
     def on_test_end(self, logs=None):
         opt = getattr(self.model, "optimizer", None)
-        if opt is None or not logs:
-            return
-        w = self._writer("validation")
-        for name, value in logs.items():
-            w.add_scalar(f"evaluation_{name}_vs_iterations", value, int(opt.iterations))
-        w.flush()
+        if opt is not None and logs and self._recording():
+            w = self._writer("validation")
+            for name, value in logs.items():
+                w.add_scalar(f"evaluation_{name}_vs_iterations", value, int(opt.iterations))
+            w.flush()
+        self._pop()
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self._recording():
+            return
         logs = logs or {}
         train = {k: v for k, v in logs.items() if not k.startswith("val_")}
         val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
