@@ -126,3 +126,23 @@ def test_matches_keras_clone(tf_keras):
         assert [type(layer).__name__ for layer in co.layers] == \
             [type(layer).__name__ for layer in ct.layers]
         assert [w.shape for w in co.get_weights()] == [w.shape for w in ct.get_weights()]
+
+
+def test_subclassed_model_is_rebuilt_from_its_config():
+    class Net(keras.Model):
+        def __init__(self, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.d = layers.Dense(units)
+
+        def call(self, x):
+            return self.d(x)
+
+    m = Net(units=4, name="n")
+    m.build((None, 5))
+    m.compile("adam", "mse")
+    c = keras.models.clone_model(m)
+    assert type(c) is Net and c.name == "n" and c.built and c.compiled
+    assert c.d is not m.d and c.d.units == 4
+    assert not np.array_equal(c.get_weights()[0], m.get_weights()[0])
+    with pytest.raises(ValueError, match="only supported for Sequential"):
+        keras.models.clone_model(m, clone_function=lambda layer: layer)
