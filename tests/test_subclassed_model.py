@@ -299,3 +299,25 @@ def test_built_on_call_classes_match_keras(tf_keras):
         recorded = getattr(layer, "_build_shapes_dict", None) is not None or \
             bool(layer._inbound_nodes)
         assert recorded == (name in KERAS_BUILT_ON_CALL), name
+
+
+def _engine_run(native, monkeypatch):
+    from cnnfast import executor
+    monkeypatch.setenv("CNNFAST_EXECUTOR", "1" if native else "0")
+    cf.utils.set_random_seed(3)
+    x, y = _data()
+    m = ConvNet()
+    m.compile(cf.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    h = m.fit(x, y, batch_size=7, epochs=2, validation_split=0.2, verbose=0)
+    assert isinstance(executor.for_model(m, 7, "train"), executor.NativeEngine) == native
+    return m.get_weights(), h.history, m.predict(x, verbose=0)
+
+
+def test_both_engines_agree_bit_for_bit(monkeypatch):
+    """The traced graph runs in the native Net and in the LayerEngine with the same result
+    (Dropout and BatchNormalization in training mode included)."""
+    (w1, h1, p1), (w2, h2, p2) = _engine_run(True, monkeypatch), _engine_run(False, monkeypatch)
+    assert h1 == h2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(p1, p2)
