@@ -179,6 +179,8 @@ def setup_torch(model_name, batch, opts, x, y):
         for s in range(0, n, batch):
             idx = perm[s:s + batch]
             xb, yb = xt[idx], yt[idx]
+            if opts.torch_channels_last and xb.ndim == 4:  # what a channels_last user writes
+                xb = xb.contiguous(memory_format=torch.channels_last)
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(net(xb), yb)
             loss.backward()
@@ -258,9 +260,10 @@ def cmd_train(opts):
     rec["rss_mib_before"] = proc_status("VmRSS")
     model, train, infer, meta = SETUPS[opts.framework](opts.model, opts.batch, opts, x, y)
     rec["meta"] = meta
-    rec["train"] = timed_steps(train, opts.batch, opts)
+    rec["train"] = timed_steps(train, opts.batch, opts) if opts.train else None
     rec["peak_rss_mib_train"] = proc_status("VmHWM")
     rec["infer"] = timed_steps(infer, opts.batch, opts) if opts.infer else None
+    rec["peak_rss_mib"] = proc_status("VmHWM")
     if opts.framework == "cnnfast" and opts.rss_epochs:
         rec["rss_epochs"] = rss_epochs(opts.model, opts.batch, x, y, opts)
     result(rec)
@@ -344,6 +347,8 @@ def main(argv=None):
     t.add_argument("--min-steps", type=int, default=2)
     t.add_argument("--max-samples", type=int, default=16384)
     t.add_argument("--no-infer", dest="infer", action="store_false")
+    t.add_argument("--no-train", dest="train", action="store_false",
+                   help="time predict only (bench/headline.py's predict rows)")
     t.add_argument("--rss-epochs", action="store_true")
     t.add_argument("--rss-steps", type=int, default=2)
     t.add_argument("--torch-channels-last", action="store_true")

@@ -6,9 +6,10 @@ nothing. Its kernels are deterministic for any thread count, so op determinism n
 switch. The intra-op threads are the kernels' OpenMP threads (cnnfast.set_num_threads)."""
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 
-from . import backend
+from . import _core, backend
 from ._missing import Namespace
 from ._missing import missing_names as _missing_names
 
@@ -77,6 +78,20 @@ def get_inter_op_parallelism_threads():
     return _inter_op_threads
 
 
+def set_conv_algorithm(name):
+    """The algorithm of the 3x3 stride-1 convolutions: 'auto' (default: Winograd F(2x2,3x3)
+    for the layers docs/winograd.md#when-auto-picks-winograd names, direct for the others),
+    'direct' (im2col + GEMM everywhere) or 'winograd' (every 3x3 stride-1 layer). Other
+    convolutions are always direct. The environment variable CNNFAST_CONV_ALGO sets it at
+    import. Results are deterministic for any thread count under each setting."""
+    _core.set_conv_algorithm(str(name).lower())
+
+
+def get_conv_algorithm():
+    """'auto', 'direct' or 'winograd' (set_conv_algorithm)."""
+    return _core.conv_algorithm()
+
+
 experimental = Namespace(
     "tensorflow.config.experimental", enable_op_determinism=enable_op_determinism,
     enable_tensor_float_32_execution=enable_tensor_float_32_execution,
@@ -89,5 +104,8 @@ threading = Namespace(
     get_intra_op_parallelism_threads=get_intra_op_parallelism_threads,
     set_inter_op_parallelism_threads=set_inter_op_parallelism_threads,
     get_inter_op_parallelism_threads=get_inter_op_parallelism_threads)
+
+if os.environ.get("CNNFAST_CONV_ALGO"):
+    set_conv_algorithm(os.environ["CNNFAST_CONV_ALGO"])
 
 __getattr__ = _missing_names("tensorflow.config")

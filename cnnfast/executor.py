@@ -7,8 +7,8 @@ Every model runs on one of two engines with the same interface (docs/training_st
     evaluate(xb, yb)            -> (mean loss, [correct rows per metric]), dropout off
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
-- `NativeEngine`: a chain of Conv2D / MaxPooling2D / AveragePooling2D / Dense (on flat inputs) /
-  Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
+- `NativeEngine`: a chain of Conv2D (undilated) / MaxPooling2D / AveragePooling2D / Dense (on
+  flat inputs) / Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
   GlobalMaxPooling2D / Rescaling / Reshape / ZeroPadding2D (RandomFlip / RandomRotation /
   RandomZoom below the first layer with weights), with a cross-entropy loss and any of cnnfast's
   optimizers (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and
@@ -184,14 +184,24 @@ class LayerEngine(Engine):
         self._finish_step(step)
         return mean, self._correct(y_pred, yb)
 
+    def _forward_rows(self, xb, outs):
+        """Forward (inference) of xb's rows into outs, in chunks of forward_rows rows (the
+        layers' buffers then hold one chunk; the outputs are per row, so the same bits)."""
+        n = xb.shape[0]
+        rows = forward_rows(_graph_row_bytes(self.model), n)
+        for s in range(0, n, rows):
+            for dst, src in zip(outs, self.model._forward([xb[s:s + rows]], False)):
+                dst[s:s + rows] = src
+
     def evaluate(self, xb, yb):
-        (y_pred,) = self.model._forward([xb], False)
+        out = self.model.outputs[0]
+        y_pred = self._buf("eval_pred", (xb.shape[0],) + tuple(out.shape[1:]))
+        self._forward_rows(xb, [y_pred])
         mean, _ = self._loss(y_pred, yb, False)
         return mean, self._correct(y_pred, yb)
 
     def predict(self, xb, outs):
-        for dst, src in zip(outs, self.model._forward([xb], False)):
-            dst[...] = src
+        self._forward_rows(xb, outs)
 
 
 # ---- the native engine ----------------------------------------------------------------------
@@ -205,6 +215,8 @@ def _net_op(layer):
     Op, act = backend.Op, backend.ACTIVATIONS
     kind = type(layer)
     if kind is Conv2D:
+        if layer.dilation_rate != (1, 1):
+            return None  # the Net's conv op is undilated: the LayerEngine runs dilated ones
         return Op.conv2d(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
                          layer.grads[1] if layer.use_bias else None, layer.kernel_size,
                          layer.strides, layer.padding, act[layer.activation])
@@ -230,6 +242,8 @@ def _net_op(layer):
             return None  # rate 1 and a layer's own seed: the LayerEngine's exact semantics
         return Op.dropout(layer.rate)
     if isinstance(layer, Activation):
+        if layer.activation is None:
+            return None  # an activation layer's own kernel (ReLU(threshold=...), ...)
         return Op.activation(act[layer.activation])
     if kind is BatchNormalization:
         g = layer.grads
@@ -337,6 +351,43 @@ class NativeEngine(Engine):
         self.net.predict(xb, outs[0])
 
 
+# Forward passes (predict, evaluate) run in chunks whose activations fit in about this many
+# bytes, so a chunk's layers hand their outputs on in the L2 cache, and never fewer rows than
+# FORWARD_MIN_ROWS (a Dense layer's weights are read once per chunk). Measured in
+# bench/RESULTS.md#chunked-forward-passes; docs/training_step.md#chunked-forward-passes.
+FORWARD_CHUNK_BYTES = 4 << 20
+FORWARD_MIN_ROWS = 32
+
+
+def forward_rows(row_bytes, batch):
+    """Rows per forward chunk, for activations of `row_bytes` per row and a requested batch
+    size. CNNFAST_FORWARD_ROWS=n forces n (bench/, tests)."""
+    env = os.environ.get("CNNFAST_FORWARD_ROWS")
+    if env:
+        return max(1, min(batch, int(env)))
+    return max(1, min(batch, max(FORWARD_MIN_ROWS, FORWARD_CHUNK_BYTES // max(row_bytes, 1))))
+
+
+def _chain_row_bytes(layers, in_shape):
+    """Bytes of one row's activations through a chain of built layers."""
+    shape, total = (None, *in_shape), 0
+    for layer in layers:
+        shape = layer.compute_output_shape(shape)
+        total += 4 * int(np.prod(shape[1:]))
+    return total
+
+
+def _graph_row_bytes(model):
+    """Bytes of one row's activations over a model's layer calls (their symbolic outputs)."""
+    total = 0
+    for node in model.nodes:
+        out = getattr(node.layer, "output", None)
+        shape = getattr(out, "shape", None)
+        if shape is not None and all(isinstance(d, int) for d in shape[1:]):
+            total += 4 * int(np.prod(shape[1:]))
+    return total
+
+
 def _native_enabled(model):
     return getattr(model, "use_native_executor", True) and \
         os.environ.get("CNNFAST_EXECUTOR", "1") != "0"
@@ -375,11 +426,14 @@ def _native(model, batch, mode):
     in_shape = [int(d) for d in model.inputs[0].shape[1:]]
     key = (tuple(id(layer) for layer in layers), tuple(in_shape), id(model.optimizer),
            trainable, loss_kind, fused, tuple(id(m) for m in model._metrics))
+    # Training needs every row's activations at once; a forward pass runs in chunks of `rows`
+    # (the Net loops over them), so any batch size costs the memory of one chunk.
+    rows = int(batch) if mode == "train" else \
+        forward_rows(_chain_row_bytes(layers, in_shape), int(batch))
     cached = model._engine_cache.get("native")
-    if cached is not None and cached.key == key and cached.net.max_batch >= batch:
+    if cached is not None and cached.key == key and cached.net.max_batch >= rows:
         return cached
-    net = backend.Net(ops, in_shape, int(batch), loss_kind, int(np.prod(out_shape)),
-                      bool(fused))
+    net = backend.Net(ops, in_shape, rows, loss_kind, int(np.prod(out_shape)), bool(fused))
     engine = model._engine_cache["native"] = NativeEngine(model, net, layers, trainable, key)
     return engine
 

@@ -3,13 +3,14 @@
     cf_model = cnnfast.from_keras(keras_model)     # Sequential -> Sequential, functional -> Model
     keras_model = cf_model.to_keras()
 
-Supported Keras layers: InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, Dense, Flatten,
-Dropout, Activation, ReLU, Softmax, with the arguments cnnfast runs (channels_last, no
-dilation/groups, no regularizers/constraints, float32, the cnnfast activations). Anything else
-raises NotImplementedError naming the layer and the argument. Weight initializers are carried
-over when cnnfast has them (Glorot/He uniform/normal, zeros, ones) and otherwise replaced by the
-default: they only matter for fresh weights, and the weights are copied. The converted model is
-not compiled; compile it as usual. TensorFlow is imported lazily, only by these functions.
+Supported Keras layers: InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D,
+AveragePooling2D, Dense, Flatten, Dropout, Activation, ReLU, Softmax, with the arguments
+cnnfast runs (channels_last, no groups, no regularizers/constraints, float32, the cnnfast
+activations). Anything else raises NotImplementedError naming the layer and the argument.
+Weight initializers are carried over when cnnfast has them (Glorot/He uniform/normal, zeros,
+ones) and otherwise replaced by the default: they only matter for fresh weights, and the
+weights are copied. The converted model is not compiled; compile it as usual. TensorFlow is
+imported lazily, only by these functions.
 """
 from __future__ import annotations
 
@@ -24,12 +25,25 @@ _DEFAULT = object()
 _COMMON = ("name", "trainable", "dtype")
 # class -> (arguments passed on, {argument: value cnnfast requires})
 _SPECS = {
-    "Conv2D": (("filters", "kernel_size", "strides", "padding", "activation", "use_bias",
-                "kernel_initializer", "bias_initializer"),
-               {"data_format": "channels_last", "dilation_rate": (1, 1), "groups": 1,
+    "Conv2D": (("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation",
+                "use_bias", "kernel_initializer", "bias_initializer"),
+               {"data_format": "channels_last", "groups": 1,
                 "kernel_regularizer": None, "bias_regularizer": None,
                 "activity_regularizer": None, "kernel_constraint": None,
                 "bias_constraint": None}),
+    "DepthwiseConv2D": (("kernel_size", "strides", "padding", "depth_multiplier",
+                         "dilation_rate", "activation", "use_bias", "depthwise_initializer",
+                         "bias_initializer"),
+                        {"data_format": "channels_last", "depthwise_regularizer": None,
+                         "bias_regularizer": None, "activity_regularizer": None,
+                         "depthwise_constraint": None, "bias_constraint": None}),
+    "SeparableConv2D": (("filters", "kernel_size", "strides", "padding", "depth_multiplier",
+                         "dilation_rate", "activation", "use_bias", "depthwise_initializer",
+                         "pointwise_initializer", "bias_initializer"),
+                        {"data_format": "channels_last", "depthwise_regularizer": None,
+                         "pointwise_regularizer": None, "bias_regularizer": None,
+                         "activity_regularizer": None, "depthwise_constraint": None,
+                         "pointwise_constraint": None, "bias_constraint": None}),
     "Dense": (("units", "activation", "use_bias", "kernel_initializer", "bias_initializer"),
               {"kernel_regularizer": None, "bias_regularizer": None,
                "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "activations_layers_bind.h"
 #include "augment.h"
 #include "batchnorm.h"
 #include "bind_checks.h"
@@ -22,11 +23,13 @@
 #include "common.h"
 #include "conv2d.h"
 #include "dense.h"
+#include "depthwise_bind.h"
 #include "gemm.h"
 #include "isa.h"
 #include "net.h"
 #include "optim.h"
 #include "pool2d.h"
+#include "winograd.h"
 
 namespace py = pybind11;
 using namespace cnnfast;
@@ -398,6 +401,39 @@ void bind_info(py::module_& m) {
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
     m.def("set_gemm_isa", [](const std::string& s) { set_isa(s.c_str()); }, py::arg("name"));
+    // docs/winograd.md: which algorithm the 3x3 stride-1 convolutions use.
+    m.def(
+        "set_conv_algorithm",
+        [](const std::string& s) {
+            if (s == "auto")
+                set_conv_algorithm(ConvAlgorithm::Auto);
+            else if (s == "direct")
+                set_conv_algorithm(ConvAlgorithm::Direct);
+            else if (s == "winograd")
+                set_conv_algorithm(ConvAlgorithm::Winograd);
+            else
+                throw py::value_error("set_conv_algorithm: unknown algorithm '" + s +
+                                      "'; expected 'auto', 'direct' or 'winograd'");
+        },
+        py::arg("name"));
+    m.def("conv_algorithm", [] {
+        switch (conv_algorithm()) {
+            case ConvAlgorithm::Direct: return std::string("direct");
+            case ConvAlgorithm::Winograd: return std::string("winograd");
+            default: return std::string("auto");
+        }
+    });
+    m.def(
+        "conv_uses_winograd",
+        [](int N, int H, int W, int C, int KH, int KW, int OC, int SH, int SW,
+           const std::string& padding) {
+            return use_winograd(
+                make_conv2d_params(N, H, W, C, KH, KW, OC, SH, SW,
+                                   padding == "same" ? Padding::Same : Padding::Valid));
+        },
+        py::arg("N"), py::arg("H"), py::arg("W"), py::arg("C"), py::arg("KH"), py::arg("KW"),
+        py::arg("OC"), py::arg("SH"), py::arg("SW"), py::arg("padding"),
+        "Whether a conv of this shape runs Winograd under the current setting.");
 }
 
 // Output shapes, padding and workspace sizes of the conv and pooling kernels.
@@ -808,38 +844,48 @@ void bind_net(py::module_& m) {
             [](PyNet& h, py::object x, py::object y) {
                 const char* fn = "Net.evaluate";
                 py::array X = as_array(x, fn, "x");
-                const int B = as_int(X.shape(0), fn, "batch");
-                if (X.size() != (int64_t)B * h.net->in_size())
-                    throw py::value_error("Net.evaluate: x has shape " + shape_str(X));
+                const int64_t N = X.ndim() ? X.shape(0) : 0;
+                if (N < 1 || X.size() != N * h.net->in_size())
+                    throw py::value_error("Net.evaluate: x has shape " + shape_str(X) +
+                                          "; expected (N >= 1, " +
+                                          std::to_string(h.net->in_size()) + " values per row)");
+                const int n = as_int(N, fn, "batch");
                 const float* px = data_of<float>(x, fn, "x", false);
-                const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {B})
+                const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {n})
                                            : (const void*)data_of<float>(y, fn, "y", false,
-                                                                         {B, h.net->out_size()});
+                                                                         {n, h.net->out_size()});
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = h.net->evaluate(px, py_, B);
+                    r = h.net->evaluate(px, py_, N);
                 }
                 return py::make_tuple(r.loss, r.correct);
             },
-            py::arg("x"), py::arg("y"))
+            py::arg("x"), py::arg("y"),
+            "Loss and correct count over x's rows (any count; max_batch rows per pass).")
         .def(
             "predict",
             [](PyNet& h, py::object x, py::object out) {
                 const char* fn = "Net.predict";
                 py::array X = as_array(x, fn, "x");
-                const int B = as_int(X.shape(0), fn, "batch");
-                if (X.size() != (int64_t)B * h.net->in_size())
-                    throw py::value_error("Net.predict: x has shape " + shape_str(X));
+                const int64_t N = X.ndim() ? X.shape(0) : 0;
+                if (N < 1 || X.size() != N * h.net->in_size())
+                    throw py::value_error("Net.predict: x has shape " + shape_str(X) +
+                                          "; expected (N >= 1, " +
+                                          std::to_string(h.net->in_size()) + " values per row)");
+                as_int(N, fn, "batch");
                 const float* px = data_of<float>(x, fn, "x", false);
                 float* po = data_of<float>(out, fn, "out", true);
-                if (as_array(out, fn, "out").size() != (int64_t)B * h.net->out_size())
-                    throw py::value_error("Net.predict: out has the wrong size");
+                if (as_array(out, fn, "out").size() != N * h.net->out_size())
+                    throw py::value_error("Net.predict: out has shape " +
+                                          shape_str(as_array(out, fn, "out")) + "; expected (" +
+                                          std::to_string(N) + ", " +
+                                          std::to_string(h.net->out_size()) + ")");
                 py::gil_scoped_release nogil;
-                h.net->predict(px, B);
-                std::memcpy(po, h.net->output(), sizeof(float) * B * h.net->out_size());
+                h.net->predict_rows(px, po, N);
             },
-            py::arg("x"), py::arg("out"))
+            py::arg("x"), py::arg("out"),
+            "Outputs of x's rows (any count; max_batch rows per pass) into out.")
         .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); });
 }
 
@@ -862,11 +908,21 @@ std::vector<int64_t> image_shape(const py::object& obj, const char* fn, const ch
     return shape_of(a);
 }
 
+// The output shape of augmentation `s` on an image batch of shape sh.
+std::vector<int64_t> out_shape(const AugmentSpec& s, const std::vector<int64_t>& sh) {
+    int oh, ow;
+    augment_out_hw(s, (int)sh[1], (int)sh[2], &oh, &ow);
+    return {sh[0], oh, ow, sh[3]};
+}
+
 void bind_augment(py::module_& m) {
     py::enum_<AugmentKind>(m, "AugmentKind", "Augmentation kinds (csrc/augment.h).")
         .value("flip", AugmentKind::Flip)
         .value("rotation", AugmentKind::Rotation)
-        .value("zoom", AugmentKind::Zoom);
+        .value("zoom", AugmentKind::Zoom)
+        .value("translation", AugmentKind::Translation)
+        .value("contrast", AugmentKind::Contrast)
+        .value("crop", AugmentKind::Crop);
     py::class_<AugmentSpec>(m, "AugmentSpec", "One augmentation layer; build with the factories.")
         .def_property_readonly("kind", [](const AugmentSpec& s) { return s.kind; })
         .def_static(
@@ -882,7 +938,9 @@ void bind_augment(py::module_& m) {
             [](AugmentKind kind, double lo0, double hi0, bool has_width, double lo1, double hi1,
                const std::string& fill, const std::string& interp, float fill_value) {
                 const char* fn = "AugmentSpec.resample";
-                if (kind == AugmentKind::Flip) throw py::value_error("AugmentSpec.resample: flip");
+                if (kind != AugmentKind::Rotation && kind != AugmentKind::Zoom &&
+                    kind != AugmentKind::Translation)
+                    throw py::value_error("AugmentSpec.resample: not a resampling kind");
                 if (!(lo0 <= hi0 && lo1 <= hi1))
                     throw py::value_error("AugmentSpec.resample: lower > upper");
                 AugmentSpec s;
@@ -895,7 +953,28 @@ void bind_augment(py::module_& m) {
             py::arg("kind"), py::arg("lo0"), py::arg("hi0"), py::arg("has_width"), py::arg("lo1"),
             py::arg("hi1"), py::arg("fill_mode"), py::arg("interpolation"), py::arg("fill_value"),
             "Rotation: angle in [lo0, hi0) * 360 degrees; Zoom: height zoom in [1+lo0, 1+hi0), "
-            "width zoom in [1+lo1, 1+hi1) when has_width (else the height zoom).");
+            "width zoom in [1+lo1, 1+hi1) when has_width (else the height zoom); Translation: "
+            "row shift in [lo0, hi0) * H, column shift in [lo1, hi1) * W.")
+        .def_static(
+            "contrast",
+            [](double lower, double upper, float vmin, float vmax) {
+                AugmentSpec s;
+                s.kind = AugmentKind::Contrast, s.lo0 = lower, s.hi0 = upper;
+                s.vmin = vmin, s.vmax = vmax;
+                return s;
+            },
+            py::arg("lower"), py::arg("upper"), py::arg("vmin"), py::arg("vmax"),
+            "Contrast factor uniform in [1 - lower, 1 + upper), output clipped to [vmin, vmax].")
+        .def_static(
+            "crop",
+            [](int h, int w) {
+                if (h <= 0 || w <= 0)
+                    throw py::value_error("AugmentSpec.crop: height and width must be positive");
+                AugmentSpec s;
+                s.kind = AugmentKind::Crop, s.crop_h = h, s.crop_w = w;
+                return s;
+            },
+            py::arg("height"), py::arg("width"), "RandomCrop to (height, width).");
     m.def(
         "augment_params",
         [](py::object params, py::object transforms, const AugmentSpec& s, int H, int W,
@@ -937,7 +1016,7 @@ void bind_augment(py::module_& m) {
             const char* fn = "augment_forward";
             const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
             const float* pi = data_of<float>(inp, fn, "inp", false);
-            float* po = data_of<float>(out, fn, "out", true, sh);
+            float* po = data_of<float>(out, fn, "out", true, out_shape(s, sh));
             if (po == pi) throw py::value_error("augment_forward: out must not alias inp");
             std::vector<float> work((size_t)kAugmentWork * std::max<int64_t>(sh[0], 1));
             py::gil_scoped_release nogil;
@@ -945,7 +1024,79 @@ void bind_augment(py::module_& m) {
                             seed);
         },
         py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"),
-        "The training forward of one augmentation layer with stream seed (out (B,H,W,C)).");
+        "The training forward of one augmentation layer with stream seed (out (B,H,W,C); "
+        "RandomCrop: (B,h,w,C)).");
+    m.def(
+        "augment_inference",
+        [](py::object out, py::object inp, const AugmentSpec& s) {
+            const char* fn = "augment_inference";
+            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            float* po = data_of<float>(out, fn, "out", true, out_shape(s, sh));
+            if (po == pi) throw py::value_error("augment_inference: out must not alias inp");
+            py::gil_scoped_release nogil;
+            augment_inference(po, pi, s, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3]);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("spec"),
+        "The inference forward of one augmentation layer (a copy; RandomCrop: its centred "
+        "crop, resized).");
+    m.def(
+        "crop_resize",
+        [](py::object out, py::object inp, int h0, int w0) {
+            const char* fn = "crop_resize";
+            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
+            const std::vector<int64_t> so = image_shape(out, fn, "out");
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            float* po = data_of<float>(out, fn, "out", true, {sh[0], so[1], so[2], sh[3]});
+            if (po == pi) throw py::value_error("crop_resize: out must not alias inp");
+            if (h0 < 0 || h0 >= sh[1] || w0 < 0 || w0 >= sh[2])
+                throw py::value_error("crop_resize: the window's start (" + std::to_string(h0) +
+                                      ", " + std::to_string(w0) + ") is outside the image");
+            py::gil_scoped_release nogil;
+            crop_resize(po, pi, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], h0, w0, (int)so[1],
+                        (int)so[2]);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("h0"), py::arg("w0"),
+        "out (B,h,w,C) = inp[:, h0:h0+h, w0:w0+w] (clipped), resized bilinearly to (h, w).");
+    m.def(
+        "resize_bilinear",
+        [](py::object out, py::object inp) {
+            const char* fn = "resize_bilinear";
+            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
+            const std::vector<int64_t> so = image_shape(out, fn, "out");
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            float* po = data_of<float>(out, fn, "out", true, {sh[0], so[1], so[2], sh[3]});
+            if (po == pi) throw py::value_error("resize_bilinear: out must not alias inp");
+            py::gil_scoped_release nogil;
+            resize_bilinear(po, pi, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], (int)so[1],
+                            (int)so[2]);
+        },
+        py::arg("out"), py::arg("inp"),
+        "out (B,h,w,C) = tf.image.resize(inp, (h, w), 'bilinear') (half-pixel centres).");
+    m.def(
+        "affine_warp",
+        [](py::object out, py::object inp, py::object matrices, py::object flags,
+           const std::string& fill, int order, double cval) {
+            const char* fn = "affine_warp";
+            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
+            const float* pi = data_of<float>(inp, fn, "inp", false);
+            float* po = data_of<float>(out, fn, "out", true, sh);
+            const double* pm = data_of<double>(matrices, fn, "matrices", false, {sh[0], 6});
+            const uint8_t* pf = data_of<uint8_t>(flags, fn, "flags", false, {sh[0]});
+            if (po == pi) throw py::value_error("affine_warp: out must not alias inp");
+            if (order != 0 && order != 1)
+                throw py::value_error("affine_warp: order must be 0 or 1, got " +
+                                      std::to_string(order));
+            const WarpMode md = parse_name<WarpMode>(fill, kFillModes, fn, "fill_mode");
+            py::gil_scoped_release nogil;
+            affine_warp(po, pi, pm, pf, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], md, order,
+                        cval);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("matrices"), py::arg("flags"), py::arg("fill_mode"),
+        py::arg("order"), py::arg("cval"),
+        "out (B,H,W,C) = each image through scipy.ndimage.affine_transform (rows, columns) "
+        "with matrices (B,6) float64, then flipped per flags (B,) uint8 (1 warp, 2 columns, "
+        "4 rows).");
     py::reinterpret_borrow<py::class_<PyOp>>(m.attr("Op"))
         .def_static(
             "augment",
@@ -975,6 +1126,9 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_losses<HostArrays>(m);
     bind::bind_rescale<HostArrays>(m);
     bind::bind_zeropad2d<HostArrays>(m);
+    bind::bind_activation_layers<HostArrays>(m);
+    bind::bind_depthwise<HostArrays>(m);
+    bind::bind_conv2d_dilated<HostArrays>(m);
     bind_net_ops(m);
     bind_opt_spec(m);
     bind_net(m);

@@ -30,6 +30,7 @@
 #include "conv2d.h"
 #include "conv2d_taps.h"
 #include "gemm.h"
+#include "winograd.h"
 
 namespace cnnfast {
 
@@ -177,6 +178,10 @@ static void for_each_unit(int count, const Conv2DParams& p, float* ws, const Run
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                     const Conv2DParams& p, float* ws, bool relu) {
     const int K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
+    if (use_winograd(p)) {  // 3x3 stride 1 (csrc/winograd_cpu.cpp, docs/winograd.md)
+        winograd_forward(out, inp, weight, bias, p, relu);
+        return;
+    }
     if (conv2d_forward_small_k(out, inp, weight, bias, p, relu)) return;
     if (is_pointwise(p)) {  // inp (N*H*W, C) already is col: no copy at all
         sgemm_bias(false, false, p.N * rows_per_image, p.OC, K, 1.0f, inp, K, weight, p.OC, 0.0f,
@@ -197,6 +202,11 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, const Conv2DParams& p, float* ws) {
     const int M = p.N * p.OH * p.OW, K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
+    if (dinp && use_winograd_backward(p)) {  // weight gradient direct, input gradient Winograd
+        conv2d_backward(nullptr, dweight, dbias, dout, inp, weight, p, ws);
+        winograd_backward_input(dinp, dout, weight, p);
+        return;
+    }
     // Few taps: the weight gradient without im2col (the same whether or not dinp is wanted).
     const bool small_k = use_small_k_dw(p);
     if (small_k) {

@@ -27,7 +27,8 @@ enum class OpKind : int {
     Dropout = 5,
     Activation = 6,
     BatchNorm = 7,
-    Augment = 8,  // RandomFlip/RandomRotation/RandomZoom (csrc/augment.h): identity unless training
+    Augment = 8,  // the Random* image layers (csrc/augment.h): identity unless training
+                  // (RandomCrop: its centred crop)
     GlobalAvgPool2D = 9,
     GlobalMaxPool2D = 10,
     Rescale = 11,
@@ -134,16 +135,22 @@ class Net {
     Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, LossKind loss,
         int num_classes, bool fused);
 
-    // Forward with dropout off; the output (B, out_size()) stays in output().
+    // Forward with dropout off; the output (B, out_size()) stays in output(). B <= max_batch.
     void predict(const float* x, int B);
+    // Forward passes over N rows of any count, max_batch rows at a time (results are per
+    // sample, so chunking changes no bit); the outputs go to out (N, out_size()).
+    // docs/training_step.md#chunked-forward-passes
+    void predict_rows(const float* x, float* out, int64_t N);
     // Gathers rows idx[0..B) of the dataset x (N, in_size) and labels y, then a full step.
     // y is int32 (B) for sparse losses or float32 (B,K) for dense ones. The update uses
     // ParamSlots with lr and step (= optimizer iterations + 1).
     StepResult train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                           const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
                           int64_t step);
-    // Loss and correct count of a forward pass (dropout off) on contiguous rows.
-    StepResult evaluate(const float* x, const void* y, int B);
+    // Loss and correct count of a forward pass (dropout off) on N contiguous rows of any
+    // count, max_batch rows at a time. The mean loss is the running float32 sum over the rows in
+    // order divided by N: the same bits as one pass over all N rows (loss_batch_mean).
+    StepResult evaluate(const float* x, const void* y, int64_t N);
 
     // Wall time of each op's forward and backward, and of the step's other phases, summed
     // over the train steps since profiling was switched on (set_profiling(true) also resets).
@@ -179,6 +186,8 @@ class Net {
 
     void forward(const float* x, int B, bool training, uint64_t seed);
     float loss_and_grad(const void* y, int B, bool with_grad);
+    // The per-sample losses of the last forward pass into loss_buf_ (no gradient).
+    void sample_losses(const void* y, int B);
     void backward(int B);
     int64_t count_correct(const void* y, int B) const;
 

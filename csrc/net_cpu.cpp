@@ -115,6 +115,10 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                               "Net: an augmentation must come before every layer with weights "
                               "(it has no backward)");
                 ws = std::max(ws, (size_t)kAugmentWork * max_batch);
+                if (o.aug.kind == AugmentKind::Crop) {  // RandomCrop: (crop_h, crop_w, C)
+                    CNNFAST_CHECK(o.aug.crop_h > 0 && o.aug.crop_w > 0, "Net: bad crop size");
+                    shape = {o.aug.crop_h, o.aug.crop_w, shape[2]};
+                }
                 break;
             case OpKind::GlobalAvgPool2D:
             case OpKind::GlobalMaxPool2D:
@@ -226,6 +230,9 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                 if (training)
                     augment_forward(out, in, workspace_.data(), o.aug, B, l.in_shape[0],
                                     l.in_shape[1], l.in_shape[2], layer_seed(seed, i));
+                else if (o.aug.kind == AugmentKind::Crop)  // Keras's centred crop
+                    augment_inference(out, in, o.aug, B, l.in_shape[0], l.in_shape[1],
+                                      l.in_shape[2]);
                 else
                     out = in;
                 break;
@@ -270,6 +277,10 @@ float Net::loss_and_grad(const void* y, int B, bool with_grad) {
             break;
     }
     return loss_batch_mean(loss, B);
+}
+
+void Net::sample_losses(const void* y, int B) {
+    loss_and_grad(y, B, false);
 }
 
 void Net::backward(int B) {
@@ -459,18 +470,38 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
     return r;
 }
 
-StepResult Net::evaluate(const float* x, const void* y, int B) {
+StepResult Net::evaluate(const float* x, const void* y, int64_t N) {
     timing_ = false;  // only train steps are profiled (even after one that threw)
-    forward(x, B, false, 0);
-    StepResult r;
-    r.loss = loss_and_grad(y, B, false);
-    r.correct = count_correct(y, B);
+    CNNFAST_CHECK(N > 0, "Net: evaluate needs at least one row");
+    const bool sparse = is_sparse(loss_);
+    const int64_t in_n = sizes_.front();
+    float sum = 0.0f;  // loss_batch_mean's running sum, continued across the chunks
+    StepResult r{0.0f, 0};
+    for (int64_t r0 = 0; r0 < N; r0 += max_batch_) {
+        const int B = (int)std::min<int64_t>(max_batch_, N - r0);
+        const void* yc = sparse ? (const void*)((const int32_t*)y + r0)
+                                : (const void*)((const float*)y + r0 * K_);
+        forward(x + r0 * in_n, B, false, 0);
+        sample_losses(yc, B);
+        for (int b = 0; b < B; ++b) sum += loss_buf_[b];
+        r.correct += count_correct(yc, B);
+    }
+    r.loss = sum / (float)N;
     return r;
 }
 
 void Net::predict(const float* x, int B) {
     timing_ = false;  // only train steps are profiled (even after one that threw)
     forward(x, B, false, 0);
+}
+
+void Net::predict_rows(const float* x, float* out, int64_t N) {
+    const int64_t in_n = sizes_.front(), out_n = sizes_.back();
+    for (int64_t r0 = 0; r0 < N; r0 += max_batch_) {
+        const int B = (int)std::min<int64_t>(max_batch_, N - r0);
+        predict(x + r0 * in_n, B);
+        std::memcpy(out + r0 * out_n, output(), sizeof(float) * B * out_n);
+    }
 }
 
 void Net::set_profiling(bool on) {

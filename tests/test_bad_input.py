@@ -98,8 +98,8 @@ def test_unknown_strings():
 
 
 def test_unsupported_keras_arguments_raise_not_implemented():
-    with pytest.raises(NotImplementedError, match="dilation_rate"):
-        layers.Conv2D(2, 3, dilation_rate=2)
+    with pytest.raises(NotImplementedError, match="groups"):
+        layers.Conv2D(2, 3, groups=2)
     with pytest.raises(NotImplementedError, match="channels_first"):
         layers.Conv2D(2, 3, data_format="channels_first")
     with pytest.raises(NotImplementedError, match="kernel_regularizer"):

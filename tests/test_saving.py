@@ -611,7 +611,7 @@ def test_from_keras_rejects_unsupported_layers_and_arguments(tf_keras):
         return keras.Sequential([keras.Input(shape)] + list(ls))
     cases = [
         (seq(L.BatchNormalization(name="bn")), r"'bn' \(BatchNormalization\) is not supported"),
-        (seq(L.Conv2D(2, 3, dilation_rate=2, name="dil")), r"'dil'.*dilation_rate"),
+        (seq(L.Conv2D(4, 3, groups=2, name="grp"), shape=(16, 16, 2)), r"'grp'.*groups"),
         (seq(L.Flatten(), L.Dense(2, kernel_regularizer="l2", name="reg")),
          r"'reg'.*kernel_regularizer"),
         (seq(L.Flatten(), L.Dense(2, activation="mish", name="g")), r"'g'.*mish"),

@@ -19,6 +19,7 @@ from . import (  # noqa: F401
                metrics,
                models,
                optimizers,
+               preprocessing,
                saving,
                utils,
 )

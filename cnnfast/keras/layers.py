@@ -1,6 +1,7 @@
 """keras.layers"""
 from .._missing import missing_names as _missing_names
 from ..layers import (  # noqa: F401
+                      ELU,
                       Activation,
                       AveragePooling2D,
                       AvgPool2D,
@@ -8,6 +9,7 @@ from ..layers import (  # noqa: F401
                       Conv2D,
                       Convolution2D,
                       Dense,
+                      DepthwiseConv2D,
                       Dropout,
                       Flatten,
                       GlobalAveragePooling2D,
@@ -17,15 +19,23 @@ from ..layers import (  # noqa: F401
                       Input,
                       InputLayer,
                       Layer,
+                      LeakyReLU,
                       MaxPool2D,
                       MaxPooling2D,
+                      PReLU,
+                      RandomContrast,
+                      RandomCrop,
                       RandomFlip,
                       RandomRotation,
+                      RandomTranslation,
                       RandomZoom,
                       ReLU,
                       Rescaling,
                       Reshape,
+                      SeparableConv2D,
+                      SeparableConvolution2D,
                       Softmax,
+                      SpatialDropout2D,
                       ZeroPadding2D,
 )
 

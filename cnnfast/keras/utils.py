@@ -1,6 +1,7 @@
 """keras.utils"""
 from .._missing import missing_names as _missing_names
-from ..utils import Progbar, set_random_seed, to_categorical  # noqa: F401
+from ..images import array_to_img, img_to_array, load_img, save_img  # noqa: F401
+from ..utils import Progbar, PyDataset, Sequence, set_random_seed, to_categorical  # noqa: F401
 
 
 def plot_model(model, to_file="model.png", *args, **kwargs):

@@ -1,4 +1,5 @@
-"""Dense, Flatten, Dropout, Activation."""
+"""Dense, Flatten, Dropout, SpatialDropout2D, Activation (ReLU, Softmax and the other
+activation layers with arguments: activation.py)."""
 from __future__ import annotations
 
 import math
@@ -124,6 +125,23 @@ class Dropout(Layer):
         self.seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
+    def _stream(self, seed):
+        """The mask's seed: the layer's own generator, else the engine's, else a global draw."""
+        if self._rng is not None:
+            return int(self._rng.integers(0, 2**63))
+        if seed is None:
+            return int(utils.rng().integers(0, 2**63))
+        return seed
+
+    def _mask_shape(self, shape):
+        return shape
+
+    def _mask_forward(self, y, x, seed):
+        backend.dropout_forward(y, self._mask, x, self.rate, seed)
+
+    def _mask_backward(self, dx, dout):
+        backend.dropout_backward(dx, dout, self._mask, self.rate)
+
     def forward(self, x, training, seed=None):
         self._active = training and self.rate > 0.0
         if not self._active:
@@ -132,12 +150,8 @@ class Dropout(Layer):
         if self.rate >= 1.0:
             y.fill(0.0)
             return y
-        self._mask = self._buffer("mask", x.shape, np.uint8)
-        if self._rng is not None:
-            seed = int(self._rng.integers(0, 2**63))
-        elif seed is None:
-            seed = int(utils.rng().integers(0, 2**63))
-        backend.dropout_forward(y, self._mask, x, self.rate, seed)
+        self._mask = self._buffer("mask", self._mask_shape(x.shape), np.uint8)
+        self._mask_forward(y, x, self._stream(seed))
         return y
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
@@ -147,13 +161,50 @@ class Dropout(Layer):
         if self.rate >= 1.0:
             dx.fill(0.0)
             return dx
-        backend.dropout_backward(dx, np.ascontiguousarray(dout, dtype=np.float32), self._mask,
-                                 self.rate)
+        self._mask_backward(dx, np.ascontiguousarray(dout, dtype=np.float32))
         return dx
 
     def get_config(self):
         c = super().get_config()
         c.update(rate=self.rate, seed=self.seed, noise_shape=None)
+        return c
+
+
+class SpatialDropout2D(Dropout):
+    """Dropout of whole feature maps: in training each (sample, channel) is kept with
+    probability 1 - rate and scaled by 1 / (1 - rate) (noise shape (batch, 1, 1, channels));
+    identity in evaluate/predict. Seeds as Dropout's; the native step declines it, so models
+    with it run on the LayerEngine.
+
+    Input shape: (batch, rows, cols, channels). Output shape: the input's.
+    """
+
+    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        if "noise_shape" in kwargs:
+            raise TypeError("SpatialDropout2D: unrecognized keyword argument 'noise_shape'")
+        super().__init__(rate, seed=seed, **kwargs)
+        check_data_format(data_format, f"SpatialDropout2D '{self.name}'")
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"Input of layer '{self.name}' (SpatialDropout2D) must be 4-D "
+                             f"(batch, rows, cols, channels), found shape "
+                             f"{shape_str(input_shape)}")
+
+    def _mask_shape(self, shape):
+        return (shape[0], shape[3])
+
+    def _mask_forward(self, y, x, seed):
+        backend.spatial_dropout_forward(y, self._mask, x, self.rate, seed)
+
+    def _mask_backward(self, dx, dout):
+        backend.spatial_dropout_backward(dx, dout, self._mask, self.rate)
+
+    def get_config(self):
+        # Keras's keys (its SpatialDropout2D takes no `trainable` nor `noise_shape`)
+        c = super().get_config()
+        del c["noise_shape"], c["trainable"]
+        c.update(data_format="channels_last")
         return c
 
 
@@ -173,29 +224,4 @@ class Activation(FusedActivation, Layer):
     def get_config(self):
         c = super().get_config()
         c.update(activation=self.activation)
-        return c
-
-
-class ReLU(Activation):
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
-        reject_unsupported("ReLU", max_value=(max_value, None),
-                           negative_slope=(negative_slope, 0.0), threshold=(threshold, 0.0))
-        super().__init__("relu", **kwargs)
-
-    def get_config(self):
-        c = super().get_config()
-        del c["activation"]
-        c.update(max_value=None, negative_slope=0.0, threshold=0.0)
-        return c
-
-
-class Softmax(Activation):
-    def __init__(self, axis=-1, **kwargs):
-        reject_unsupported("Softmax", axis=(axis, -1))
-        super().__init__("softmax", **kwargs)
-
-    def get_config(self):
-        c = super().get_config()
-        del c["activation"]
-        c.update(axis=-1)
         return c

@@ -1,8 +1,9 @@
-"""Image augmentation layers: RandomFlip, RandomRotation, RandomZoom
-(keras.layers, keras/src/layers/preprocessing/image_preprocessing;
+"""Image augmentation layers: RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
+RandomContrast, RandomCrop (keras.layers, keras/src/layers/preprocessing/image_preprocessing;
 docs/keras_semantics.md#augmentation-layers).
 
-Active only in training (fit, train_on_batch, model(x, training=True)); identity otherwise.
+Active only in training (fit, train_on_batch, model(x, training=True)); identity otherwise
+(RandomCrop: its centred crop, resized, otherwise).
 Each image's parameters come from a counter-based hash of (stream, image index)
 (csrc/augment.h), so a step gives the same images for any thread count; the parameters'
 distributions and the transform given them are Keras's. The stream is the layer's own
@@ -50,15 +51,18 @@ class BaseAugmentation(Layer):
 
     def forward(self, x, training, seed=None):
         if not training:
-            return x
+            return self._inference(x)
         if self._rng is not None:
             seed = int(self._rng.integers(0, 2**63))
         elif seed is None:
             seed = int(utils.rng().integers(0, 2**63))
         self._x = np.ascontiguousarray(x, dtype=np.float32)
-        y = self._buffer("y", x.shape)
+        y = self._buffer("y", (x.shape[0],) + tuple(self.compute_output_shape(x.shape)[1:]))
         backend.augment_forward(y, self._x, self.spec(), seed)
         return y
+
+    def _inference(self, x):
+        return x
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
         # Keras computes no gradient through its preprocessing layers into their input, and
@@ -212,4 +216,124 @@ class RandomZoom(_Resampling):
     def get_config(self):
         c = super().get_config()
         c.update(height_factor=self.height_factor, width_factor=self.width_factor)
+        return c
+
+
+def _factor_range(factor, name, layer, bounds=(-1.0, 1.0), what="factor"):
+    """Keras's _set_factor: a number f in bounds gives [max(-|f|, bounds[0]), |f|]; a pair
+    (lower, upper) is sorted (RandomTranslation checks each bound, the base class only
+    lower <= bounds[1] and upper >= bounds[0], as Keras)."""
+    msg = (f"{type(layer).__name__} '{layer.name}': the `{what}` argument should be a number (or "
+           f"a list of two numbers) in the range [{bounds[0]}, {bounds[1]}]. Received: "
+           f"{name}={factor}")
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2 or not all(_is_number(f) for f in factor):
+            raise ValueError(msg)
+        if what == "factor":
+            if factor[0] > bounds[1] or factor[1] < bounds[0]:
+                raise ValueError(msg)
+        elif not all(bounds[0] <= f <= bounds[1] for f in factor):
+            raise ValueError(msg)
+        return tuple(sorted(float(f) for f in factor))
+    if not _is_number(factor) or not bounds[0] <= factor <= bounds[1]:
+        raise ValueError(msg)
+    return (max(-abs(float(factor)), bounds[0]), abs(float(factor)))
+
+
+class RandomTranslation(_Resampling):
+    """Shifts each image by (dy, dx) pixels, dy uniform in [lower, upper] * height and dx in
+    [lower, upper] * width of the factors' ranges (positive: down / right), filling as
+    fill_mode says.
+
+    Args: height_factor, width_factor (f gives [-f, f]; a pair (lower, upper), each in
+        [-1, 1]), fill_mode='reflect', interpolation='bilinear', seed, fill_value=0.0.
+    Input shape: (batch, height, width, channels). Output shape: the same.
+    """
+
+    def __init__(self, height_factor, width_factor, fill_mode="reflect",
+                 interpolation="bilinear", seed=None, fill_value=0.0, data_format=None,
+                 **kwargs):
+        super().__init__(fill_mode=fill_mode, interpolation=interpolation, fill_value=fill_value,
+                         seed=seed, data_format=data_format, **kwargs)
+        self.height_factor, self.width_factor = height_factor, width_factor
+        self._height = _factor_range(height_factor, "height_factor", self,
+                                     what="height_factor` and `width_factor")
+        self._width = _factor_range(width_factor, "width_factor", self,
+                                    what="height_factor` and `width_factor")
+
+    def spec(self):
+        return backend.AugmentSpec.resample(backend.AugmentKind.translation, *self._height,
+                                            True, *self._width, self.fill_mode,
+                                            self.interpolation, self.fill_value)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(height_factor=self.height_factor, width_factor=self.width_factor)
+        return c
+
+
+class RandomContrast(BaseAugmentation):
+    """Scales each image's deviation from its per-channel mean (over rows and columns) by a
+    factor c, then clips to value_range: (x - mean) * c + mean.
+
+    Args: factor (a number f in [0, 1], or a pair (lower, upper)), value_range=(0, 255), seed.
+        Keras 3's parsing: a number f gives the range (0, f) and c is uniform in
+        [1 - lower, 1 + upper], so RandomContrast(f) only ever raises the contrast (c >= 1),
+        exactly as Keras 3 does (docs/keras_semantics.md#augmentation-layers).
+    Input shape: (batch, height, width, channels). Output shape: the same.
+    """
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _factor_range(factor, "factor", self, bounds=(0.0, 1.0))
+        if not (isinstance(value_range, (tuple, list)) and len(value_range) == 2 and
+                all(_is_number(v) for v in value_range) and value_range[0] <= value_range[1]):
+            raise ValueError(f"RandomContrast '{self.name}': value_range must be a pair "
+                             f"(low, high) with low <= high, got {value_range!r}")
+        self.value_range = tuple(value_range)
+
+    def spec(self):
+        return backend.AugmentSpec.contrast(self.factor[0], self.factor[1],
+                                            float(self.value_range[0]),
+                                            float(self.value_range[1]))
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(factor=self.factor, value_range=self.value_range)
+        return c
+
+
+class RandomCrop(BaseAugmentation):
+    """Crops the batch to (height, width) at one random place per batch (Keras: the same window
+    for every image of a batch) when the images are larger than that in both axes; otherwise,
+    and at inference, Keras's centred crop resized to (height, width)
+    (docs/keras_semantics.md#augmentation-layers).
+
+    Args: height, width (positive ints), seed.
+    Input shape: (batch, H, W, channels). Output shape: (batch, height, width, channels).
+    """
+
+    def __init__(self, height, width, seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        for arg, v in (("height", height), ("width", width)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"RandomCrop '{self.name}': {arg} must be a positive int, got "
+                                 f"{v!r}")
+        self.height, self.width = int(height), int(width)
+
+    def spec(self):
+        return backend.AugmentSpec.crop(self.height, self.width)
+
+    def _inference(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = self._buffer("yi", (x.shape[0],) + tuple(self.compute_output_shape(x.shape)[1:]))
+        backend.augment_inference(y, x, self.spec())
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(height=self.height, width=self.width)
         return c

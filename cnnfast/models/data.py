@@ -4,10 +4,11 @@ model's input layer and the shapes.
 
 The loops read their batches from a source: `ArrayBatches` for arrays (the engine gathers the
 rows of each step from the whole array, the fast path) or `DatasetBatches` for a
-cnnfast.data.Dataset (each element is one batch, checked as it arrives and given to the engine
-whole, as train_on_batch does)."""
+cnnfast.data.Dataset or a keras.utils.PyDataset / Sequence (each element is one batch, checked
+as it arrives and given to the engine whole, as train_on_batch does)."""
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..data import INFINITE_CARDINALITY, Dataset
 from ..layers.base import shape_str
+from ..utils.py_dataset import PyDataset, check_workers, read_batches
 
 
 def prepare_x(model, x, what):
@@ -28,9 +30,9 @@ def prepare_x(model, x, what):
         raise NotImplementedError(f"{what}(): models with several inputs are not supported")
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__next__") or type(x).__name__.endswith("Dataset"):
-            raise NotImplementedError(f"{what}(): x must be a NumPy array or a "
-                                      "cnnfast.data.Dataset; generators and other datasets "
-                                      "are not supported")
+            raise NotImplementedError(f"{what}(): x must be a NumPy array, a "
+                                      "cnnfast.data.Dataset or a keras.utils.PyDataset; "
+                                      "generators and other datasets are not supported")
         x = np.asarray(x)
     if x.dtype == object or x.dtype.kind in "USVMmc":
         raise TypeError(f"{what}(): x must be a numeric array, got dtype {x.dtype}")
@@ -150,21 +152,40 @@ def unpack_x_y_sample_weight(element):
 
 
 class DatasetBatches:
-    """The batches of a cnnfast.data.Dataset whose elements are (x, y) batches.
+    """The batches of a cnnfast.data.Dataset whose elements are (x, y) batches, or of a
+    keras.utils.PyDataset (its items are the batches).
 
     As Keras's EpochIterator: without `steps`, each epoch is one full pass; with `steps`, an
     epoch is that many batches and the iterator carries over from epoch to epoch (restarted
     once a finite dataset is used up); a dataset that runs out within an epoch ends it with
-    Keras's warning. An infinite dataset needs `steps`."""
+    Keras's warning. An infinite dataset needs `steps`. A PyDataset, as Keras's
+    PyDatasetAdapter: on_epoch_begin / on_epoch_end around every pass (training and
+    evaluation), and with `shuffle` (fit's, finite datasets only) the batch order is a fresh
+    permutation of the indices each time the iterator restarts, drawn from the loop's
+    generator."""
 
     max_batch = None  # known only as batches arrive
 
     def __init__(self, model, dataset, what, steps=None, steps_name="steps_per_epoch",
-                 need_y=True):
-        card = dataset._cardinality
+                 need_y=True, shuffle=False):
+        self.py = isinstance(dataset, PyDataset)
+        if self.py:
+            self._workers, self._queue = check_workers(dataset, what)
+            n = dataset.num_batches
+            card = INFINITE_CARDINALITY if n is None else int(n)
+            if card == 0:
+                raise ValueError(f"{what}(): the PyDataset has length 0")
+            if n is None and shuffle:
+                warnings.warn("`shuffle=True` was passed, but will be ignored since the data "
+                              "`x` was provided as an infinite PyDataset. The PyDataset is "
+                              "expected to already be shuffled.", stacklevel=4)
+        else:
+            card = dataset._cardinality
         if steps is None and card == INFINITE_CARDINALITY:
-            raise ValueError(f"{what}(): the dataset is infinite (repeat() without a count); "
-                             f"pass {steps_name}= to say how many batches make an epoch")
+            raise ValueError(f"{what}(): the dataset is infinite (repeat() without a count, or "
+                             f"a PyDataset without a length); pass {steps_name}= to say how "
+                             "many batches make an epoch")
+        self.shuffle = bool(shuffle) and self.py and card >= 0
         self.model, self.dataset, self.what, self.need_y = model, dataset, what, need_y
         self.given_steps = steps
         self.steps = steps if steps is not None else (card if card >= 0 else None)
@@ -183,12 +204,33 @@ class DatasetBatches:
         y = prepare_y(self.model, y, x.shape[0], self.what) if self.need_y else None
         return x, y
 
-    def _elements(self):
+    def _new_iter(self, gen):
+        if not self.py:
+            return iter(self.dataset)
+        if self._card is None:
+            order = itertools.count()
+        elif self.shuffle and gen is not None:
+            order = (int(i) for i in gen.permutation(self._card))
+        else:
+            order = range(self._card)
+        return read_batches(self.dataset, order, self._workers, self._queue)
+
+    def _elements(self, gen=None):
+        if not self.py:
+            yield from self._pass(gen)
+            return
+        self.dataset.on_epoch_begin()
+        try:
+            yield from self._pass(gen)
+        finally:
+            self.dataset.on_epoch_end()
+
+    def _pass(self, gen):
         if self.given_steps is None:
-            yield from self.dataset
+            yield from self._new_iter(gen)
             return
         if self._it is None:
-            self._it, self._seen = iter(self.dataset), 0
+            self._it, self._seen = self._new_iter(gen), 0
         for _ in range(self.given_steps):
             if self._card is not None and self._seen >= self._card:
                 self._ran_out()
@@ -211,7 +253,7 @@ class DatasetBatches:
                       stacklevel=4)
 
     def epoch(self, gen=None):
-        for element in self._elements():
+        for element in self._elements(gen):
             x, y = self._batch(element)
             yield x, y, np.arange(x.shape[0], dtype=np.int64)
 
@@ -224,4 +266,5 @@ _END = object()
 
 
 def is_dataset(x):
-    return isinstance(x, Dataset)
+    """A cnnfast.data.Dataset or a keras.utils.PyDataset (read through DatasetBatches)."""
+    return isinstance(x, (Dataset, PyDataset))

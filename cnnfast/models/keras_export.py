@@ -28,7 +28,8 @@ def import_keras():
 def _keras_layer(keras, layer):
     cfg = layer.get_config()
     cfg.pop("batch_input_shape", None)
-    for key in ("kernel_initializer", "bias_initializer"):
+    for key in ("kernel_initializer", "bias_initializer", "depthwise_initializer",
+                "pointwise_initializer"):
         if isinstance(cfg.get(key), dict):
             cfg[key] = {"class_name": cfg[key]["class_name"], "config": cfg[key]["config"]}
     return getattr(keras.layers, type(layer).__name__)(**cfg)

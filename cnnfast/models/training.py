@@ -197,7 +197,8 @@ class Trainer:
             if validation_split:
                 raise ValueError("fit(): validation_split is only supported for NumPy arrays, "
                                  "not datasets; pass validation_data=")
-            train = data.DatasetBatches(self, x, "fit", steps_per_epoch)  # shuffle: the dataset's
+            # shuffle: the Dataset's own; a PyDataset's batch order (Keras)
+            train = data.DatasetBatches(self, x, "fit", steps_per_epoch, shuffle=shuffle)
         else:
             if steps_per_epoch is not None:
                 raise NotImplementedError("fit(): steps_per_epoch is supported for datasets only")

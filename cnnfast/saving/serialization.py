@@ -23,8 +23,11 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     layers_mod.AveragePooling2D, layers_mod.Dense, layers_mod.Flatten, layers_mod.Dropout,
     layers_mod.Activation, layers_mod.ReLU, layers_mod.Softmax,
     layers_mod.BatchNormalization, layers_mod.GlobalAveragePooling2D,
-    layers_mod.GlobalMaxPooling2D, layers_mod.RandomFlip, layers_mod.RandomRotation,
-    layers_mod.RandomZoom, layers_mod.Rescaling, layers_mod.Reshape, layers_mod.ZeroPadding2D)}
+    layers_mod.GlobalMaxPooling2D, layers_mod.LeakyReLU, layers_mod.ELU, layers_mod.PReLU,
+    layers_mod.SpatialDropout2D, layers_mod.RandomFlip, layers_mod.RandomRotation,
+    layers_mod.RandomZoom, layers_mod.Rescaling, layers_mod.Reshape, layers_mod.ZeroPadding2D,
+    layers_mod.DepthwiseConv2D, layers_mod.SeparableConv2D, layers_mod.RandomTranslation,
+    layers_mod.RandomContrast, layers_mod.RandomCrop)}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (
     optimizers_mod.Adam, optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.AdamW,
     optimizers_mod.Nadam, optimizers_mod.Adamax, optimizers_mod.Adagrad,

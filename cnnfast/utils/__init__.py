@@ -1,4 +1,5 @@
-"""Utilities: seeding, label encoding and the progress bar (`Progbar`, in progbar.py)."""
+"""Utilities: seeding, label encoding, the progress bar (`Progbar`, in progbar.py) and
+`PyDataset` / `Sequence` (py_dataset.py)."""
 from __future__ import annotations
 
 import random
@@ -6,6 +7,7 @@ import random
 import numpy as np
 
 from .progbar import Progbar  # noqa: F401  (keras.utils.Progbar)
+from .py_dataset import PyDataset, Sequence  # noqa: F401  (keras.utils.PyDataset)
 
 _rng = np.random.default_rng()
 

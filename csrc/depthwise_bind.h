@@ -1,0 +1,173 @@
+// depthwise_bind.h -- bindings of the depthwise and dilated Conv2D kernels for cnnfast._core
+// (the Arrays policy of bind_kernels.h). Validates shapes/dtypes, releases the GIL, calls.
+#pragma once
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bind_checks.h"
+#include "bind_kernels.h"
+#include "conv2d_dilated.h"
+#include "depthwise.h"
+
+namespace cnnfast {
+namespace bind {
+
+namespace py = pybind11;
+
+// Depthwise geometry from an input (N,H,W,C) and a kernel (KH,KW,C,DM) shape.
+inline DepthwiseParams depthwise_params(const std::vector<int64_t>& in,
+                                        const std::vector<int64_t>& ker, std::pair<int, int> st,
+                                        const std::string& padding, std::pair<int, int> dil,
+                                        const char* fn) {
+    if (in.size() != 4 || ker.size() != 4)
+        throw py::value_error(std::string(fn) + ": inp and weight must be 4-D, got " +
+                              shape_str(in) + " and " + shape_str(ker));
+    if (ker[2] != in[3])
+        throw py::value_error(std::string(fn) + ": weight " + shape_str(ker) + " expects " +
+                              std::to_string(ker[2]) + " input channels but inp has shape " +
+                              shape_str(in));
+    pair_of(st, fn, "strides");
+    pair_of(dil, fn, "dilation_rate");
+    if (ker[0] <= 0 || ker[1] <= 0 || ker[3] <= 0)
+        throw py::value_error(std::string(fn) + ": weight shape " + shape_str(ker) +
+                              " must be positive");
+    return make_depthwise_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
+                                 as_int(in[2], fn, "W"), as_int(in[3], fn, "C"),
+                                 as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
+                                 as_int(ker[3], fn, "depth_multiplier"), st.first, st.second,
+                                 dil.first, dil.second, parse_padding(padding, fn));
+}
+
+inline Conv2DDilatedParams dilated_params(const std::vector<int64_t>& in,
+                                          const std::vector<int64_t>& ker, std::pair<int, int> st,
+                                          const std::string& padding, std::pair<int, int> dil,
+                                          const char* fn) {
+    conv_params(in, ker, st, padding, fn);  // the shape/channel/stride checks, undilated
+    pair_of(dil, fn, "dilation_rate");
+    return make_conv2d_dilated_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
+                                      as_int(in[2], fn, "W"), as_int(in[3], fn, "C"),
+                                      as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
+                                      as_int(ker[3], fn, "OC"), st.first, st.second, dil.first,
+                                      dil.second, parse_padding(padding, fn));
+}
+
+template <class A>
+void bind_depthwise(py::module_& m) {
+    m.def(
+        "depthwise_conv2d_geometry",
+        [](std::vector<int64_t> in_shape, std::vector<int64_t> kernel_shape,
+           std::pair<int, int> strides, const std::string& padding,
+           std::pair<int, int> dilation_rate) {
+            DepthwiseParams p = depthwise_params(in_shape, kernel_shape, strides, padding,
+                                                 dilation_rate, "depthwise_conv2d_geometry");
+            py::dict d;
+            d["out_shape"] = py::make_tuple(p.N, p.OH, p.OW, p.OC());
+            d["pad_top"] = p.PT;
+            d["pad_left"] = p.PL;
+            return d;
+        },
+        py::arg("in_shape"), py::arg("kernel_shape"), py::arg("strides"), py::arg("padding"),
+        py::arg("dilation_rate") = std::make_pair(1, 1));
+    m.def(
+        "depthwise_conv2d_forward",
+        [](py::object out, py::object inp, py::object weight, py::object bias,
+           std::pair<int, int> strides, const std::string& padding,
+           std::pair<int, int> dilation_rate) {
+            const char* fn = "depthwise_conv2d_forward";
+            require_ndim<A>(inp, 4, fn, "inp");
+            require_ndim<A>(weight, 4, fn, "weight");
+            DepthwiseParams p =
+                depthwise_params(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides,
+                                 padding, dilation_rate, fn);
+            float* po = A::template ptr<float>(out, fn, "out", true, {p.N, p.OH, p.OW, p.OC()});
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
+            const float* pb = A::template opt_ptr<float>(bias, fn, "bias", false, {p.OC()});
+            py::gil_scoped_release nogil;
+            depthwise_forward(po, pi, pw, pb, p);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"), py::arg("strides"),
+        py::arg("padding"), py::arg("dilation_rate") = std::make_pair(1, 1));
+    m.def(
+        "depthwise_conv2d_backward",
+        [](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
+           py::object weight, std::pair<int, int> strides, const std::string& padding,
+           std::pair<int, int> dilation_rate) {
+            const char* fn = "depthwise_conv2d_backward";
+            require_ndim<A>(inp, 4, fn, "inp");
+            require_ndim<A>(weight, 4, fn, "weight");
+            DepthwiseParams p =
+                depthwise_params(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides,
+                                 padding, dilation_rate, fn);
+            float* pdi = A::template opt_ptr<float>(dinp, fn, "dinp", true, A::shape(inp, fn, ""));
+            float* pdw =
+                A::template ptr<float>(dweight, fn, "dweight", true, A::shape(weight, fn, ""));
+            float* pdb = A::template opt_ptr<float>(dbias, fn, "dbias", true, {p.OC()});
+            const float* pdo =
+                A::template ptr<float>(dout, fn, "dout", false, {p.N, p.OH, p.OW, p.OC()});
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
+            py::gil_scoped_release nogil;
+            depthwise_backward(pdi, pdw, pdb, pdo, pi, pw, p);
+        },
+        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
+        py::arg("weight"), py::arg("strides"), py::arg("padding"),
+        py::arg("dilation_rate") = std::make_pair(1, 1));
+}
+
+template <class A>
+void bind_conv2d_dilated(py::module_& m) {
+    m.def(
+        "conv2d_dilated_forward",
+        [](py::object out, py::object inp, py::object weight, py::object bias,
+           std::pair<int, int> strides, const std::string& padding,
+           std::pair<int, int> dilation_rate) {
+            const char* fn = "conv2d_dilated_forward";
+            require_ndim<A>(inp, 4, fn, "inp");
+            require_ndim<A>(weight, 4, fn, "weight");
+            Conv2DDilatedParams dp =
+                dilated_params(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides,
+                               padding, dilation_rate, fn);
+            const Conv2DParams& p = dp.g;
+            float* po = A::template ptr<float>(out, fn, "out", true, {p.N, p.OH, p.OW, p.OC});
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
+            const float* pb = A::template opt_ptr<float>(bias, fn, "bias", false, {p.OC});
+            py::gil_scoped_release nogil;
+            conv2d_dilated_forward(po, pi, pw, pb, dp);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"), py::arg("strides"),
+        py::arg("padding"), py::arg("dilation_rate"));
+    m.def(
+        "conv2d_dilated_backward",
+        [](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
+           py::object weight, std::pair<int, int> strides, const std::string& padding,
+           std::pair<int, int> dilation_rate) {
+            const char* fn = "conv2d_dilated_backward";
+            require_ndim<A>(inp, 4, fn, "inp");
+            require_ndim<A>(weight, 4, fn, "weight");
+            Conv2DDilatedParams dp =
+                dilated_params(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides,
+                               padding, dilation_rate, fn);
+            const Conv2DParams& p = dp.g;
+            float* pdi = A::template opt_ptr<float>(dinp, fn, "dinp", true, A::shape(inp, fn, ""));
+            float* pdw =
+                A::template ptr<float>(dweight, fn, "dweight", true, A::shape(weight, fn, ""));
+            float* pdb = A::template opt_ptr<float>(dbias, fn, "dbias", true, {p.OC});
+            const float* pdo =
+                A::template ptr<float>(dout, fn, "dout", false, {p.N, p.OH, p.OW, p.OC});
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
+            py::gil_scoped_release nogil;
+            conv2d_dilated_backward(pdi, pdw, pdb, pdo, pi, pw, dp);
+        },
+        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
+        py::arg("weight"), py::arg("strides"), py::arg("padding"), py::arg("dilation_rate"));
+}
+
+}  // namespace bind
+}  // namespace cnnfast
