@@ -280,12 +280,17 @@ def test_built_on_call_classes_match_keras(tf_keras):
     """KERAS_BUILT_ON_CALL (the layers whose shape Keras's subclassed summary shows) is
     what Keras records, for every saveable cnnfast layer class."""
     _, k = tf_keras
+    import inspect
+
     from cnnfast.saving.serialization import LAYER_CLASSES
-    args = {"Conv2D": (2, 3), "Dense": (2,), "AveragePooling2D": (2,), "Activation": ("relu",),
-            "Dropout": (0.1,), "Rescaling": (1.0,), "Reshape": ((-1,),), "RandomRotation": (0.1,),
-            "RandomZoom": (0.1,), "MaxPooling2D": (2,)}
+    values = {"filters": 2, "kernel_size": 3, "units": 2, "pool_size": 2, "activation": "relu",
+              "rate": 0.1, "scale": 1.0, "target_shape": (-1,), "factor": 0.1,
+              "height_factor": 0.1, "width_factor": 0.1, "height": 4, "width": 4}
     for name in sorted(set(LAYER_CLASSES) - {"InputLayer"}):
-        layer = getattr(k.layers, name)(*args.get(name, ()))
+        cls = getattr(k.layers, name)
+        required = [p.name for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+                    if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        layer = cls(*[values[p] for p in required])
 
         class M(k.Model):
             def __init__(self, inner):

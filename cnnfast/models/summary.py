@@ -8,8 +8,9 @@ from ..layers.base import shape_str
 # (they are built on their first call; the others are built at construction and show "?"),
 # measured on tf.keras 2.21 (tests/test_subclassed_model.py checks the list against Keras).
 KERAS_BUILT_ON_CALL = frozenset({
-    "BatchNormalization", "Conv2D", "Dense", "Flatten", "ZeroPadding2D", "Rescaling",
-    "RandomFlip", "RandomRotation", "RandomZoom"})
+    "BatchNormalization", "Conv2D", "Dense", "DepthwiseConv2D", "Flatten", "PReLU",
+    "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation",
+    "RandomZoom", "Rescaling", "SeparableConv2D", "ZeroPadding2D"})
 
 
 def _rows(model):
