@@ -3,6 +3,7 @@
     cnnfast train --model cnn --epochs 5 --out runs/first    # writes runs/first/report.html
     cnnfast evaluate runs/first
     cnnfast predict runs/first shoe.png
+    cnnfast export runs/first --onnx                          # writes runs/first/model.onnx
     cnnfast info
 
 Also ``python -m cnnfast``. matplotlib (pictures) and Pillow (predict) are imported only when
@@ -16,6 +17,7 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -128,6 +130,10 @@ def _add_train_parser(sub):
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="0 silent, 1 progress bar (default), 2 one line per epoch")
     t.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    t.add_argument("--workers", type=_int_at_least(1), default=1, metavar="N",
+                   help="data-parallel training on N local MPI ranks (mpiexec; each takes "
+                        "--batch-size rows of every step, so the step has N times as many; "
+                        "needs cnnfast[mpi]; default: 1)")
 
 
 def _add_run_parsers(sub):
@@ -149,6 +155,16 @@ def _add_run_parsers(sub):
     r.add_argument("images", nargs="+", metavar="IMAGE")
     r.add_argument("--top", type=_int_at_least(1), default=3, help="classes shown (default: 3)")
     r.add_argument("--json", action="store_true", help="machine-readable output")
+
+    x = sub.add_parser("export", help="export a run's model (ONNX) to run it elsewhere",
+                       description="Export a trained run's model. --onnx writes an ONNX graph "
+                                   "(dynamic batch, NHWC input; needs the onnx package: pip "
+                                   "install 'cnnfast[onnx]'). The run's model.keras is already "
+                                   "a Keras 3 file that tf.keras loads.")
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("--onnx", action="store_true", help="write ONNX (RUN_DIR/model.onnx)")
+    x.add_argument("--out", default=None, metavar="PATH",
+                   help="output file (default: RUN_DIR/model.onnx)")
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -191,13 +207,59 @@ def run_config(args):
     return runs.RunConfig(**fields, command=command)
 
 
+# Set by `cnnfast train --workers N` for the ranks it starts: they train, rank 0 writes.
+WORKER_ENV = "CNNFAST_TRAIN_WORKER"
+
+
+def launch_workers(args):
+    """`cnnfast train --workers N`: the same command on N local ranks under mpiexec
+    (cnnfast/distributed/launch.py: OpenMP threads = cores // N). Returns its exit status."""
+    from .distributed import launch
+
+    argv = [sys.executable, "-m", "cnnfast"] + list(args.argv)
+    try:
+        cmd, env = launch.mpiexec_command(args.workers, argv, threads=args.threads)
+    except FileNotFoundError as e:
+        raise CLIError(str(e)) from None
+    env[WORKER_ENV] = "1"
+    return subprocess.run(cmd, env=env).returncode
+
+
+def _distributed_rank():
+    """In a rank started by launch_workers: join the job; returns (rank, distribute) for
+    runs.train_run. Elsewhere (0, None)."""
+    if os.environ.get(WORKER_ENV) != "1":
+        return 0, None
+    try:
+        from . import distributed as hvd
+
+        hvd.init()
+    except ImportError as e:
+        raise CLIError(str(e)) from None
+
+    def distribute(model):
+        hvd.DistributedOptimizer(model.optimizer)  # marks the compiled optimizer
+        return [hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+                hvd.callbacks.MetricAverageCallback()]
+
+    return hvd.rank(), distribute
+
+
 def cmd_train(args):
     """`cnnfast train`: train and test a model, write the run directory with its pictures and
-    report.html, and print the outcome. Returns the exit status 0; raises runs.RunError."""
+    report.html, and print the outcome. Returns the exit status 0; raises runs.RunError.
+    With --workers N > 1, runs itself on N MPI ranks (rank 0 writes and prints)."""
+    if args.workers > 1 and os.environ.get(WORKER_ENV) != "1":
+        return launch_workers(args)
     t_start = time.perf_counter()
+    rank, distribute = _distributed_rank()
     cfg = run_config(args)
+    if rank != 0:
+        cfg = dataclasses.replace(cfg, verbose=0)
+        runs.train_run(cfg, runs.load_data(cfg.limit, cfg.test_limit), distribute)
+        return 0
     out = runs.make_run_dir(args.out or runs.default_run_dir(cfg.label))
-    run = runs.train_run(cfg, runs.load_data(cfg.limit, cfg.test_limit))
+    run = runs.train_run(cfg, runs.load_data(cfg.limit, cfg.test_limit), distribute)
     written = runs.write_run_dir(out, run)
     figures, notes = ([], []) if args.no_plots else runs.draw_pictures(out, run)
     written += [os.path.basename(f) for f, _ in figures]
@@ -289,6 +351,30 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_export(args):
+    """`cnnfast export RUN --onnx`: write the run's model as ONNX and say how to run it.
+    Returns the exit status 0; raises CLIError or runs.RunError."""
+    if not args.onnx:
+        raise CLIError("choose a format: --onnx (the run's model.keras is already a Keras "
+                       "file)")
+    model = runs.load_run(args.run_dir)
+    out = args.out or os.path.join(args.run_dir, "model.onnx")
+    try:
+        model.export(out, format="onnx")
+    except ImportError as e:
+        raise CLIError(runs.one_line(e)) from None
+    except (OSError, ValueError, NotImplementedError) as e:
+        raise CLIError(f"cannot export to {out}: {runs.one_line(e)}") from None
+    shape = tuple(model.inputs[0].shape[1:])
+    print(f"Wrote {out} (ONNX, input 'input' of shape (batch,) + {shape}, output 'output')")
+    print("Run it with onnxruntime:")
+    print("    import onnxruntime as ort")
+    print(f"    sess = ort.InferenceSession({out!r})")
+    print("    probs = sess.run(None, {'input': x})[0]   # x: float32, "
+          f"shape (n, {', '.join(map(str, shape))})")
+    return 0
+
+
 def cmd_info(args):
     """`cnnfast info`: print the version, the native build, the data location and the
     optional extras. Returns the exit status 0."""
@@ -310,13 +396,14 @@ def cmd_info(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info}
+            "export": cmd_export, "info": cmd_info}
 
 
 def main(argv=None):
     """Entry point of the ``cnnfast`` console script and ``python -m cnnfast``. Returns the
     exit status: 0 ok, 1 a clear one-line error, 2 bad arguments (argparse)."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return COMMANDS[args.command](args)
     except (CLIError, runs.RunError) as e:

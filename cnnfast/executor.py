@@ -2,9 +2,9 @@
 
 Every model runs on one of two engines with the same interface (docs/training_step.md):
 
-    train_step(x, y, idx, seed) -> (mean loss, [correct rows per metric])
-        one optimizer step on rows idx of the dataset (x, y)
-    evaluate(xb, yb)            -> (mean loss, [correct rows per metric]), dropout off
+    train_step(x, y, idx, seed, sw=None) -> (mean loss, [correct rows per metric])
+        one optimizer step on rows idx of the dataset (x, y), sw its sample weights (N,)
+    evaluate(xb, yb, sw=None)   -> (mean loss, [correct rows per metric]), dropout off
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
 - `NativeEngine`: a chain of Conv2D (undilated) / MaxPooling2D / AveragePooling2D / Dense (on
@@ -47,6 +47,7 @@ from .layers import (
     Reshape,
     ZeroPadding2D,
 )
+from .layers import base as layers_base
 from .layers.preprocessing import BaseAugmentation
 from .metrics import Accuracy
 from .optimizers import (
@@ -101,6 +102,98 @@ class LossPlan:
                 if self.from_logits else (k.sparse_probs if self.sparse else k.dense_probs)
 
 
+# ---- regularizers and sample weights (docs/keras_semantics.md#regularizers) -----------------
+def trainable_layers(model):
+    """The model's layers whose weights are trained, nested models flattened, in the order
+    of model.trainable_weights (the Net's parameter order for a chain)."""
+    if not model.trainable:
+        return []
+    out = []
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            out += trainable_layers(layer)
+        elif layer.trainable:
+            out.append(layer)
+    return out
+
+
+def regularized(layers):
+    """[(w, g, (l1, l2))] of the trainable weights of `layers` that have a regularizer."""
+    out = []
+    for layer in layers:
+        factors = layer.regularizer_factors() if hasattr(layer, "regularizer_factors") else []
+        for w, g, f in zip(layer.trainable_weights, layer.trainable_grads, factors):
+            if f is not None:
+                out.append((w, g, f))
+    return out
+
+
+def weight_penalty(params, with_grad):
+    """The weights' penalties, float32, summed in parameter order as the Net sums them
+    (csrc/net_cpu.cpp); with_grad also adds their gradients to the weights' gradients."""
+    pen = np.float32(0.0)
+    for w, g, (l1, l2) in params:
+        pen += np.float32(backend.weight_penalty(g if with_grad else None, w, l1, l2, 1.0))
+    return pen
+
+
+def activity_penalty(model):
+    """The activity penalties of the model's last forward, float32, in layer order."""
+    pen = np.float32(0.0)
+    for layer in all_layers(model):
+        if layer.activity_regularizer is not None and layer._activity_penalty is not None:
+            pen += layer._activity_penalty
+    return pen
+
+
+def all_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+        else:
+            yield layer
+
+
+def total_loss(mean, activity, weights):
+    """Keras's reported and minimised loss: the compiled loss, then model.losses (the
+    activity penalties, then the weights'), added in float32."""
+    return np.float32(np.float32(mean) + activity) + weights
+
+
+def distributed_of(model):
+    """The GradientReducer of a model whose optimizer is a cnnfast.distributed
+    DistributedOptimizer, else None (docs/training_step.md#the-data-parallel-split)."""
+    return getattr(model.optimizer, "_distributed", None)
+
+
+def _shard_weight(dist, rows, shard):
+    """This rank's share of a data-parallel step: its rows over the global batch's rows (fit's
+    shard = (sample offset, global rows)); 1/size for a step on each rank's own batch."""
+    return 1.0 / dist.size if shard is None else rows / shard[1]
+
+
+class _SampleOffset:
+    """Around a LayerEngine step on a shard: Dropout and the augmentation layers draw what
+    the global batch gives these rows (layers.base.sample_offset)."""
+
+    def __init__(self, offset):
+        self.offset = offset
+
+    def __enter__(self):
+        layers_base.sample_offset = self.offset
+
+    def __exit__(self, *exc):
+        layers_base.sample_offset = 0
+
+
+def optimizer_changed(model):
+    """Tell the native engine that an optimizer hyper-parameter it holds (SGD's momentum, set
+    by LearningRateWarmupCallback) changed: the next step rewires the Net's OptSpec."""
+    engine = model._engine_cache.get("native")
+    if engine is not None:
+        engine._slots = None
+
+
 class Engine:
     """What both engines share: the optimizer scalars of a step and its iteration count."""
 
@@ -128,6 +221,13 @@ class LayerEngine(Engine):
     def __init__(self, model):
         super().__init__(model)
         self.plan = LossPlan(model) if model.loss is not None else None
+        if self.plan is not None and self.plan.fused and \
+                getattr(self.plan.last_layer, "activity_regularizer", None) is not None:
+            last = self.plan.last_layer
+            raise NotImplementedError(
+                f"{type(last).__name__} '{last.name}': an activity_regularizer on the output "
+                "layer whose activation the loss reads as logits (softmax with a "
+                "cross-entropy, sigmoid with binary_crossentropy) is not supported")
         self._bufs = {}
 
     def _buf(self, key, shape, dtype=np.float32):
@@ -136,9 +236,10 @@ class LayerEngine(Engine):
             self._bufs[k] = np.empty(shape, dtype=dtype)
         return self._bufs[k]
 
-    def _loss(self, y_pred, yb, with_grad):
+    def _loss(self, y_pred, yb, with_grad, sw=None):
         """(mean loss, d(loss input) or None) of a batch; the binding returns the mean the Net
-        computes (loss_batch_mean in csrc/activations.h: float32, summed in row order)."""
+        computes (loss_batch_mean in csrc/activations.h: float32, summed in row order). With
+        sample weights sw (B,): Keras's sum(w * loss) / B and its gradient."""
         n = y_pred.shape[0]
         inp = self.plan.last_layer.logits if self.plan.fused else y_pred
         if self.plan.kind is None:
@@ -153,6 +254,8 @@ class LayerEngine(Engine):
         # Keras reduces with sum / batch_size; its gradient is (1/B) * d(per-sample loss).
         mean = self.model.loss.per_sample(yb, inp, self.plan.from_logits, loss, grad,
                                           np.float32(1.0) / np.float32(n))
+        if sw is not None:
+            mean = backend.weighted_loss_mean(grad, loss, sw)
         return np.float32(mean), grad
 
     def _correct(self, y_pred, yb):
@@ -163,41 +266,66 @@ class LayerEngine(Engine):
         `seed` when training."""
         return self.model._forward([x], training, seed)
 
-    def train_step(self, x, y, idx, seed):
+    def train_step(self, x, y, idx, seed, sw=None, shard=None):
+        """sw: the sample weights of the rows of x (N,) float32, or None. shard (data-parallel
+        fit only): (these rows' offset in the global batch, its rows); a distributed step may
+        have no rows on this rank (then loss 0.0, correct None)."""
         model = self.model
-        if len(idx) == x.shape[0] and np.array_equal(idx, np.arange(len(idx))):
-            xb, yb = x, y  # the whole batch in order (train_on_batch): no gather
-        else:
-            b = idx.shape[0]
-            xb = np.take(x, idx, axis=0, out=self._buf("xb", (b,) + x.shape[1:]))
-            yb = np.take(y, idx, axis=0, out=self._buf("yb", (b,) + y.shape[1:], y.dtype))
-        (y_pred,) = model._forward([xb], True, seed)
-        mean, grad = self._loss(y_pred, yb, True)
-        model._backward(grad if self.plan.fused else grad.reshape(y_pred.shape), self.plan.fused)
+        dist = distributed_of(model)
         params, grads = [], []
         if model.trainable:
             for layer in model.layers:
                 params += layer._trainable_arrays()
                 grads += layer.trainable_grads
+        if dist is not None and idx.shape[0] == 0:
+            for g in grads:
+                g.fill(0.0)
+            mean, correct = np.float32(0.0), None
+        else:
+            if len(idx) == x.shape[0] and np.array_equal(idx, np.arange(len(idx))):
+                xb, yb, swb = x, y, sw  # the whole batch in order (train_on_batch): no gather
+            else:
+                b = idx.shape[0]
+                xb = np.take(x, idx, axis=0, out=self._buf("xb", (b,) + x.shape[1:]))
+                yb = np.take(y, idx, axis=0, out=self._buf("yb", (b,) + y.shape[1:], y.dtype))
+                swb = None if sw is None else np.take(sw, idx, out=self._buf("swb", (b,)))
+            if shard is not None and shard[0]:
+                with _SampleOffset(shard[0]):
+                    (y_pred,) = model._forward([xb], True, seed)
+            else:
+                (y_pred,) = model._forward([xb], True, seed)
+            mean, grad = self._loss(y_pred, yb, True, swb)
+            model._backward(grad if self.plan.fused else grad.reshape(y_pred.shape),
+                            self.plan.fused)
+            correct = self._correct(y_pred, yb)
+            # the penalties of the weights as they were in the forward, before the update
+            mean = total_loss(mean, activity_penalty(model),
+                              weight_penalty(regularized(trainable_layers(model)), True))
+        if dist is not None:  # the gradients of every rank, before any update
+            dist.allreduce_gradients(grads, _shard_weight(dist, idx.shape[0], shard))
         lr, step = self._step_scalars()
         model.optimizer.apply(params, grads, lr, step)
         self._finish_step(step)
-        return mean, self._correct(y_pred, yb)
+        return mean, correct
 
     def _forward_rows(self, xb, outs):
         """Forward (inference) of xb's rows into outs, in chunks of forward_rows rows (the
         layers' buffers then hold one chunk; the outputs are per row, so the same bits)."""
         n = xb.shape[0]
         rows = forward_rows(_graph_row_bytes(self.model), n)
+        if any(layer.activity_regularizer is not None for layer in all_layers(self.model)):
+            rows = n  # an activity penalty is one over the whole batch (activity_penalty)
         for s in range(0, n, rows):
             for dst, src in zip(outs, self.model._forward([xb[s:s + rows]], False)):
                 dst[s:s + rows] = src
 
-    def evaluate(self, xb, yb):
+    def evaluate(self, xb, yb, sw=None):
         out = self.model.outputs[0]
         y_pred = self._buf("eval_pred", (xb.shape[0],) + tuple(out.shape[1:]))
         self._forward_rows(xb, [y_pred])
-        mean, _ = self._loss(y_pred, yb, False)
+        mean, _ = self._loss(y_pred, yb, False, sw)
+        mean = total_loss(mean, activity_penalty(self.model),
+                          weight_penalty(regularized(trainable_layers(self.model)), False))
         return mean, self._correct(y_pred, yb)
 
     def predict(self, xb, outs):
@@ -214,6 +342,8 @@ def _net_op(layer):
     """The typed _core.Op for one layer (csrc/net.h), or None when the Net cannot run it."""
     Op, act = backend.Op, backend.ACTIVATIONS
     kind = type(layer)
+    if getattr(layer, "activity_regularizer", None) is not None:
+        return None  # an activity penalty: the LayerEngine's (its gradient enters mid-chain)
     if kind is Conv2D:
         if layer.dilation_rate != (1, 1):
             return None  # the Net's conv op is undilated: the LayerEngine runs dilated ones
@@ -329,22 +459,48 @@ class NativeEngine(Engine):
         pairs = [(layer, t) for layer, t in zip(self.layers, self.trainable) if t]
         params = [w for layer, _ in pairs for w in layer._trainable_arrays()]
         grads = [g for layer, _ in pairs for g in layer.trainable_grads]
+        # each weight's regularizer factors (0, 0 for none): csrc/net.h ParamSlot
+        factors = [f or (0.0, 0.0) for layer, _ in pairs for f in layer.regularizer_factors()]
         built = opt.slots(params)
         slots = [tuple(s) + (None,) * (3 - len(s)) for s in built]
         self.net.set_optimizer(_opt_spec(opt),
-                               [(w, g) + s for w, g, s in zip(params, grads, slots)],
+                               [(w, g) + s + f
+                                for w, g, s, f in zip(params, grads, slots, factors)],
                                opt.state_array)
         self._slots = built
+        self._regularized = regularized([layer for layer, _ in pairs])
+        self._grads = grads
 
-    def train_step(self, x, y, idx, seed):
+    def train_step(self, x, y, idx, seed, sw=None, shard=None):
+        """sw, shard: as LayerEngine.train_step. A distributed step runs the Net's step without
+        its update, all-reduces the gradients, then the Net's update (apply_update)."""
         self._wire_optimizer()
         lr, step = self._step_scalars()
-        loss, correct = self.net.train_step(x, y, idx, seed, lr, step)
+        dist = distributed_of(self.model)
+        if dist is None:
+            loss, correct = self.net.train_step(x, y, idx, seed, lr, step, sw)
+        else:
+            if idx.shape[0]:
+                loss, correct = self.net.train_step(
+                    x, y, idx, seed, lr, step, sw,
+                    sample_offset=0 if shard is None else shard[0], update=False)
+            else:
+                for g in self._grads:
+                    g.fill(0.0)
+                loss, correct = 0.0, None
+            dist.allreduce_gradients(self._grads, _shard_weight(dist, idx.shape[0], shard))
+            self.net.apply_update(lr, step)
         self._finish_step(step)
-        return np.float32(loss), [correct] * len(self.model._metrics)
+        if self._regularized and correct is not None:
+            loss = total_loss(loss, np.float32(0.0), np.float32(self.net.penalty))
+        return np.float32(loss), None if correct is None else [correct] * len(
+            self.model._metrics)
 
-    def evaluate(self, xb, yb):
-        loss, correct = self.net.evaluate(xb, yb)
+    def evaluate(self, xb, yb, sw=None):
+        loss, correct = self.net.evaluate(xb, yb, sw)
+        params = regularized([layer for layer, t in zip(self.layers, self.trainable) if t])
+        if params:
+            loss = total_loss(loss, np.float32(0.0), weight_penalty(params, False))
         return np.float32(loss), [correct] * len(self.model._metrics)
 
     def predict(self, xb, outs):

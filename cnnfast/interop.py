@@ -3,134 +3,30 @@
     cf_model = cnnfast.from_keras(keras_model)     # Sequential -> Sequential, functional -> Model
     keras_model = cf_model.to_keras()
 
-Supported Keras layers: InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D,
-AveragePooling2D, Dense, Flatten, Dropout, Activation, ReLU, Softmax, with the arguments
-cnnfast runs (channels_last, no groups, no regularizers/constraints, float32, the cnnfast
-activations). Anything else raises NotImplementedError naming the layer and the argument.
-Weight initializers are carried over when cnnfast has them (Glorot/He uniform/normal, zeros,
-ones) and otherwise replaced by the default: they only matter for fresh weights, and the
-weights are copied. The converted model is not compiled; compile it as usual. TensorFlow is
-imported lazily, only by these functions.
+Supported Keras layers: InputLayer and those of cnnfast.saving.keras_layers.LAYERS (the table
+the Keras file reader and writer share), with the arguments cnnfast runs (channels_last, no
+dilation/groups, no regularizers/constraints, float32, the cnnfast activations). Anything else
+raises NotImplementedError naming the layer and the argument. Weight initializers are carried
+over when cnnfast has them (Glorot/He uniform/normal, zeros, ones) and otherwise replaced by the
+default: they only matter for fresh weights, and the weights are copied. The converted model is
+not compiled; compile it as usual. TensorFlow is imported lazily, only by these functions.
 """
 from __future__ import annotations
 
-from . import layers as layers_mod
-from .layers._util import deserialize_initializer
 from .layers.base import InputLayer
 from .models.keras_export import import_keras
 from .models.model import Model
 from .models.sequential import Sequential
-
-_DEFAULT = object()
-_COMMON = ("name", "trainable", "dtype")
-# class -> (arguments passed on, {argument: value cnnfast requires})
-_SPECS = {
-    "Conv2D": (("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation",
-                "use_bias", "kernel_initializer", "bias_initializer"),
-               {"data_format": "channels_last", "groups": 1,
-                "kernel_regularizer": None, "bias_regularizer": None,
-                "activity_regularizer": None, "kernel_constraint": None,
-                "bias_constraint": None}),
-    "DepthwiseConv2D": (("kernel_size", "strides", "padding", "depth_multiplier",
-                         "dilation_rate", "activation", "use_bias", "depthwise_initializer",
-                         "bias_initializer"),
-                        {"data_format": "channels_last", "depthwise_regularizer": None,
-                         "bias_regularizer": None, "activity_regularizer": None,
-                         "depthwise_constraint": None, "bias_constraint": None}),
-    "SeparableConv2D": (("filters", "kernel_size", "strides", "padding", "depth_multiplier",
-                         "dilation_rate", "activation", "use_bias", "depthwise_initializer",
-                         "pointwise_initializer", "bias_initializer"),
-                        {"data_format": "channels_last", "depthwise_regularizer": None,
-                         "pointwise_regularizer": None, "bias_regularizer": None,
-                         "activity_regularizer": None, "depthwise_constraint": None,
-                         "pointwise_constraint": None, "bias_constraint": None}),
-    "Dense": (("units", "activation", "use_bias", "kernel_initializer", "bias_initializer"),
-              {"kernel_regularizer": None, "bias_regularizer": None,
-               "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
-               "lora_rank": None, "lora_alpha": None, "quantization_config": None}),
-    "MaxPooling2D": (("pool_size", "strides", "padding"), {"data_format": "channels_last"}),
-    "AveragePooling2D": (("pool_size", "strides", "padding"), {"data_format": "channels_last"}),
-    "Flatten": ((), {"data_format": "channels_last"}),
-    "Dropout": (("rate", "seed"), {"noise_shape": None}),
-    "Activation": (("activation",), {}),
-    "ReLU": ((), {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}),
-    "Softmax": ((), {"axis": -1}),
-}
-_INIT_FROM_KERAS = {"GlorotUniform": "glorot_uniform", "GlorotNormal": "glorot_normal",
-                    "HeNormal": "he_normal", "HeUniform": "he_uniform", "Zeros": "zeros",
-                    "Ones": "ones"}
-
-
-def _same(value, required):
-    """Whether a Keras config value equals the one cnnfast requires."""
-    if isinstance(required, tuple):
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = (value,) * len(required)
-        return isinstance(value, (list, tuple)) and tuple(value) == required
-    if required is None or isinstance(required, str):
-        return value == required
-    if isinstance(value, (list, tuple)) and len(value) == 1:   # Softmax(axis=[-1])
-        value = value[0]
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == required
-
-
-def _unsupported(kl, arg, value):
-    return NotImplementedError(f"Keras layer '{kl.name}' ({type(kl).__name__}): argument "
-                               f"{arg}={value!r} is not supported by cnnfast")
-
-
-def _dtype_name(dtype):
-    if isinstance(dtype, dict):
-        return (dtype.get("config") or {}).get("name")
-    return getattr(dtype, "name", dtype)
-
-
-def _initializer(value, default):
-    if value is None or isinstance(value, str):
-        return value or default
-    if isinstance(value, dict):
-        name = _INIT_FROM_KERAS.get(value.get("class_name"))
-        seed = (value.get("config") or {}).get("seed")
-        if name is None:
-            return default
-        if seed is None or name in ("zeros", "ones"):
-            return name
-        return deserialize_initializer({"class_name": value["class_name"],
-                                        "config": {"seed": int(seed)}}, "from_keras")
-    return default
+from .saving import keras_layers
 
 
 def _convert_layer(kl):
-    cls = type(kl).__name__
-    if cls not in _SPECS:
-        raise NotImplementedError(
-            f"Keras layer '{kl.name}' ({cls}) is not supported by cnnfast; supported layers: "
-            f"InputLayer, {', '.join(sorted(_SPECS))}")
-    passed, required = _SPECS[cls]
+    """The cnnfast layer for a Keras layer, by the table in cnnfast/saving/keras_layers.py
+    (the one the Keras file reader and writer use)."""
     cfg = kl.get_config()
-    dtype = _dtype_name(cfg.get("dtype"))
-    if dtype not in (None, "float32"):
-        raise _unsupported(kl, "dtype", dtype)
-    kwargs = {"name": cfg.get("name", kl.name), "trainable": bool(kl.trainable)}
-    for key, value in cfg.items():
-        if key in _COMMON:
-            continue
-        if key in passed:
-            if key.endswith("_initializer"):
-                value = _initializer(value, "zeros" if key.startswith("bias") else
-                                     "glorot_uniform")
-            elif key == "activation" and isinstance(value, dict):
-                raise _unsupported(kl, key, value.get("class_name", value))
-            kwargs[key] = value
-        elif key in required:
-            if not _same(value, required[key]):
-                raise _unsupported(kl, key, value)
-        elif value not in (None, False):
-            raise _unsupported(kl, key, value)
-    try:
-        return getattr(layers_mod, cls)(**kwargs)
-    except (NotImplementedError, ValueError, TypeError) as e:
-        raise NotImplementedError(f"Keras layer '{kl.name}' ({cls}): {e}") from e
+    where = f"Keras layer '{kl.name}' ({type(kl).__name__})"
+    cfg["trainable"] = bool(kl.trainable)
+    return keras_layers.layer_from_keras(type(kl).__name__, cfg, where)
 
 
 def _input_layer(kl_or_tensor, name):
@@ -139,13 +35,7 @@ def _input_layer(kl_or_tensor, name):
 
 
 def _check_input_layer(kl):
-    cfg = kl.get_config()
-    for key in ("sparse", "ragged", "optional"):
-        if cfg.get(key):
-            raise _unsupported(kl, key, cfg[key])
-    dtype = _dtype_name(cfg.get("dtype"))
-    if dtype not in (None, "float32"):
-        raise _unsupported(kl, "dtype", dtype)
+    keras_layers.check_input_config(kl.get_config(), f"Keras layer '{kl.name}' (InputLayer)")
 
 
 def _copy_weights_from_keras(pairs):

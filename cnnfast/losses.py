@@ -50,10 +50,22 @@ class Loss:
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        """Eager batch-mean loss on NumPy arrays (a float32 scalar)."""
-        if sample_weight is not None:
-            raise NotImplementedError(f"{type(self).__name__}: sample_weight is not supported")
+        """Eager batch-mean loss on NumPy arrays (a float32 scalar); with sample_weight,
+        Keras's sum(w * loss) / size (keras/src/losses/loss.py reduce_weighted_values)."""
         per = self.call(y_true, y_pred)
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float32)
+            # Keras's squeeze_or_expand_to_same_rank: a trailing axis of 1 on either side
+            if w.ndim == per.ndim + 1 and w.shape[-1] == 1:
+                w = w[..., 0]
+            elif per.ndim == w.ndim + 1 and per.shape[-1] == 1:
+                per = per[..., 0]
+            try:
+                per = per * np.broadcast_to(w.reshape(w.shape + (1,) * (per.ndim - w.ndim)),
+                                            per.shape)
+            except ValueError:
+                raise ValueError(f"{type(self).__name__}: sample_weight of shape {w.shape} "
+                                 f"does not match the losses of shape {per.shape}") from None
         return np.float32(per.sum(dtype=np.float32) / np.float32(max(per.size, 1)))
 
     def get_config(self):

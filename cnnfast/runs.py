@@ -268,9 +268,10 @@ def evaluate(model, x_test, y_test):
     return float(logs["loss"]), float(logs.get("accuracy", np.nan)), probs, cm
 
 
-def _fit(model, cfg, x_in, y):
-    """model.fit with cfg's settings. Returns (history {name: [float]}, epochs run, seconds)."""
-    cbs = []
+def _fit(model, cfg, x_in, y, first=()):
+    """model.fit with cfg's settings, callbacks `first` ahead of cfg's. Returns (history
+    {name: [float]}, epochs run, seconds)."""
+    cbs = list(first)
     if cfg.early_stopping is not None:
         cbs.append(callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping,
                                            restore_best_weights=True,
@@ -287,22 +288,25 @@ def _fit(model, cfg, x_in, y):
     return hist, len(history.epoch), seconds
 
 
-def train_run(cfg, data):
+def train_run(cfg, data, distribute=None):
     """Seed, build, train and test the model `cfg` describes on `data` (as load_data gives).
     Prints the model summary and Keras's progress when cfg.verbose. Returns a Run; raises
-    RunError for a bad model or validation split, or when training is interrupted."""
+    RunError for a bad model or validation split, or when training is interrupted.
+    distribute(model), when given, is called on the compiled model and returns callbacks for
+    fit to run first (`cnnfast train --workers`: cnnfast.distributed)."""
     if cfg.threads:
         set_num_threads(cfg.threads)
     utils.set_random_seed(cfg.seed)
     (x_train, y_train), (x_test, y_test) = data
     model, description, lr = build_model(cfg)
+    first = distribute(model) if distribute is not None else ()
     summary = io.StringIO()
     model.summary(print_fn=lambda s: summary.write(s + "\n"))
     if cfg.verbose:
         print(summary.getvalue(), end="")
     x_in = model_input(model, _prep(x_train))
     n_val = validation_count(len(x_in), cfg.validation_split)
-    hist, epochs_run, train_s = _fit(model, cfg, x_in, y_train)
+    hist, epochs_run, train_s = _fit(model, cfg, x_in, y_train, first)
     t1 = time.perf_counter()
     test_loss, test_acc, probs, cm = evaluate(model, x_test, y_test)
     eval_s = time.perf_counter() - t1

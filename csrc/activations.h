@@ -106,8 +106,11 @@ void rescale_backward(float* dinp, const float* dout, int64_t n, float scale);
 // any thread count. out = inp * keep * f32(1 / (1-rate)). rate in [0,1); mask (n) overwritten.
 // rate is the Python float: the scale is computed in double and rounded once, as TF does
 // (rate 0.9 gives 10.0f, whereas 1.0f / (1.0f - 0.9f) = 9.9999976f).
+// first: the stream position of element 0 (element i draws at first + i), so a shard of a
+// larger batch draws the mask the whole batch would give its rows (cnnfast.distributed: a
+// rank's rows start at first = (its row offset) * (values per row)); 0 for a whole batch.
 void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, double rate,
-                     uint64_t seed);
+                     uint64_t seed, int64_t first = 0);
 void dropout_backward(float* dinp, const float* dout, const uint8_t* mask, int64_t n, double rate);
 
 }  // namespace cnnfast

@@ -416,7 +416,7 @@ void xent_probs_dense(float* loss, float* dprobs, const float* probs, const floa
 
 CNNFAST_CLONES
 void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, double rate,
-                     uint64_t seed) {
+                     uint64_t seed, int64_t first) {
     CNNFAST_CHECK(rate >= 0.0 && rate < 1.0, "dropout_forward: rate must be in [0, 1)");
     const float scale = (float)(1.0 / (1.0 - rate));
     const uint64_t key = mix64(seed);
@@ -424,7 +424,7 @@ void dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t n, dou
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
 #endif
     for (int64_t i = 0; i < n; ++i) {
-        const uint8_t keep = dropout_keep(key, i, rate);
+        const uint8_t keep = dropout_keep(key, first + i, rate);
         mask[i] = keep;
         out[i] = keep ? inp[i] * scale : 0.0f;
     }

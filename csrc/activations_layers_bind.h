@@ -226,8 +226,12 @@ void bind_spatial_dropout(py::module_& m) {
     };
     m.def(
         "spatial_dropout_forward",
-        [rate_ok](py::object out, py::object mask, py::object inp, double rate, uint64_t seed) {
+        [rate_ok](py::object out, py::object mask, py::object inp, double rate, uint64_t seed,
+                  int64_t first) {
             const char* fn = "spatial_dropout_forward";
+            if (first < 0)
+                throw py::value_error(std::string(fn) + ": first must be >= 0, got " +
+                                      std::to_string(first));
             const auto s = A::shape(inp, fn, "inp");
             if (s.size() != 4)
                 throw py::value_error(std::string(fn) + ": inp must be 4-D (B,H,W,C), got shape " +
@@ -237,9 +241,11 @@ void bind_spatial_dropout(py::module_& m) {
             uint8_t* pm = A::template ptr<uint8_t>(mask, fn, "mask", true, {s[0], s[3]});
             const float* pi = A::template ptr<float>(inp, fn, "inp", false);
             py::gil_scoped_release nogil;
-            spatial_dropout_forward(po, pm, pi, s[0], s[1] * s[2], s[3], rate, seed);
+            spatial_dropout_forward(po, pm, pi, s[0], s[1] * s[2], s[3], rate, seed, first);
         },
-        py::arg("out"), py::arg("mask"), py::arg("inp"), py::arg("rate"), py::arg("seed"));
+        py::arg("out"), py::arg("mask"), py::arg("inp"), py::arg("rate"), py::arg("seed"),
+        py::arg("first") = 0,
+        "first: the stream position of mask[0, 0] (a shard of a larger batch: row offset * C).");
     m.def(
         "spatial_dropout_backward",
         [rate_ok](py::object dinp, py::object dout, py::object mask, double rate) {

@@ -71,8 +71,10 @@ inline double augment_uniform(uint64_t seed, int64_t b, int j) {
 // crop in both axes). transforms (B,8) overwritten for the resampling kinds (nullptr allowed;
 // never written for Flip, Contrast and Crop).
 int augment_num_params(AugmentKind kind);
+// first: the batch position of image 0 (image b draws as image first + b), so a shard of a
+// larger batch draws what the whole batch gives its images (cnnfast.distributed); 0 otherwise.
 void augment_params(float* params, float* transforms, const AugmentSpec& s, int B, int H, int W,
-                    uint64_t seed);
+                    uint64_t seed, int64_t first = 0);
 
 // out (B,H,W,C) overwritten with inp resampled through transforms (B,8), exactly as
 // tf.raw_ops.ImageProjectiveTransformV3 with output_shape (H,W) (fill modes, rounding,
@@ -87,7 +89,7 @@ void augment_out_hw(const AugmentSpec& s, int H, int W, int* oh, int* ow);
 // (the parameters of augment_params, then the flip, the resampling, the contrast or the crop).
 // work: kAugmentWork * B floats of scratch.
 void augment_forward(float* out, const float* inp, float* work, const AugmentSpec& s, int B, int H,
-                     int W, int C, uint64_t seed);
+                     int W, int C, uint64_t seed, int64_t first = 0);
 
 // out (B,oh,ow,C) overwritten: the inference forward (a copy, except Crop: Keras's centred
 // window of the crop's aspect ratio, resized to the crop size when it differs).

@@ -251,26 +251,27 @@ void augment_out_hw(const AugmentSpec& s, int H, int W, int* oh, int* ow) {
 }
 
 void augment_params(float* params, float* transforms, const AugmentSpec& s, int B, int H, int W,
-                    uint64_t seed) {
+                    uint64_t seed, int64_t first) {
     const int P = augment_num_params(s.kind);
     for (int b = 0; b < B; ++b) {
         float* p = params + (int64_t)b * P;
         float* t = transforms ? transforms + (int64_t)b * 8 : nullptr;
+        const int64_t g = first + b;  // the image's position in the (global) batch
         switch (s.kind) {
             case AugmentKind::Flip: {
                 // Keras draws one uniform per image and flips at <= 0.5; in
                 // horizontal_and_vertical mode the same draw flips both axes (random_flip.py).
-                const bool flip = augment_uniform(seed, b, 0) <= 0.5;
+                const bool flip = augment_uniform(seed, g, 0) <= 0.5;
                 p[0] = s.flip_h && flip;
                 p[1] = s.flip_v && flip;
             } break;
             case AugmentKind::Rotation:
-                p[0] = uniform_in(seed, b, 0, s.lo0 * 360.0, s.hi0 * 360.0);
+                p[0] = uniform_in(seed, g, 0, s.lo0 * 360.0, s.hi0 * 360.0);
                 if (t) rotation_matrix(t, p[0], H, W);
                 break;
             case AugmentKind::Zoom:
-                p[0] = uniform_in(seed, b, 0, 1.0 + s.lo0, 1.0 + s.hi0);
-                p[1] = s.has_width ? uniform_in(seed, b, 1, 1.0 + s.lo1, 1.0 + s.hi1) : p[0];
+                p[0] = uniform_in(seed, g, 0, 1.0 + s.lo0, 1.0 + s.hi0);
+                p[1] = s.has_width ? uniform_in(seed, g, 1, 1.0 + s.lo1, 1.0 + s.hi1) : p[0];
                 if (t) zoom_matrix(t, p[0], p[1], H, W);
                 break;
             case AugmentKind::Translation:
@@ -323,10 +324,10 @@ static void flip_image(float* out, const float* img, bool fh, bool fv, int H, in
 }
 
 void augment_forward(float* out, const float* inp, float* work, const AugmentSpec& s, int B, int H,
-                     int W, int C, uint64_t seed) {
+                     int W, int C, uint64_t seed, int64_t first) {
     CNNFAST_CHECK(B >= 0 && H > 0 && W > 0 && C > 0, "augment_forward: bad image shape");
     if (s.kind == AugmentKind::Flip) {
-        augment_params(work, nullptr, s, B, H, W, seed);
+        augment_params(work, nullptr, s, B, H, W, seed, first);
         const int64_t n = (int64_t)H * W * C;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
@@ -337,7 +338,7 @@ void augment_forward(float* out, const float* inp, float* work, const AugmentSpe
         return;
     }
     if (s.kind == AugmentKind::Contrast) {
-        augment_params(work, nullptr, s, B, H, W, seed);
+        augment_params(work, nullptr, s, B, H, W, seed, first);
         const int64_t n = (int64_t)H * W * C;
 #ifdef _OPENMP
 #pragma omp parallel
@@ -363,7 +364,7 @@ void augment_forward(float* out, const float* inp, float* work, const AugmentSpe
         return;
     }
     // work: the transforms (B,8), then the parameters (B,P <= 2)
-    augment_params(work + (int64_t)B * 8, work, s, B, H, W, seed);
+    augment_params(work + (int64_t)B * 8, work, s, B, H, W, seed, first);
     projective_transform(out, inp, work, B, H, W, C, s.fill, s.interp, s.fill_value);
 }
 

@@ -26,6 +26,7 @@
 #include "depthwise_bind.h"
 #include "gemm.h"
 #include "isa.h"
+#include "losses.h"
 #include "net.h"
 #include "optim.h"
 #include "pool2d.h"
@@ -227,6 +228,7 @@ struct PyNet {
     OptSpec opt;
     std::vector<ParamSlot> params;
     bool sparse = true;
+    float penalty = 0.0f;  // the weight penalties of the last train_step
 };
 
 bool is_valid(OpKind k) {
@@ -738,6 +740,27 @@ void bind_net(py::module_& m) {
     m.def("layer_seed", &layer_seed, py::arg("seed"), py::arg("i"),
           "The random stream of the op at position i of the model's plan in the step with "
           "`seed` (csrc/net.h); both engines use it.");
+    // dropout_forward with the stream position of element 0 (csrc/activations.h): a shard of
+    // a global batch draws that batch's mask for its rows (cnnfast.distributed). CPU only.
+    m.def(
+        "dropout_forward_at",
+        [](py::object out, py::object mask, py::object inp, double rate, uint64_t seed,
+           int64_t first) {
+            const char* fn = "dropout_forward_at";
+            const auto s = HostArrays::shape(inp, fn, "inp");
+            check_rate(rate, fn);
+            if (first < 0)
+                throw py::value_error("dropout_forward_at: first must be >= 0, got " +
+                                      std::to_string(first));
+            float* po = HostArrays::ptr<float>(out, fn, "out", true, s);
+            uint8_t* pm = HostArrays::ptr<uint8_t>(mask, fn, "mask", true, s);
+            const float* pi = HostArrays::ptr<float>(inp, fn, "inp", false);
+            const int64_t n = HostArrays::size(inp, fn, "inp");
+            py::gil_scoped_release nogil;
+            cnnfast::dropout_forward(po, pm, pi, n, rate, seed, first);
+        },
+        py::arg("out"), py::arg("mask"), py::arg("inp"), py::arg("rate"), py::arg("seed"),
+        py::arg("first"));
     py::class_<PyNet>(m, "Net")
         .def(py::init([](const std::vector<PyOp>& ops, std::vector<int> in_shape, int max_batch,
                          LossKind loss, int num_classes, bool fused) {
@@ -769,7 +792,8 @@ void bind_net(py::module_& m) {
                 std::vector<py::object> keep;
                 for (py::handle item : params) {
                     py::tuple t = py::reinterpret_borrow<py::tuple>(item);
-                    if (t.size() != 5) throw py::value_error("Net: a param is (w, g, s0, s1, s2)");
+                    if (t.size() != 5 && t.size() != 7)
+                        throw py::value_error("Net: a param is (w, g, s0, s1, s2[, l1, l2])");
                     py::array W = as_array(t[0], fn, "w");
                     auto s = shape_of(W);
                     ParamSlot p{data_of<float>(t[0], fn, "w", true),
@@ -778,6 +802,11 @@ void bind_net(py::module_& m) {
                                 optional_data_of<float>(t[3], fn, "slot1", true, s),
                                 optional_data_of<float>(t[4], fn, "slot2", true, s),
                                 W.size()};
+                    if (t.size() == 7) {
+                        p.l1 = t[5].cast<double>(), p.l2 = t[6].cast<double>();
+                        if (!(p.l1 >= 0.0 && p.l2 >= 0.0))
+                            throw py::value_error("Net.set_optimizer: l1 and l2 must be >= 0");
+                    }
                     check_slots(o, p);
                     for (int i = 0; i < 5; ++i)
                         if (!t[i].is_none()) keep.push_back(t[i]);
@@ -811,7 +840,7 @@ void bind_net(py::module_& m) {
         .def(
             "train_step",
             [](PyNet& h, py::object x, py::object y, py::object idx, uint64_t seed, float lr,
-               int64_t step) {
+               int64_t step, py::object sw, int64_t sample_offset, bool update) {
                 const char* fn = "Net.train_step";
                 py::array X = as_array(x, fn, "x"), I = as_array(idx, fn, "idx");
                 const int64_t in_n = h.net->in_size();
@@ -830,18 +859,37 @@ void bind_net(py::module_& m) {
                     if (pi[b] < 0 || pi[b] >= N)
                         throw py::value_error("Net.train_step: index out of range");
                 if (step < 1) throw py::value_error("Net.train_step: step must be >= 1");
+                const float* psw = optional_data_of<float>(sw, fn, "sw", false, {N});
+                if (sample_offset < 0)
+                    throw py::value_error("Net.train_step: sample_offset must be >= 0, got " +
+                                          std::to_string(sample_offset));
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = h.net->train_step(px, py_, pi, B, seed, h.opt, h.params, lr, step);
+                    r = h.net->train_step(px, py_, pi, B, seed, h.opt, h.params, lr, step, psw,
+                                          sample_offset, update);
                 }
+                h.penalty = r.penalty;
                 return py::make_tuple(r.loss, r.correct);
             },
             py::arg("x"), py::arg("y"), py::arg("idx"), py::arg("seed"), py::arg("lr"),
-            py::arg("step"))
+            py::arg("step"), py::arg("sw") = py::none(), py::arg("sample_offset") = 0,
+            py::arg("update") = true,
+            "sw: the dataset's sample weights or None; sample_offset: these rows' position in a "
+            "larger global batch (Dropout masks); update=False: stop after backward, gradients "
+            "in the g arrays (apply_update next).")
+        .def(
+            "apply_update",
+            [](PyNet& h, float lr, int64_t step) {
+                if (step < 1) throw py::value_error("Net.apply_update: step must be >= 1");
+                py::gil_scoped_release nogil;
+                h.net->apply_update(h.opt, h.params, lr, step);
+            },
+            py::arg("lr"), py::arg("step"),
+            "The optimizer part of a step (clip, weight decay, update) on the g arrays.")
         .def(
             "evaluate",
-            [](PyNet& h, py::object x, py::object y) {
+            [](PyNet& h, py::object x, py::object y, py::object sw) {
                 const char* fn = "Net.evaluate";
                 py::array X = as_array(x, fn, "x");
                 const int64_t N = X.ndim() ? X.shape(0) : 0;
@@ -854,15 +902,17 @@ void bind_net(py::module_& m) {
                 const void* py_ = h.sparse ? (const void*)data_of<int32_t>(y, fn, "y", false, {n})
                                            : (const void*)data_of<float>(y, fn, "y", false,
                                                                          {n, h.net->out_size()});
+                const float* psw = optional_data_of<float>(sw, fn, "sw", false, {n});
                 StepResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = h.net->evaluate(px, py_, N);
+                    r = h.net->evaluate(px, py_, N, psw);
                 }
                 return py::make_tuple(r.loss, r.correct);
             },
-            py::arg("x"), py::arg("y"),
-            "Loss and correct count over x's rows (any count; max_batch rows per pass).")
+            py::arg("x"), py::arg("y"), py::arg("sw") = py::none(),
+            "Loss and correct count over x's rows (any count; max_batch rows per pass); sw: "
+            "the rows' sample weights or None.")
         .def(
             "predict",
             [](PyNet& h, py::object x, py::object out) {
@@ -886,7 +936,55 @@ void bind_net(py::module_& m) {
             },
             py::arg("x"), py::arg("out"),
             "Outputs of x's rows (any count; max_batch rows per pass) into out.")
-        .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); });
+        .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); })
+        .def_property_readonly(
+            "penalty", [](const PyNet& h) { return h.penalty; },
+            "The weight regularizers' penalty (float32) of the last train_step, 0 without any.");
+}
+
+// Keras's regularizers and sample weights (csrc/optim.h weight_penalty, csrc/losses.h
+// weighted_loss_mean), shared by both engines.
+void bind_weighting(py::module_& m) {
+    m.def(
+        "weight_penalty",
+        [](py::object dx, py::object x, double l1, double l2, float scale) {
+            const char* fn = "weight_penalty";
+            if (!(l1 >= 0.0 && l2 >= 0.0))
+                throw py::value_error("weight_penalty: l1 and l2 must be >= 0");
+            py::array X = as_array(x, fn, "x");
+            const float* px = data_of<float>(x, fn, "x", false);
+            float* pd = optional_data_of<float>(dx, fn, "dx", true, shape_of(X));
+            const int64_t n = X.size();
+            py::gil_scoped_release nogil;
+            return weight_penalty(pd, px, n, l1, l2, scale);
+        },
+        py::arg("dx"), py::arg("x"), py::arg("l1"), py::arg("l2"), py::arg("scale"),
+        "l1 * sum|x| + l2 * sum(x*x) (float32); dx (x's shape, or None) += its gradient * scale.");
+    m.def(
+        "weighted_loss_mean",
+        [](py::object dpred, py::object loss, py::object w) {
+            const char* fn = "weighted_loss_mean";
+            py::array L = as_array(loss, fn, "loss");
+            require_ndim(L, 1, fn, "loss");
+            const int64_t B = L.shape(0);
+            const float* pl = data_of<float>(loss, fn, "loss", false, {B});
+            const float* pw = data_of<float>(w, fn, "w", false, {B});
+            int64_t K = 0;
+            float* pd = nullptr;
+            if (!dpred.is_none()) {
+                py::array D = as_array(dpred, fn, "dpred");
+                if (D.ndim() < 1 || D.shape(0) != B)
+                    throw py::value_error("weighted_loss_mean: dpred must have " +
+                                          std::to_string(B) + " rows, got shape " + shape_str(D));
+                K = B ? D.size() / B : 0;
+                pd = data_of<float>(dpred, fn, "dpred", true, shape_of(D));
+            }
+            if (B == 0) throw py::value_error("weighted_loss_mean: empty batch");
+            py::gil_scoped_release nogil;
+            return weighted_loss_mean(pd, pl, pw, (int)B, K);
+        },
+        py::arg("dpred"), py::arg("loss"), py::arg("w"),
+        "sum(loss * w) / B (float32, row order); dpred's rows (or None) are scaled by w in place.");
 }
 
 // ---- augmentation (csrc/augment.h): the kinds, AugmentSpec, its kernels and Op.augment ----
@@ -1012,8 +1110,11 @@ void bind_augment(py::module_& m) {
         "out (B,H,W,C) = inp resampled as tf.raw_ops.ImageProjectiveTransformV3.");
     m.def(
         "augment_forward",
-        [](py::object out, py::object inp, const AugmentSpec& s, uint64_t seed) {
+        [](py::object out, py::object inp, const AugmentSpec& s, uint64_t seed, int64_t first) {
             const char* fn = "augment_forward";
+            if (first < 0)
+                throw py::value_error("augment_forward: first must be >= 0, got " +
+                                      std::to_string(first));
             const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
             const float* pi = data_of<float>(inp, fn, "inp", false);
             float* po = data_of<float>(out, fn, "out", true, out_shape(s, sh));
@@ -1021,11 +1122,12 @@ void bind_augment(py::module_& m) {
             std::vector<float> work((size_t)kAugmentWork * std::max<int64_t>(sh[0], 1));
             py::gil_scoped_release nogil;
             augment_forward(po, pi, work.data(), s, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3],
-                            seed);
+                            seed, first);
         },
-        py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"),
+        py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"), py::arg("first") = 0,
         "The training forward of one augmentation layer with stream seed (out (B,H,W,C); "
-        "RandomCrop: (B,h,w,C)).");
+        "RandomCrop: (B,h,w,C)); first: the batch position of image 0 (a shard of a larger "
+        "batch).");
     m.def(
         "augment_inference",
         [](py::object out, py::object inp, const AugmentSpec& s) {
@@ -1133,4 +1235,5 @@ PYBIND11_MODULE(_core, m) {
     bind_opt_spec(m);
     bind_net(m);
     bind_augment(m);
+    bind_weighting(m);
 }

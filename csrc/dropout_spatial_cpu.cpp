@@ -14,11 +14,11 @@ static void check_rate(double rate, const char* fn) {
 
 CNNFAST_CLONES
 void spatial_dropout_forward(float* out, uint8_t* mask, const float* inp, int64_t B, int64_t HW,
-                             int64_t C, double rate, uint64_t seed) {
+                             int64_t C, double rate, uint64_t seed, int64_t first) {
     check_rate(rate, "spatial_dropout_forward");
     const float scale = (float)(1.0 / (1.0 - rate));  // rounded once, as dropout_forward
     const uint64_t key = mix64(seed);
-    for (int64_t i = 0; i < B * C; ++i) mask[i] = dropout_keep(key, i, rate);
+    for (int64_t i = 0; i < B * C; ++i) mask[i] = dropout_keep(key, first + i, rate);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (B * HW * C > kGrain)
 #endif

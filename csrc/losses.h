@@ -44,4 +44,11 @@ inline bool is_valid(ElementLoss f) {
 void element_loss(float* loss, float* dpred, const float* pred, const float* target, int B, int K,
                   ElementLoss f, bool from_logits, float param, float eps, float grad_scale);
 
+// Keras's weighted sum_over_batch_size reduction (keras/src/losses/loss.py
+// reduce_weighted_values) of per-sample losses loss (B) with sample weights w (B): returns
+//   (sum_b f32(loss[b] * w[b]), float32 in row order) / B
+// and, when dpred is not nullptr, multiplies each of its B rows of K values by w[b] in place
+// (a gradient computed with grad_scale 1/B becomes that of the weighted mean).
+float weighted_loss_mean(float* dpred, const float* loss, const float* w, int B, int64_t K);
+
 }  // namespace cnnfast

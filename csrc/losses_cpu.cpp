@@ -133,4 +133,17 @@ void element_loss(float* loss, float* dpred, const float* pred, const float* tar
     }
 }
 
+float weighted_loss_mean(float* dpred, const float* loss, const float* w, int B, int64_t K) {
+    float sum = 0.0f;
+    for (int b = 0; b < B; ++b) sum += loss[b] * w[b];
+    if (dpred != nullptr) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((int64_t)B * K > (1 << 15))
+#endif
+        for (int b = 0; b < B; ++b)
+            for (int64_t k = 0; k < K; ++k) dpred[(int64_t)b * K + k] *= w[b];
+    }
+    return sum / (float)B;
+}
+
 }  // namespace cnnfast

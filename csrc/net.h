@@ -113,6 +113,9 @@ struct OptSpec {
 //            s2 = mean gradient (centered only)
 //   Nadam:   s0 = m, s1 = v;  Adamax: s0 = m, s1 = u (infinity norm)
 //   Adagrad: s0 = accumulator;  Adadelta: s0 = accumulated grad, s1 = accumulated delta
+// l1, l2: the array's Keras weight regularizer (L1/L2/L1L2, 0 for none): its penalty is added
+// to the step's `penalty` and its gradient to g before the optimizer (csrc/optim.h
+// weight_penalty), as Keras adds model.losses to the loss it differentiates.
 struct ParamSlot {
     float* w;
     float* g;
@@ -120,11 +123,13 @@ struct ParamSlot {
     float* s1;
     float* s2;
     int64_t n;
+    double l1 = 0.0, l2 = 0.0;
 };
 
 struct StepResult {
-    float loss;       // batch mean, float32 as Keras computes it
-    int64_t correct;  // rows whose argmax(output) equals the label (first index on ties)
+    float loss;            // batch mean, float32 as Keras computes it
+    int64_t correct;       // rows whose argmax(output) equals the label (first index on ties)
+    float penalty = 0.0f;  // train_step: the weight penalties, float32, summed in param order
 };
 
 class Net {
@@ -143,14 +148,25 @@ class Net {
     void predict_rows(const float* x, float* out, int64_t N);
     // Gathers rows idx[0..B) of the dataset x (N, in_size) and labels y, then a full step.
     // y is int32 (B) for sparse losses or float32 (B,K) for dense ones. The update uses
-    // ParamSlots with lr and step (= optimizer iterations + 1).
+    // ParamSlots with lr and step (= optimizer iterations + 1). sw: the dataset's sample
+    // weights (N) or nullptr; the loss is then Keras's weighted mean (losses.h
+    // weighted_loss_mean).
+    // The data-parallel split (cnnfast.distributed, docs/training_step.md): sample_offset is
+    // the position of these B rows in a larger global batch (Dropout and the augmentation ops
+    // draw what that batch gives these rows); update=false stops after backward, gradients in the
+    // ParamSlots' g arrays, for the caller to all-reduce and then call apply_update.
     StepResult train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                           const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
-                          int64_t step);
+                          int64_t step, const float* sw = nullptr, int64_t sample_offset = 0,
+                          bool update = true);
+    // The optimizer part of a step alone (clip, weight decay, update) on the gradients in g.
+    void apply_update(const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
+                      int64_t step);
     // Loss and correct count of a forward pass (dropout off) on N contiguous rows of any
-    // count, max_batch rows at a time. The mean loss is the running float32 sum over the rows in
-    // order divided by N: the same bits as one pass over all N rows (loss_batch_mean).
-    StepResult evaluate(const float* x, const void* y, int64_t N);
+    // count, max_batch rows at a time; sw (N) or nullptr: the rows' sample weights. The mean
+    // loss is the running float32 sum over the rows in order (of loss * w with weights) divided
+    // by N: the same bits as one pass over all N rows (loss_batch_mean, weighted_loss_mean).
+    StepResult evaluate(const float* x, const void* y, int64_t N, const float* sw = nullptr);
 
     // Wall time of each op's forward and backward, and of the step's other phases, summed
     // over the train steps since profiling was switched on (set_profiling(true) also resets).
@@ -184,8 +200,8 @@ class Net {
         bool relu_out = false;       // the output is a ReLU's (fused or Activation('relu'))
     };
 
-    void forward(const float* x, int B, bool training, uint64_t seed);
-    float loss_and_grad(const void* y, int B, bool with_grad);
+    void forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset = 0);
+    float loss_and_grad(const void* y, int B, bool with_grad, const float* sw);
     // The per-sample losses of the last forward pass into loss_buf_ (no gradient).
     void sample_losses(const void* y, int B);
     void backward(int B);
@@ -200,6 +216,7 @@ class Net {
     std::vector<int32_t> ybuf_i_;
     std::vector<float> ybuf_f_;
     std::vector<float> loss_buf_, dloss_;
+    std::vector<float> swbuf_;  // gathered sample weights
     std::vector<float> workspace_;
     bool profiling_ = false;  // record in train_step
     bool timing_ = false;     // recording now (inside a profiled train_step)

@@ -16,6 +16,7 @@
 #include "batchnorm.h"
 #include "conv2d.h"
 #include "dense.h"
+#include "losses.h"
 #include "optim.h"
 #include "pool2d.h"
 
@@ -164,6 +165,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
     ybuf_i_.resize(max_batch);
     ybuf_f_.resize((size_t)max_batch * K_);
     loss_buf_.resize(max_batch);
+    swbuf_.resize(max_batch);
     dloss_.resize((size_t)max_batch * K_);
     workspace_.resize(std::max<size_t>(ws, 1));
     a_.assign(layers_.size() + 1, nullptr);
@@ -171,7 +173,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
     set_profiling(false);
 }
 
-void Net::forward(const float* x, int B, bool training, uint64_t seed) {
+void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset) {
     CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch of " + std::to_string(B) +
                                                 " rows exceeds the buffers' " +
                                                 std::to_string(max_batch_));
@@ -211,7 +213,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
                 l.active = training && o.rate > 0.0;
                 if (l.active)
                     dropout_forward(out, l.mask.data(), in, (int64_t)B * l.out_n, o.rate,
-                                    layer_seed(seed, i));
+                                    layer_seed(seed, i), sample_offset * l.out_n);
                 else
                     out = in;
                 break;
@@ -229,7 +231,8 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
             case OpKind::Augment:
                 if (training)
                     augment_forward(out, in, workspace_.data(), o.aug, B, l.in_shape[0],
-                                    l.in_shape[1], l.in_shape[2], layer_seed(seed, i));
+                                    l.in_shape[1], l.in_shape[2], layer_seed(seed, i),
+                                    sample_offset);
                 else if (o.aug.kind == AugmentKind::Crop)  // Keras's centred crop
                     augment_inference(out, in, o.aug, B, l.in_shape[0], l.in_shape[1],
                                       l.in_shape[2]);
@@ -256,7 +259,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed) {
     }
 }
 
-float Net::loss_and_grad(const void* y, int B, bool with_grad) {
+float Net::loss_and_grad(const void* y, int B, bool with_grad, const float* sw) {
     const float* in = fused_ ? zp_.back() : a_.back();
     CNNFAST_CHECK(in, "Net: the loss has no input");
     float* d = with_grad ? dloss_.data() : nullptr;
@@ -276,11 +279,11 @@ float Net::loss_and_grad(const void* y, int B, bool with_grad) {
             xent_probs_dense(loss, d, in, (const float*)y, B, K_, kXentEps, scale);
             break;
     }
-    return loss_batch_mean(loss, B);
+    return sw ? weighted_loss_mean(d, loss, sw, B, K_) : loss_batch_mean(loss, B);
 }
 
 void Net::sample_losses(const void* y, int B) {
-    loss_and_grad(y, B, false);
+    loss_and_grad(y, B, false, nullptr);
 }
 
 void Net::backward(int B) {
@@ -430,8 +433,9 @@ static void optimizer_step(const OptSpec& opt, const std::vector<ParamSlot>& par
 
 StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, int B, uint64_t seed,
                            const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
-                           int64_t step) {
+                           int64_t step, const float* sw, int64_t sample_offset, bool update) {
     CNNFAST_CHECK(B > 0 && B <= max_batch_, "Net: batch size out of range");
+    CNNFAST_CHECK(sample_offset >= 0, "Net: sample_offset must be >= 0");
     const bool sparse = is_sparse(loss_);
     const int64_t in_n = sizes_.front();
     timing_ = profiling_;
@@ -452,30 +456,42 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
         else
             std::memcpy(ybuf_f_.data() + (size_t)b * K_, (const float*)y + (size_t)idx[b] * K_,
                         sizeof(float) * K_);
+        if (sw) swbuf_[b] = sw[idx[b]];
     }
     const void* yb = sparse ? (const void*)ybuf_i_.data() : (const void*)ybuf_f_.data();
     lap(prof_.gather_ms);
-    forward(xbuf_.data(), B, true, seed);  // forward/backward time themselves per op
+    forward(xbuf_.data(), B, true, seed, sample_offset);  // forward/backward time themselves
     t = timing_ ? now_ms() : 0.0;
     StepResult r;
-    r.loss = loss_and_grad(yb, B, true);
+    r.loss = loss_and_grad(yb, B, true, sw ? swbuf_.data() : nullptr);
     r.correct = count_correct(yb, B);
     lap(prof_.loss_ms);
     backward(B);
     t = timing_ ? now_ms() : 0.0;
-    optimizer_step(opt, params, lr, step);
+    for (const ParamSlot& p : params)
+        if (p.l1 != 0.0 || p.l2 != 0.0)
+            r.penalty += weight_penalty(p.g, p.w, p.n, p.l1, p.l2, 1.0f);
+    if (update) optimizer_step(opt, params, lr, step);
     lap(prof_.update_ms);
     if (timing_) ++prof_.steps;
     timing_ = false;
     return r;
 }
 
-StepResult Net::evaluate(const float* x, const void* y, int64_t N) {
+void Net::apply_update(const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
+                       int64_t step) {
+    const double t = profiling_ ? now_ms() : 0.0;
+    optimizer_step(opt, params, lr, step);
+    if (profiling_) prof_.update_ms += now_ms() - t;
+}
+
+StepResult Net::evaluate(const float* x, const void* y, int64_t N, const float* sw) {
     timing_ = false;  // only train steps are profiled (even after one that threw)
     CNNFAST_CHECK(N > 0, "Net: evaluate needs at least one row");
     const bool sparse = is_sparse(loss_);
     const int64_t in_n = sizes_.front();
-    float sum = 0.0f;  // loss_batch_mean's running sum, continued across the chunks
+    // loss_batch_mean's (weighted_loss_mean's) running sum, continued across the chunks
+    float sum = 0.0f;
     StepResult r{0.0f, 0};
     for (int64_t r0 = 0; r0 < N; r0 += max_batch_) {
         const int B = (int)std::min<int64_t>(max_batch_, N - r0);
@@ -483,7 +499,10 @@ StepResult Net::evaluate(const float* x, const void* y, int64_t N) {
                                 : (const void*)((const float*)y + r0 * K_);
         forward(x + r0 * in_n, B, false, 0);
         sample_losses(yc, B);
-        for (int b = 0; b < B; ++b) sum += loss_buf_[b];
+        if (sw)
+            for (int b = 0; b < B; ++b) sum += loss_buf_[b] * sw[r0 + b];
+        else
+            for (int b = 0; b < B; ++b) sum += loss_buf_[b];
         r.correct += count_correct(yc, B);
     }
     r.loss = sum / (float)N;

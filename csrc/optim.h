@@ -72,6 +72,14 @@ void adadelta_update(float* w, float* acc_grad, float* acc_delta, const float* g
 // update (base_optimizer.py _apply_weight_decay):  w -= (w * f32(wd)) * lr
 void weight_decay_update(float* w, int64_t n, float lr, double weight_decay);
 
+// Keras's L1/L2 penalty (keras/src/regularizers L1, L2, L1L2) of x (n): returns
+//   (0 + f32(l1) * sum|x|) + f32(l2) * sum(x*x)    (a term only where its factor is nonzero)
+// with each sum accumulated in double over fixed blocks combined in index order, then rounded
+// to float32 (independent of the thread count). When dx is not nullptr its gradient times
+// scale is accumulated into it (the weights' gradients, or d(output) of an activity penalty):
+//   dx += (sign(x) * f32(l1) + (2 * x) * f32(l2)) * scale       (sign(0) = 0, as TF)
+float weight_penalty(float* dx, const float* x, int64_t n, double l1, double l2, float scale);
+
 // Gradient clipping, Keras's optimizer arguments (before weight decay and the update). In
 // place on `count` gradients g[i] of n[i] floats. Sums of squares are accumulated in double,
 // in blocks of a fixed size combined in index order, then rounded to float32: independent of

@@ -257,4 +257,41 @@ float f32_log(float x) {
     return std::log(x);
 }
 
+// sum|x| or sum(x*x) in double, in fixed blocks combined in block order (see sum_squares).
+static float block_sum(const float* x, int64_t n, bool squares) {
+    const int64_t nb = (n + kSumBlock - 1) / kSumBlock;
+    std::vector<double> part((size_t)nb, 0.0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#endif
+    for (int64_t b = 0; b < nb; ++b) {
+        const int64_t lo = b * kSumBlock, hi = std::min(n, lo + kSumBlock);
+        double s = 0.0;
+        for (int64_t i = lo; i < hi; ++i)
+            s += squares ? (double)(x[i] * x[i]) : std::fabs((double)x[i]);
+        part[(size_t)b] = s;
+    }
+    double s = 0.0;
+    for (double p : part) s += p;
+    return (float)s;
+}
+
+float weight_penalty(float* dx, const float* x, int64_t n, double l1, double l2, float scale) {
+    const float f1 = (float)l1, f2 = (float)l2;
+    float penalty = 0.0f;
+    if (f1 != 0.0f) penalty += f1 * block_sum(x, n, false);
+    if (f2 != 0.0f) penalty += f2 * block_sum(x, n, true);
+    if (dx != nullptr && (f1 != 0.0f || f2 != 0.0f)) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#endif
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = x[i];
+            const float sgn = (float)((v > 0.0f) - (v < 0.0f));
+            dx[i] += (sgn * f1 + (2.0f * v) * f2) * scale;
+        }
+    }
+    return penalty;
+}
+
 }  // namespace cnnfast

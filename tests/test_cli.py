@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -204,6 +205,8 @@ def test_train_writes_the_run(trained_run):
               "report.html"] + FIGURES:
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     assert (out / "model.keras").exists()
+    with zipfile.ZipFile(out / "model.keras") as z:             # a real Keras 3 file
+        assert sorted(z.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
     settings = json.loads((out / "run.json").read_text())
     assert settings["train_images"] == 480 and settings["validation_images"] == 120
     assert settings["test_images"] == 300 and settings["threads"] == 1
@@ -219,6 +222,28 @@ def test_train_writes_the_run(trained_run):
     assert "macro avg" in (out / "classification_report.txt").read_text()
     rebuilt = zoo.from_layer_list(json.loads((out / "spec.json").read_text()))
     assert rebuilt.count_params() == 8 * 10 + 13 * 13 * 8 * 10 + 10
+
+
+def test_export_onnx(tmp_path, capsys):
+    """`cnnfast export RUN --onnx` on a run directory's model.keras (a small CNN)."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    run = tmp_path / "run"
+    run.mkdir()
+    m = zoo.build("cnn")
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.save(run / "model.keras")
+    assert cli.main(["export", str(run)]) == 1
+    assert "choose a format: --onnx" in capsys.readouterr().err
+    assert cli.main(["export", str(run), "--onnx"]) == 0
+    out = capsys.readouterr().out
+    assert f"Wrote {run / 'model.onnx'}" in out and "ort.InferenceSession(" in out
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    sess = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"input": x})[0], m.predict(x, verbose=0),
+                               rtol=0, atol=1e-5)
+    assert cli.main(["export", str(tmp_path / "nope"), "--onnx"]) == 1
+    assert "no such run directory" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -163,8 +163,6 @@ def test_dataset_errors():
         m.fit(Dataset.from_tensor_slices((x, y, np.ones(len(y)))).batch(9), verbose=0)
     with pytest.raises(ValueError, match="labels must be in"):
         m.fit(Dataset.from_tensor_slices((x, y + 10)).batch(9), verbose=0)
-    with pytest.raises(NotImplementedError, match="steps_per_epoch is supported for datasets"):
-        m.fit(x, y, steps_per_epoch=2, verbose=0)
     with pytest.raises(NotImplementedError, match="generators and other datasets"):
         m.fit((i for i in range(3)), verbose=0)
 

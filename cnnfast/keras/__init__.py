@@ -20,6 +20,7 @@ from . import (  # noqa: F401
                models,
                optimizers,
                preprocessing,
+               regularizers,
                saving,
                utils,
 )

@@ -14,6 +14,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import backend, regularizers
+
 _name_counts: dict = defaultdict(int)
 
 
@@ -37,6 +39,12 @@ def reset_names():
 def shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
         ("," if len(shape) == 1 else "") + ")"
+
+
+# The position of this batch's first row in a larger global batch, set around a data-parallel
+# train step on the LayerEngine (executor._SampleOffset, cnnfast.distributed): Dropout and the
+# augmentation layers then draw what the global batch gives these rows. 0 everywhere else.
+sample_offset = 0
 
 
 class KerasTensor:
@@ -77,6 +85,10 @@ class Layer:
     # How many of the last weights are state no optimizer updates, whatever `trainable` says
     # (BatchNormalization's moving statistics): they get no gradient and are never trainable.
     _n_state_weights = 0
+    # Regularizers (cnnfast/regularizers.py), set by a layer that takes them through
+    # _set_regularizers: {weight attribute name: regularizer} and the output's one.
+    _weight_regularizers: dict = {}
+    activity_regularizer = None
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, batch_size=None, **kwargs):
@@ -120,6 +132,10 @@ class Layer:
         c = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
         if self._batch_input_shape is not None:
             c["batch_input_shape"] = self._batch_input_shape
+        for attr, reg in self._weight_regularizers.items():
+            c[attr + "_regularizer"] = regularizers.serialize(reg)
+        if self.activity_regularizer is not None:  # as Keras: only when set
+            c["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return c
 
     @classmethod
@@ -137,6 +153,9 @@ class Layer:
             if key in config:
                 config[key] = deserialize_initializer(config[key],
                                                       f"{cls.__name__}.from_config: {key}")
+        for key, value in config.items():
+            if key.endswith("_regularizer") and isinstance(value, dict):
+                config[key] = regularizers.deserialize(value)
         return cls(**config)
 
     # The weights as Keras shows them: Variables (name 'kernel', path 'dense/kernel', .numpy(),
@@ -230,6 +249,68 @@ class Layer:
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None,
                    **kwargs):
         raise _custom_layer_error(self)
+
+    # ---- regularizers (docs/keras_semantics.md#regularizers) ---------------------------------
+    def _set_regularizers(self, activity=None, **weights):
+        """The layer's regularizers, in one line of its __init__:
+        `self._set_regularizers(activity_regularizer, kernel=kernel_regularizer, bias=...)`,
+        each weight named by the attribute that holds it after build. A layer that sets an
+        activity regularizer returns `self._activity(y)` from forward and starts backward with
+        `dout = self._activity_backward(dout, dout_is_dlogits)`."""
+        where = f"{type(self).__name__} '{self.name}'"
+        self._weight_regularizers = {
+            attr: regularizers.for_layer(r, where, attr + "_regularizer")
+            for attr, r in weights.items()}
+        self.activity_regularizer = regularizers.for_layer(activity, where,
+                                                           "activity_regularizer")
+        self._activity_penalty = None
+
+    def regularizer_factors(self):
+        """Per entry of trainable_weights, the (l1, l2) of its regularizer or None: what
+        both engines add to the loss and its gradient (cnnfast/executor.py)."""
+        regs = {id(getattr(self, attr, None)): r
+                for attr, r in self._weight_regularizers.items() if r is not None}
+        return [regs[id(w)].factors() if id(w) in regs else None
+                for w in self.trainable_weights]
+
+    def _activity(self, y):
+        """Records the activity penalty of output y (B, ...): Keras's regularizer(y) / B
+        (keras/src/layers/layer.py), float32."""
+        if self.activity_regularizer is not None:
+            l1, l2 = self.activity_regularizer.factors()
+            pen = backend.weight_penalty(None, np.ascontiguousarray(y), l1, l2, 1.0)
+            self._activity_penalty = np.float32(pen) / np.float32(max(y.shape[0], 1))
+            self._activity_out = y
+        return y
+
+    def _activity_backward(self, dout, dout_is_dlogits=False):
+        """dout plus the activity penalty's gradient, reg'(y) / B (a new buffer)."""
+        if self.activity_regularizer is None:
+            return dout
+        if dout_is_dlogits:
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': an activity_regularizer on the output "
+                "layer whose activation the loss reads as logits (softmax with a "
+                "cross-entropy, sigmoid with binary_crossentropy) is not supported")
+        y = self._activity_out
+        d = self._buffer("activity_dout", dout.shape)
+        d[...] = dout
+        l1, l2 = self.activity_regularizer.factors()
+        backend.weight_penalty(d, np.ascontiguousarray(y), l1, l2,
+                               float(np.float32(1.0) / np.float32(y.shape[0])))
+        return d
+
+    @property
+    def losses(self):
+        """The layer's current penalties (float32 scalars), as Keras's layer.losses: its
+        activity penalty of the last call, then its trainable weights' penalties."""
+        out = []
+        if self.activity_regularizer is not None and self._activity_penalty is not None:
+            out.append(self._activity_penalty)
+        for w, f in zip(self.trainable_weights, self.regularizer_factors()):
+            if f is not None:
+                out.append(np.float32(backend.weight_penalty(None, w, f[0], f[1], 1.0)))
+        return out
 
     # ---- execution face ---------------------------------------------------------------------
     def forward(self, x, training):

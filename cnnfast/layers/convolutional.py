@@ -73,10 +73,9 @@ class Conv2D(FusedActivation, Layer):
             raise ValueError(f"{where}: `strides > 1` not supported in conjunction with "
                              f"`dilation_rate > 1`. Received: strides={self.strides} and "
                              f"dilation_rate={self.dilation_rate}")
-        reject_unsupported(where, groups=(groups, 1), kernel_regularizer=(kernel_regularizer, None),
-                           bias_regularizer=(bias_regularizer, None),
-                           activity_regularizer=(activity_regularizer, None),
-                           kernel_constraint=(kernel_constraint, None),
+        self._set_regularizers(activity_regularizer, kernel=kernel_regularizer,
+                               bias=bias_regularizer)
+        reject_unsupported(where, groups=(groups, 1), kernel_constraint=(kernel_constraint, None),
                            bias_constraint=(bias_constraint, None))
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
@@ -121,13 +120,14 @@ class Conv2D(FusedActivation, Layer):
         if self.dilation_rate != (1, 1):
             backend.conv2d_dilated_forward(z, x, self.kernel, self.bias, self.strides,
                                            self.padding, self.dilation_rate)
-            return self._act_forward(z)
+            return self._activity(self._act_forward(z))
         g = backend.conv2d_geometry(x.shape, self.kernel.shape, self.strides, self.padding)
         backend.conv2d_forward(z, x, self.kernel, self.bias, self.strides, self.padding,
                                backend.workspace.get(g["workspace"]))
-        return self._act_forward(z)
+        return self._activity(self._act_forward(z))
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
+        dout = self._activity_backward(dout, dout_is_dlogits)
         dz = self._act_backward(dout, dout_is_dlogits)
         x = self._x
         dx = self._buffer("dx", x.shape) if need_dinp else None

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .. import backend, initializers, utils
+from . import base
 from ._util import FusedActivation, check_data_format, reject_unsupported, serialize_initializer
 from .base import Layer, shape_str
 
@@ -25,10 +26,9 @@ class Dense(FusedActivation, Layer):
         where = f"Dense '{self.name}'"
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"{where}: units must be a positive int, got {units!r}")
-        reject_unsupported(where, kernel_regularizer=(kernel_regularizer, None),
-                           bias_regularizer=(bias_regularizer, None),
-                           activity_regularizer=(activity_regularizer, None),
-                           kernel_constraint=(kernel_constraint, None),
+        self._set_regularizers(activity_regularizer, kernel=kernel_regularizer,
+                               bias=bias_regularizer)
+        reject_unsupported(where, kernel_constraint=(kernel_constraint, None),
                            bias_constraint=(bias_constraint, None), lora_rank=(lora_rank, None))
         self.units = int(units)
         self._init_activation(activation)
@@ -56,9 +56,10 @@ class Dense(FusedActivation, Layer):
         self._x2 = x2
         z = self._buffer("z", (x2.shape[0], self.units))
         backend.dense_forward(z, x2, self.kernel, self.bias)
-        return self._act_forward(z).reshape(x.shape[:-1] + (self.units,))
+        return self._activity(self._act_forward(z).reshape(x.shape[:-1] + (self.units,)))
 
     def backward(self, dout, need_dinp=True, dout_is_dlogits=False):
+        dout = self._activity_backward(dout, dout_is_dlogits)
         dz = self._act_backward(dout.reshape(-1, self.units), dout_is_dlogits)
         dx = self._buffer("dx", self._x2.shape) if need_dinp else None
         backend.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz,
@@ -137,7 +138,12 @@ class Dropout(Layer):
         return shape
 
     def _mask_forward(self, y, x, seed):
-        backend.dropout_forward(y, self._mask, x, self.rate, seed)
+        if base.sample_offset:  # a shard of a global batch (cnnfast.distributed)
+            per_row = x.size // x.shape[0] if x.shape[0] else 0
+            backend.dropout_forward_at(y, self._mask, x, self.rate, seed,
+                                       base.sample_offset * per_row)
+        else:
+            backend.dropout_forward(y, self._mask, x, self.rate, seed)
 
     def _mask_backward(self, dx, dout):
         backend.dropout_backward(dx, dout, self._mask, self.rate)
@@ -195,7 +201,9 @@ class SpatialDropout2D(Dropout):
         return (shape[0], shape[3])
 
     def _mask_forward(self, y, x, seed):
-        backend.spatial_dropout_forward(y, self._mask, x, self.rate, seed)
+        # a shard of a global batch (cnnfast.distributed): the global batch's (sample, channel)
+        backend.spatial_dropout_forward(y, self._mask, x, self.rate, seed,
+                                        base.sample_offset * x.shape[-1])
 
     def _mask_backward(self, dx, dout):
         backend.spatial_dropout_backward(dx, dout, self._mask, self.rate)

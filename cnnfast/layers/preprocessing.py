@@ -17,6 +17,7 @@ import numbers
 import numpy as np
 
 from .. import backend, utils
+from . import base
 from ._util import check_data_format
 from .base import Layer, shape_str
 
@@ -58,7 +59,7 @@ class BaseAugmentation(Layer):
             seed = int(utils.rng().integers(0, 2**63))
         self._x = np.ascontiguousarray(x, dtype=np.float32)
         y = self._buffer("y", (x.shape[0],) + tuple(self.compute_output_shape(x.shape)[1:]))
-        backend.augment_forward(y, self._x, self.spec(), seed)
+        backend.augment_forward(y, self._x, self.spec(), seed, base.sample_offset)
         return y
 
     def _inference(self, x):

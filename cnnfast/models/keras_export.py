@@ -8,6 +8,7 @@ graph view (`nodes`, `input_layers`, `output_layers`). TensorFlow is an optional
 from __future__ import annotations
 
 from ..layers.base import InputLayer
+from ..saving import keras_layers, serialization
 
 INSTALL_HINT = ("cnnfast's Keras interop (from_keras / to_keras) needs TensorFlow, which is "
                 "not installed (or failed to import): install it with "
@@ -26,13 +27,12 @@ def import_keras():
 
 
 def _keras_layer(keras, layer):
-    cfg = layer.get_config()
-    cfg.pop("batch_input_shape", None)
-    for key in ("kernel_initializer", "bias_initializer", "depthwise_initializer",
-                "pointwise_initializer"):
-        if isinstance(cfg.get(key), dict):
-            cfg[key] = {"class_name": cfg[key]["class_name"], "config": cfg[key]["config"]}
-    return getattr(keras.layers, type(layer).__name__)(**cfg)
+    """The Keras layer for a cnnfast one, through the table the Keras file writer uses
+    (cnnfast/saving/keras_layers.py)."""
+    entry = serialization.serialize_layer(layer)
+    cls = entry["class_name"]
+    cfg = keras_layers.layer_to_keras(cls, entry["config"], f"layer '{layer.name}'")
+    return keras.layers.deserialize(keras_layers.keras_object("keras.layers", cls, cfg))
 
 
 def _keras_input(keras, input_layer):

@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import executor, utils
 from ..layers.base import InputLayer, KerasTensor, Layer, _snake, shape_str, unique_name
-from ..saving import archive, saving_lib, serialization
+from ..saving import archive, onnx_export, saving_lib, serialization
+from ..tensor import as_tensor
 from . import data, keras_export
 from . import summary as summary_mod
 from .node import Node
@@ -442,17 +443,48 @@ class Model(Trainer):
             return None
         return serialization.serialize_compile(self.optimizer, self.loss, self._metrics)
 
+    def _not_writer(self):
+        """True on the ranks other than 0 of a data-parallel job (a DistributedOptimizer):
+        they hold the same weights as rank 0, which alone writes the files."""
+        dist = getattr(self.optimizer, "_distributed", None)
+        return dist is not None and dist.rank != 0
+
     def save(self, filepath, overwrite=True):
-        """Save the whole model (docs/file_format.md); reload with cnnfast.models.load_model."""
+        """Save the whole model: `.keras` (Keras 3) or `.h5` (legacy Keras) files tf.keras
+        loads, any other name cnnfast's own format (docs/file_format.md); reload any of them
+        with cnnfast.models.load_model. In a cnnfast.distributed job only rank 0 writes."""
+        if self._not_writer():
+            return
         saving_lib.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights only (see cnnfast.saving.save_weights)."""
+        """Save the weights only: `.weights.h5` is Keras 3's weights file (see
+        cnnfast.saving.save_weights); rank 0 only in a cnnfast.distributed job."""
+        if self._not_writer():
+            return
         saving_lib.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
         """Load weights saved from a model of the same architecture."""
         saving_lib.load_weights(self, filepath)
+
+    def export(self, filepath, format=None, verbose=None, input_signature=None,
+               opset_version=None, **kwargs):
+        """Export for inference elsewhere, as Keras 3's `model.export`: format="onnx" (the
+        default for a `.onnx` name) writes an ONNX graph with a dynamic batch dimension and
+        the model's NHWC input (needs the `onnx` package: pip install 'cnnfast[onnx]')."""
+        if format is None and str(filepath).lower().endswith(".onnx"):
+            format = "onnx"
+        if format != "onnx":
+            raise NotImplementedError(f"model.export: format={format!r} is not supported by "
+                                      "cnnfast; use format='onnx' (save a Keras file with "
+                                      "model.save('model.keras'))")
+        if input_signature is not None or kwargs:
+            bad = ["input_signature"] * (input_signature is not None) + sorted(kwargs)
+            raise NotImplementedError(f"model.export: arguments {bad} are not supported")
+        onnx_export.export_onnx(self, filepath, opset=opset_version or onnx_export.OPSET)
+        if verbose:
+            print(f"Saved ONNX model to {filepath}")
 
     def to_keras(self):
         """The equivalent tf.keras model with the same weights, uncompiled (needs TensorFlow)."""
@@ -560,7 +592,9 @@ class Model(Trainer):
             self._summary_batch = int(np.shape(x)[0])   # Keras's summary shows this batch
         x = data.prepare_x(self, x, "__call__")
         seed = executor.step_seed(utils.rng()) if training else None
-        res = [o.copy() for o in executor.layer_engine(self).forward(x, bool(training), seed)]
+        # Tensors (ndarrays with .numpy()), as TF's eager call returns: model(x).numpy()
+        res = [as_tensor(o.copy())
+               for o in executor.layer_engine(self).forward(x, bool(training), seed)]
         return res[0] if self._single_output else res
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

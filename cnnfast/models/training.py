@@ -14,7 +14,8 @@ from .. import executor, utils
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
-from . import data
+from . import data, weighting
+from . import steps as steps_mod
 
 
 def _resolve_verbose(verbose):
@@ -131,24 +132,61 @@ class Trainer:
         """Train for `epochs` epochs on arrays (x, y) or a cnnfast.data.Dataset of (x, y)
         batches; returns a History (also stored as model.history)."""
         self._check_compiled("fit")
-        for name, value in (("class_weight", class_weight), ("sample_weight", sample_weight)):
-            if value is not None:
-                raise NotImplementedError(f"fit(): argument {name} is not supported")
+        weighting.check_exclusive(sample_weight, class_weight, "fit")
         _resolve_verbose(verbose)
-        batch_size = _positive_int(batch_size, "fit(): batch_size", 32)
+        # None stays None here: with steps the batch is ceil(n / steps) (models/steps.py)
+        batch_size = _positive_int(batch_size, "fit(): batch_size")
         val_batch = _positive_int(validation_batch_size, "fit(): validation_batch_size",
                                   batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit(): epochs must be a non-negative integer, got {epochs!r}")
-        validation_freq = _positive_int(validation_freq, "fit(): validation_freq")
+        validation_freq = steps_mod.check_validation_freq(validation_freq)
         steps_per_epoch = _positive_int(steps_per_epoch, "fit(): steps_per_epoch")
         validation_steps = _positive_int(validation_steps, "fit(): validation_steps")
         if shuffle not in (True, False):
             raise NotImplementedError(f"fit(): shuffle={shuffle!r} is not supported "
                                       "(True or False)")
-        train, val = self._fit_sources(x, y, batch_size, shuffle, validation_split,
-                                       validation_data, val_batch, steps_per_epoch,
-                                       validation_steps)
+        # Data parallel (a cnnfast.distributed DistributedOptimizer): each step is a global
+        # batch of size * batch_size rows, of which this rank takes its block (docs/
+        # distributed.md); progress bar, ModelCheckpoint and CSVLogger on rank 0 only.
+        dist = executor.distributed_of(self)
+        if dist is not None:
+            if data.is_dataset(x) or data.is_dataset(validation_data):
+                raise NotImplementedError("fit(): a DistributedOptimizer shards NumPy arrays; "
+                                          "datasets are not supported in distributed fit")
+            for name, value in (("sample_weight", sample_weight),
+                                ("class_weight", class_weight)):
+                if value is not None:
+                    raise NotImplementedError(f"fit(): {name} is not supported with a "
+                                              "DistributedOptimizer")
+            if dist.rank != 0:
+                verbose = 0
+                if callbacks is not None and not isinstance(callbacks,
+                                                            callbacks_mod.CallbackList):
+                    callbacks = [c for c in callbacks if not isinstance(
+                        c, (callbacks_mod.ModelCheckpoint, callbacks_mod.CSVLogger))]
+        train, val = self._fit_sources(x, y, batch_size * (dist.size if dist else 1), shuffle,
+                                       validation_split, validation_data, val_batch,
+                                       steps_per_epoch, validation_steps, sample_weight,
+                                       class_weight)
+        sw = getattr(train, "sample_weight", None)
+        if dist is not None:
+            if not isinstance(train, data.ArrayBatches) or (
+                    val is not None and (not isinstance(val, data.ArrayBatches) or
+                                         getattr(val, "sample_weight", None) is not None)):
+                raise NotImplementedError(
+                    "fit(): with a DistributedOptimizer, steps_per_epoch, validation_steps and "
+                    "validation sample weights are not supported")
+            dist.agree("fit()", {
+                "weight shapes": [tuple(w.shape) for w in self.weights],
+                "optimizer": type(self.optimizer).__name__, "loss": type(self.loss).__name__,
+                "samples": train.x.shape, "batch_size": batch_size, "epochs": epochs,
+                "initial_epoch": initial_epoch, "steps per epoch": train.steps,
+                "shuffle": shuffle, "validation samples": None if val is None else val.x.shape,
+                "validation_freq": validation_freq})
+            if val is not None:  # each rank evaluates its block; fit sums the metrics' state
+                off, n = dist.shard(val.x.shape[0])
+                val = data.ArrayBatches(val.x[off:off + n], val.y[off:off + n], val.max_batch)
         # As Keras: the user's callbacks, then History and (verbose != 0) ProgbarLogger.
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
@@ -159,7 +197,11 @@ class Trainer:
         # One generator drives the run: the epoch's permutation, then one seed per step from
         # which the engine derives every random choice of that step (executor.step_seed).
         gen = utils.rng()
-        engines = _Engines(self, "train", train.max_batch)
+        if dist is not None:
+            dist.share_generator(gen)  # rank 0's permutations and step seeds on every rank
+            self._distributed_trackers = trackers  # for MetricAverageCallback
+        engines = _Engines(self, "train", train.max_batch if dist is None else
+                           -(-train.max_batch // dist.size))
         cbl.on_train_begin()
         logs = {}
         training_logs = None
@@ -169,41 +211,62 @@ class Trainer:
             cbl.on_epoch_begin(epoch)
             for step, (xb, yb, idx) in enumerate(train.epoch(gen)):
                 cbl.on_train_batch_begin(step)
-                loss, correct = engines.get(idx.shape[0]).train_step(xb, yb, idx,
-                                                                     executor.step_seed(gen))
-                self._update_trackers(trackers, loss, correct, idx.shape[0])
+                if dist is None:
+                    loss, correct = engines.get(idx.shape[0]).train_step(
+                        xb, yb, idx, executor.step_seed(gen),
+                        **({} if sw is None else {"sw": sw}))
+                else:
+                    seed, (off, n) = executor.step_seed(gen), dist.shard(idx.shape[0])
+                    loss, correct = engines.get(max(n, 1)).train_step(
+                        xb, yb, idx[off:off + n], seed, shard=(off, idx.shape[0]))
+                    idx = idx[off:off + n]
+                if correct is not None:  # None: a distributed step without rows on this rank
+                    self._update_trackers(trackers, loss, correct, idx.shape[0])
                 logs = self._logs(trackers)
                 cbl.on_train_batch_end(step, logs)
+                if dist is not None:
+                    self.stop_training = dist.any(self.stop_training)
                 if self.stop_training:
                     break
             logs = self._logs(trackers)
-            if val is not None and (epoch + 1) % validation_freq == 0:
+            if val is not None and steps_mod.should_validate(epoch, validation_freq):
                 # Keras runs validation through evaluate(callbacks=<fit's list>): the
                 # on_test_* hooks fire (ProgbarLogger stays silent inside fit).
-                vlogs = self._evaluate_batches(val, cbl)
+                vlogs = self._evaluate_batches(val, cbl, None if dist is None else
+                                               dist.reduce_trackers)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cbl.on_epoch_end(epoch, logs)
             training_logs = logs
+            if dist is not None:
+                self.stop_training = dist.any(self.stop_training)
             if self.stop_training:
                 break
         cbl.on_train_end(training_logs)
+        self._distributed_trackers = None
         return self.history
 
     def _fit_sources(self, x, y, batch_size, shuffle, validation_split, validation_data,
-                     val_batch, steps_per_epoch, validation_steps):
+                     val_batch, steps_per_epoch, validation_steps, sample_weight=None,
+                     class_weight=None):
         """The training and validation batch sources (cnnfast/models/data.py) of fit()."""
+        sw = None
         if data.is_dataset(x):
             _no_y_with_dataset(y, "fit")
+            if sample_weight is not None:
+                raise ValueError("fit(): when x is a dataset, sample_weight must not be given: "
+                                 "the sample weights are part of the dataset's elements")
+            if class_weight is not None:
+                raise NotImplementedError("fit(): class_weight with a dataset is not supported "
+                                          "(arrays only)")
             if validation_split:
                 raise ValueError("fit(): validation_split is only supported for NumPy arrays, "
                                  "not datasets; pass validation_data=")
             # shuffle: the Dataset's own; a PyDataset's batch order (Keras)
             train = data.DatasetBatches(self, x, "fit", steps_per_epoch, shuffle=shuffle)
         else:
-            if steps_per_epoch is not None:
-                raise NotImplementedError("fit(): steps_per_epoch is supported for datasets only")
             x = data.prepare_x(self, x, "fit")
             y = data.prepare_y(self, y, x.shape[0], "fit")
+            sw = weighting.sample_weights(self, sample_weight, x.shape[0], "fit")
             train = None
         val = None
         if validation_data is not None:
@@ -217,10 +280,23 @@ class Trainer:
             if split_at == 0 or split_at == x.shape[0]:
                 raise ValueError(f"fit(): validation_split={validation_split} leaves an empty "
                                  f"training or validation set for {x.shape[0]} samples")
-            val = data.ArrayBatches(x[split_at:], y[split_at:], val_batch)
+            # Keras splits the sample weights with x and y (class weights: the training part)
+            n_val = x.shape[0] - split_at
+            val = weighting.array_source(
+                x[split_at:], y[split_at:], None if sw is None else sw[split_at:],
+                steps_mod.batch_size_for(val_batch, n_val, validation_steps))
+            if validation_steps is not None:
+                val = steps_mod.FirstSteps(val, validation_steps)
             x, y = x[:split_at], y[:split_at]
+            sw = None if sw is None else sw[:split_at]
         if train is None:
-            train = data.ArrayBatches(x, y, batch_size, shuffle)
+            if class_weight is not None:
+                sw = weighting.class_weights(self, class_weight, y, "fit")
+            train = weighting.array_source(
+                x, y, sw, steps_mod.batch_size_for(batch_size, x.shape[0], steps_per_epoch),
+                shuffle)
+            if steps_per_epoch is not None:
+                train = steps_mod.StepsPerEpoch(train, steps_per_epoch)
         return train, val
 
     def _validation_source(self, validation_data, val_batch, validation_steps):
@@ -228,30 +304,36 @@ class Trainer:
         if data.is_dataset(validation_data):
             return data.DatasetBatches(self, validation_data, what, validation_steps,
                                        "validation_steps")
-        if validation_steps is not None:
-            raise NotImplementedError("fit(): validation_steps is supported for validation "
-                                      "datasets only")
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("fit(): validation_data must be a tuple (x_val, y_val) or a "
                              "dataset")
-        if len(validation_data) == 3 and validation_data[2] is not None:
-            raise NotImplementedError("fit(): validation sample weights are not supported")
         vx = data.prepare_x(self, validation_data[0], what)
         vy = data.prepare_y(self, validation_data[1], vx.shape[0], what)
-        return data.ArrayBatches(vx, vy, val_batch)
+        vsw = weighting.sample_weights(self, validation_data[2], vx.shape[0], what) \
+            if len(validation_data) == 3 else None
+        val = weighting.array_source(vx, vy, vsw, steps_mod.batch_size_for(
+            val_batch, vx.shape[0], validation_steps))
+        return val if validation_steps is None else steps_mod.FirstSteps(val, validation_steps)
 
-    def _evaluate_batches(self, source, cbl):
+    def _evaluate_batches(self, source, cbl, reduce=None):
+        """The logs of one pass over source; reduce(trackers), when given, combines the
+        metrics' state of every rank first (a distributed fit's validation shards)."""
         trackers = self._new_trackers()
+        weighted = getattr(source, "sample_weight", None) is not None
         engines = _Engines(self, "evaluate", source.max_batch)
         self.stop_evaluating = False
         cbl.on_test_begin()
-        for step, (xb, yb) in enumerate(source.eval_batches()):
+        for step, batch in enumerate(source.eval_batches()):
+            xb, yb = batch[:2]
             cbl.on_test_batch_begin(step)
-            mean, correct = engines.get(xb.shape[0]).evaluate(xb, yb)
+            mean, correct = engines.get(xb.shape[0]).evaluate(
+                xb, yb, **({"sw": batch[2]} if weighted else {}))
             self._update_trackers(trackers, mean, correct, xb.shape[0])
             cbl.on_test_batch_end(step, self._logs(trackers))
             if self.stop_evaluating:
                 break
+        if reduce is not None:
+            reduce(trackers)
         logs = self._logs(trackers)
         cbl.on_test_end(logs)
         return logs
@@ -261,20 +343,23 @@ class Trainer:
         """[loss, *metrics] (a scalar without metrics), means over the whole dataset (arrays,
         or a cnnfast.data.Dataset of (x, y) batches; `steps` batches of it if given)."""
         self._check_compiled("evaluate")
-        if sample_weight is not None:
-            raise NotImplementedError("evaluate(): sample_weight is not supported")
         _resolve_verbose(verbose)
-        batch_size = _positive_int(batch_size, "evaluate(): batch_size", 32)
+        batch_size = _positive_int(batch_size, "evaluate(): batch_size")
         steps = _positive_int(steps, "evaluate(): steps")
         if data.is_dataset(x):
             _no_y_with_dataset(y, "evaluate")
+            if sample_weight is not None:
+                raise ValueError("evaluate(): when x is a dataset, sample_weight must not be "
+                                 "given: the sample weights are part of the dataset's elements")
             source = data.DatasetBatches(self, x, "evaluate", steps, "steps")
         else:
-            if steps is not None:
-                raise NotImplementedError("evaluate(): steps is supported for datasets only")
             x = data.prepare_x(self, x, "evaluate")
             y = data.prepare_y(self, y, x.shape[0], "evaluate")
-            source = data.ArrayBatches(x, y, batch_size)
+            sw = weighting.sample_weights(self, sample_weight, x.shape[0], "evaluate")
+            source = weighting.array_source(
+                x, y, sw, steps_mod.batch_size_for(batch_size, x.shape[0], steps))
+            if steps is not None:
+                source = steps_mod.FirstSteps(source, steps)
         cbl = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else \
             callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
                                        epochs=1, steps=source.steps, model=self)
@@ -345,21 +430,42 @@ class Trainer:
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on (x, y); returns the step's loss (and metrics)."""
         self._check_compiled("train_on_batch")
-        if sample_weight is not None or class_weight is not None:
-            raise NotImplementedError("train_on_batch(): sample/class weights are not supported")
+        weighting.check_exclusive(sample_weight, class_weight, "train_on_batch")
         x = data.prepare_x(self, x, "train_on_batch")
         y = data.prepare_y(self, y, x.shape[0], "train_on_batch")
         n = x.shape[0]
+        sw = weighting.sample_weights(self, sample_weight, n, "train_on_batch") \
+            if class_weight is None else weighting.class_weights(self, class_weight, y,
+                                                                 "train_on_batch")
         engine = executor.for_model(self, n, "train")
         trackers = self._new_trackers()
         loss, correct = engine.train_step(x, y, np.arange(n, dtype=np.int64),
-                                          executor.step_seed(utils.rng()))
+                                          executor.step_seed(utils.rng()),
+                                          **({} if sw is None else {"sw": sw}))
         self._update_trackers(trackers, loss, correct, n)
         logs = self._logs(trackers)
         if return_dict:
             return logs
         ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
         return ordered[0] if len(ordered) == 1 else ordered
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """The loss (and metrics) of one batch (x, y), no update; as evaluate on one batch."""
+        x = data.prepare_x(self, x, "test_on_batch")
+        return self.evaluate(x, y, batch_size=x.shape[0], verbose=0,
+                             sample_weight=sample_weight, return_dict=return_dict)
+
+    @property
+    def losses(self):
+        """The model's current penalties (float32 scalars), as Keras's model.losses: the
+        activity penalties of the last forward, then the trainable weights' penalties."""
+        if self._tensors is None:
+            return []
+        acts = [layer._activity_penalty for layer in executor.all_layers(self)
+                if layer.activity_regularizer is not None and
+                layer._activity_penalty is not None]
+        return acts + [np.float32(executor.weight_penalty([p], False))
+                       for p in executor.regularized(executor.trainable_layers(self))]
 
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=max(1, len(x)), verbose=0)

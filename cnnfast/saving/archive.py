@@ -89,8 +89,27 @@ def _dumps(obj):
 
 def write_archive(filepath, fmt, config, index, arrays, overwrite):
     """Write a `fmt` file: metadata, config (model files), the index and the arrays (the
-    weights.bin payload, back to back). Atomic: a temporary file in the destination directory,
-    fsynced, then renamed over `filepath`; `overwrite=False` raises FileExistsError."""
+    weights.bin payload, back to back). Atomic (see atomic_write)."""
+    meta = {"format": fmt, "version": FORMAT_VERSION, "cnnfast_version": __version__}
+    members = [(META, _dumps(meta))]
+    if config is not None:
+        members.append((CONFIG, _dumps(config)))
+    members.append((INDEX, _dumps(index)))
+
+    def write(f):
+        with zipfile.ZipFile(f, "w") as zf:
+            for name, data in members:
+                zf.writestr(_zipinfo(name, True), data)
+            with zf.open(_zipinfo(BIN, False), "w",
+                         force_zip64=index["nbytes"] >= 2**31 - 1) as w:
+                _write_arrays(w, arrays)
+    atomic_write(filepath, overwrite, write)
+
+
+def atomic_write(filepath, overwrite, write):
+    """Call write(binary file) on a temporary file in the destination directory, fsync it,
+    then rename it over `filepath`: a crash leaves the old file or the new one, never a part.
+    `overwrite=False` raises FileExistsError (and never replaces a file that appears)."""
     path = os.fspath(filepath)
     if not isinstance(path, str):
         path = os.fsdecode(path)
@@ -98,22 +117,12 @@ def write_archive(filepath, fmt, config, index, arrays, overwrite):
         raise IsADirectoryError(f"{path}: is a directory")
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(f"{path}: file exists and overwrite=False")
-    meta = {"format": fmt, "version": FORMAT_VERSION, "cnnfast_version": __version__}
-    members = [(META, _dumps(meta))]
-    if config is not None:
-        members.append((CONFIG, _dumps(config)))
-    members.append((INDEX, _dumps(index)))
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w") as zf:
-                for name, data in members:
-                    zf.writestr(_zipinfo(name, True), data)
-                with zf.open(_zipinfo(BIN, False), "w",
-                             force_zip64=index["nbytes"] >= 2**31 - 1) as w:
-                    _write_arrays(w, arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -182,8 +191,7 @@ class Archive(Source):
             head = f.read(8)
         if head.startswith(b"\x89HDF\r\n\x1a\n"):
             self.fail("is an HDF5 file (a Keras .h5 model or weights file), not a cnnfast file: "
-                      "load it with keras (keras.models.load_model / model.load_weights) and "
-                      "convert the model with cnnfast.from_keras(keras_model)")
+                      "cnnfast.models.load_model / model.load_weights read it as a Keras file")
         if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
             self.fail("is a Python pickle, not a cnnfast file; cnnfast never unpickles files "
                       "(unpickling can run arbitrary code)")
@@ -211,9 +219,8 @@ class Archive(Source):
             self.fail("corrupt archive: duplicate member names")
         if "model.weights.h5" in names or (CONFIG in names and BIN not in names and
                                            META in names and self._is_keras_meta()):
-            self.fail("is a Keras .keras file, not a cnnfast file: load it with "
-                      "keras.models.load_model(path), then convert it with "
-                      "cnnfast.from_keras(keras_model)")
+            self.fail("is a Keras .keras file, not a cnnfast file: "
+                      "cnnfast.models.load_model reads it as a Keras file")
         pickles = sorted(n for n in names if n.lower().endswith(_PICKLE_EXT))
         if pickles:
             self.fail(f"contains {pickles}: pickled / NumPy object members are never loaded "
@@ -228,9 +235,8 @@ class Archive(Source):
         fmt, version = meta["format"], meta.get("version")
         if fmt not in MEMBERS:
             if "keras_version" in meta:
-                self.fail("is a Keras .keras file, not a cnnfast file: load it with "
-                          "keras.models.load_model(path), then convert it with "
-                          "cnnfast.from_keras(keras_model)")
+                self.fail("is a Keras .keras file, not a cnnfast file: "
+                          "cnnfast.models.load_model reads it as a Keras file")
             self.fail(f"unknown format {fmt!r} in {META}; expected one of {sorted(MEMBERS)}")
         if not is_int(version) or version < 1:
             self.fail(f"{META}: invalid format version {version!r}")

@@ -1,5 +1,11 @@
 """What a model file holds and in which order it is written and read (Keras: saving_lib).
 
+The file name picks the format on saving: `.keras` is Keras 3's zip, `.h5` / `.hdf5` the
+legacy Keras HDF5 file (keras_files.py, readable by tf.keras), anything else - `.cnnfast` is
+the recommended extension - cnnfast's own format (docs/file_format.md), which also keeps what
+Keras cannot represent. Loading looks at the content, not the name, so every cnnfast file
+ever written (older ones were often named `.keras` or `.weights.h5`) still loads.
+
 The models call down into this module (`model.save`, `save_weights`, `load_weights`); it
 reads a model only through its public view (`get_config`, `get_compile_config`, `layers`,
 `built`, `compile`, `optimizer`) and rebuilds one with the registered class's `from_config`,
@@ -7,8 +13,10 @@ so it imports no model code. The format is described in docs/file_format.md.
 """
 from __future__ import annotations
 
+import os
+
 from .. import utils
-from . import serialization, state
+from . import keras_files, serialization, state
 from .archive import (
     CONFIG,
     INDEX,
@@ -22,10 +30,34 @@ from .archive import (
 )
 
 
+def _name(filepath):
+    path = os.fspath(filepath)
+    return (path if isinstance(path, str) else os.fsdecode(path)).lower()
+
+
+def _keras_fallback_hint(fn, model, filepath, *args):
+    try:
+        return fn(model, filepath, *args)
+    except NotImplementedError as e:
+        raise NotImplementedError(f"{e}; cnnfast's own format keeps it: save to a `.cnnfast` "
+                                  "file") from e
+
+
 def save_model(model, filepath, overwrite=True):
-    """Save architecture, weights, compile configuration and optimizer state to `filepath`
-    (a ZIP archive, docs/file_format.md). Atomic; `overwrite=False` raises FileExistsError if
-    the file exists."""
+    """Save architecture, weights, compile configuration and optimizer state to `filepath`:
+    a Keras 3 `.keras` file or a legacy Keras `.h5` by the name's extension (tf.keras loads
+    both), else cnnfast's own format (`.cnnfast`, docs/file_format.md). Atomic;
+    `overwrite=False` raises FileExistsError if the file exists."""
+    name = _name(filepath)
+    if name.endswith(".keras"):
+        return _keras_fallback_hint(keras_files.save_keras, model, filepath, overwrite)
+    if name.endswith((".h5", ".hdf5")):
+        return _keras_fallback_hint(keras_files.save_h5, model, filepath, overwrite)
+    save_cnnfast(model, filepath, overwrite)
+
+
+def save_cnnfast(model, filepath, overwrite=True):
+    """Save the whole model in cnnfast's own format (docs/file_format.md), whatever the name."""
     config = {"class_name": serialization.model_class_name(model),
               "config": model.get_config(), "compile_config": model.get_compile_config()}
     if not serialization.is_builtin_model(model):
@@ -51,10 +83,16 @@ def save_model(model, filepath, overwrite=True):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A model saved by `save_model` / `model.save`: same architecture and weights (predictions
     are bit-identical); with `compile=True` also compiled as it was, with the optimizer state
-    restored so `fit` continues where it stopped. Raises ValueError for anything but a valid
-    cnnfast model file. A subclassed model's class comes from
-    keras.saving.register_keras_serializable or `custom_objects` ({"MyModel": MyModel}); a
-    TypeError, as Keras's, when neither has it."""
+    restored so `fit` continues where it stopped. Reads cnnfast files and Keras files (`.keras`
+    of Keras 3, legacy `.h5`) without TensorFlow. Raises ValueError for anything else (a
+    Keras layer or option cnnfast lacks: NotImplementedError naming it). A subclassed
+    model's class (cnnfast files) comes from keras.saving.register_keras_serializable or
+    `custom_objects` ({"MyModel": MyModel}); a TypeError, as Keras's, when neither has it."""
+    path = _existing(filepath)
+    if keras_files.is_hdf5(path):
+        return keras_files.load_h5(path, compile=compile)
+    if keras_files.is_keras_zip(path):
+        return keras_files.load_keras(path, compile=compile)
     with Archive(filepath) as ar:
         ar.expect(MODEL_FORMAT)
         config = ar.json(CONFIG)
@@ -71,12 +109,22 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
+def _existing(filepath):
+    path = os.fspath(filepath)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    return path
+
+
 def save_weights(model, filepath, overwrite=True):
-    """Save only the weights (format "cnnfast.weights"). Any name works, including the
-    `.weights.h5` names Keras tutorials use - but the file is cnnfast's ZIP format, not HDF5."""
+    """Save only the weights: a name ending in `.h5` (`x.weights.h5`, as Keras 3 requires)
+    gets Keras 3's weights file, which tf.keras's load_weights reads (with the optimizer state
+    of a compiled model, as Keras writes it); any other name cnnfast's weights format."""
     if not getattr(model, "built", False):
         raise ValueError(f"Model '{model.name}' has not been built yet, so it has no weights "
                          "to save: build it first (Input(...), input_shape=, or fit/predict)")
+    if _name(filepath).endswith((".h5", ".hdf5")):
+        return _keras_fallback_hint(keras_files.save_keras_weights, model, filepath, overwrite)
     arrays, index = state.weights_index(model)
     index["optimizer"] = None
     index["rng"] = []
@@ -88,7 +136,14 @@ def load_weights(model, filepath):
     """Load weights saved by `save_weights` (or the weights of a `save_model` file) into
     `model`, which must have the same architecture: the same sequence of layers with weights,
     and the same weight shapes (layer names may differ). Nothing is changed unless every
-    array fits."""
+    array fits. Keras weights (`.weights.h5`, legacy `.h5`, a `.keras` file) load too."""
+    path = _existing(filepath)
+    if keras_files.is_hdf5(path) or keras_files.is_keras_zip(path):
+        if not getattr(model, "built", False):
+            raise ValueError(f"{path}: cannot load weights into model '{model.name}': it has "
+                             "not been built yet (give it an Input or input_shape, or call it "
+                             "on data first)")
+        return keras_files.load_weights(model, path)
     with Archive(filepath) as ar:
         ar.expect(MODEL_FORMAT, WEIGHTS_FORMAT)
         index = ar.json(INDEX)
