@@ -122,7 +122,7 @@ def regularized(layers):
     out = []
     for layer in layers:
         factors = layer.regularizer_factors() if hasattr(layer, "regularizer_factors") else []
-        for w, g, f in zip(layer.trainable_weights, layer.trainable_grads, factors):
+        for w, g, f in zip(layer._trainable_arrays(), layer.trainable_grads, factors):
             if f is not None:
                 out.append((w, g, f))
     return out

@@ -271,7 +271,7 @@ class Layer:
         regs = {id(getattr(self, attr, None)): r
                 for attr, r in self._weight_regularizers.items() if r is not None}
         return [regs[id(w)].factors() if id(w) in regs else None
-                for w in self.trainable_weights]
+                for w in self._trainable_arrays()]
 
     def _activity(self, y):
         """Records the activity penalty of output y (B, ...): Keras's regularizer(y) / B
@@ -307,7 +307,7 @@ class Layer:
         out = []
         if self.activity_regularizer is not None and self._activity_penalty is not None:
             out.append(self._activity_penalty)
-        for w, f in zip(self.trainable_weights, self.regularizer_factors()):
+        for w, f in zip(self._trainable_arrays(), self.regularizer_factors()):
             if f is not None:
                 out.append(np.float32(backend.weight_penalty(None, w, f[0], f[1], 1.0)))
         return out

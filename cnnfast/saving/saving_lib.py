@@ -49,6 +49,11 @@ def save_model(model, filepath, overwrite=True):
     both), else cnnfast's own format (`.cnnfast`, docs/file_format.md). Atomic;
     `overwrite=False` raises FileExistsError if the file exists."""
     name = _name(filepath)
+    if getattr(model, "_subclassed", False):
+        # A subclassed model is saved in cnnfast's format whatever the name (its class, not
+        # a layer graph, is what load_model rebuilds: register_keras_serializable /
+        # custom_objects); the Keras writers hold built-in model classes only.
+        return save_cnnfast(model, filepath, overwrite)
     if name.endswith(".keras"):
         return _keras_fallback_hint(keras_files.save_keras, model, filepath, overwrite)
     if name.endswith((".h5", ".hdf5")):
@@ -123,7 +128,8 @@ def save_weights(model, filepath, overwrite=True):
     if not getattr(model, "built", False):
         raise ValueError(f"Model '{model.name}' has not been built yet, so it has no weights "
                          "to save: build it first (Input(...), input_shape=, or fit/predict)")
-    if _name(filepath).endswith((".h5", ".hdf5")):
+    if _name(filepath).endswith((".h5", ".hdf5")) and not getattr(model, "_subclassed", False):
+        # (a subclassed model's weights: cnnfast's format whatever the name, see save_model)
         return _keras_fallback_hint(keras_files.save_keras_weights, model, filepath, overwrite)
     arrays, index = state.weights_index(model)
     index["optimizer"] = None
