@@ -2,8 +2,8 @@
 
 Callback, CallbackList, History, ProgbarLogger, EarlyStopping, ModelCheckpoint,
 ReduceLROnPlateau, LearningRateScheduler, TerminateOnNaN, CSVLogger, LambdaCallback.
-BackupAndRestore (an exact resume, docs/resume.md). RemoteMonitor, TensorBoard and
-SwapEMAWeights raise NotImplementedError.
+BackupAndRestore (an exact resume, docs/resume.md), TensorBoard (event files through
+tensorboardX, an optional extra). RemoteMonitor and SwapEMAWeights raise NotImplementedError.
 ProgbarLogger draws with cnnfast.utils.progbar.Progbar (importable from here as before).
 
 Behaviour worth knowing (all as Keras does it):
@@ -25,6 +25,7 @@ import io
 import json
 import os
 import struct
+import time
 import warnings
 import zlib
 
@@ -741,10 +742,224 @@ class _Unsupported(Callback):
                                   f"cnnfast. {self._why}")
 
 
-class TensorBoard(_Unsupported):
-    _why = ("TensorBoard appears in many tutorials but cnnfast writes no TensorBoard event "
-            "files; drop it from callbacks=[...] and use the History returned by fit (or "
-            "CSVLogger('log.csv')) to plot the curves.")
+class TensorBoard(Callback):
+    """TensorBoard logs (Keras: callbacks/tensorboard.py), written with tensorboardX (the
+    optional extra `pip install cnnfast[tensorboard]`) into `log_dir/train` and
+    `log_dir/validation`, under Keras's tags:
+
+    * per epoch (step = epoch): `epoch_<name>` for each training log and `epoch_learning_rate`
+      in train/, each `val_<name>` as `epoch_<name>` in validation/; after each evaluation,
+      `evaluation_<name>_vs_iterations` in validation/ at step optimizer.iterations;
+    * per batch when `update_freq='batch'` or an int N: `batch_<name>` in train/ at the
+      global batch number (from 1) when it is a multiple of N;
+    * `histogram_freq=N`: a histogram of every weight (`<path>/histogram`, e.g.
+      `dense/kernel/histogram`) every N epochs;
+    * `write_steps_per_second`: `epoch_steps_per_second` (and `batch_steps_per_second`);
+    * `write_graph` (default): the conceptual graph TensorBoard's Graphs tab draws from a
+      Keras model (the `keras` summary, plugin graph_keras_model) for Sequential and
+      functional models; as in Keras, not for subclassed models. There is no TF op graph
+      (cnnfast runs no TensorFlow graph), which Keras 3 does not write either.
+
+    With `update_freq=N` Keras keeps the batch-level `record_if(step % N == 0)` in force
+    through the epoch's end, so its epoch summaries and histograms (and the evaluation ones)
+    are written only when the global train (test) batch count is then a multiple of N; this
+    callback does the same, so the files match Keras's.
+
+    write_images, profile_batch and embeddings_freq raise NotImplementedError."""
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0,
+                 embeddings_freq=0, embeddings_metadata=None):
+        super().__init__()
+        for name, value, default in (("write_images", write_images, False),
+                                     ("profile_batch", profile_batch, 0),
+                                     ("embeddings_freq", embeddings_freq, 0),
+                                     ("embeddings_metadata", embeddings_metadata, None)):
+            if value != default:
+                raise NotImplementedError(f"TensorBoard: {name}={value!r} is not supported by "
+                                          "cnnfast (scalars, histograms and the model graph "
+                                          "are)")
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or \
+                histogram_freq < 0:
+            raise ValueError(f"TensorBoard: histogram_freq must be a non-negative integer, "
+                             f"got {histogram_freq!r}")
+        if update_freq == "batch":
+            update_freq = 1
+        elif update_freq != "epoch" and (isinstance(update_freq, bool) or not isinstance(
+                update_freq, int) or update_freq <= 0):
+            raise ValueError(f"TensorBoard: update_freq must be 'epoch', 'batch' or a positive "
+                             f"integer, got {update_freq!r}")
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError as e:
+            raise ImportError("keras.callbacks.TensorBoard needs the tensorboardX package: "
+                              "pip install cnnfast[tensorboard]") from e
+        self.log_dir = os.fspath(log_dir)
+        self.histogram_freq = histogram_freq
+        self.write_graph = bool(write_graph)
+        self.write_images = write_images
+        self.write_steps_per_second = bool(write_steps_per_second)
+        self.update_freq = update_freq
+        self.embeddings_freq = embeddings_freq
+        self.embeddings_metadata = embeddings_metadata
+        self._writers = {}
+        self._global_train_batch = 0
+        self._global_test_batch = 0
+        self._record_steps = []   # Keras's stack of record_if steps (update_freq=N only)
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._train_dir = os.path.join(self.log_dir, "train")
+        self._val_dir = os.path.join(self.log_dir, "validation")
+        self._close_writers()
+        if self.write_graph:
+            self._write_keras_model_summary()
+
+    def _writer(self, which):
+        if which not in self._writers:
+            from tensorboardX import SummaryWriter
+            path = self._train_dir if which == "train" else self._val_dir
+            self._writers[which] = SummaryWriter(logdir=path)
+        return self._writers[which]
+
+    def _close_writers(self):
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}
+
+    def _write_keras_model_summary(self):
+        graph = _keras_graph_json(self.model)
+        if graph is None:
+            return
+        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboardX.proto.tensor_pb2 import TensorProto
+        meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+            plugin_name="graph_keras_model", content=b"1"))
+        tensor = TensorProto(dtype="DT_STRING", string_val=[graph.encode()])
+        summary = Summary(value=[Summary.Value(tag="keras", metadata=meta, tensor=tensor)])
+        writer = self._writer("train")
+        writer._get_file_writer().add_summary(summary, 0)
+        writer.flush()
+
+    def _recording(self):
+        """Whether Keras's record_if condition in force lets a summary through."""
+        if self.update_freq == "epoch" or not self._record_steps:
+            return True
+        return self._record_steps[-1] % self.update_freq == 0
+
+    def _push(self, step):
+        if self.update_freq != "epoch":
+            self._record_steps.append(step)
+
+    def _pop(self):
+        if self.update_freq != "epoch" and self._record_steps:
+            self._record_steps.pop()
+
+    def on_train_begin(self, logs=None):
+        self._global_train_batch = 0
+        self._previous_iterations = 0
+        self._record_steps = []
+        self._push(0)
+
+    def on_train_end(self, logs=None):
+        self._pop()
+        self._close_writers()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.write_steps_per_second:
+            self._previous_iterations = self._iterations()
+            self._epoch_start = time.time()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._global_train_batch += 1
+        self._pop()
+        self._push(self._global_train_batch)
+        if self.write_steps_per_second:
+            self._batch_start = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.update_freq == "epoch" or not self._recording():
+            return
+        w = self._writer("train")
+        if self.write_steps_per_second:
+            w.add_scalar("batch_steps_per_second",
+                         1.0 / max(time.time() - self._batch_start, 1e-9),
+                         self._global_train_batch)
+        for name, value in (logs or {}).items():
+            w.add_scalar(f"batch_{name}", value, self._global_train_batch)
+
+    def on_test_begin(self, logs=None):
+        self._push(self._global_test_batch)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._global_test_batch += 1
+        self._pop()
+        self._push(self._global_test_batch)
+
+    def on_test_end(self, logs=None):
+        opt = getattr(self.model, "optimizer", None)
+        if opt is not None and logs and self._recording():
+            w = self._writer("validation")
+            for name, value in logs.items():
+                w.add_scalar(f"evaluation_{name}_vs_iterations", value, int(opt.iterations))
+            w.flush()
+        self._pop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._recording():
+            return
+        logs = logs or {}
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        opt = getattr(self.model, "optimizer", None)
+        if opt is not None:
+            train["learning_rate"] = applied_learning_rate(opt)
+        if self.write_steps_per_second:
+            steps = self._iterations() - self._previous_iterations
+            train["steps_per_second"] = steps / max(time.time() - self._epoch_start, 1e-9)
+        for which, group in (("train", train), ("validation", val)):
+            if group:
+                w = self._writer(which)
+                for name, value in group.items():
+                    w.add_scalar(f"epoch_{name}", value, epoch)
+                w.flush()
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            w = self._writer("train")
+            for layer in self.model.layers:
+                for v in layer.weights:
+                    w.add_histogram(f"{v.path.replace(':', '_')}/histogram", v.numpy(), epoch)
+            w.flush()
+
+    def _iterations(self):
+        opt = getattr(self.model, "optimizer", None)
+        return int(opt.iterations) if opt is not None else 0
+
+
+def _keras_graph_json(model):
+    """The model as the Keras JSON TensorBoard's graph plugin draws (its keras_util reads
+    class_name, layer names and inbound_nodes), for Sequential and functional models; None
+    for others (Keras writes it for those two only)."""
+    import json
+    nodes = getattr(model, "nodes", None)
+    if getattr(model, "_subclassed", False) or nodes is None or \
+            getattr(model, "_tensors", None) is None:
+        return None
+    sequential = hasattr(model, "_input_layer")
+    layers = []
+    for node in nodes:
+        entry = {"class_name": type(node.layer).__name__, "name": node.layer.name,
+                 "config": {"name": node.layer.name}}
+        if not sequential:
+            entry["inbound_nodes"] = [[[s.name, 0, 0, {}] for s in node.inbound_layers]] \
+                if node.inbound_layers else []
+        layers.append(entry)
+    if sequential:
+        config = {"name": model.name, "layers": layers}
+        return json.dumps({"class_name": "Sequential", "config": config})
+    config = {"name": model.name, "layers": layers,
+              "input_layers": [[layer.name, 0, 0] for layer in model.input_layers],
+              "output_layers": [[layer.name, 0, 0] for layer in model.output_layers]}
+    return json.dumps({"class_name": "Functional", "config": config})
 
 
 class RemoteMonitor(_Unsupported):

@@ -122,7 +122,7 @@ def regularized(layers):
     out = []
     for layer in layers:
         factors = layer.regularizer_factors() if hasattr(layer, "regularizer_factors") else []
-        for w, g, f in zip(layer.trainable_weights, layer.trainable_grads, factors):
+        for w, g, f in zip(layer._trainable_arrays(), layer.trainable_grads, factors):
             if f is not None:
                 out.append((w, g, f))
     return out
@@ -275,7 +275,7 @@ class LayerEngine(Engine):
         params, grads = [], []
         if model.trainable:
             for layer in model.layers:
-                params += layer.trainable_weights
+                params += layer._trainable_arrays()
                 grads += layer.trainable_grads
         if dist is not None and idx.shape[0] == 0:
             for g in grads:
@@ -457,7 +457,7 @@ class NativeEngine(Engine):
         if self._slots is not None and self._slots is opt.slot_arrays:
             return
         pairs = [(layer, t) for layer, t in zip(self.layers, self.trainable) if t]
-        params = [w for layer, _ in pairs for w in layer.trainable_weights]
+        params = [w for layer, _ in pairs for w in layer._trainable_arrays()]
         grads = [g for layer, _ in pairs for g in layer.trainable_grads]
         # each weight's regularizer factors (0, 0 for none): csrc/net.h ParamSlot
         factors = [f or (0.0, 0.0) for layer, _ in pairs for f in layer.regularizer_factors()]

@@ -137,12 +137,13 @@ def test_weights_trainable_split_and_summary():
                        layers.BatchNormalization(), layers.Flatten(), layers.Dense(10),
                        layers.BatchNormalization(center=False)])
     bn, bn2 = m.layers[1], m.layers[4]
-    assert bn.weights[0] is bn.gamma and bn.weights[1] is bn.beta
-    assert bn.weights[2] is bn.moving_mean and bn.weights[3] is bn.moving_variance
-    assert bn.trainable_weights == [bn.gamma, bn.beta]
-    assert bn.non_trainable_weights == [bn.moving_mean, bn.moving_variance]
-    assert [w is v for w, v in zip(bn2.weights, [bn2.gamma, bn2.moving_mean,
-                                                 bn2.moving_variance])] == [True] * 3
+    # weights are Variables (Keras's names) over the layer's arrays
+    assert bn.weights[0].value is bn.gamma and bn.weights[1].value is bn.beta
+    assert bn.weights[2].value is bn.moving_mean and bn.weights[3].value is bn.moving_variance
+    assert [v.name for v in bn.trainable_weights] == ["gamma", "beta"]
+    assert [v.name for v in bn.non_trainable_weights] == ["moving_mean", "moving_variance"]
+    assert [w.value is v for w, v in zip(bn2.weights, [bn2.gamma, bn2.moving_mean,
+                                                       bn2.moving_variance])] == [True] * 3
     np.testing.assert_array_equal(bn.gamma, 1)
     np.testing.assert_array_equal(bn.moving_variance, 1)
     np.testing.assert_array_equal(bn.beta, 0)

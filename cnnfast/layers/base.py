@@ -67,6 +67,10 @@ class KerasTensor:
     def __array__(self, *args, **kwargs):
         raise TypeError("A symbolic KerasTensor has no value; call model.predict() to compute it")
 
+    def __bool__(self):
+        raise TypeError(f"A symbolic KerasTensor ({self.name}, shape {shape_str(self.shape)}) "
+                        "has no truth value: Python control flow cannot depend on its values")
+
 
 _COMMON_KWARGS = {"name", "trainable", "dtype", "input_shape", "batch_input_shape", "input_dim",
                   "batch_size"}
@@ -154,21 +158,43 @@ class Layer:
                 config[key] = regularizers.deserialize(value)
         return cls(**config)
 
+    # The weights as Keras shows them: Variables (name 'kernel', path 'dense/kernel', .numpy(),
+    # .assign()) over the arrays in weights_list, which the engines and optimizers use.
     @property
     def weights(self):
-        return list(self.weights_list)
+        return self._variables()
+
+    @property
+    def variables(self):
+        return self._variables()
 
     def _n_updatable(self):
         return len(self.weights_list) - self._n_state_weights
 
     @property
     def trainable_weights(self):
-        return list(self.weights_list[:self._n_updatable()]) if self.trainable else []
+        return self._variables()[:self._n_updatable()] if self.trainable else []
 
     @property
     def non_trainable_weights(self):
-        return list(self.weights_list[self._n_updatable():]) if self.trainable \
-            else list(self.weights_list)
+        vs = self._variables()
+        return vs[self._n_updatable():] if self.trainable else vs
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    def _trainable_arrays(self):
+        """The arrays of trainable_weights (what the engines hand to the optimizer)."""
+        return list(self.weights_list[:self._n_updatable()]) if self.trainable else []
+
+    def _variables(self):
+        cache = self.__dict__.get("_variables_cache")
+        if cache is None or len(cache) != len(self.weights_list) or any(
+                v._value is not w for v, w in zip(cache, self.weights_list)):
+            cache = self._variables_cache = [
+                Variable(self, i, _weight_name(self, i, w))
+                for i, w in enumerate(self.weights_list)]
+        return list(cache)
 
     @property
     def trainable_grads(self):
@@ -208,6 +234,8 @@ class Layer:
                 raise NotImplementedError(f"{type(self).__name__} takes one input, got "
                                           f"{len(inputs)}")
         if isinstance(inputs, KerasTensor):
+            if type(self).forward is Layer.forward:
+                raise _custom_layer_error(self)
             self._ensure_built(inputs.shape)
             out = KerasTensor(self.compute_output_shape(inputs.shape), self, [inputs])
             if self._n_calls == 0:
@@ -217,6 +245,10 @@ class Layer:
         x = _as_input(inputs)
         self._ensure_built((None,) + x.shape[1:])
         return self.call(x, training=bool(training))
+
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, name=None,
+                   **kwargs):
+        raise _custom_layer_error(self)
 
     # ---- regularizers (docs/keras_semantics.md#regularizers) ---------------------------------
     def _set_regularizers(self, activity=None, **weights):
@@ -239,7 +271,7 @@ class Layer:
         regs = {id(getattr(self, attr, None)): r
                 for attr, r in self._weight_regularizers.items() if r is not None}
         return [regs[id(w)].factors() if id(w) in regs else None
-                for w in self.trainable_weights]
+                for w in self._trainable_arrays()]
 
     def _activity(self, y):
         """Records the activity penalty of output y (B, ...): Keras's regularizer(y) / B
@@ -275,7 +307,7 @@ class Layer:
         out = []
         if self.activity_regularizer is not None and self._activity_penalty is not None:
             out.append(self._activity_penalty)
-        for w, f in zip(self.trainable_weights, self.regularizer_factors()):
+        for w, f in zip(self._trainable_arrays(), self.regularizer_factors()):
             if f is not None:
                 out.append(np.float32(backend.weight_penalty(None, w, f[0], f[1], 1.0)))
         return out
@@ -283,10 +315,10 @@ class Layer:
     # ---- execution face ---------------------------------------------------------------------
     def forward(self, x, training):
         """The output for batch x; stochastic layers also take `seed=` (their stream)."""
-        raise NotImplementedError
+        raise _custom_layer_error(self)
 
     def backward(self, dout, need_dinp=True):
-        raise NotImplementedError
+        raise _custom_layer_error(self)
 
     def _ensure_built(self, input_shape):
         if not self.built:
@@ -397,3 +429,122 @@ def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, 
     layer = InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype,
                        batch_shape=batch_shape, sparse=sparse, **kwargs)
     return layer.output
+
+
+# =============================================================================================
+# variables and user-defined layers
+# =============================================================================================
+def _custom_layer_error(layer):
+    cls = type(layer).__name__
+    return NotImplementedError(
+        f"layer '{layer.name}' ({cls}): cnnfast cannot run user-defined layers (subclasses of "
+        f"keras.layers.Layer with their own build/call/add_weight), since it differentiates "
+        "only its own layers, in C++; compose built-in layers instead (a subclassed "
+        "keras.Model whose call() chains them is supported)")
+
+
+def _weight_name(layer, i, w):
+    """Keras's variable name: the layer attribute holding the array ('kernel', 'bias',
+    'gamma', 'moving_mean', ...), else 'variable'."""
+    for key, value in vars(layer).items():
+        if value is w and not key.startswith("_") and key != "weights_list":
+            return key
+    return "variable" if i == 0 else f"variable_{i}"
+
+
+class Variable(np.lib.mixins.NDArrayOperatorsMixin):
+    """A layer weight as Keras 3 shows it: `name` ('kernel'), `path` ('dense/kernel'),
+    `shape`, `dtype` ('float32'), `trainable`, `numpy()` (a copy), `assign(value)` (in place),
+    `value`; NumPy functions and operators see the values (`np.asarray(v)`, `v * 2`). It is a
+    view of the layer's weight array: `assign` changes what the layer computes with."""
+
+    __array_priority__ = 20
+
+    def __init__(self, layer, index, name):
+        self._layer = layer
+        self._index = index
+        self._value = layer.weights_list[index]
+        self.name = name
+
+    @property
+    def path(self):
+        return f"{getattr(self._layer, '_variable_prefix', '')}{self._layer.name}/{self.name}"
+
+    @property
+    def value(self):
+        return self._value
+
+    @property
+    def shape(self):
+        return self._value.shape
+
+    @property
+    def dtype(self):
+        return "float32"
+
+    @property
+    def ndim(self):
+        return self._value.ndim
+
+    @property
+    def size(self):
+        return self._value.size
+
+    @property
+    def trainable(self):
+        """Keras's rule: a weight trains with its layer, except state (moving statistics)."""
+        return bool(self._layer.trainable) and self._index < self._layer._n_updatable()
+
+    def numpy(self):
+        return self._value.copy()
+
+    def assign(self, value):
+        value = np.asarray(value, dtype=np.float32)
+        if value.shape != self._value.shape:
+            raise ValueError(f"Variable '{self.path}': cannot assign a value of shape "
+                             f"{shape_str(value.shape)} to a variable of shape "
+                             f"{shape_str(self._value.shape)}")
+        self._value[...] = value
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(self._value + np.asarray(delta, dtype=np.float32))
+
+    def assign_sub(self, delta):
+        return self.assign(self._value - np.asarray(delta, dtype=np.float32))
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._value if dtype is None else self._value.astype(dtype, copy=False)
+        return a.copy() if copy else a
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = tuple(x._value if isinstance(x, Variable) else x for x in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(x._value if isinstance(x, Variable) else x
+                                  for x in kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __len__(self):
+        return len(self._value)
+
+    def __getitem__(self, key):
+        return self._value[key]
+
+    def __iter__(self):
+        return iter(self._value)
+
+    def __bool__(self):
+        return bool(self._value)
+
+    def __hash__(self):
+        return id(self)
+
+    def __getattr__(self, name):
+        # the rest of the array's face (.copy(), .sum(), .reshape(), .T, ...)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._value, name)
+
+    def __repr__(self):
+        return (f"<Variable path={self.path}, shape={shape_str(self.shape)}, dtype=float32, "
+                f"value={self._value}>")

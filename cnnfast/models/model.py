@@ -7,8 +7,12 @@ table `summary()` prints from summary.py.
 """
 from __future__ import annotations
 
+import inspect
+
+import numpy as np
+
 from .. import executor, utils
-from ..layers.base import InputLayer, KerasTensor, shape_str, unique_name
+from ..layers.base import InputLayer, KerasTensor, Layer, _snake, shape_str, unique_name
 from ..saving import archive, onnx_export, saving_lib, serialization
 from ..tensor import as_tensor
 from . import data, keras_export
@@ -19,19 +23,163 @@ from .training import Trainer
 
 @serialization.register_model_class
 class Model(Trainer):
-    """A functional model: Model(inputs=Input(...), outputs=tensor_or_list)."""
+    """A functional model: Model(inputs=Input(...), outputs=tensor_or_list); or a subclass
+    with layers assigned in `__init__` and a `call(inputs, training=None)` composing them
+    (traced once on a symbolic input into the same graph, see `_trace`)."""
 
-    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+    _subclassed = False
+    _auto_config = None
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        if _is_subclass_form(cls):
+            obj._auto_config = _auto_config(cls, args, kwargs)
+        return obj
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, dtype=None,
+                 **kwargs):
         if kwargs:
-            raise TypeError(f"Model: unrecognized keyword arguments {sorted(kwargs)}")
+            raise TypeError(f"{type(self).__name__}: unrecognized keyword arguments "
+                            f"{sorted(kwargs)}")
+        if dtype not in (None, "float32"):
+            raise NotImplementedError(f"{type(self).__name__}: dtype={dtype!r}; cnnfast "
+                                      "computes in float32 only")
+        if inputs is None and outputs is None and _is_subclass_form(type(self)):
+            self._init_subclassed(name, trainable)
+            return
         if inputs is None or outputs is None:
-            raise NotImplementedError("Model subclassing is not supported; build a functional "
-                                      "model with Model(inputs=..., outputs=...) or use "
-                                      "Sequential")
+            raise TypeError(f"{type(self).__name__}: a functional model needs both inputs= and "
+                            "outputs=; a subclass of keras.Model defines call(self, inputs) "
+                            "instead")
         self.name = name or unique_name("functional")
         self._trainable = bool(trainable)  # as Keras: the constructor does not set the layers'
         self._init_training_state()
         self._build_graph(inputs, outputs)
+
+    # ---- subclassed models ----------------------------------------------------------------
+    def call(self, inputs, training=None):
+        """A subclass defines the forward pass here; a functional model runs its graph."""
+        if self._subclassed:
+            raise NotImplementedError(f"{type(self).__name__} must define call()")
+        return self(inputs, training=training)
+
+    def _init_subclassed(self, name, trainable):
+        self.name = name or unique_name(_snake(type(self).__name__))
+        self._trainable = bool(trainable)
+        self._init_training_state()
+        self._subclassed = True
+        self._tensors = None
+        self._single_input = self._single_output = True
+        self._summary_batch = None   # the batch size of the first eager call (Keras's summary)
+        self._layers_traced = None
+        self.built = False
+
+    def _tracked_layers(self):
+        """The layers assigned to attributes (also in lists, tuples and dicts), in assignment
+        order, as Keras tracks them."""
+        out, seen = [], set()
+
+        def add(v):
+            if isinstance(v, (Layer, Model)) and v is not self:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+            elif isinstance(v, (list, tuple)):
+                for item in v:
+                    add(item)
+            elif isinstance(v, dict):
+                for item in v.values():
+                    add(item)
+
+        for key, value in vars(self).items():
+            if key in ("optimizer", "loss", "_metrics", "_engine_cache", "history",
+                       "_tensors", "_plan", "_all_layers", "_layers_traced", "inputs",
+                       "outputs", "input", "output"):
+                continue
+            add(value)
+        return out
+
+    def _call_graph(self, inp, training):
+        """One symbolic run of the user's call(); errors name the model and say why."""
+        who = f"model '{self.name}' ({type(self).__name__})"
+        kwargs = {}
+        try:
+            params = inspect.signature(self.call).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            kwargs["training"] = training
+        why = ("cnnfast runs a subclassed model as the layer graph its call() builds when "
+               "traced once on a symbolic input: call() may compose layers and use Python "
+               "control flow on static values (shapes, constructor arguments), but not branch "
+               "on tensor values or apply NumPy/tf functions or operators to tensors (use "
+               "layers, e.g. Activation, Rescaling, Reshape)")
+        try:
+            out = self.call(inp, **kwargs)
+        except (TypeError, AttributeError) as err:
+            raise TypeError(f"{who}: call() failed on a symbolic input of shape "
+                            f"{shape_str(inp.shape)}: {err}. {why}.") from err
+        except (ValueError, NotImplementedError) as err:
+            raise type(err)(f"{who}: call() on a symbolic input of shape "
+                            f"{shape_str(inp.shape)}: {err}") from err
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        if not outs or not all(isinstance(t, KerasTensor) for t in outs):
+            raise TypeError(f"{who}: call() returned {type(out).__name__}, not the output of "
+                            f"a layer; {why}.")
+        return out
+
+    @staticmethod
+    def _signature(out):
+        """The layer calls behind `out`, as comparable data (layer ids and wiring)."""
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        order, index = [], {}
+
+        def visit(t):
+            if id(t) in index:
+                return
+            for s in t._inbound:
+                visit(s)
+            index[id(t)] = len(order)
+            order.append((id(t._layer) if not isinstance(t._layer, InputLayer) else None,
+                          tuple(index[id(s)] for s in t._inbound)))
+
+        for t in outs:
+            visit(t)
+        return order, [index[id(t)] for t in outs]
+
+    def _trace(self, shape):
+        """Build the graph: call() once on a symbolic Input of `shape` (batch axis free).
+        When call() takes `training`, it is traced with False (the graph kept) and True; a
+        call() whose layers differ between the two (Python `if training:` around a layer) is
+        refused, since one graph runs both training and inference."""
+        if len(shape) < 2:
+            raise ValueError(f"model '{self.name}': an input shape needs a batch axis and at "
+                             f"least one more, got {shape_str(shape)}")
+        inp = InputLayer(batch_shape=(None,) + tuple(shape[1:]), name=f"{self.name}_input")
+        unbuilt = [x for x in self._tracked_layers() if not x.built]
+        out = self._call_graph(inp.output, False)
+        for x in unbuilt:   # Keras names their variables in the model's scope
+            if x.built:
+                x._variable_prefix = f"{self.name}/"
+        try:
+            takes_training = "training" in inspect.signature(self.call).parameters
+        except (TypeError, ValueError):
+            takes_training = False
+        if takes_training:
+            out_t = self._call_graph(inp.output, True)
+            if self._signature(out) != self._signature(out_t):
+                raise NotImplementedError(
+                    f"model '{self.name}' ({type(self).__name__}): call() composes different "
+                    "layers for training=True and training=False; cnnfast runs one graph for "
+                    "both, so call every layer in both modes and pass training=training to "
+                    "it (Dropout and BatchNormalization switch by themselves)")
+        self._build_graph(inp.output, out)
+        tracked = self._tracked_layers()
+        in_graph = [layer for layer in self._all_layers if not isinstance(layer, InputLayer)]
+        # Keras's order: the tracked layers as assigned (unused ones too), then any layer
+        # call() reached that no attribute holds
+        tracked_ids = {id(x) for x in tracked}
+        self._layers_traced = tracked + [x for x in in_graph if id(x) not in tracked_ids]
 
     # ---- graph ------------------------------------------------------------------------------
     def _build_graph(self, inputs, outputs):
@@ -88,7 +236,20 @@ class Model(Trainer):
 
     @property
     def layers(self):
+        if self._subclassed:
+            if self._layers_traced is None:
+                return self._tracked_layers()
+            return list(self._layers_traced)
         return list(self._all_layers)
+
+    def build(self, input_shape):
+        """Build the graph for `input_shape` (batch axis included, as Keras): traces a
+        subclassed model's call(), gives an input-less Sequential its Input; a functional
+        model is built already."""
+        if self._tensors is None:
+            self._build_from_shape(tuple(input_shape))
+        else:
+            self._ensure_built(tuple(input_shape))
 
     @property
     def trainable(self):
@@ -113,7 +274,10 @@ class Model(Trainer):
 
     @property
     def weights(self):
-        return [w for layer in self.layers for w in layer.weights_list]
+        """Every layer's Variables (cnnfast.layers.base.Variable), in layer order."""
+        return [w for layer in self.layers for w in layer.weights]
+
+    variables = weights
 
     @property
     def trainable_weights(self):
@@ -125,12 +289,20 @@ class Model(Trainer):
         return [w for layer in self.layers for w in layer.non_trainable_weights] \
             if self.trainable else self.weights
 
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    def _trainable_arrays(self):
+        """The arrays of trainable_weights (what the engines hand to the optimizer)."""
+        return [w for layer in self.layers for w in layer._trainable_arrays()] \
+            if self.trainable else []
+
     def get_weights(self):
-        return [w.copy() for w in self.weights]
+        return [w.copy() for w in self.weights_list]
 
     def set_weights(self, weights):
         weights = list(weights)
-        own = self.weights
+        own = self.weights_list
         if len(weights) != len(own):
             raise ValueError(f"Model '{self.name}' has {len(own)} weight arrays, got "
                              f"{len(weights)}")
@@ -166,9 +338,22 @@ class Model(Trainer):
         return [self._tensors[i]._layer for i in self._output_ids]
 
     def get_config(self):
-        """The architecture as JSON-able data (config.json's "config", docs/file_format.md):
-        each layer's {"class_name", "config"} plus its "inbound" layer name, the input and
-        output layer names, and whether inputs/outputs were one tensor or a list."""
+        """The architecture as JSON-able data. A subclassed model (as Keras): name, trainable,
+        dtype and the constructor's arguments when they are all plain Python values;
+        otherwise the class must override get_config (NotImplementedError).
+
+        A functional model: the architecture as JSON-able data (config.json's "config",
+        docs/file_format.md): each layer's {"class_name", "config"} plus its "inbound" layer
+        name, the input and output layer names, and whether inputs/outputs were one tensor
+        or a list."""
+        if self._subclassed:
+            base = {"name": self.name, "trainable": bool(self.trainable), "dtype": "float32"}
+            if self._auto_config is not None:
+                return {**base, **self._auto_config}
+            raise NotImplementedError(
+                f"Model {type(self).__name__} has arguments in `__init__()` that are not plain "
+                "Python values and therefore must override `get_config()` (and "
+                "`from_config()` when the constructor does not take the config's keys)")
         entries = []
         for node in self.nodes:
             e = serialization.serialize_layer(node.layer)
@@ -189,7 +374,10 @@ class Model(Trainer):
     @classmethod
     def from_config(cls, config):
         """A new (uncompiled, freshly initialised) model from get_config() output; ValueError
-        naming the problem for an invalid config. The global rng is left as it was."""
+        naming the problem for an invalid config. The global rng is left as it was.
+        A subclassed model's class: cls(**config), as Keras."""
+        if _is_subclass_form(cls):
+            return cls(**config)
         src = archive.Source(None)
         archive.check_dict(src, config, "Model config", (
             "name", "trainable", "layers", "input_layers", "output_layers", "single_input",
@@ -341,7 +529,7 @@ class Model(Trainer):
     # ---- a model used as a layer (Sequential([model, Softmax()]), model(tensor)) ----------
     @property
     def weights_list(self):
-        return self.weights
+        return [w for layer in self.layers for w in layer.weights_list]
 
     @property
     def grads(self):
@@ -388,6 +576,9 @@ class Model(Trainer):
         return self._backward(dout, dout_is_dlogits, need_dinp=need_dinp)
 
     def _build_from_shape(self, shape):
+        if self._subclassed:
+            self._trace(tuple(shape))
+            return
         raise ValueError(f"Model '{self.name}' has no input shape")
 
     def __call__(self, x, training=False):
@@ -397,6 +588,8 @@ class Model(Trainer):
             self._ensure_built(x.shape)
             self._check_nestable()
             return KerasTensor(self.compute_output_shape(x.shape), self, [x])
+        if self._subclassed and self._tensors is None and np.ndim(x) > 0:
+            self._summary_batch = int(np.shape(x)[0])   # Keras's summary shows this batch
         x = data.prepare_x(self, x, "__call__")
         seed = executor.step_seed(utils.rng()) if training else None
         # Tensors (ndarrays with .numpy()), as TF's eager call returns: model(x).numpy()
@@ -409,3 +602,43 @@ class Model(Trainer):
         """Print the layer table like Keras 3: name (type), output shape, param #, totals."""
         summary_mod.print_summary(self, line_length, positions, print_fn, expand_nested,
                                   show_trainable, layer_range)
+
+
+def _is_subclass_form(cls):
+    """A keras.Model subclass that defines call() (not Sequential, not Model itself)."""
+    return cls is not Model and cls.call is not Model.call
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(v):
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
+    return isinstance(v, _PLAIN)
+
+
+def _auto_config(cls, args, kwargs):
+    """Keras's auto-config: the constructor's arguments (defaults included) when all are
+    plain Python values, else None."""
+    try:
+        sig = inspect.signature(cls.__init__)
+        bound = sig.bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    bound.apply_defaults()
+    cfg = {}
+    for i, (key, value) in enumerate(bound.arguments.items()):
+        kind = sig.parameters[key].kind
+        if i == 0:
+            continue    # self
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            cfg.update(value)
+        else:
+            cfg[key] = value
+    return cfg if _plain(cfg) else None

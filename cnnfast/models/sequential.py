@@ -63,7 +63,10 @@ class Sequential(Model):
         every layer then belongs to this model's graph)."""
         for layer in self._layers[len(self._outs):]:
             prev = self._outs[-1] if self._outs else self._input_layer.output
+            built = layer.built
             self._outs.append(layer(prev))
+            if not built:   # built here: Keras names its variables in the model's scope
+                layer._variable_prefix = f"{self.name}/"
         self._finish_graph()
 
     def _finish_graph(self):

@@ -338,7 +338,7 @@ def _groups(opt):
 
 
 def _trained_params(model):
-    return [w for layer in model.layers if model.trainable for w in layer.trainable_weights]
+    return [w for layer in model.layers if model.trainable for w in layer._trainable_arrays()]
 
 
 def _param_names(model):

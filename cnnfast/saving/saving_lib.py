@@ -49,6 +49,11 @@ def save_model(model, filepath, overwrite=True):
     both), else cnnfast's own format (`.cnnfast`, docs/file_format.md). Atomic;
     `overwrite=False` raises FileExistsError if the file exists."""
     name = _name(filepath)
+    if getattr(model, "_subclassed", False):
+        # A subclassed model is saved in cnnfast's format whatever the name (its class, not
+        # a layer graph, is what load_model rebuilds: register_keras_serializable /
+        # custom_objects); the Keras writers hold built-in model classes only.
+        return save_cnnfast(model, filepath, overwrite)
     if name.endswith(".keras"):
         return _keras_fallback_hint(keras_files.save_keras, model, filepath, overwrite)
     if name.endswith((".h5", ".hdf5")):
@@ -60,6 +65,18 @@ def save_cnnfast(model, filepath, overwrite=True):
     """Save the whole model in cnnfast's own format (docs/file_format.md), whatever the name."""
     config = {"class_name": serialization.model_class_name(model),
               "config": model.get_config(), "compile_config": model.get_compile_config()}
+    if not serialization.is_builtin_model(model):
+        # A subclassed model (Keras: the class's get_config, its registered name and the
+        # input shape it was built for; an unregistered class saves, but loads only with
+        # custom_objects=, as in Keras).
+        if not getattr(model, "built", False) or model._tensors is None:
+            raise ValueError(f"cannot save model '{model.name}': it has not been built yet "
+                             "(call it on data, build(input_shape) or fit it first)")
+        config["config"] = serialization.jsonable(config["config"])
+        config["registered_name"] = serialization.get_registered_name(model)
+        config["build_config"] = {"input_shape": serialization.jsonable(
+            model.inputs[0].shape)}
+        config["layer_names"] = [layer.name for layer in model.layers]
     _check_reloadable(config)
     arrays, index = state.weights_index(model)
     index["optimizer"] = state.optimizer_state(model, arrays)
@@ -68,12 +85,14 @@ def save_cnnfast(model, filepath, overwrite=True):
     write_archive(filepath, MODEL_FORMAT, config, index, arrays, overwrite)
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A model saved by `save_model` / `model.save`: same architecture and weights (predictions
     are bit-identical); with `compile=True` also compiled as it was, with the optimizer state
     restored so `fit` continues where it stopped. Reads cnnfast files and Keras files (`.keras`
     of Keras 3, legacy `.h5`) without TensorFlow. Raises ValueError for anything else (a
-    Keras layer or option cnnfast lacks: NotImplementedError naming it)."""
+    Keras layer or option cnnfast lacks: NotImplementedError naming it). A subclassed
+    model's class (cnnfast files) comes from keras.saving.register_keras_serializable or
+    `custom_objects` ({"MyModel": MyModel}); a TypeError, as Keras's, when neither has it."""
     path = _existing(filepath)
     if keras_files.is_hdf5(path):
         return keras_files.load_h5(path, compile=compile)
@@ -85,7 +104,7 @@ def load_model(filepath, compile=True):
         index = ar.json(INDEX)
         blob = ar.weights_blob(index)
         saved = state.check_index(ar, index, blob, with_optimizer=True)
-        model = _model_from_config(ar, config)
+        model = _model_from_config(ar, config, custom_objects)
         state.assign_weights(ar, model, saved, exact_names=True)
         if compile and config.get("compile_config") is not None:
             opt, loss, metrics = serialization.deserialize_compile(ar, config["compile_config"])
@@ -109,7 +128,8 @@ def save_weights(model, filepath, overwrite=True):
     if not getattr(model, "built", False):
         raise ValueError(f"Model '{model.name}' has not been built yet, so it has no weights "
                          "to save: build it first (Input(...), input_shape=, or fit/predict)")
-    if _name(filepath).endswith((".h5", ".hdf5")):
+    if _name(filepath).endswith((".h5", ".hdf5")) and not getattr(model, "_subclassed", False):
+        # (a subclassed model's weights: cnnfast's format whatever the name, see save_model)
         return _keras_fallback_hint(keras_files.save_keras_weights, model, filepath, overwrite)
     arrays, index = state.weights_index(model)
     index["optimizer"] = None
@@ -142,9 +162,12 @@ def load_weights(model, filepath):
         state.assign_weights(ar, model, saved, exact_names=False)
 
 
-def _model_from_config(src, config):
-    check_dict(src, config, CONFIG, ("class_name", "config"), ("compile_config",))
+def _model_from_config(src, config, custom_objects=None):
+    check_dict(src, config, CONFIG, ("class_name", "config"),
+               ("compile_config", "registered_name", "build_config", "layer_names"))
     kind = config["class_name"]
+    if "registered_name" in config:
+        return _subclassed_from_config(src, config, custom_objects)
     cls = serialization.MODEL_CLASSES.get(kind) if isinstance(kind, str) else None
     need(src, cls is not None, f"unknown model class {kind!r}; expected 'Sequential' or 'Model'")
     try:
@@ -153,13 +176,50 @@ def _model_from_config(src, config):
         src.fail(str(e))
 
 
+def _subclassed_from_config(src, config, custom_objects):
+    kind, reg = config["class_name"], config["registered_name"]
+    need(src, isinstance(kind, str) and isinstance(reg, str), f"{CONFIG}: 'class_name' and "
+         "'registered_name' must be strings")
+    bc = config.get("build_config")
+    check_dict(src, bc, f"{CONFIG} build_config", ("input_shape",))
+    shape = bc["input_shape"]
+    need(src, isinstance(shape, list) and len(shape) >= 2 and all(
+        d is None or (isinstance(d, int) and 0 < d < 2**31) for d in shape),
+        f"{CONFIG} build_config: invalid input_shape {shape!r}")
+    names = config.get("layer_names")
+    need(src, isinstance(names, list) and all(isinstance(n, str) for n in names),
+         f"{CONFIG}: 'layer_names' must be a list of strings")
+    cls = serialization.get_registered_object(reg, custom_objects) or \
+        serialization.get_registered_object(kind, custom_objects)
+    if cls is None:
+        raise TypeError(f"Could not locate class '{kind}'. Make sure custom classes are "
+                        "decorated with `@keras.saving.register_keras_serializable()` (or pass "
+                        f"custom_objects={{'{kind}': {kind}}} to load_model). If they are "
+                        "already decorated, make sure they are all imported so that the "
+                        f"decorator is run before trying to load them. File: {src.path}")
+    rng_state = utils.rng().bit_generator.state   # building draws initial weights
+    try:
+        model = cls.from_config(config["config"])
+        model.build(tuple(shape))
+    except (TypeError, ValueError, NotImplementedError) as e:
+        src.fail(f"cannot rebuild {kind} from its config: {e}")
+    finally:
+        utils.rng().bit_generator.state = rng_state
+    layers = model.layers
+    need(src, len(layers) == len(names), f"{kind} has {len(layers)} layers after building, "
+         f"the file {len(names)} {names}: different architecture")
+    for layer, name in zip(layers, names):   # the saved names, so weights and rng match
+        layer.name = name
+    return model
+
+
 def _check_reloadable(config):
     """Save refuses what load would refuse (e.g. a custom initializer object)."""
     src = Source("<model being saved>")
     rng_state = utils.rng().bit_generator.state
     try:
         functional = config["class_name"] == "Model"
-        for i, e in enumerate(config["config"]["layers"]):
+        for i, e in enumerate([] if "registered_name" in config else config["config"]["layers"]):
             serialization.deserialize_layer(src, i, e, functional)
         cc = config["compile_config"]
         if cc is not None:

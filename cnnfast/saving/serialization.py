@@ -43,12 +43,47 @@ def register_model_class(cls):
     return cls
 
 
+# User classes registered with keras.saving.register_keras_serializable: "package>name" ->
+# class. Loading constructs a custom class only from here (or the custom_objects given to
+# load_model), never by importing a module the file names.
+CUSTOM_OBJECTS = {}
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """Class decorator (Keras: saving.register_keras_serializable): a subclassed model saved
+    by model.save is rebuilt at load with `cls.from_config(cls.get_config())`, then built
+    and given its weights."""
+    def decorator(cls):
+        key = f"{package}>{name or cls.__name__}"
+        if key in CUSTOM_OBJECTS and CUSTOM_OBJECTS[key] is not cls:
+            raise ValueError(f"{key} has already been registered to {CUSTOM_OBJECTS[key]}")
+        CUSTOM_OBJECTS[key] = cls
+        cls._registered_name = key
+        return cls
+    return decorator
+
+
+def get_registered_name(obj):
+    cls = obj if isinstance(obj, type) else type(obj)
+    return cls.__dict__.get("_registered_name", cls.__name__)
+
+
+def get_registered_object(name, custom_objects=None):
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    return CUSTOM_OBJECTS.get(name)
+
+
+def is_builtin_model(model):
+    return MODEL_CLASSES.get(type(model).__name__) is type(model)
+
+
 def model_class_name(model):
     """The class_name a model is saved under; ValueError for a class load could not rebuild."""
     name = type(model).__name__
-    if MODEL_CLASSES.get(name) is not type(model):
-        raise ValueError(f"cannot save a {name}: only Sequential and functional Model "
-                         "instances are supported")
+    if not is_builtin_model(model) and not getattr(model, "_subclassed", False):
+        raise ValueError(f"cannot save a {name}: only Sequential, functional Model and "
+                         "subclassed keras.Model instances are supported")
     return name
 
 

@@ -49,7 +49,7 @@ def weights_index(model):
 
 def _trained_params(model):
     # Exactly the list the training step hands to optimizer.apply (slots follow its order).
-    return [w for layer in model.layers if model.trainable for w in layer.trainable_weights]
+    return [w for layer in model.layers if model.trainable for w in layer._trainable_arrays()]
 
 
 def optimizer_state(model, arrays):
