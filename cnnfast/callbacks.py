@@ -1172,10 +1172,11 @@ class BackupAndRestore(Callback):
 
     def _capture(self, run):
         model, opt = self.model, self.model.optimizer
-        arrays = {f"w{i}": w for i, w in enumerate(model.weights)}
+        # the arrays (weights_list), which the optimizer's slots are keyed by, not the Variables
+        arrays = {f"w{i}": w for i, w in enumerate(model.weights_list)}
         slots = []
         if opt.slot_arrays is not None:
-            index = {id(w): i for i, w in enumerate(model.weights)}
+            index = {id(w): i for i, w in enumerate(model.weights_list)}
             for k, (wid, s) in enumerate(zip(opt._weights_ids, opt.slot_arrays)):
                 slots.append([index[wid], [a is not None for a in s]])
                 for j, a in enumerate(s):
@@ -1216,7 +1217,7 @@ class BackupAndRestore(Callback):
 
     def _apply(self, run, meta, arrays):
         model, opt = self.model, self.model.optimizer
-        weights = model.weights
+        weights = model.weights_list
         model.set_weights([arrays[f"w{i}"] for i in range(len(weights))])
         if meta["slots"]:
             opt.build([weights[i] for i, _ in meta["slots"]])

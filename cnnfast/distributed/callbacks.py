@@ -30,11 +30,11 @@ class BroadcastGlobalVariablesCallback(callbacks_mod.Callback):
         model = self.model
         comm.check_agree("the model's weights (BroadcastGlobalVariablesCallback)",
                          {"weight shapes": [tuple(w.shape) for w in model.weights]})
-        broadcast_variables(model.weights, self.root_rank)
+        broadcast_variables(model.weights_list, self.root_rank)
         opt = model.optimizer
         root_built = comm.broadcast_object(opt.slot_arrays is not None, self.root_rank)
         if root_built:
-            slots = opt.slots(model.trainable_weights)
+            slots = opt.slots(model._trainable_arrays())
             arrays = [s for per in slots for s in per if s is not None]
             comm.check_agree("the optimizer's slots (BroadcastGlobalVariablesCallback)",
                              {"slot shapes": [tuple(s.shape) for s in arrays]})
