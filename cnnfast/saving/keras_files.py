@@ -53,9 +53,14 @@ def is_hdf5(path):
 def is_keras_zip(path):
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as zf:
-        return WEIGHTS in zf.namelist() or (CONFIG in zf.namelist() and
-                                            "weights.bin" not in zf.namelist())
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        # is_zipfile found an end record, but the central directory is damaged: the loader's
+        # own checks (archive.py) name what is wrong with the file
+        return False
+    return WEIGHTS in names or (CONFIG in names and "weights.bin" not in names)
 
 
 # =============================================================================================
