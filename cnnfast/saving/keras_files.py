@@ -567,7 +567,9 @@ def _cnnfast_layer(src, i, entry):
     if cls == "InputLayer":
         c = kl.check_input_config(cfg, where)
         return {"class_name": "InputLayer", "config": {**c, "dtype": "float32"}}
-    return {"class_name": cls, "config": kl.layer_kwargs_from_keras(cls, cfg, where)}
+    kwargs = kl.layer_kwargs_from_keras(cls, cfg, where)
+    kl.check_runs(cls, kwargs, where)
+    return {"class_name": cls, "config": kwargs}
 
 
 def _inbound(src, entry, where):
