@@ -94,12 +94,66 @@ LAYER_CASES = {
                                 L.RandomZoom(0.3)),
     "relu_layer": lambda: seq((6,), L.ReLU()),
     "softmax_layer": lambda: seq((3, 4), L.Flatten(), L.Softmax()),
+    "softmax_axes": lambda: seq((3, 4, 5), L.Conv2D(5, 1), L.Softmax(axis=1),
+                                L.Softmax(axis=-2), L.Softmax(axis=3)),
+    "relu_arguments": lambda: seq((3, 4, 2), L.Rescaling(4.0), L.Conv2D(2, 1),
+                                  L.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.5),
+                                  L.ReLU(max_value=0.7), L.ReLU(threshold=0.3),
+                                  L.ReLU(negative_slope=0.05), L.ReLU(max_value=6.0),
+                                  L.ReLU(negative_slope=0.3, max_value=1.5)),
+    "leaky_relu_elu": lambda: seq((3, 4, 2), L.Rescaling(3.0), L.Conv2D(2, 1), L.LeakyReLU(),
+                                  L.LeakyReLU(0.2), L.ELU(0.4), L.ELU()),
+    "prelu": lambda: seq((4, 5, 3), L.Conv2D(3, 1), L.PReLU(shared_axes=[1, 2]), L.PReLU(),
+                         L.Flatten(), L.PReLU()),
+    "conv_dilated": lambda: seq((9, 8, 3), L.Conv2D(4, 3, dilation_rate=2),
+                                L.Conv2D(2, (2, 3), dilation_rate=(2, 1), padding="same")),
+    "depthwise": lambda: seq((9, 8, 3), L.DepthwiseConv2D(3, depth_multiplier=2,
+                                                          activation="relu"),
+                             L.DepthwiseConv2D((2, 3), strides=2, padding="same",
+                                               use_bias=False),
+                             L.DepthwiseConv2D(3, dilation_rate=2, padding="same")),
+    "separable": lambda: seq((9, 8, 3), L.SeparableConv2D(4, 3, depth_multiplier=2,
+                                                          activation="tanh"),
+                             L.SeparableConv2D(3, (2, 3), strides=2, padding="same",
+                                               use_bias=False),
+                             L.SeparableConv2D(2, 3, dilation_rate=2, padding="same")),
+    "augmentation_more": lambda: seq((6, 6, 2), L.SpatialDropout2D(0.5),
+                                     L.RandomTranslation(0.2, 0.1), L.RandomContrast(0.4),
+                                     L.RandomCrop(6, 6), L.Conv2D(2, 1)),
 }
+
+
+def randomize_weights(model):
+    """Random weights everywhere (PReLU's alphas start at zero, biases too)."""
+    r = np.random.default_rng(4)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws and not isinstance(layer, L.BatchNormalization):
+            layer.set_weights([(r.standard_normal(w.shape) * 0.5).astype(np.float32)
+                               for w in ws])
+
+
+def test_every_layer_class_is_exported_or_refused_by_name():
+    from cnnfast.saving import onnx_export, serialization
+    assert set(onnx_export.LAYERS) == set(serialization.LAYER_CLASSES) - {"InputLayer"}
+    covered = {"Activation"}                   # test_each_activation_matches_predict
+    for case in LAYER_CASES.values():
+        covered |= {type(layer).__name__ for layer in case().layers}
+    assert covered == set(onnx_export.LAYERS)
+
+
+def test_random_crop_that_resizes_is_refused_by_name(tmp_path):
+    m = seq((6, 6, 2), L.RandomCrop(4, 5, name="crop"))
+    with pytest.raises(NotImplementedError, match=r"layer 'crop' \(RandomCrop\) has no ONNX "
+                       r"mapping: at inference it is a centred crop resized"):
+        m.export(tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.mark.parametrize("case", sorted(LAYER_CASES))
 def test_each_layer_type_matches_predict(tmp_path, case):
     m = LAYER_CASES[case]()
+    randomize_weights(m)
     set_bn_stats(m)
     check(m, tmp_path, m.inputs[0].shape[1:])
 
