@@ -425,6 +425,32 @@ def test_more_layers_cnnfast_file_loads_in_tf_keras(tf_keras, tmp_path, case, ex
 
 
 @pytest.mark.tf
+@pytest.mark.parametrize("case", sorted(MORE_LAYER_CASES))
+def test_more_layers_files_have_keras_own_layout(tf_keras, tmp_path, case):
+    """config.json (build_config included), the weights store and the legacy .h5 match what
+    Keras writes for the to_keras twin."""
+    m = MORE_LAYER_CASES[case](cf.keras)
+    perturb_weights(m)
+    km = m.to_keras()
+    m.save(tmp_path / "c.keras")
+    km.save(tmp_path / "k.keras")
+    with zipfile.ZipFile(tmp_path / "c.keras") as c, zipfile.ZipFile(tmp_path / "k.keras") as k:
+        cc, kc = json.loads(c.read("config.json")), json.loads(k.read("config.json"))
+        kc.pop("compile_config", None)         # Keras writes {} for an uncompiled model
+        for e in kc["config"]["layers"]:       # a seed Keras drew for a RandomCrop without one
+            if e["class_name"] == "RandomCrop" and not m.get_layer(
+                    e["config"]["name"]).get_config()["seed"]:
+                e["config"]["seed"] = None
+        assert _normalized(cc) == _normalized(kc)
+        assert [e.get("build_config") for e in cc["config"]["layers"]] == \
+            [e.get("build_config") for e in kc["config"]["layers"]]
+        assert _h5_layout(c.read("model.weights.h5")) == _h5_layout(k.read("model.weights.h5"))
+    m.save(tmp_path / "c.h5")
+    km.save(tmp_path / "k.h5")
+    assert _h5_layout(tmp_path / "c.h5") == _h5_layout(tmp_path / "k.h5")
+
+
+@pytest.mark.tf
 def test_more_layers_tf_keras_files_load_in_cnnfast_without_tensorflow(tf_keras, tmp_path):
     _, keras = tf_keras
     keras.utils.set_random_seed(0)
