@@ -425,6 +425,28 @@ def test_more_layers_cnnfast_file_loads_in_tf_keras(tf_keras, tmp_path, case, ex
 
 
 @pytest.mark.tf
+def test_regularizers_give_the_same_loss_both_ways(tf_keras, tmp_path):
+    """The mapped regularizers are the penalties Keras adds: evaluate's loss (data loss plus
+    weight and activity penalties) agrees after a .keras file and after from_keras."""
+    _, keras = tf_keras
+    m = _dilated_regularized(cf.keras)
+    perturb_weights(m)
+    m.compile(optimizer="sgd", loss="mse")
+    x = data()[0]
+    y = np.random.default_rng(2).random((16, 4), dtype=np.float32)
+    want = m.evaluate(x, y, batch_size=16, verbose=0)
+    data_loss = float(np.mean((m.predict(x, verbose=0) - y) ** 2))
+    assert want - data_loss > 0.05 * want          # the penalties matter (measured 8%)
+    m.save(tmp_path / "r.keras")
+    km = keras.models.load_model(tmp_path / "r.keras")
+    got = km.evaluate(x, y, batch_size=16, verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)     # measured: equal
+    back = cf.from_keras(km)
+    back.compile(optimizer="sgd", loss="mse")
+    np.testing.assert_allclose(back.evaluate(x, y, batch_size=16, verbose=0), got, rtol=1e-6)
+
+
+@pytest.mark.tf
 @pytest.mark.parametrize("case", sorted(MORE_LAYER_CASES))
 def test_more_layers_files_have_keras_own_layout(tf_keras, tmp_path, case):
     """config.json (build_config included), the weights store and the legacy .h5 match what
