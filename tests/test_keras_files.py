@@ -695,6 +695,15 @@ def test_broken_keras_files_are_clear_value_errors(tmp_path):
     with pytest.raises(ValueError, match=r"weight shapes \[\(4, 3\), \(3,\)\], the file has "
                                          r"\[\(4, 2\), \(2,\)\]"):
         other.load_weights(tmp_path / "ok.keras")
+    # an archive whose end record is intact but whose central directory is not (is_zipfile
+    # says yes, ZipFile raises BadZipFile): found by tests/test_fuzz_model.py's bit flips
+    data = bytearray((tmp_path / "ok.keras").read_bytes())
+    data[data.rfind(b"PK\x01\x02")] ^= 1
+    (tmp_path / "bad_directory.keras").write_bytes(bytes(data))
+    assert zipfile.is_zipfile(tmp_path / "bad_directory.keras")
+    with pytest.raises(ValueError, match=r"bad_directory.keras: corrupt zip archive: Bad magic "
+                                         "number for central directory"):
+        cf.models.load_model(tmp_path / "bad_directory.keras")
 
 
 # =============================================================================================

@@ -53,7 +53,11 @@ def is_hdf5(path):
 def is_keras_zip(path):
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as zf:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:   # an end record, a broken directory
+        raise ValueError(f"{path}: corrupt zip archive: {e}") from e
+    with zf:
         return WEIGHTS in zf.namelist() or (CONFIG in zf.namelist() and
                                             "weights.bin" not in zf.namelist())
 
