@@ -185,9 +185,12 @@ def test_each_activation_matches_predict(tmp_path, act):
 @pytest.mark.xfail(strict=True, reason="cnnfast's softmax/log_softmax on a rank > 2 input "
                    "normalise over all non-batch elements, Keras's (and the export's) over the "
                    "last axis: a cnnfast bug outside the exporter, reported")
-@pytest.mark.parametrize("act", LAST_AXIS)
+@pytest.mark.parametrize("act", LAST_AXIS + ("Softmax(axis=-1)", "Softmax(axis=3)"))
 def test_last_axis_activations_on_rank4_follow_keras(tmp_path, act):
-    check(seq((3, 3, 4), L.Activation(act)), tmp_path, (3, 3, 4))
+    # the Softmax layer over the last axis of a rank-4 input is the 'softmax' kind: the same
+    layer = {"Softmax(axis=-1)": lambda: L.Softmax(axis=-1),
+             "Softmax(axis=3)": lambda: L.Softmax(axis=3)}.get(act, lambda: L.Activation(act))()
+    check(seq((3, 3, 4), layer), tmp_path, (3, 3, 4))
 
 
 def test_tutorial_cnn_and_functional_multi_output(tmp_path):
