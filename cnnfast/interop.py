@@ -5,8 +5,9 @@
 
 Supported Keras layers: InputLayer and those of cnnfast.saving.keras_layers.LAYERS (the table
 the Keras file reader and writer share), with the arguments cnnfast runs (channels_last, no
-dilation/groups, no regularizers/constraints, float32, the cnnfast activations). Anything else
-raises NotImplementedError naming the layer and the argument. Weight initializers are carried
+groups, no constraints, the L1/L2/L1L2 regularizers on Dense and Conv2D only, float32, the
+cnnfast activations). Anything else raises NotImplementedError naming the layer and the
+argument. Weight initializers are carried
 over when cnnfast has them (Glorot/He uniform/normal, zeros, ones) and otherwise replaced by the
 default: they only matter for fresh weights, and the weights are copied. The converted model is
 not compiled; compile it as usual. TensorFlow is imported lazily, only by these functions.

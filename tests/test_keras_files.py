@@ -294,6 +294,234 @@ def test_keras_writer_refuses_what_keras_cannot_hold(tmp_path):
     assert sorted(os.listdir(tmp_path)) == []
 
 
+# ---- every other layer class, its arguments and regularizers, both ways ----------------------
+def _relu_args(k):
+    L = k.layers
+    return k.Sequential([k.Input((6, 6, 2)), L.Rescaling(10.0, offset=-3.0),
+                         L.ReLU(max_value=6.0, negative_slope=0.1, threshold=0.5),
+                         L.ReLU(max_value=4.0), L.LeakyReLU(0.1), L.LeakyReLU(), L.ELU(0.5),
+                         L.ELU()], name="relus")
+
+
+def _prelu_softmax(k):
+    L = k.layers
+    return k.Sequential([k.Input((6, 6, 2)), L.Conv2D(3, 3), L.PReLU(shared_axes=[1, 2]),
+                         L.PReLU(), L.Softmax(axis=1), L.Softmax(axis=-2), L.Flatten(),
+                         L.Softmax()], name="prelu_softmax")
+
+
+def _depthwise_separable(k):
+    L = k.layers
+    return k.Sequential([
+        k.Input((12, 12, 3)), L.SpatialDropout2D(0.3),
+        L.DepthwiseConv2D(3, depth_multiplier=2, dilation_rate=2, padding="same",
+                          activation="relu"),
+        L.DepthwiseConv2D((2, 3), strides=2, use_bias=False),
+        L.SeparableConv2D(4, 3, depth_multiplier=2, activation="tanh", padding="same"),
+        L.SeparableConv2D(3, 2, strides=2, dilation_rate=1, use_bias=False)], name="dw_sep")
+
+
+def _dilated_regularized(k):
+    L, R = k.layers, k.regularizers
+    return k.Sequential([
+        k.Input((12, 12, 3)),
+        L.Conv2D(3, 3, dilation_rate=2, kernel_regularizer="l2",
+                 bias_regularizer=R.L1L2(0.1, 0.2), activity_regularizer="l1"),
+        L.Conv2D(2, 2, dilation_rate=(1, 3), padding="same", kernel_regularizer=R.L1(0.05)),
+        L.Flatten(), L.Dense(4, kernel_regularizer=R.L1L2(l1=0.01), bias_regularizer="l1",
+                             activity_regularizer=R.L2(0.003))], name="dil_reg")
+
+
+def _augment_more(k):
+    # RandomCrop at the input's size: Keras 3.15's predict passes a RandomCrop's input through
+    # unchanged (whatever its size; docs/keras_semantics.md#augmentation-layers), cnnfast
+    # applies the centred smart_resize there; at the same size both are the identity. The
+    # arguments are compared by assert_same_arguments and the round trips.
+    L = k.layers
+    return k.Sequential([k.Input((12, 12, 3)), L.RandomTranslation(0.1, (-0.2, 0.3)),
+                         L.RandomContrast(0.3), L.RandomContrast((0.1, 0.4), value_range=(0, 1)),
+                         L.RandomCrop(12, 12, seed=5), L.RandomCrop(12, 12)],
+                        name="augment_more")
+
+
+MORE_LAYER_CASES = {"relu_args": _relu_args, "prelu_softmax": _prelu_softmax,
+                    "depthwise_separable": _depthwise_separable,
+                    "dilated_regularized": _dilated_regularized, "augment_more": _augment_more}
+
+
+def perturb_weights(model, seed=5):
+    """Random weights (PReLU's alphas start at zero, biases too)."""
+    r = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([(r.standard_normal(w.shape) * 0.5).astype(np.float32)
+                               for w in ws])
+
+
+def _regularizer_configs(layer):
+    """{argument: (class, config)} of the regularizers in a (cnnfast or Keras) layer config."""
+    out = {}
+    for key, reg in layer.get_config().items():
+        if key.endswith("_regularizer") and reg is not None:
+            out[key] = (reg["class_name"], {k: float(np.float32(v))
+                                            for k, v in reg["config"].items()})
+    return out
+
+
+def _plain(v):
+    """Tuples as lists (as a config comes back from JSON)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+def assert_same_arguments(kl, layer):
+    """Every argument cnnfast and Keras both have (initializers, regularizers and the dtype
+    aside, and the seed Keras draws for a RandomCrop without one) has the same value on both
+    sides."""
+    kc, cc = kl.get_config(), layer.get_config()
+    for key in set(kc) & set(cc) - {"dtype"}:
+        if key == "seed" and cc[key] is None and type(layer).__name__ == "RandomCrop":
+            continue
+        if not isinstance(kc[key], dict) and not isinstance(cc[key], dict):
+            assert _plain(kc[key]) == _plain(cc[key]), (layer.name, key)
+    assert _regularizer_configs(kl) == _regularizer_configs(layer), layer.name
+
+
+def test_every_layer_class_has_a_keras_mapping_and_a_case_here():
+    from cnnfast.saving import keras_layers, serialization
+    classes = set(serialization.LAYER_CLASSES) - {"InputLayer"}
+    assert set(keras_layers.LAYERS) == classes
+    used = set()
+    for m in [build(w, *cf_builders()) for w in ("all_layers_seq", "functional_multi")] + \
+            [f(cf.keras) for f in MORE_LAYER_CASES.values()]:
+        used |= {type(layer).__name__ for layer in m.layers}
+    assert used - {"InputLayer"} == classes
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("case", sorted(MORE_LAYER_CASES))
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_more_layers_cnnfast_file_loads_in_tf_keras(tf_keras, tmp_path, case, ext):
+    _, keras = tf_keras
+    m = MORE_LAYER_CASES[case](cf.keras)
+    perturb_weights(m)
+    x = data(hw=m.inputs[0].shape[1], c=m.inputs[0].shape[3])[0]
+    want = m.predict(x, verbose=0)
+    path = tmp_path / f"m{ext}"
+    m.save(path)
+    km = keras.models.load_model(path)
+    assert [type(kl).__name__ for kl in km.layers] == [type(layer).__name__
+                                                        for layer in m.layers]
+    assert_preds(km.predict(x, verbose=0), want, atol=1e-6)
+    for a, b in zip(km.get_weights(), m.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for kl, layer in zip(km.layers, m.layers):
+        assert_same_arguments(kl, layer)
+    m2 = cf.models.load_model(path)
+    assert m2.get_config() == m.get_config()
+    assert_preds(m2.predict(x, verbose=0), want, atol=0)
+
+
+@pytest.mark.tf
+def test_regularizers_give_the_same_loss_both_ways(tf_keras, tmp_path):
+    """The mapped regularizers are the penalties Keras adds: evaluate's loss (data loss plus
+    weight and activity penalties) agrees after a .keras file and after from_keras."""
+    _, keras = tf_keras
+    m = _dilated_regularized(cf.keras)
+    perturb_weights(m)
+    m.compile(optimizer="sgd", loss="mse")
+    x = data()[0]
+    y = np.random.default_rng(2).random((16, 4), dtype=np.float32)
+    want = m.evaluate(x, y, batch_size=16, verbose=0)
+    data_loss = float(np.mean((m.predict(x, verbose=0) - y) ** 2))
+    assert want - data_loss > 0.05 * want          # the penalties matter (measured 8%)
+    m.save(tmp_path / "r.keras")
+    km = keras.models.load_model(tmp_path / "r.keras")
+    got = km.evaluate(x, y, batch_size=16, verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)     # measured: equal
+    back = cf.from_keras(km)
+    back.compile(optimizer="sgd", loss="mse")
+    np.testing.assert_allclose(back.evaluate(x, y, batch_size=16, verbose=0), got, rtol=1e-6)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("case", sorted(MORE_LAYER_CASES))
+def test_more_layers_files_have_keras_own_layout(tf_keras, tmp_path, case):
+    """config.json (build_config included), the weights store and the legacy .h5 match what
+    Keras writes for the to_keras twin."""
+    m = MORE_LAYER_CASES[case](cf.keras)
+    perturb_weights(m)
+    km = m.to_keras()
+    m.save(tmp_path / "c.keras")
+    km.save(tmp_path / "k.keras")
+    with zipfile.ZipFile(tmp_path / "c.keras") as c, zipfile.ZipFile(tmp_path / "k.keras") as k:
+        cc, kc = json.loads(c.read("config.json")), json.loads(k.read("config.json"))
+        kc.pop("compile_config", None)         # Keras writes {} for an uncompiled model
+        for e in kc["config"]["layers"]:       # a seed Keras drew for a RandomCrop without one
+            if e["class_name"] == "RandomCrop" and not m.get_layer(
+                    e["config"]["name"]).get_config()["seed"]:
+                e["config"]["seed"] = None
+        assert _normalized(cc) == _normalized(kc)
+        assert [e.get("build_config") for e in cc["config"]["layers"]] == \
+            [e.get("build_config") for e in kc["config"]["layers"]]
+        assert _h5_layout(c.read("model.weights.h5")) == _h5_layout(k.read("model.weights.h5"))
+    m.save(tmp_path / "c.h5")
+    km.save(tmp_path / "k.h5")
+    assert _h5_layout(tmp_path / "c.h5") == _h5_layout(tmp_path / "k.h5")
+
+
+@pytest.mark.tf
+def test_more_layers_tf_keras_files_load_in_cnnfast_without_tensorflow(tf_keras, tmp_path):
+    _, keras = tf_keras
+    keras.utils.set_random_seed(0)
+    jobs, want, x = [], {}, {}
+    for case, f in MORE_LAYER_CASES.items():
+        km = f(keras)
+        perturb_weights(km)
+        xc = data(hw=km.inputs[0].shape[1], c=km.inputs[0].shape[3])[0]
+        for ext in (".keras", ".h5"):
+            km.save(tmp_path / f"{case}{ext}")
+            job = {"id": f"{case}{ext}", "path": str(tmp_path / f"{case}{ext}")}
+            jobs.append(job)
+            want[job["id"]] = outputs(km.predict(xc, verbose=0))
+        x[case] = xc
+    # one process for all: every case's input has 12x12x3 or 6x6x2 images; run each on its own
+    assert {v.shape for v in x.values()} <= {(16, 12, 12, 3), (16, 6, 6, 2)}
+    got = {}
+    for shape in {v.shape for v in x.values()}:
+        sub = [j for j in jobs if x[j["id"].rsplit(".", 1)[0]].shape == shape]
+        (tmp_path / str(shape[1])).mkdir()
+        got.update(run_without_tf(tmp_path / str(shape[1]), sub,
+                                  next(v for v in x.values() if v.shape == shape),
+                                  np.zeros(16, np.int64)))
+    for key, preds in want.items():
+        for i, w in enumerate(preds):
+            np.testing.assert_allclose(got[f"{key}|pred{i}"], w, rtol=0, atol=1e-5,
+                                       err_msg=key)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("case", sorted(MORE_LAYER_CASES))
+def test_more_layers_from_keras_and_to_keras_round_trip(tf_keras, case):
+    _, keras = tf_keras
+    km = MORE_LAYER_CASES[case](keras)
+    perturb_weights(km)
+    x = data(hw=km.inputs[0].shape[1], c=km.inputs[0].shape[3])[0]
+    want = km.predict(x, verbose=0)
+    m = cf.from_keras(km)
+    assert_preds(m.predict(x, verbose=0), want, atol=1e-5)
+    for kl, layer in zip(km.layers, m.layers):
+        assert_same_arguments(kl, layer)
+    km2 = m.to_keras()
+    assert [_plain(kl.get_config()) for kl in km2.layers] == \
+        [_plain(kl.get_config()) for kl in km.layers]
+    for a, b in zip(km2.get_weights(), km.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert_preds(km2.predict(x, verbose=0), want, atol=0)
+
+
 # =============================================================================================
 # tf.keras -> Keras files -> cnnfast, in a process without TensorFlow
 # =============================================================================================
@@ -404,10 +632,21 @@ def test_unsupported_keras_layer_or_option_is_a_clear_error(tf_keras, tmp_path):
         (keras.Sequential([keras.Input((4, 4, 2)), L.LayerNormalization(name="ln")]),
          NotImplementedError, r"layer 1 \(LayerNormalization 'ln'\).*LayerNormalization is not "
                               "supported"),
-        (keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(2, 3, dilation_rate=2, name="d")]),
-         NotImplementedError, r"'d'.*dilation_rate=\[2, 2\] is not supported"),
-        (keras.Sequential([keras.Input((4,)), L.Dense(2, kernel_regularizer="l2", name="r")]),
-         NotImplementedError, r"'r'.*kernel_regularizer"),
+        (keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(2, 3, groups=2, name="g")]),
+         NotImplementedError, r"'g'.*groups=2 is not supported"),
+        (keras.Sequential([keras.Input((6, 6, 2)),
+                           L.Conv2D(2, 3, kernel_constraint="non_neg", name="c")]),
+         NotImplementedError, r"'c'.*kernel_constraint=.*is not supported"),
+        (keras.Sequential([keras.Input((4,)), L.Dense(
+            2, kernel_regularizer=keras.regularizers.OrthogonalRegularizer(), name="r")]),
+         NotImplementedError, r"'r'.*kernel_regularizer='OrthogonalRegularizer' is not "
+                              r"supported by cnnfast \(it runs the regularizers \['L1', 'L1L2', "
+                              r"'L2'\]\)"),
+        (keras.Sequential([keras.Input((6, 6, 2)),
+                           L.DepthwiseConv2D(3, depthwise_regularizer="l2", name="dw")]),
+         NotImplementedError, r"'dw'.*depthwise_regularizer=.*is not supported"),
+        (keras.Sequential([keras.Input((6, 6, 2)), L.Softmax(axis=(1, 2), name="sm")]),
+         NotImplementedError, r"'sm'.*axis=\[1, 2\].*several axes"),
     ]
     i = keras.Input((4,))
     cases.append((keras.Model(i, L.Add()([L.Dense(4)(i), i])), NotImplementedError,
@@ -456,6 +695,15 @@ def test_broken_keras_files_are_clear_value_errors(tmp_path):
     with pytest.raises(ValueError, match=r"weight shapes \[\(4, 3\), \(3,\)\], the file has "
                                          r"\[\(4, 2\), \(2,\)\]"):
         other.load_weights(tmp_path / "ok.keras")
+    # an archive whose end record is intact but whose central directory is not (is_zipfile
+    # says yes, ZipFile raises BadZipFile): found by tests/test_fuzz_model.py's bit flips
+    data = bytearray((tmp_path / "ok.keras").read_bytes())
+    data[data.rfind(b"PK\x01\x02")] ^= 1
+    (tmp_path / "bad_directory.keras").write_bytes(bytes(data))
+    assert zipfile.is_zipfile(tmp_path / "bad_directory.keras")
+    with pytest.raises(ValueError, match=r"bad_directory.keras: corrupt zip archive: Bad magic "
+                                         "number for central directory"):
+        cf.models.load_model(tmp_path / "bad_directory.keras")
 
 
 # =============================================================================================

@@ -94,12 +94,66 @@ LAYER_CASES = {
                                 L.RandomZoom(0.3)),
     "relu_layer": lambda: seq((6,), L.ReLU()),
     "softmax_layer": lambda: seq((3, 4), L.Flatten(), L.Softmax()),
+    "softmax_axes": lambda: seq((3, 4, 5), L.Conv2D(5, 1), L.Softmax(axis=1),
+                                L.Softmax(axis=-2), L.Softmax(axis=3)),
+    "relu_arguments": lambda: seq((3, 4, 2), L.Rescaling(4.0), L.Conv2D(2, 1),
+                                  L.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.5),
+                                  L.ReLU(max_value=0.7), L.ReLU(threshold=0.3),
+                                  L.ReLU(negative_slope=0.05), L.ReLU(max_value=6.0),
+                                  L.ReLU(negative_slope=0.3, max_value=1.5)),
+    "leaky_relu_elu": lambda: seq((3, 4, 2), L.Rescaling(3.0), L.Conv2D(2, 1), L.LeakyReLU(),
+                                  L.LeakyReLU(0.2), L.ELU(0.4), L.ELU()),
+    "prelu": lambda: seq((4, 5, 3), L.Conv2D(3, 1), L.PReLU(shared_axes=[1, 2]), L.PReLU(),
+                         L.Flatten(), L.PReLU()),
+    "conv_dilated": lambda: seq((9, 8, 3), L.Conv2D(4, 3, dilation_rate=2),
+                                L.Conv2D(2, (2, 3), dilation_rate=(2, 1), padding="same")),
+    "depthwise": lambda: seq((9, 8, 3), L.DepthwiseConv2D(3, depth_multiplier=2,
+                                                          activation="relu"),
+                             L.DepthwiseConv2D((2, 3), strides=2, padding="same",
+                                               use_bias=False),
+                             L.DepthwiseConv2D(3, dilation_rate=2, padding="same")),
+    "separable": lambda: seq((9, 8, 3), L.SeparableConv2D(4, 3, depth_multiplier=2,
+                                                          activation="tanh"),
+                             L.SeparableConv2D(3, (2, 3), strides=2, padding="same",
+                                               use_bias=False),
+                             L.SeparableConv2D(2, 3, dilation_rate=2, padding="same")),
+    "augmentation_more": lambda: seq((6, 6, 2), L.SpatialDropout2D(0.5),
+                                     L.RandomTranslation(0.2, 0.1), L.RandomContrast(0.4),
+                                     L.RandomCrop(6, 6), L.Conv2D(2, 1)),
 }
+
+
+def randomize_weights(model):
+    """Random weights everywhere (PReLU's alphas start at zero, biases too)."""
+    r = np.random.default_rng(4)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws and not isinstance(layer, L.BatchNormalization):
+            layer.set_weights([(r.standard_normal(w.shape) * 0.5).astype(np.float32)
+                               for w in ws])
+
+
+def test_every_layer_class_is_exported_or_refused_by_name():
+    from cnnfast.saving import onnx_export, serialization
+    assert set(onnx_export.LAYERS) == set(serialization.LAYER_CLASSES) - {"InputLayer"}
+    covered = {"Activation"}                   # test_each_activation_matches_predict
+    for case in LAYER_CASES.values():
+        covered |= {type(layer).__name__ for layer in case().layers}
+    assert covered == set(onnx_export.LAYERS)
+
+
+def test_random_crop_that_resizes_is_refused_by_name(tmp_path):
+    m = seq((6, 6, 2), L.RandomCrop(4, 5, name="crop"))
+    with pytest.raises(NotImplementedError, match=r"layer 'crop' \(RandomCrop\) has no ONNX "
+                       r"mapping: at inference it is a centred crop resized"):
+        m.export(tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.mark.parametrize("case", sorted(LAYER_CASES))
 def test_each_layer_type_matches_predict(tmp_path, case):
     m = LAYER_CASES[case]()
+    randomize_weights(m)
     set_bn_stats(m)
     check(m, tmp_path, m.inputs[0].shape[1:])
 
@@ -131,9 +185,12 @@ def test_each_activation_matches_predict(tmp_path, act):
 @pytest.mark.xfail(strict=True, reason="cnnfast's softmax/log_softmax on a rank > 2 input "
                    "normalise over all non-batch elements, Keras's (and the export's) over the "
                    "last axis: a cnnfast bug outside the exporter, reported")
-@pytest.mark.parametrize("act", LAST_AXIS)
+@pytest.mark.parametrize("act", LAST_AXIS + ("Softmax(axis=-1)", "Softmax(axis=3)"))
 def test_last_axis_activations_on_rank4_follow_keras(tmp_path, act):
-    check(seq((3, 3, 4), L.Activation(act)), tmp_path, (3, 3, 4))
+    # the Softmax layer over the last axis of a rank-4 input is the 'softmax' kind: the same
+    layer = {"Softmax(axis=-1)": lambda: L.Softmax(axis=-1),
+             "Softmax(axis=3)": lambda: L.Softmax(axis=3)}.get(act, lambda: L.Activation(act))()
+    check(seq((3, 3, 4), layer), tmp_path, (3, 3, 4))
 
 
 def test_tutorial_cnn_and_functional_multi_output(tmp_path):

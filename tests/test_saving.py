@@ -617,10 +617,12 @@ def test_from_keras_rejects_unsupported_layers_and_arguments(tf_keras):
         (seq(L.LayerNormalization(name="ln")),
          r"'ln' \(LayerNormalization\).*LayerNormalization is not supported"),
         (seq(L.Conv2D(4, 3, groups=2, name="grp"), shape=(16, 16, 2)), r"'grp'.*groups"),
-        (seq(L.Flatten(), L.Dense(2, kernel_regularizer="l2", name="reg")),
-         r"'reg'.*kernel_regularizer"),
+        (seq(L.Flatten(), L.Dense(2, kernel_regularizer=keras.regularizers.OrthogonalRegularizer(),
+                                  name="reg")),
+         r"'reg'.*kernel_regularizer='OrthogonalRegularizer' is not supported"),
+        (seq(L.Conv2D(2, 3, bias_constraint="non_neg", name="bc")), r"'bc'.*bias_constraint"),
+        (seq(L.PReLU(alpha_regularizer="l2", name="pr")), r"'pr'.*alpha_regularizer"),
         (seq(L.Flatten(), L.Dense(2, activation="mish", name="g")), r"'g'.*mish"),
-        (seq(L.ReLU(max_value=6.0, name="r6")), r"'r6'.*max_value"),
         (seq(L.Dropout(0.5, noise_shape=(None, 1, 1, 1), name="nd")), r"'nd'.*noise_shape"),
     ]
     shared = L.Dense(3, name="shared")

@@ -26,12 +26,20 @@ def import_keras():
     return keras
 
 
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
 def _keras_layer(keras, layer):
     """The Keras layer for a cnnfast one, through the table the Keras file writer uses
     (cnnfast/saving/keras_layers.py)."""
     entry = serialization.serialize_layer(layer)
     cls = entry["class_name"]
     cfg = keras_layers.layer_to_keras(cls, entry["config"], f"layer '{layer.name}'")
+    # lists as tuples, as one writes them in code: Keras keeps some arguments as attributes
+    # (RandomContrast's value_range, RandomTranslation's factors), where it tracks a list, and
+    # then cannot save the model to .h5 (the deepcopy of its tracked list fails)
+    cfg = {k: _tuples(v) for k, v in cfg.items()}
     return keras.layers.deserialize(keras_layers.keras_object("keras.layers", cls, cfg))
 
 

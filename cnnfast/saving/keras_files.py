@@ -54,13 +54,12 @@ def is_keras_zip(path):
     if not zipfile.is_zipfile(path):
         return False
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError):
-        # is_zipfile found an end record, but the central directory is damaged: the loader's
-        # own checks (archive.py) name what is wrong with the file
-        return False
-    return WEIGHTS in names or (CONFIG in names and "weights.bin" not in names)
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:   # an end record, a broken directory
+        raise ValueError(f"{path}: corrupt zip archive: {e}") from e
+    with zf:
+        return WEIGHTS in zf.namelist() or (CONFIG in zf.namelist() and
+                                            "weights.bin" not in zf.namelist())
 
 
 # =============================================================================================
@@ -572,7 +571,9 @@ def _cnnfast_layer(src, i, entry):
     if cls == "InputLayer":
         c = kl.check_input_config(cfg, where)
         return {"class_name": "InputLayer", "config": {**c, "dtype": "float32"}}
-    return {"class_name": cls, "config": kl.layer_kwargs_from_keras(cls, cfg, where)}
+    kwargs = kl.layer_kwargs_from_keras(cls, cfg, where)
+    kl.check_runs(cls, kwargs, where)
+    return {"class_name": cls, "config": kwargs}
 
 
 def _inbound(src, entry, where):

@@ -4,11 +4,16 @@ One table, LAYERS, used by every Keras path: writing `.keras` / `.h5` files
 (saving/keras_files.py), reading them without TensorFlow, and the in-memory conversion with
 TensorFlow (cnnfast.interop.from_keras). An entry says, for one class:
 
-    args      the config keys passed between the two sides unchanged (initializers converted)
+    args      the config keys passed between the two sides unchanged (initializers and
+              regularizers converted: Keras's serialized objects <-> cnnfast's specs)
     fixed     keys Keras has and cnnfast runs with one value only: written with that value,
               and on reading any other value is a NotImplementedError naming the argument
     weights   the Keras variable names of the layer's weights, in Keras's (= cnnfast's) order,
               from the cnnfast config (legacy .h5 files name each weight)
+    build_config  whether Keras writes the layer's build_config (its input shape)
+    optional  args cnnfast's config has only when set (activity_regularizer), each with
+              what Keras writes when it is not: a value, or OMIT (Keras leaves the key out)
+    plain     Keras's config has no `trainable` and a plain-string dtype (SpatialDropout2D)
 
 A new layer is one entry here (and its class in serialization.LAYER_CLASSES). The keys every
 layer has (name, trainable, dtype) are handled here for all of them. Pure data: imports no
@@ -21,10 +26,9 @@ from dataclasses import dataclass, field
 from .. import layers as layers_mod
 
 _COMMON = ("name", "trainable", "dtype")
-_NO_REG = {"kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-           "kernel_constraint": None, "bias_constraint": None}
 _CL = {"data_format": "channels_last"}
 _RESAMPLE = ("seed", "fill_mode", "interpolation", "fill_value")
+OMIT = object()
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class Spec:
     fixed: dict = field(default_factory=dict)
     weights: object = None          # cnnfast config -> [names]; None: the layer has none
     build_config: bool = False      # Keras writes the layer's input shape (layers with build())
+    optional: dict = field(default_factory=dict)   # args cnnfast's config may lack
+    plain: bool = False             # Keras's config has no `trainable`, its dtype a string
 
 
 def _kernel_bias(cfg):
@@ -45,21 +51,40 @@ def _bn_weights(cfg):
 
 
 _INITS = ("kernel_initializer", "bias_initializer")
+_REGS = ("kernel_regularizer", "bias_regularizer")
+_NO_CONSTRAINT = {"kernel_constraint": None, "bias_constraint": None}
+_DW_FIXED = {**_CL, "depthwise_regularizer": None, "bias_regularizer": None,
+             "activity_regularizer": None, "depthwise_constraint": None, "bias_constraint": None}
+_DW_ARGS = ("depth_multiplier", "kernel_size", "strides", "padding", "dilation_rate",
+            "activation", "use_bias", "depthwise_initializer", "bias_initializer")
 LAYERS = {
-    "Conv2D": Spec(("filters", "kernel_size", "strides", "padding", "activation", "use_bias")
-                   + _INITS,
-                   {**_CL, "dilation_rate": (1, 1), "groups": 1, **_NO_REG}, _kernel_bias,
-                   True),
-    "Dense": Spec(("units", "activation", "use_bias") + _INITS,
-                  {**{k: v for k, v in _NO_REG.items() if k != "activity_regularizer"},
-                   "quantization_config": None}, _kernel_bias, True),
+    "Conv2D": Spec(("filters", "kernel_size", "strides", "padding", "dilation_rate",
+                    "activation", "use_bias") + _INITS + _REGS,
+                   {**_CL, "groups": 1, **_NO_CONSTRAINT}, _kernel_bias, True,
+                   {"activity_regularizer": None}),
+    "Dense": Spec(("units", "activation", "use_bias") + _INITS + _REGS,
+                  {**_NO_CONSTRAINT, "quantization_config": None}, _kernel_bias, True,
+                  {"activity_regularizer": OMIT}),
+    "DepthwiseConv2D": Spec(_DW_ARGS, dict(_DW_FIXED), _kernel_bias, True),
+    "SeparableConv2D": Spec(("filters",) + _DW_ARGS + ("pointwise_initializer",),
+                            {**_DW_FIXED, "pointwise_regularizer": None,
+                             "pointwise_constraint": None},
+                            lambda cfg: ["depthwise_kernel", "pointwise_kernel"] +
+                            (["bias"] if cfg.get("use_bias", True) else []), True),
     "MaxPooling2D": Spec(("pool_size", "strides", "padding"), dict(_CL)),
     "AveragePooling2D": Spec(("pool_size", "strides", "padding"), dict(_CL)),
     "Flatten": Spec((), dict(_CL), build_config=True),
     "Dropout": Spec(("rate", "seed"), {"noise_shape": None}),
+    # Keras's SpatialDropout2D takes no `trainable` and writes its dtype as a plain string
+    "SpatialDropout2D": Spec(("rate", "seed"), dict(_CL), plain=True),
     "Activation": Spec(("activation",)),
-    "ReLU": Spec((), {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}),
-    "Softmax": Spec((), {"axis": -1}),
+    "ReLU": Spec(("max_value", "negative_slope", "threshold")),
+    "LeakyReLU": Spec(("negative_slope",)),
+    "ELU": Spec(("alpha",)),
+    "PReLU": Spec(("alpha_initializer", "shared_axes"),
+                  {"alpha_regularizer": None, "alpha_constraint": None},
+                  lambda cfg: ["alpha"], True),
+    "Softmax": Spec(("axis",)),
     "BatchNormalization": Spec(
         ("axis", "momentum", "epsilon", "center", "scale", "beta_initializer",
          "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer"),
@@ -74,6 +99,10 @@ LAYERS = {
     "RandomFlip": Spec(("seed", "mode"), dict(_CL)),
     "RandomRotation": Spec(("factor",) + _RESAMPLE, dict(_CL)),
     "RandomZoom": Spec(("height_factor", "width_factor") + _RESAMPLE, dict(_CL)),
+    "RandomTranslation": Spec(("height_factor", "width_factor") + _RESAMPLE, dict(_CL),
+                              build_config=True),
+    "RandomContrast": Spec(("factor", "value_range", "seed"), dict(_CL), build_config=True),
+    "RandomCrop": Spec(("height", "width", "seed"), dict(_CL), build_config=True),
 }
 INPUT_FIXED = {"sparse": False, "ragged": False, "optional": False}
 
@@ -83,6 +112,10 @@ _INIT_TO_KERAS = {"glorot_uniform": "GlorotUniform", "glorot_normal": "GlorotNor
                   "ones": "Ones"}
 _INIT_FROM_KERAS = {v: k for k, v in _INIT_TO_KERAS.items()}
 _SEEDED = ("GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform")
+# the regularizers cnnfast runs (cnnfast/regularizers.py), with their config keys
+_REGULARIZERS = {"L1": ("l1",), "L2": ("l2",), "L1L2": ("l1", "l2")}
+_GLOROT_DEFAULT = ("kernel_initializer", "depthwise_initializer", "pointwise_initializer")
+_ONES_DEFAULT = ("gamma_initializer", "moving_variance_initializer")
 
 
 def keras_object(module, class_name, config, registered_name=None):
@@ -117,6 +150,18 @@ def _initializer_to_keras(value):
     return keras_object("keras.initializers", cls, {"seed": seed} if cls in _SEEDED else {})
 
 
+def _regularizer_to_keras(value, where, key):
+    """Keras's serialized regularizer for cnnfast's (regularizers.serialize: the same form)."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and value.get("class_name") in _REGULARIZERS and \
+            isinstance(value.get("config"), dict) and \
+            set(value["config"]) <= set(_REGULARIZERS[value["class_name"]]):
+        return keras_object("keras.regularizers", value["class_name"],
+                            {k: float(v) for k, v in value["config"].items()})
+    raise ValueError(f"{where}: cannot write {key}={value!r} to a Keras file")
+
+
 def _listify(v):
     if isinstance(v, (list, tuple)):
         return [_listify(x) for x in v]
@@ -145,22 +190,31 @@ def layer_to_keras(class_name, cfg, where):
     if spec is None:
         raise NotImplementedError(f"{where}: layer class {class_name} has no Keras mapping "
                                   f"(cnnfast.saving.keras_layers.LAYERS: {sorted(LAYERS)})")
-    out = {"name": cfg["name"], "trainable": bool(cfg.get("trainable", True)),
-           "dtype": DTYPE_POLICY}
+    out = {"name": cfg["name"], "dtype": "float32"} if spec.plain else \
+        {"name": cfg["name"], "trainable": bool(cfg.get("trainable", True)),
+         "dtype": DTYPE_POLICY}
     for key, value in cfg.items():
         if key in _COMMON or key == "batch_input_shape":
             continue
-        if key in spec.args:
+        if key in spec.args or key in spec.optional:
             continue
         if key not in spec.fixed or not _same(value, spec.fixed[key]):
             raise ValueError(f"{where}: config key {key}={value!r} has no Keras mapping "
                              f"(cnnfast.saving.keras_layers.LAYERS['{class_name}'])")
-    for key in spec.args:
+    for key in spec.args + tuple(spec.optional):
         if key not in cfg:
-            raise ValueError(f"{where}: config has no {key!r}")
+            if key not in spec.optional:
+                raise ValueError(f"{where}: config has no {key!r}")
+            if spec.optional[key] is not OMIT:
+                out[key] = spec.optional[key]
+            continue
         value = cfg[key]
-        out[key] = _initializer_to_keras(value) if key.endswith("_initializer") else \
-            _listify(value)
+        if key.endswith("_initializer"):
+            out[key] = _initializer_to_keras(value)
+        elif key.endswith("_regularizer"):
+            out[key] = _regularizer_to_keras(value, where, key)
+        else:
+            out[key] = _listify(value)
     for key, value in spec.fixed.items():
         out[key] = _listify(value)
     return out
@@ -201,6 +255,25 @@ def _initializer_from_keras(value, default):
     return default
 
 
+def _regularizer_from_keras(value, where, key):
+    """cnnfast's regularizer spec for a serialized Keras one (Keras 3's {module, class_name,
+    config, registered_name}, or Keras 2's {class_name, config}); the L1, L2 and L1L2 cnnfast
+    runs, anything else a NotImplementedError naming the argument."""
+    if value is None:
+        return None
+    cls = value.get("class_name") if isinstance(value, dict) else value
+    cfg = value.get("config") if isinstance(value, dict) else None
+    module = value.get("module", "keras.regularizers") if isinstance(value, dict) else None
+    ok = cls in _REGULARIZERS and isinstance(cfg, dict) and \
+        module in ("keras.regularizers", "keras.src.regularizers.regularizers") and \
+        value.get("registered_name") in (None, cls) and set(cfg) <= set(_REGULARIZERS[cls])
+    if not ok:
+        raise NotImplementedError(
+            f"{where}: argument {key}={cls!r} is not supported by cnnfast (it runs the "
+            f"regularizers {sorted(_REGULARIZERS)})")
+    return {"class_name": cls, "config": dict(cfg)}
+
+
 def check_input_config(cfg, where):
     """The cnnfast InputLayer config for a Keras InputLayer config (Keras 3 'batch_shape' or
     Keras 2 'batch_input_shape')."""
@@ -237,12 +310,13 @@ def layer_kwargs_from_keras(class_name, cfg, where):
             if value is not None:
                 kwargs[key] = value
             continue
-        if key in spec.args:
+        if key in spec.args or key in spec.optional:
             if key.endswith("_initializer"):
                 value = _initializer_from_keras(
-                    value, "glorot_uniform" if key == "kernel_initializer" else
-                    "ones" if key in ("gamma_initializer", "moving_variance_initializer")
-                    else "zeros")
+                    value, "glorot_uniform" if key in _GLOROT_DEFAULT else
+                    "ones" if key in _ONES_DEFAULT else "zeros")
+            elif key.endswith("_regularizer"):
+                value = _regularizer_from_keras(value, where, key)
             elif key == "axis" and isinstance(value, list) and len(value) == 1:
                 value = value[0]                # Keras 2 wrote BatchNormalization axis [3]
             elif key == "activation" and not isinstance(value, str):
@@ -255,6 +329,18 @@ def layer_kwargs_from_keras(class_name, cfg, where):
         elif value not in (None, False):
             raise _unsupported(where, key, value)
     return kwargs
+
+
+def check_runs(class_name, kwargs, where):
+    """NotImplementedError naming the argument when the cnnfast layer refuses these kwargs (a
+    value the table passes on, e.g. Softmax over several axes); other errors are left to the
+    model's from_config, which reports an invalid config."""
+    try:
+        getattr(layers_mod, class_name).from_config(dict(kwargs))
+    except NotImplementedError as e:
+        raise NotImplementedError(f"{where}: {e}") from e
+    except (ValueError, TypeError):
+        pass
 
 
 def layer_from_keras(class_name, cfg, where):

@@ -108,27 +108,61 @@ def _same_pads(in_size, k, s):
     return total // 2, total - total // 2
 
 
-def _window_attrs(t, kernel, strides, padding):
+def _window_attrs(t, kernel, strides, padding, dilation=(1, 1)):
     attrs = {"kernel_shape": list(kernel), "strides": list(strides)}
+    if tuple(dilation) != (1, 1):
+        attrs["dilations"] = list(dilation)
     if padding == "same":
         h, w = t.shape[1], t.shape[2]
         if h is None or w is None:
             attrs["auto_pad"] = "SAME_UPPER"
-        else:
-            (t0, b0), (l0, r0) = (_same_pads(h, kernel[0], strides[0]),
-                                  _same_pads(w, kernel[1], strides[1]))
+        else:          # the dilated kernel's extent, as TF pads
+            eh, ew = ((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+            (t0, b0), (l0, r0) = (_same_pads(h, eh, strides[0]), _same_pads(w, ew, strides[1]))
             attrs["pads"] = [t0, l0, b0, r0]
     return attrs
+
+
+def _conv_op(g, t, layer, kernel_oihw, bias, base, **extra):
+    ins = [t.name, g.const(f"{base}_kernel", kernel_oihw)]
+    if bias is not None:
+        ins.append(g.const(f"{base}_bias", bias))
+    return g.op("Conv", ins, base, **_window_attrs(t, layer.kernel_size, layer.strides,
+                                                   layer.padding, layer.dilation_rate), **extra)
 
 
 def _conv(g, layer, t, out_shape):
     t = g.nchw(t)
     w = np.transpose(layer.kernel, (3, 2, 0, 1))       # (kh, kw, cin, cout) -> OIHW
-    ins = [t.name, g.const(f"{layer.name}_kernel", w)]
+    name = _conv_op(g, t, layer, w, layer.bias if layer.use_bias else None, layer.name)
+    return _activation(g, _T(name, out_shape, "NCHW"), layer.activation, layer.name)
+
+
+def _depthwise_oihw(kernel):
+    """(kh, kw, C, M) -> a grouped Conv's (C * M, 1, kh, kw): output channel c * M + m is
+    channel c through filter m, as Keras orders them."""
+    kh, kw, c, m = kernel.shape
+    return np.transpose(kernel, (2, 3, 0, 1)).reshape(c * m, 1, kh, kw)
+
+
+def _depthwise(g, layer, t, out_shape):
+    t = g.nchw(t)
+    name = _conv_op(g, t, layer, _depthwise_oihw(layer.kernel),
+                    layer.bias if layer.use_bias else None, layer.name,
+                    group=int(layer.kernel.shape[2]))
+    return _activation(g, _T(name, out_shape, "NCHW"), layer.activation, layer.name)
+
+
+def _separable(g, layer, t, out_shape):
+    """The depthwise stage (strides, padding, dilation), then a 1x1 Conv with the bias."""
+    t = g.nchw(t)
+    mid = _conv_op(g, t, layer, _depthwise_oihw(layer.depthwise_kernel), None,
+                   f"{layer.name}_depthwise", group=int(layer.depthwise_kernel.shape[2]))
+    ins = [mid, g.const(f"{layer.name}_pointwise",
+                        np.transpose(layer.pointwise_kernel, (3, 2, 0, 1)))]
     if layer.use_bias:
         ins.append(g.const(f"{layer.name}_bias", layer.bias))
-    name = g.op("Conv", ins, layer.name, **_window_attrs(t, layer.kernel_size, layer.strides,
-                                                         layer.padding))
+    name = g.op("Conv", ins, layer.name, kernel_shape=[1, 1])
     return _activation(g, _T(name, out_shape, "NCHW"), layer.activation, layer.name)
 
 
@@ -205,6 +239,62 @@ def _activation_layer(g, layer, t, out_shape):
     return _activation(g, _T(t.name, out_shape, t.layout), layer.activation, layer.name)
 
 
+def _relu(g, layer, t, out_shape):
+    """Keras's ReLU.static_call, op for op: x * (x > threshold) (relu(x) at threshold 0),
+    clipped to [0, max_value], minus negative_slope * relu(threshold - x)."""
+    if layer.activation is not None:            # one of the activation kinds
+        return _activation_layer(g, layer, t, out_shape)
+    thr, slope, top = layer.threshold, layer.negative_slope, layer.max_value
+    if slope != 0.0 and top is None and thr == 0.0:
+        return _T(g.op("LeakyRelu", [t.name], layer.name, alpha=slope), out_shape, t.layout)
+    if thr != 0.0:
+        above = g.op("Cast", [g.op("Greater", [t.name, g.const("threshold", thr)], layer.name)],
+                     layer.name, to=g.onnx.TensorProto.FLOAT)
+        y = g.op("Mul", [t.name, above], layer.name)
+    else:
+        y = g.op("Relu", [t.name], layer.name)
+    if top is not None:
+        y = g.op("Clip", [y, g.const("zero", 0.0), g.const("max_value", top)], layer.name)
+    if slope != 0.0:
+        neg = g.op("Relu", [g.op("Sub", [g.const("threshold", thr), t.name], layer.name)
+                            if thr != 0.0 else g.op("Neg", [t.name], layer.name)], layer.name)
+        y = g.op("Sub", [y, g.op("Mul", [g.const("slope", slope), neg], layer.name)],
+                 layer.name)
+    return _T(y, out_shape, t.layout)
+
+
+def _leaky_relu(g, layer, t, out_shape):
+    return _T(g.op("LeakyRelu", [t.name], layer.name, alpha=layer.negative_slope), out_shape,
+              t.layout)
+
+
+def _elu(g, layer, t, out_shape):
+    return _T(g.op("Elu", [t.name], layer.name, alpha=layer.alpha), out_shape, t.layout)
+
+
+def _prelu(g, layer, t, out_shape):
+    t = g.nhwc(t)                               # alpha has the NHWC sample shape
+    return _T(g.op("PRelu", [t.name, g.const(f"{layer.name}_alpha", layer.alpha)],
+                   layer.name), out_shape)
+
+
+def _softmax(g, layer, t, out_shape):
+    if layer.activation is not None:            # over the last axis
+        return _activation_layer(g, layer, t, out_shape)
+    t = g.nhwc(t)
+    return _T(g.op("Softmax", [t.name], layer.name, axis=layer._axis), out_shape)
+
+
+def _random_crop(g, layer, t, out_shape):
+    if tuple(t.shape[1:3]) == (layer.height, layer.width):
+        return _identity(g, layer, t, out_shape)
+    raise NotImplementedError(
+        f"ONNX export: layer '{layer.name}' (RandomCrop) has no ONNX mapping: at inference "
+        "it is a centred crop resized to (height, width) (smart_resize), which the exporter "
+        f"does not build (only the identity, for {t.shape[1:3]} images already of the crop's "
+        "size); remove the layer for export")
+
+
 def _identity(g, layer, t, out_shape):
     """Dropout and the augmentation layers: the identity at inference, as in predict."""
     return _T(t.name, out_shape, t.layout)
@@ -218,9 +308,12 @@ LAYERS = {
     "GlobalMaxPooling2D": _global_pool("ReduceMax"),
     "Flatten": _flatten, "Reshape": _reshape, "Rescaling": _rescaling,
     "ZeroPadding2D": _zero_padding,
-    "Activation": _activation_layer, "ReLU": _activation_layer, "Softmax": _activation_layer,
-    "Dropout": _identity, "RandomFlip": _identity, "RandomRotation": _identity,
-    "RandomZoom": _identity,
+    "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
+    "Activation": _activation_layer, "ReLU": _relu, "Softmax": _softmax,
+    "LeakyReLU": _leaky_relu, "ELU": _elu, "PReLU": _prelu,
+    "Dropout": _identity, "SpatialDropout2D": _identity, "RandomFlip": _identity,
+    "RandomRotation": _identity, "RandomZoom": _identity, "RandomTranslation": _identity,
+    "RandomContrast": _identity, "RandomCrop": _random_crop,
 }
 
 
