@@ -338,12 +338,20 @@ _GLOBAL_POOLS = {GlobalAveragePooling2D: backend.OpKind.global_avg_pool2d,
                  GlobalMaxPooling2D: backend.OpKind.global_max_pool2d}
 
 
+_ROW_ACTIVATIONS = ("softmax", "log_softmax")  # normalised over the last axis (Keras)
+
+
 def _net_op(layer):
     """The typed _core.Op for one layer (csrc/net.h), or None when the Net cannot run it."""
     Op, act = backend.Op, backend.ACTIVATIONS
     kind = type(layer)
     if getattr(layer, "activity_regularizer", None) is not None:
         return None  # an activity penalty: the LayerEngine's (its gradient enters mid-chain)
+    if getattr(layer, "activation", None) in _ROW_ACTIVATIONS and \
+            len(layer.compute_output_shape(layer._built_input_shape)) > 2:
+        # The Net's softmax normalises each sample's whole output; Keras normalises over the
+        # last axis, which for a rank > 2 output is per position: the LayerEngine's kernel.
+        return None
     if kind is Conv2D:
         if layer.dilation_rate != (1, 1):
             return None  # the Net's conv op is undilated: the LayerEngine runs dilated ones

@@ -308,3 +308,23 @@ def test_engines_follow_a_sequential_changed_by_pop_and_add():
     p = m.predict(x, verbose=0)
     m.use_native_executor = False
     np.testing.assert_array_equal(m.predict(x, verbose=0), p)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("make", [
+    lambda L: L.Softmax(), lambda L: L.Activation("softmax"), lambda L: L.Activation("log_softmax"),
+    lambda L: L.Conv2D(6, 3, padding="same", activation="softmax")],
+    ids=["Softmax", "Activation-softmax", "Activation-log_softmax", "Conv2D-softmax"])
+def test_softmax_of_a_rank4_output_is_over_the_last_axis_on_both_engines(tf_keras, make,
+                                                                          monkeypatch):
+    """Keras normalises softmax over the last axis; the Net's softmax normalises a sample's
+    whole output, so it must decline these layers (it used to run them: silent garbage)."""
+    _, keras = tf_keras
+    x = np.random.default_rng(0).random((4, 3, 4, 5), dtype=np.float32)
+    km = keras.Sequential([keras.Input((3, 4, 5)), make(keras.layers)])
+    cm = cf.Sequential([cf.Input((3, 4, 5)), make(cf.layers)])
+    cm.set_weights(km.get_weights())
+    want = km.predict(x, verbose=0)
+    for engine in ("1", "0"):
+        monkeypatch.setenv("CNNFAST_EXECUTOR", engine)
+        np.testing.assert_allclose(cm.predict(x, verbose=0), want, rtol=0, atol=3e-7)

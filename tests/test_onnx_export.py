@@ -182,9 +182,8 @@ def test_each_activation_matches_predict(tmp_path, act):
     check(m, tmp_path, (5, 4, 3))
 
 
-@pytest.mark.xfail(strict=True, reason="cnnfast's softmax/log_softmax on a rank > 2 input "
-                   "normalise over all non-batch elements, Keras's (and the export's) over the "
-                   "last axis: a cnnfast bug outside the exporter, reported")
+# The native Net normalised a rank > 2 softmax over all of a sample's elements; since the fix
+# (executor._net_op declines those layers) cnnfast, Keras and the export agree.
 @pytest.mark.parametrize("act", LAST_AXIS + ("Softmax(axis=-1)", "Softmax(axis=3)"))
 def test_last_axis_activations_on_rank4_follow_keras(tmp_path, act):
     # the Softmax layer over the last axis of a rank-4 input is the 'softmax' kind: the same
