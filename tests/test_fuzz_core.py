@@ -22,8 +22,9 @@ F32 = np.float32
 class Arg:
     """One argument: its value and role: 'in' / 'out' (arrays read / written), 'scratch' (a
     workspace of at least some size), 'pair' (window or strides), 'pad' (a padding string),
-    'argmax' (read), 'scalar', 'fixed' (not mutated), 'first' (a stream position >= 0), 'axis',
-    'size0' (an index >= 0 into the image), 'order' (0 or 1), 'name' (a mode string);
+    'argmax' (read), 'scalar', 'fixed' (not mutated), 'dilation' (a pair), 'first' (a stream
+    position >= 0), 'axis', 'size0' (an index >= 0 into the image), 'order' (0 or 1), 'name'
+    (a mode string);
     `optional`: None is a valid value; `flat`: an input read flat (any shape of its size)."""
 
     def __init__(self, value, role, optional=False, flat=False):
@@ -360,7 +361,7 @@ def b_conv2d_dilated_forward(d):
     ins, ker, s, pad, dil, os_ = _dilated_geom(d, False)
     return [Arg(np.zeros(os_, F32), "out"), Arg(_r(d, ins), "in"), Arg(_r(d, ker), "in"),
             Arg(_r(d, (ker[3],)), "in", True), Arg(s, "pair"), Arg(pad, "pad"),
-            Arg(dil, "pair")]
+            Arg(dil, "dilation")]
 
 
 def b_conv2d_dilated_backward(d):
@@ -368,14 +369,14 @@ def b_conv2d_dilated_backward(d):
     return [Arg(np.zeros(ins, F32), "out", True), Arg(np.zeros(ker, F32), "out"),
             Arg(np.zeros(ker[3], F32), "out", True), Arg(_r(d, os_), "in"),
             Arg(_r(d, ins), "in"), Arg(_r(d, ker), "in"), Arg(s, "pair"), Arg(pad, "pad"),
-            Arg(dil, "pair")]
+            Arg(dil, "dilation")]
 
 
 def b_depthwise_conv2d_forward(d):
     ins, ker, s, pad, dil, os_ = _dilated_geom(d, True)
     return [Arg(np.zeros(os_, F32), "out"), Arg(_r(d, ins), "in"), Arg(_r(d, ker), "in"),
             Arg(_r(d, (os_[3],)), "in", True), Arg(s, "pair"), Arg(pad, "pad"),
-            Arg(dil, "pair")]
+            Arg(dil, "dilation")]
 
 
 def b_depthwise_conv2d_backward(d):
@@ -383,7 +384,7 @@ def b_depthwise_conv2d_backward(d):
     return [Arg(np.zeros(ins, F32), "out", True), Arg(np.zeros(ker, F32), "out"),
             Arg(np.zeros(os_[3], F32), "out", True), Arg(_r(d, os_), "in"),
             Arg(_r(d, ins), "in"), Arg(_r(d, ker), "in"), Arg(s, "pair"), Arg(pad, "pad"),
-            Arg(dil, "pair")]
+            Arg(dil, "dilation")]
 
 
 def b_dropout_forward_at(d):
@@ -618,10 +619,12 @@ def _mutations(arg):
                 b = v.copy()
                 b.flat[v.size // 2] = bad
                 out.append((f"argmax:{bad}", b, False))
-    elif arg.role == "pair":
+    elif arg.role in ("pair", "dilation"):
         a, b = v
         out += [(f"pair:{p}", p, False) for p in ((0, b), (a, 0), (-1, b), (a, -3),
                                                   (2**31, b), (a, 2**40))]
+        if arg.role == "dilation":  # a kernel of 1 still fits; a larger one spans > 2**31
+            out += [(f"dilation:{p}", p, None) for p in ((2**30, b), (a, 2**30 + 1))]
     elif arg.role == "pad":
         out += [("pad:Same", "Same", False), ("pad:full", "full", False), ("pad:int", 1, False)]
     elif arg.role == "pads":
@@ -693,3 +696,19 @@ def test_fuzz_kernel(name, d):
             np.testing.assert_array_equal(a, b, err_msg=f"{name} with {what} of argument {i}")
         if isinstance(ref_ret, float):
             assert ret == ref_ret or (np.isnan(ret) and np.isnan(ref_ret))
+
+
+@pytest.mark.parametrize("fn", ["conv2d_dilated_forward", "depthwise_conv2d_forward"])
+def test_dilated_geometry_errors_name_the_op(fn):
+    """Found by the fuzzer: the dilated geometries' own checks came back unnamed
+    ("cnnfast: window 2 larger than input 1 ..."), and a dilation whose kernel extent
+    overflows int was computed in int (undefined) before being refused as a non-positive
+    kernel."""
+    f = getattr(_core, fn)
+    x, w = np.zeros((1, 3, 3, 1), F32), np.zeros((3, 3, 1, 1), F32)
+    with pytest.raises(ValueError,
+                       match=f"{fn}: .*window 5 larger than input 3.*inp \\(1, 3, 3, 1\\)"):
+        f(np.zeros((1, 1, 1, 1), F32), x, w, None, (1, 1), "valid", (2, 2))
+    with pytest.raises(ValueError, match=f"{fn}: weight \\(3, 3, 1, 1\\) with dilation_rate "
+                                         "\\(1073741824, 1\\) spans more than 2\\*\\*31 - 1"):
+        f(np.zeros((1, 3, 3, 1), F32), x, w, None, (1, 1), "same", (2**30, 1))
