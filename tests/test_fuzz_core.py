@@ -712,3 +712,11 @@ def test_dilated_geometry_errors_name_the_op(fn):
     with pytest.raises(ValueError, match=f"{fn}: weight \\(3, 3, 1, 1\\) with dilation_rate "
                                          "\\(1073741824, 1\\) spans more than 2\\*\\*31 - 1"):
         f(np.zeros((1, 3, 3, 1), F32), x, w, None, (1, 1), "same", (2**30, 1))
+
+
+def test_affine_warp_refuses_unknown_flag_bits():
+    """Found writing its builder: a flag byte of 8..255 was accepted and its high bits ignored."""
+    x = np.ones((2, 3, 3, 1), F32)
+    m = np.tile(np.array([1.0, 0, 0, 0, 1.0, 0]), (2, 1))
+    with pytest.raises(ValueError, match=r"affine_warp: flags\[1\] = 8 has bits other than"):
+        _core.affine_warp(np.zeros_like(x), x, m, np.array([7, 8], np.uint8), "reflect", 1, 0.0)
