@@ -1186,6 +1186,13 @@ void bind_augment(py::module_& m) {
             const double* pm = data_of<double>(matrices, fn, "matrices", false, {sh[0], 6});
             const uint8_t* pf = data_of<uint8_t>(flags, fn, "flags", false, {sh[0]});
             if (po == pi) throw py::value_error("affine_warp: out must not alias inp");
+            for (int64_t i = 0; i < sh[0]; ++i)
+                if (pf[i] > 7)
+                    throw py::value_error("affine_warp: flags[" + std::to_string(i) +
+                                          "] = " + std::to_string((int)pf[i]) +
+                                          " has bits other than 1 (warp), 2 (flip columns) and "
+                                          "4 (flip rows); inp " +
+                                          shape_str(sh));
             if (order != 0 && order != 1)
                 throw py::value_error("affine_warp: order must be 0 or 1, got " +
                                       std::to_string(order));

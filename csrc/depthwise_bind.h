@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +19,31 @@ namespace cnnfast {
 namespace bind {
 
 namespace py = pybind11;
+
+// The dilated kernel's extent (K - 1) * D + 1 of both axes must fit in an int (the geometry
+// computes it in int: an overflow there is undefined); the geometry's own checks (a window
+// larger than a 'valid' input, ...) come back as std::invalid_argument and are named here.
+inline void check_dilated_extent(const std::vector<int64_t>& in, const std::vector<int64_t>& ker,
+                                 std::pair<int, int> dil, const char* fn) {
+    const int64_t d[2] = {dil.first, dil.second};
+    for (int a = 0; a < 2; ++a)
+        if ((ker[a] - 1) * d[a] + 1 > INT32_MAX)
+            throw py::value_error(std::string(fn) + ": weight " + shape_str(ker) +
+                                  " with dilation_rate (" + std::to_string(dil.first) + ", " +
+                                  std::to_string(dil.second) +
+                                  ") spans more than 2**31 - 1 pixels; inp " + shape_str(in));
+}
+
+template <class F>
+auto named_geometry(const std::vector<int64_t>& in, const std::vector<int64_t>& ker, const char* fn,
+                    F make) -> decltype(make()) {
+    try {
+        return make();
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(std::string(fn) + ": " + e.what() + "; inp " + shape_str(in) +
+                              ", weight " + shape_str(ker));
+    }
+}
 
 // Depthwise geometry from an input (N,H,W,C) and a kernel (KH,KW,C,DM) shape.
 inline DepthwiseParams depthwise_params(const std::vector<int64_t>& in,
@@ -35,11 +62,15 @@ inline DepthwiseParams depthwise_params(const std::vector<int64_t>& in,
     if (ker[0] <= 0 || ker[1] <= 0 || ker[3] <= 0)
         throw py::value_error(std::string(fn) + ": weight shape " + shape_str(ker) +
                               " must be positive");
-    return make_depthwise_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
-                                 as_int(in[2], fn, "W"), as_int(in[3], fn, "C"),
-                                 as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
-                                 as_int(ker[3], fn, "depth_multiplier"), st.first, st.second,
-                                 dil.first, dil.second, parse_padding(padding, fn));
+    const Padding pad = parse_padding(padding, fn);
+    check_dilated_extent(in, ker, dil, fn);
+    return named_geometry(in, ker, fn, [&] {
+        return make_depthwise_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
+                                     as_int(in[2], fn, "W"), as_int(in[3], fn, "C"),
+                                     as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
+                                     as_int(ker[3], fn, "depth_multiplier"), st.first, st.second,
+                                     dil.first, dil.second, pad);
+    });
 }
 
 inline Conv2DDilatedParams dilated_params(const std::vector<int64_t>& in,
@@ -48,11 +79,14 @@ inline Conv2DDilatedParams dilated_params(const std::vector<int64_t>& in,
                                           const char* fn) {
     conv_params(in, ker, st, padding, fn);  // the shape/channel/stride checks, undilated
     pair_of(dil, fn, "dilation_rate");
-    return make_conv2d_dilated_params(as_int(in[0], fn, "N"), as_int(in[1], fn, "H"),
-                                      as_int(in[2], fn, "W"), as_int(in[3], fn, "C"),
-                                      as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
-                                      as_int(ker[3], fn, "OC"), st.first, st.second, dil.first,
-                                      dil.second, parse_padding(padding, fn));
+    const Padding pad = parse_padding(padding, fn);
+    check_dilated_extent(in, ker, dil, fn);
+    return named_geometry(in, ker, fn, [&] {
+        return make_conv2d_dilated_params(
+            as_int(in[0], fn, "N"), as_int(in[1], fn, "H"), as_int(in[2], fn, "W"),
+            as_int(in[3], fn, "C"), as_int(ker[0], fn, "KH"), as_int(ker[1], fn, "KW"),
+            as_int(ker[3], fn, "OC"), st.first, st.second, dil.first, dil.second, pad);
+    });
 }
 
 template <class A>

@@ -22,10 +22,13 @@ F32 = np.float32
 class Arg:
     """One argument: its value and role: 'in' / 'out' (arrays read / written), 'scratch' (a
     workspace of at least some size), 'pair' (window or strides), 'pad' (a padding string),
-    'argmax' (read), 'scalar', 'fixed' (not mutated); `optional`: None is a valid value."""
+    'argmax' (read), 'scalar', 'fixed' (not mutated), 'dilation' (a pair), 'first' (a stream
+    position >= 0), 'axis', 'size0' (an index >= 0 into the image), 'order' (0 or 1), 'name'
+    (a mode string);
+    `optional`: None is a valid value; `flat`: an input read flat (any shape of its size)."""
 
-    def __init__(self, value, role, optional=False):
-        self.value, self.role, self.optional = value, role, optional
+    def __init__(self, value, role, optional=False, flat=False):
+        self.value, self.role, self.optional, self.flat = value, role, optional, flat
 
 
 def _r(d, shape, lo=-1.0, hi=1.0):
@@ -340,6 +343,191 @@ def b_augment_params(d):
             Arg(3, "fixed")]
 
 
+def _dilated_geom(d, depthwise):
+    """(input shape, kernel shape, strides, padding, dilation_rate, out shape) of a dilated or
+    depthwise Conv2D whose dilated kernel fits a 'valid' input."""
+    n, h, w, c, pad = _geom(d)
+    dil = (_dim(d, 1, 3), _dim(d, 1, 3))
+    lim = (h, w) if pad == "valid" else (7, 7)
+    k = tuple(_dim(d, 1, max(1, (lim[a] - 1) // dil[a] + 1)) for a in range(2))
+    s = (_dim(d, 1, 3), _dim(d, 1, 3))
+    ker = k + (c, _dim(d, 1, 3))
+    g = _core.depthwise_conv2d_geometry((n, h, w, c), (k + (c, 1)), s, pad, dil)
+    out = tuple(g["out_shape"][:3]) + ((c * ker[3],) if depthwise else (ker[3],))
+    return (n, h, w, c), ker, s, pad, dil, out
+
+
+def b_conv2d_dilated_forward(d):
+    ins, ker, s, pad, dil, os_ = _dilated_geom(d, False)
+    return [Arg(np.zeros(os_, F32), "out"), Arg(_r(d, ins), "in"), Arg(_r(d, ker), "in"),
+            Arg(_r(d, (ker[3],)), "in", True), Arg(s, "pair"), Arg(pad, "pad"),
+            Arg(dil, "dilation")]
+
+
+def b_conv2d_dilated_backward(d):
+    ins, ker, s, pad, dil, os_ = _dilated_geom(d, False)
+    return [Arg(np.zeros(ins, F32), "out", True), Arg(np.zeros(ker, F32), "out"),
+            Arg(np.zeros(ker[3], F32), "out", True), Arg(_r(d, os_), "in"),
+            Arg(_r(d, ins), "in"), Arg(_r(d, ker), "in"), Arg(s, "pair"), Arg(pad, "pad"),
+            Arg(dil, "dilation")]
+
+
+def b_depthwise_conv2d_forward(d):
+    ins, ker, s, pad, dil, os_ = _dilated_geom(d, True)
+    return [Arg(np.zeros(os_, F32), "out"), Arg(_r(d, ins), "in"), Arg(_r(d, ker), "in"),
+            Arg(_r(d, (os_[3],)), "in", True), Arg(s, "pair"), Arg(pad, "pad"),
+            Arg(dil, "dilation")]
+
+
+def b_depthwise_conv2d_backward(d):
+    ins, ker, s, pad, dil, os_ = _dilated_geom(d, True)
+    return [Arg(np.zeros(ins, F32), "out", True), Arg(np.zeros(ker, F32), "out"),
+            Arg(np.zeros(os_[3], F32), "out", True), Arg(_r(d, os_), "in"),
+            Arg(_r(d, ins), "in"), Arg(_r(d, ker), "in"), Arg(s, "pair"), Arg(pad, "pad"),
+            Arg(dil, "dilation")]
+
+
+def b_dropout_forward_at(d):
+    shape = (_dim(d), _dim(d))
+    return [Arg(np.zeros(shape, F32), "out"), Arg(np.zeros(shape, np.uint8), "out"),
+            Arg(_r(d, shape), "in"), Arg(0.25, "scalar"), Arg(7, "fixed"),
+            Arg(_dim(d, 0, 9), "first")]
+
+
+def b_spatial_dropout_forward(d):
+    s = _nhwc(d)
+    return [Arg(np.zeros(s, F32), "out"), Arg(np.zeros((s[0], s[3]), np.uint8), "out"),
+            Arg(_r(d, s), "in"), Arg(0.25, "scalar"), Arg(7, "fixed"),
+            Arg(_dim(d, 0, 9), "first")]
+
+
+def b_spatial_dropout_backward(d):
+    s = _nhwc(d)
+    mask = np.zeros((s[0], s[3]), np.uint8)
+    _core.spatial_dropout_forward(np.zeros(s, F32), mask, _r(d, s), 0.5, 3)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"), Arg(mask, "in"),
+            Arg(0.5, "scalar")]
+
+
+def _shape_nd(d):
+    return tuple(_dim(d, 1, 4) for _ in range(_dim(d, 1, 4, label="ndim")))
+
+
+def _relu(d):
+    if d.draw(st.booleans(), label="leaky"):
+        return _core.leaky_relu_spec(d.draw(st.sampled_from([0.0, 0.2, 1.5])))
+    mx = d.draw(st.sampled_from([None, 0.5, 6.0]), label="max_value")
+    return _core.relu_spec(d.draw(st.sampled_from([0.0, 0.1])), d.draw(
+        st.sampled_from([0.0, 0.3])), mx)
+
+
+def b_relu_forward(d):
+    s = _shape_nd(d)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"), Arg(_relu(d), "fixed")]
+
+
+def b_relu_backward(d):
+    s = _shape_nd(d)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"), Arg(_r(d, s), "in"),
+            Arg(_relu(d), "fixed")]
+
+
+def b_elu_forward(d):
+    s = _shape_nd(d)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"), Arg(1.0, "scalar")]
+
+
+def b_elu_backward(d):
+    s = _shape_nd(d)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"), Arg(_r(d, s), "in"),
+            Arg(1.0, "scalar")]
+
+
+def _prelu(d):
+    """inp (B, ...), alpha over the non-shared axes, and its flat index per sample element."""
+    s = (_dim(d, 1, 3),) + tuple(_dim(d, 1, 4) for _ in range(_dim(d, 1, 3, label="ndim")))
+    shared = [d.draw(st.booleans(), label="shared") for _ in s[1:]]
+    ashape = tuple(1 if sh else n for sh, n in zip(shared, s[1:]))
+    idx = np.ravel_multi_index(
+        np.meshgrid(*[np.zeros(n, int) if sh else np.arange(n) for sh, n in zip(shared, s[1:])],
+                    indexing="ij"), ashape).astype(np.int32).ravel()
+    return s, _r(d, ashape, 0.0, 0.5), idx
+
+
+def b_prelu_forward(d):
+    s, alpha, idx = _prelu(d)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"), Arg(alpha, "in", flat=True),
+            Arg(idx, "argmax")]
+
+
+def b_prelu_backward(d):
+    s, alpha, idx = _prelu(d)
+    return [Arg(np.zeros(s, F32), "out", True), Arg(np.zeros(alpha.shape, F32), "out"),
+            Arg(np.zeros((s[0], alpha.size), F32), "out"), Arg(_r(d, s), "in"),
+            Arg(_r(d, s), "in"), Arg(alpha, "in", flat=True), Arg(idx, "argmax")]
+
+
+def b_softmax_axis_forward(d):
+    s = _shape_nd(d)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"),
+            Arg(d.draw(st.integers(-len(s), len(s) - 1), label="axis"), "axis")]
+
+
+def b_softmax_axis_backward(d):
+    s = _shape_nd(d)
+    axis = d.draw(st.integers(-len(s), len(s) - 1), label="axis")
+    y = np.zeros(s, F32)
+    _core.softmax_axis_forward(y, _r(d, s), axis)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"), Arg(y, "in"), Arg(axis, "axis")]
+
+
+def b_weight_penalty(d):
+    s = _w(d)
+    return [Arg(np.zeros(s, F32), "out", True), Arg(_r(d, s), "in"), Arg(1e-2, "scalar"),
+            Arg(1e-3, "scalar"), Arg(1.0, "fixed")]
+
+
+def b_weighted_loss_mean(d):
+    # dpred (B, ...) of any trailing shape is valid: B >= 2 and K != B keep its rank mutations
+    # (to (K,) and (1, B, K)) invalid
+    b, k = _dim(d, 2, 5), _dim(d)
+    k = k + 1 if k == b else k
+    return [Arg(_r(d, (b, k)), "out", True), Arg(_r(d, (b,), 0.0, 2.0), "in"),
+            Arg(_r(d, (b,), 0.0, 1.0), "in")]
+
+
+def b_augment_inference(d):
+    s = _nhwc(d)
+    if d.draw(st.booleans(), label="crop"):  # RandomCrop: its centred crop, resized
+        h, w = _dim(d, 1, 6), _dim(d, 1, 6)
+        spec, os_ = _core.AugmentSpec.crop(h, w), (s[0], h, w, s[3])
+    else:
+        spec, os_ = _spec(d), s
+    return [Arg(np.zeros(os_, F32), "out"), Arg(_r(d, s), "in"), Arg(spec, "fixed")]
+
+
+def b_crop_resize(d):
+    s = _nhwc(d)
+    return [Arg(np.zeros((s[0], _dim(d, 1, 6), _dim(d, 1, 6), s[3]), F32), "out"),
+            Arg(_r(d, s), "in"), Arg(_dim(d, 0, s[1] - 1), "size0"),
+            Arg(_dim(d, 0, s[2] - 1), "size0")]
+
+
+def b_resize_bilinear(d):
+    s = _nhwc(d)
+    return [Arg(np.zeros((s[0], _dim(d, 1, 6), _dim(d, 1, 6), s[3]), F32), "out"),
+            Arg(_r(d, s), "in")]
+
+
+def b_affine_warp(d):
+    s = _nhwc(d)
+    m = np.tile(np.array([1.0, 0.1, -0.3, 0.05, 0.9, 0.2]), (s[0], 1))
+    flags = np.random.default_rng(s[0]).integers(0, 8, s[0]).astype(np.uint8)
+    return [Arg(np.zeros(s, F32), "out"), Arg(_r(d, s), "in"), Arg(m, "in"), Arg(flags, "in"),
+            Arg(d.draw(st.sampled_from(["reflect", "wrap", "constant", "nearest"])), "name"),
+            Arg(d.draw(st.sampled_from([0, 1])), "order"), Arg(0.0, "scalar")]
+
+
 ANY_SHAPE = {"weight_decay_update"}
 BUILDERS = {name[2:]: fn for name, fn in globals().items() if name.startswith("b_")}
 # Entry points that take no arrays, checked in test_scalar_entry_points below; the classes
@@ -348,22 +536,20 @@ SCALAR = {"build_info", "num_threads", "set_num_threads", "gemm_isa", "set_gemm_
           "conv2d_geometry", "pool2d_geometry", "layer_seed", "f32_pow", "f32_cos", "f32_log",
           "nadam_u_product_next", "clip_gradients",
           # the conv-algorithm switch (tests/kernels/test_winograd.py checks its errors)
-          "set_conv_algorithm", "conv_algorithm", "conv_uses_winograd"}
+          "set_conv_algorithm", "conv_algorithm", "conv_uses_winograd",
+          # shapes in, a dict out, like conv2d_geometry (the depthwise builders call it)
+          "depthwise_conv2d_geometry",
+          # ReluSpec's constructors take only floats (tests/kernels/test_relu_elu.py checks
+          # their errors); the relu builders draw their specs from both
+          "relu_spec", "leaky_relu_spec"}
 CLASSES = {"Activation", "AugmentKind", "AugmentSpec", "ClipKind", "ElementLoss", "LossKind",
-           "Net", "Op", "OpKind", "OptKind", "OptSpec"}
+           "Net", "Op", "OpKind", "OptKind", "OptSpec", "ReluSpec"}
 
 
 # Entry points that landed on main beside this file (issue 12 asks their layers to be fuzzed
 # the same way): named here so that the merge keeps this test meaningful for any OTHER new
 # entry point; each needs a b_<name> builder, then leaves this set.
-AWAITING_BUILDERS = {
-    "conv2d_dilated_forward", "conv2d_dilated_backward", "depthwise_conv2d_geometry",
-    "depthwise_conv2d_forward", "depthwise_conv2d_backward", "spatial_dropout_forward",
-    "spatial_dropout_backward", "ReluSpec", "relu_spec", "leaky_relu_spec", "relu_forward",
-    "relu_backward", "elu_forward", "elu_backward", "prelu_forward", "prelu_backward",
-    "softmax_axis_forward", "softmax_axis_backward", "augment_inference", "crop_resize",
-    "resize_bilinear", "affine_warp", "dropout_forward_at", "weight_penalty",
-    "weighted_loss_mean"}
+AWAITING_BUILDERS: set[str] = set()
 
 
 def test_every_entry_point_is_fuzzed():
@@ -401,7 +587,7 @@ def _mutations(arg):
             out.append((f"layout:{k}", b, True if arg.role not in ("out", "scratch") else
                         (None if b.flags.c_contiguous else False)))
         # a scratch workspace only needs enough float32 elements, in any shape
-        free_shape = None if arg.role == "scratch" else False
+        free_shape = None if arg.role == "scratch" or arg.flat else False
         out += [("rank+1", v[None], free_shape), ("list", v.tolist(), False),
                 ("scalar", 1.0, False)]
         if not arg.optional:
@@ -433,10 +619,12 @@ def _mutations(arg):
                 b = v.copy()
                 b.flat[v.size // 2] = bad
                 out.append((f"argmax:{bad}", b, False))
-    elif arg.role == "pair":
+    elif arg.role in ("pair", "dilation"):
         a, b = v
         out += [(f"pair:{p}", p, False) for p in ((0, b), (a, 0), (-1, b), (a, -3),
                                                   (2**31, b), (a, 2**40))]
+        if arg.role == "dilation":  # a kernel of 1 still fits; a larger one spans > 2**31
+            out += [(f"dilation:{p}", p, None) for p in ((2**30, b), (a, 2**30 + 1))]
     elif arg.role == "pad":
         out += [("pad:Same", "Same", False), ("pad:full", "full", False), ("pad:int", 1, False)]
     elif arg.role == "pads":
@@ -446,6 +634,16 @@ def _mutations(arg):
         out += [("size:0", 0, None), ("size:-1", -1, None), ("size:huge", 2**31, False)]
     elif arg.role == "step":
         out += [("step:-1", -1, None), ("step:0", 0, None), ("step:huge", 2**63, False)]
+    elif arg.role == "first":
+        out += [("first:-1", -1, False), ("first:huge", 2**63, False)]
+    elif arg.role == "axis":
+        out += [("axis:99", 99, False), ("axis:-99", -99, False), ("axis:huge", 2**31, False)]
+    elif arg.role == "size0":
+        out += [("size0:-1", -1, False), ("size0:99", 99, False), ("size0:huge", 2**31, False)]
+    elif arg.role == "order":
+        out += [("order:2", 2, False), ("order:-1", -1, False)]
+    elif arg.role == "name":
+        out += [("name:bogus", "bogus", False), ("name:int", 1, False)]
     elif arg.role == "scalar":
         out += [("scalar:nan", float("nan"), None), ("scalar:-1", -1.0, None),
                 ("scalar:str", "x", False)]
@@ -498,3 +696,27 @@ def test_fuzz_kernel(name, d):
             np.testing.assert_array_equal(a, b, err_msg=f"{name} with {what} of argument {i}")
         if isinstance(ref_ret, float):
             assert ret == ref_ret or (np.isnan(ret) and np.isnan(ref_ret))
+
+
+@pytest.mark.parametrize("fn", ["conv2d_dilated_forward", "depthwise_conv2d_forward"])
+def test_dilated_geometry_errors_name_the_op(fn):
+    """Found by the fuzzer: the dilated geometries' own checks came back unnamed
+    ("cnnfast: window 2 larger than input 1 ..."), and a dilation whose kernel extent
+    overflows int was computed in int (undefined) before being refused as a non-positive
+    kernel."""
+    f = getattr(_core, fn)
+    x, w = np.zeros((1, 3, 3, 1), F32), np.zeros((3, 3, 1, 1), F32)
+    with pytest.raises(ValueError,
+                       match=f"{fn}: .*window 5 larger than input 3.*inp \\(1, 3, 3, 1\\)"):
+        f(np.zeros((1, 1, 1, 1), F32), x, w, None, (1, 1), "valid", (2, 2))
+    with pytest.raises(ValueError, match=f"{fn}: weight \\(3, 3, 1, 1\\) with dilation_rate "
+                                         "\\(1073741824, 1\\) spans more than 2\\*\\*31 - 1"):
+        f(np.zeros((1, 3, 3, 1), F32), x, w, None, (1, 1), "same", (2**30, 1))
+
+
+def test_affine_warp_refuses_unknown_flag_bits():
+    """Found writing its builder: a flag byte of 8..255 was accepted and its high bits ignored."""
+    x = np.ones((2, 3, 3, 1), F32)
+    m = np.tile(np.array([1.0, 0, 0, 0, 1.0, 0]), (2, 1))
+    with pytest.raises(ValueError, match=r"affine_warp: flags\[1\] = 8 has bits other than"):
+        _core.affine_warp(np.zeros_like(x), x, m, np.array([7, 8], np.uint8), "reflect", 1, 0.0)
