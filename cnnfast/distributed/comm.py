@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -54,8 +55,15 @@ def _abort_on_exception(world):
     previous = sys.excepthook
 
     def hook(kind, value, tb):
+        # The one line that says what happened first, then the traceback: MPI_Abort kills the
+        # job while mpiexec may still be forwarding this rank's output, and the short pause
+        # lets it drain what was written.
+        sys.stderr.write(f"cnnfast.distributed: rank {world.rank} aborts the job: "
+                         f"{kind.__name__}: {value}\n")
+        sys.stderr.flush()
         previous(kind, value, tb)
         sys.stderr.flush()
+        time.sleep(0.5)
         world.comm.Abort(1)
 
     sys.excepthook = hook
