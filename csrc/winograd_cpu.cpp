@@ -195,10 +195,12 @@ CNNFAST_CLONES static void output_transform(float* out, const float* M, const fl
         const int r = (int)(tile % ((int64_t)g.TH * g.TW));
         const int oh0 = 2 * (r / g.TW), ow0 = 2 * (r % g.TW);
         const bool h2 = oh0 + 1 < g.OH, w2 = ow0 + 1 < g.OW;
+        // The second column / row of a tile past an odd edge is not written (tile_outputs
+        // is told so); its pointer stays on o00 so no pointer is formed past the array.
         float* o00 = out + (((size_t)n * g.OH + oh0) * g.OW + ow0) * K;
-        float* o01 = o00 + K;
-        float* o10 = o00 + (size_t)g.OW * K;
-        float* o11 = o10 + K;
+        float* o01 = w2 ? o00 + K : o00;
+        float* o10 = h2 ? o00 + (size_t)g.OW * K : o00;
+        float* o11 = h2 && w2 ? o10 + K : o00;
         const float* m = M + (size_t)t * K;
         const int code = (h2 ? 8 : 0) | (w2 ? 4 : 0) | (bias ? 2 : 0) | (relu ? 1 : 0);
         switch (code) {

@@ -133,6 +133,9 @@ def test_predict_memory_does_not_grow_with_batch_size(tmp_path):
     """)
     env = dict(os.environ)
     env.pop("CNNFAST_FORWARD_ROWS", None)
+    # the cnnfast this test imported (installed, or the source tree's in-place build)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (os.path.dirname(os.path.dirname(cf.__file__)), env.get("PYTHONPATH")) if p)
     peak = {}
     for b in (32, 6000):
         # cwd outside the source tree: `python -c` puts the cwd on sys.path, and the tests may
