@@ -92,7 +92,8 @@ static void activation_forward_more(float* out, const float* x, int64_t rows, in
             for_each_index(n, [&](int64_t i) { out[i] = x[i] / (std::fabs(x[i]) + 1.0f); });
             return;
         case Activation::LeakyReLU:
-            for_each_index(n, [&](int64_t i) { out[i] = x[i] > 0.0f ? x[i] : x[i] * kLeakySlope; });
+            for_each_index(
+                n, [&](int64_t i) { out[i] = select_bits(x[i] > 0.0f, x[i], x[i] * kLeakySlope); });
             return;
         case Activation::ReLU6:
             for_each_index(n, [&](int64_t i) { out[i] = std::min(std::max(x[i], 0.0f), 6.0f); });
@@ -119,12 +120,14 @@ static void activation_backward_more(float* dx, const float* dy, const float* y,
     const int64_t n = rows * cols;
     switch (a) {
         case Activation::ELU:
-            for_each_index(n,
-                           [&](int64_t i) { dx[i] = y[i] < 0.0f ? (y[i] + 1.0f) * dy[i] : dy[i]; });
+            for_each_index(n, [&](int64_t i) {
+                dx[i] = select_bits(y[i] < 0.0f, (y[i] + 1.0f) * dy[i], dy[i]);
+            });
             return;
         case Activation::SELU:
             for_each_index(n, [&](int64_t i) {
-                dx[i] = y[i] < 0.0f ? dy[i] * (y[i] + kSeluScaleAlpha) : dy[i] * kSeluScale;
+                dx[i] =
+                    select_bits(y[i] < 0.0f, dy[i] * (y[i] + kSeluScaleAlpha), dy[i] * kSeluScale);
             });
             return;
         case Activation::GELU:
@@ -153,18 +156,21 @@ static void activation_backward_more(float* dx, const float* dy, const float* y,
             return;
         case Activation::LeakyReLU:
             // out > 0 <=> inp > 0 for a positive slope.
-            for_each_index(n,
-                           [&](int64_t i) { dx[i] = y[i] > 0.0f ? dy[i] : dy[i] * kLeakySlope; });
+            for_each_index(n, [&](int64_t i) {
+                dx[i] = select_bits(y[i] > 0.0f, dy[i], dy[i] * kLeakySlope);
+            });
             return;
         case Activation::ReLU6:
-            for_each_index(n,
-                           [&](int64_t i) { dx[i] = y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f; });
+            for_each_index(n, [&](int64_t i) {
+                dx[i] = select_bits((y[i] > 0.0f) & (y[i] < 6.0f), dy[i], 0.0f);
+            });
             return;
         case Activation::HardSigmoid:
             // relu6(x + 3) / 6: the division's gradient dy / 6, passed where 0 < relu6 < 6,
             // i.e. where 0 < out < 1.
-            for_each_index(
-                n, [&](int64_t i) { dx[i] = y[i] > 0.0f && y[i] < 1.0f ? dy[i] / 6.0f : 0.0f; });
+            for_each_index(n, [&](int64_t i) {
+                dx[i] = select_bits((y[i] > 0.0f) & (y[i] < 1.0f), dy[i] / 6.0f, 0.0f);
+            });
             return;
         case Activation::LogSoftmax:
             // TF: dy - sum(dy) * exp(out), per row.

@@ -49,46 +49,132 @@ ReluSpec make_leaky_spec(double negative_slope) {
     return s;
 }
 
+// Base: 0 plain max(x, 0), 1 where(x > threshold, x, 0), 2 relu6; Clip: clip_by_value to
+// max_value; Neg: minus negative_slope * max(threshold - x, 0). Template arguments, so each
+// loop below has no branch per element.
+template <int Base, bool Clip, bool Neg>
 static inline float relu_value(float x, const ReluSpec& s) {
-    if (s.leaky) return x > 0.0f ? x : x * s.negative_slope;
     float p;
-    if (s.threshold != 0.0f)
-        p = x > s.threshold ? x : 0.0f;  // where(x > threshold, x, 0)
-    else if (s.relu6)
+    if (Base == 1)
+        p = select_bits(x > s.threshold, x, 0.0f);  // where(x > threshold, x, 0)
+    else if (Base == 2)
         p = std::min(std::max(x, 0.0f), 6.0f);
     else
         p = std::max(x, 0.0f);
-    if (s.clip) p = std::max(std::min(p, s.max_value), 0.0f);  // clip_by_value: min, then max
-    if (s.negative_slope != 0.0f) p = p - s.negative_slope * std::max(s.threshold - x, 0.0f);
+    if (Clip) p = std::max(std::min(p, s.max_value), 0.0f);  // clip_by_value: min, then max
+    if (Neg) p = p - s.negative_slope * std::max(s.threshold - x, 0.0f);
     return p;
 }
 
 // d(out)/d(inp) as TF's gradients of those ops give it: ReluGrad (x > 0), Relu6Grad
 // (0 < x < 6), SelectV2 (x > threshold), Minimum (p <= max_value: ties pass), and the negative
 // part's ReluGrad (t - x > 0) times the slope. The two parts never overlap.
+template <int Base, bool Clip, bool Neg>
 static inline float relu_grad(float dy, float x, const ReluSpec& s) {
-    if (s.leaky) return x > 0.0f ? dy : dy * s.negative_slope;
     bool pos;
-    if (s.threshold != 0.0f)
+    if (Base == 1)
         pos = x > s.threshold;
-    else if (s.relu6)
-        pos = x > 0.0f && x < 6.0f;
+    else if (Base == 2)
+        pos = (x > 0.0f) & (x < 6.0f);
     else
         pos = x > 0.0f;
-    if (s.clip) pos = pos && x <= s.max_value;
-    if (pos) return dy;
-    if (s.negative_slope != 0.0f && s.threshold - x > 0.0f) return dy * s.negative_slope;
-    return 0.0f;
+    if (Clip) pos = pos & (x <= s.max_value);
+    if (!Neg) return select_bits(pos, dy, 0.0f);
+    return select_bits(pos, dy, select_bits(s.threshold - x > 0.0f, dy * s.negative_slope, 0.0f));
+}
+
+// Calls f.template operator()<Base, Clip, Neg>() for the spec's (non-leaky) mode.
+template <class F>
+static inline void relu_dispatch(const ReluSpec& s, F f) {
+    const int base = s.threshold != 0.0f ? 1 : s.relu6 ? 2 : 0;
+    const bool neg = s.negative_slope != 0.0f;
+#define CNNFAST_RELU_CASE(B)                                                            \
+    if (base == B) {                                                                    \
+        if (s.clip)                                                                     \
+            neg ? f.template run<B, true, true>() : f.template run<B, true, false>();   \
+        else                                                                            \
+            neg ? f.template run<B, false, true>() : f.template run<B, false, false>(); \
+        return;                                                                         \
+    }
+    CNNFAST_RELU_CASE(0)
+    CNNFAST_RELU_CASE(1)
+    CNNFAST_RELU_CASE(2)
+#undef CNNFAST_RELU_CASE
+}
+
+// The loops below run over blocks, with the spec copied into locals and one loop per mode
+// (template arguments). With the spec read through a reference that `out` might alias and its
+// branches inside the loop, every element took a branch: 20-40x slower. Same expressions, so
+// the same bits.
+static constexpr int64_t kBlock = 4096;
+
+template <class F>
+static inline void for_each_block(int64_t n, F f) {
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n > kGrain)
+#endif
+    for (int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(n, (b + 1) * kBlock));
+}
+
+namespace {
+struct ReluForward {
+    float* out;
+    const float* inp;
+    int64_t n;
+    ReluSpec s;
+    template <int Base, bool Clip, bool Neg>
+    void run() const {
+        const ReluForward k = *this;
+        for_each_block(n, [=](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i) k.out[i] = relu_value<Base, Clip, Neg>(k.inp[i], k.s);
+        });
+    }
+};
+struct ReluBackward {
+    float* dinp;
+    const float* dout;
+    const float* inp;
+    int64_t n;
+    ReluSpec s;
+    template <int Base, bool Clip, bool Neg>
+    void run() const {
+        const ReluBackward k = *this;
+        for_each_block(n, [=](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i)
+                k.dinp[i] = relu_grad<Base, Clip, Neg>(k.dout[i], k.inp[i], k.s);
+        });
+    }
+};
+}  // namespace
+
+CNNFAST_CLONES
+void relu_forward(float* out, const float* inp, int64_t n, const ReluSpec& spec) {
+    const ReluSpec s = spec;
+    if (s.leaky) {  // tf.nn.leaky_relu
+        const float a = s.negative_slope;
+        for_each_block(n, [=](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i)
+                out[i] = select_bits(inp[i] > 0.0f, inp[i], inp[i] * a);
+        });
+        return;
+    }
+    relu_dispatch(s, ReluForward{out, inp, n, s});
 }
 
 CNNFAST_CLONES
-void relu_forward(float* out, const float* inp, int64_t n, const ReluSpec& s) {
-    for_each_index(n, [&](int64_t i) { out[i] = relu_value(inp[i], s); });
-}
-
-CNNFAST_CLONES
-void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n, const ReluSpec& s) {
-    for_each_index(n, [&](int64_t i) { dinp[i] = relu_grad(dout[i], inp[i], s); });
+void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n,
+                   const ReluSpec& spec) {
+    const ReluSpec s = spec;
+    if (s.leaky) {
+        const float a = s.negative_slope;
+        for_each_block(n, [=](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i)
+                dinp[i] = select_bits(inp[i] > 0.0f, dout[i], dout[i] * a);
+        });
+        return;
+    }
+    relu_dispatch(s, ReluBackward{dinp, dout, inp, n, s});
 }
 
 // ---- ELU ----

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -45,6 +46,22 @@ namespace cnnfast {
 #else
 #define CNNFAST_CLONES
 #endif
+
+// c ? a : b without a branch, the same value bit for bit. Under -ftrapping-math GCC will not
+// if-convert a ternary whose arm holds a float multiply (or a load it cannot prove safe), and
+// keeps a data-dependent branch per element, which mispredicts on signed data; a select of the
+// bit patterns vectorises to a blend. Measured on a (64,26,26,32) LeakyReLU forward: 6.1 ms as
+// a ternary, 0.2 ms as this.
+inline float select_bits(bool c, float a, float b) {
+    uint32_t ua, ub;
+    std::memcpy(&ua, &a, 4);
+    std::memcpy(&ub, &b, 4);
+    const uint32_t m = 0u - (uint32_t)c;
+    const uint32_t r = (ua & m) | (ub & ~m);
+    float f;
+    std::memcpy(&f, &r, 4);
+    return f;
+}
 
 enum class Padding : int { Valid = 0, Same = 1 };
 
