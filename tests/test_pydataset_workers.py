@@ -219,3 +219,22 @@ def test_keras2_loop_arguments_as_tf_keras(tf_keras):
         assert type(errors[0]) is type(errors[1])
         tail = str(errors[1]).split("()")[-1] if name != "evaluate" else str(errors[1])
         assert str(errors[0]).endswith(tail), (errors[0], errors[1])
+
+
+def test_image_data_generator_flow_on_worker_processes():
+    """An ImageDataGenerator iterator (native OpenMP warp in each forked worker, after this
+    process has run OpenMP regions) read by processes: the batches threads give."""
+    from cnnfast.keras.preprocessing.image import ImageDataGenerator
+    x, y = arrays(60)
+    m = model()
+    m.fit(x, y, epochs=1, verbose=0)  # the parent has an OpenMP team before the fork
+    gen = ImageDataGenerator(rotation_range=20, zoom_range=0.2, horizontal_flip=True)
+    got = []
+    for mode in (dict(workers=2), dict(workers=2, use_multiprocessing=True)):
+        it = gen.flow(x, y, batch_size=8, seed=5)
+        it.workers, it.use_multiprocessing = mode["workers"], mode.get("use_multiprocessing",
+                                                                       False)
+        got.append(list(read_batches(it, range(len(it)), 2, 4)))
+    for (a, b), (c, d) in zip(*got):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)

@@ -11,8 +11,8 @@ thread count when `__getitem__` depends only on its index); with `use_multiproce
 Keras's multiprocessing.Pool: each starts with a copy of the dataset as it is when the pass
 begins; the batches come back pickled). At most `max_queue_size` batches are in flight. An
 exception in `__getitem__` reaches the loop at that batch; stopping early (an exception,
-KeyboardInterrupt, a callback stopping training, a closed iterator) cancels what is queued and
-ends the workers.
+KeyboardInterrupt, a callback stopping training, a closed iterator) cancels what is queued;
+the workers finish the batch they are reading and end.
 """
 from __future__ import annotations
 
@@ -159,7 +159,6 @@ def read_batches(ds, indices, workers, queue):
         pool, get = concurrent.futures.ThreadPoolExecutor(max_workers=workers), ds.__getitem__
     pending = collections.deque()
     it = iter(indices)
-    done = False
     try:
         for i in itertools.islice(it, queue):
             pending.append(pool.submit(get, i))
@@ -169,20 +168,13 @@ def read_batches(ds, indices, workers, queue):
             if nxt is not _END:
                 pending.append(pool.submit(get, nxt))
             yield batch
-        done = True
     finally:
+        # stopped early or done: the queued reads are cancelled, the workers finish the batch
+        # they are reading and end. (Terminating worker processes instead breaks the pool,
+        # and Python 3.11's executor then fails on the cancelled futures, leaving threads.)
         for f in pending:
             f.cancel()
-        if processes and not done:
-            # stopped early: end the workers now rather than wait for batches nobody reads
-            procs = list(getattr(pool, "_processes", {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.join()
-        else:
-            pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 _END = object()
