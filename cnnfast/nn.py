@@ -1,95 +1,78 @@
 """`tf.nn`: the functions tutorials pass as `activation=` (relu, sigmoid, tanh, softmax) and
 call on arrays, e.g. `tf.nn.softmax(logits).numpy()`. As `activation=` values the layers
-recognise them by name and run the fused native kernel; called on arrays they return a
-`cnnfast.tensor.Tensor` in the input's float dtype (float32 for Python numbers)."""
+recognise them by name and run the fused native kernel (with their default arguments);
+called on arrays they return a `cnnfast.tensor.Tensor` in the input's float dtype (float32
+for Python numbers), computed as cnnfast.activations computes them."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import activations as _activations
 from ._missing import missing_names as _missing_names
-from .tensor import as_tensor, convert_to_tensor
-
-
-def _floats(x):
-    a = convert_to_tensor(x).view(np.ndarray)
-    return a if a.dtype.kind == "f" else a.astype(np.float32)
+from .tensor import as_tensor
 
 
 def relu(features, name=None):
-    return as_tensor(np.maximum(_floats(features), 0))
+    return _activations.relu(features)
 
 
 def sigmoid(x, name=None):
-    a = _floats(x)
-    # exp of a non-positive argument only: no overflow for large |x|
-    e = np.exp(-np.abs(a))
-    return as_tensor(np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype))
+    return _activations.sigmoid(x)
 
 
 def tanh(x, name=None):
-    return as_tensor(np.tanh(_floats(x)))
+    return _activations._unary("tanh", x, "tanh")  # tf.nn.tanh rejects integer tensors
 
 
 def softmax(logits, axis=None, name=None):
     """exp(logits) / sum(exp(logits)) along `axis` (the last when None), computed stably."""
-    a = _floats(logits)
-    axis = -1 if axis is None else int(axis)
-    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
-    return as_tensor(e / np.sum(e, axis=axis, keepdims=True))
-
-
-def _native(name, x):
-    """The native kernel on float32 (tf.nn's float32 result for float32 input)."""
-    return as_tensor(getattr(_activations, name)(_floats(x).astype(np.float32, copy=False)))
+    return _activations.softmax(logits, axis=-1 if axis is None else axis)
 
 
 def elu(features, name=None):
-    return _native("elu", features)
+    return _activations.elu(features)
 
 
 def selu(features, name=None):
-    return _native("selu", features)
+    return _activations.selu(features)
 
 
 def gelu(features, approximate=False, name=None):
-    """Exact GELU (tf.nn.gelu's default approximate=False)."""
-    if approximate:
-        raise NotImplementedError("gelu: approximate=True is not supported by cnnfast")
-    return _native("gelu", features)
+    """Exact GELU (tf.nn.gelu's default approximate=False), or the tanh approximation."""
+    return _activations.gelu(features, approximate=approximate)
 
 
-def silu(features, beta=1.0, name=None):
-    if beta != 1.0:
-        raise NotImplementedError("silu: only beta=1.0 is supported by cnnfast")
-    return _native("silu", features)
+def silu(features, beta=1.0):
+    """features * sigmoid(beta * features)."""
+    beta = _activations._number(beta, "silu", "beta")
+    if beta == 1.0:
+        return _activations.silu(features)
+    a = _activations._floats(features, "silu")
+    return as_tensor(a * _activations.sigmoid(a * a.dtype.type(beta)).view(np.ndarray))
 
 
 swish = silu
 
 
 def softplus(features, name=None):
-    return _native("softplus", features)
+    return _activations.softplus(features)
 
 
 def softsign(features, name=None):
-    return _native("softsign", features)
+    return _activations.softsign(features)
 
 
 def leaky_relu(features, alpha=0.2, name=None):
-    if alpha != 0.2:
-        raise NotImplementedError("leaky_relu: only alpha=0.2 is supported by cnnfast")
-    return _native("leaky_relu", features)
+    """features > 0 -> features, else alpha * features (integer input in float32)."""
+    return _activations.leaky_relu(features, negative_slope=alpha)
 
 
 def relu6(features, name=None):
-    return _native("relu6", features)
+    return _activations.relu6(features)
 
 
 def log_softmax(logits, axis=None, name=None):
-    if axis not in (None, -1):
-        raise NotImplementedError("log_softmax: only the last axis is supported by cnnfast")
-    return _native("log_softmax", logits)
+    return _activations.log_softmax(logits, axis=-1 if axis is None else axis)
 
 
 for _f in (relu, sigmoid, tanh, softmax, elu, selu, gelu, silu, softplus, softsign, leaky_relu,

@@ -159,8 +159,6 @@ def test_worker_threads_give_the_same_run(threads):
 def test_bad_arguments():
     x, y = arrays(32)
     m = model()
-    with pytest.raises(NotImplementedError, match="use_multiprocessing"):
-        m.fit(make_ds(cf.keras.utils.PyDataset, x, y, use_multiprocessing=True), verbose=0)
     with pytest.raises(ValueError, match="workers"):
         m.fit(make_ds(cf.keras.utils.PyDataset, x, y, workers=-1), verbose=0)
     with pytest.raises(ValueError, match="y is required"):

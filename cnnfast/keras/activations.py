@@ -1,23 +1,38 @@
 """keras.activations"""
 from .._missing import missing_names as _missing_names
 from ..activations import (  # noqa: F401
+    celu,
     elu,
+    exponential,
     gelu,
     get,
+    glu,
+    hard_shrink,
     hard_sigmoid,
+    hard_silu,
+    hard_swish,
+    hard_tanh,
     leaky_relu,
     linear,
+    log_sigmoid,
     log_softmax,
+    mish,
     relu,
     relu6,
     selu,
     sigmoid,
     silu,
+    soft_shrink,
     softmax,
     softplus,
     softsign,
+    sparse_plus,
+    sparse_sigmoid,
+    squareplus,
     swish,
     tanh,
+    tanh_shrink,
+    threshold,
 )
 
 __getattr__ = _missing_names("tensorflow.keras.activations")

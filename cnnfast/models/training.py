@@ -479,9 +479,11 @@ class Trainer:
 
     @_exclusive("evaluate")
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
         """[loss, *metrics] (a scalar without metrics), means over the whole dataset (arrays,
         or a cnnfast.data.Dataset of (x, y) batches; `steps` batches of it if given)."""
+        if kwargs:  # Keras 3's evaluate takes **kwargs and refuses any it does not know
+            raise ValueError(f"Arguments not recognized: {kwargs}")
         self._check_compiled("evaluate")
         _resolve_verbose(verbose)
         batch_size = _positive_int(batch_size, "evaluate(): batch_size")

@@ -5,12 +5,15 @@ The random parameters of each image are drawn as Keras draws them (the same call
 order); the transform given them is Keras's: its matrix (rotation, shift, shear, zoom, about the
 centre) in float64 exactly as Keras builds it, then scipy.ndimage.affine_transform's resampling,
 done in C++ for the whole batch (csrc/augment.h affine_warp, bit-exact with scipy), then the
-flips, then `standardize`. Keras draws from NumPy's global generator; the iterator here draws
-each batch from its own generator seeded by (seed, epoch, batch index), so a batch does not
-depend on the order or the thread batches are read in.
+flips, then Keras's per-image channel shift and brightness (Pillow's ImageEnhance, as Keras),
+then `standardize` (zca_whitening included). Interpolation orders 2 to 5 run scipy's own
+affine_transform per channel, as Keras does. Keras draws from NumPy's global generator; the
+iterator here draws each batch from its own generator seeded by (seed, epoch, batch index),
+so a batch does not depend on the order or the thread batches are read in.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import warnings
@@ -23,12 +26,6 @@ from .py_dataset import PyDataset
 _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 
 
-def _reject(name, value, default):
-    if not (value is default or value == default):
-        raise NotImplementedError(f"ImageDataGenerator: argument {name}={value!r} is not "
-                                  "supported by cnnfast")
-
-
 class ImageDataGenerator:
     """Batches of augmented images from arrays (keras.preprocessing.image.ImageDataGenerator).
 
@@ -38,10 +35,13 @@ class ImageDataGenerator:
     int or a list: Keras's discrete choices), shear_range (degrees), zoom_range (a number z:
     [1 - z, 1 + z]; or [lower, upper]), fill_mode ('nearest', 'constant', 'reflect', 'wrap'),
     cval, horizontal_flip, vertical_flip, rescale, preprocessing_function (run on each image
-    after the augmentation, as Keras), validation_split (flow(subset=...)), interpolation_order
-    0 or 1, dtype float32. Not supported (NotImplementedError naming the argument):
-    zca_whitening, brightness_range, channel_shift_range, data_format='channels_first',
-    flow_from_dataframe. flow_from_directory reads with Pillow (the images extra).
+    after the augmentation, as Keras), validation_split (flow(subset=...)), zca_whitening and
+    zca_epsilon (with .fit(x)), channel_shift_range, brightness_range (Pillow, the images
+    extra, as Keras), interpolation_order 0 to 5 (2 to 5 through scipy, as Keras),
+    data_format 'channels_last' or 'channels_first' (flow() only), dtype float32. Not
+    supported (NotImplementedError naming the argument): another dtype, brightness_range with
+    channels_first, flow_from_directory with channels_first, flow_from_dataframe.
+    flow_from_directory reads with Pillow (the images extra).
     """
 
     def __init__(self, featurewise_center=False, samplewise_center=False,
@@ -51,18 +51,34 @@ class ImageDataGenerator:
                  channel_shift_range=0.0, fill_mode="nearest", cval=0.0, horizontal_flip=False,
                  vertical_flip=False, rescale=None, preprocessing_function=None,
                  data_format=None, validation_split=0.0, interpolation_order=1, dtype=None):
-        _reject("zca_whitening", zca_whitening, False)
-        _reject("brightness_range", brightness_range, None)
-        _reject("channel_shift_range", channel_shift_range, 0.0)
-        if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"ImageDataGenerator: argument data_format="
-                                      f"{data_format!r} is not supported (channels_last only)")
+        if data_format is None:
+            data_format = "channels_last"
+        if data_format not in {"channels_last", "channels_first"}:
+            raise ValueError('`data_format` should be `"channels_last"` (channel after row and '
+                             'column) or `"channels_first"` (channel before row and column). '
+                             f"Received: {data_format}")
         if dtype not in (None, "float32", np.float32):
             raise NotImplementedError(f"ImageDataGenerator: argument dtype={dtype!r} is not "
                                       "supported (float32 only)")
-        if interpolation_order not in (0, 1):
-            raise NotImplementedError(f"ImageDataGenerator: argument interpolation_order="
-                                      f"{interpolation_order!r} is not supported (0 or 1)")
+        if isinstance(interpolation_order, bool) or interpolation_order not in range(6):
+            raise ValueError(f"ImageDataGenerator: interpolation_order must be an int from 0 "
+                             f"to 5 (a spline order), got {interpolation_order!r}")
+        if interpolation_order > 1:
+            try:
+                import scipy.ndimage  # noqa: F401
+            except ImportError:
+                raise NotImplementedError(
+                    f"ImageDataGenerator: argument interpolation_order={interpolation_order} "
+                    "needs scipy (orders 0 and 1 run without it)") from None
+        if brightness_range is not None:
+            if not isinstance(brightness_range, (tuple, list)) or len(brightness_range) != 2:
+                raise ValueError("`brightness_range should be tuple or list of two floats. "
+                                 f"Received: {brightness_range}")
+            if data_format == "channels_first":
+                raise NotImplementedError(
+                    "ImageDataGenerator: argument brightness_range with "
+                    "data_format='channels_first' is not supported (Keras converts such an "
+                    "image as if it were channels_last)")
         if fill_mode not in _FILL_MODES:
             raise ValueError(f"ImageDataGenerator: fill_mode must be one of {_FILL_MODES}, got "
                              f"{fill_mode!r}")
@@ -70,21 +86,22 @@ class ImageDataGenerator:
         self.samplewise_center = samplewise_center
         self.featurewise_std_normalization = featurewise_std_normalization
         self.samplewise_std_normalization = samplewise_std_normalization
-        self.zca_whitening, self.zca_epsilon = False, zca_epsilon
+        self.zca_whitening, self.zca_epsilon = zca_whitening, zca_epsilon
         self.rotation_range = rotation_range
         self.width_shift_range = width_shift_range
         self.height_shift_range = height_shift_range
         self.shear_range = shear_range
-        self.channel_shift_range = 0.0
-        self.brightness_range = None
+        self.channel_shift_range = channel_shift_range
+        self.brightness_range = brightness_range
         self.fill_mode, self.cval = fill_mode, cval
         self.horizontal_flip, self.vertical_flip = horizontal_flip, vertical_flip
         self.rescale = rescale
         self.preprocessing_function = preprocessing_function
         self.dtype = "float32"
         self.interpolation_order = interpolation_order
-        self.data_format = "channels_last"
-        self.channel_axis, self.row_axis, self.col_axis = 3, 1, 2
+        self.data_format = data_format
+        self.channel_axis, self.row_axis, self.col_axis = \
+            (1, 2, 3) if data_format == "channels_first" else (3, 1, 2)
         if validation_split and not 0 < validation_split < 1:
             raise ValueError("`validation_split` must be strictly between 0 and 1. "
                              f" Received: {validation_split}")
@@ -97,6 +114,16 @@ class ImageDataGenerator:
         else:
             raise ValueError("`zoom_range` should be a float or a tuple or list of two floats. "
                              f"Received: {zoom_range}")
+        if zca_whitening:
+            if not featurewise_center:
+                self.featurewise_center = True
+                warnings.warn("This ImageDataGenerator specifies `zca_whitening`, which "
+                              "overrides setting of `featurewise_center`.", stacklevel=2)
+            if featurewise_std_normalization:
+                self.featurewise_std_normalization = False
+                warnings.warn("This ImageDataGenerator specifies `zca_whitening` which "
+                              "overrides setting of`featurewise_std_normalization`.",
+                              stacklevel=2)
         if featurewise_std_normalization and not featurewise_center:
             self.featurewise_center = True
             warnings.warn("This ImageDataGenerator specifies `featurewise_std_normalization`, "
@@ -161,14 +188,25 @@ class ImageDataGenerator:
                               "`featurewise_std_normalization`, but it hasn't been fit on any "
                               "training data. Fit it first by calling `.fit(numpy_data)`.",
                               stacklevel=2)
+        if self.zca_whitening:
+            if self.zca_whitening_matrix is not None:
+                flat_x = x.reshape(-1, math.prod(x.shape[-3:]))
+                white_x = flat_x @ self.zca_whitening_matrix
+                x = np.reshape(white_x, x.shape)
+            else:
+                warnings.warn("This ImageDataGenerator specifies `zca_whitening`, but it "
+                              "hasn't been fit on any training data. Fit it first by calling "
+                              "`.fit(numpy_data)`.", stacklevel=2)
         return x
 
     def _draw(self, img_shape, rs):
-        """Keras's get_random_transform drawing from `rs` (np.random or a RandomState)."""
+        """Keras's get_random_transform drawing from `rs` (np.random or a RandomState);
+        img_shape is one image's, in the generator's data_format."""
+        rows, cols = self.row_axis - 1, self.col_axis - 1
         theta = rs.uniform(-self.rotation_range, self.rotation_range) \
             if self.rotation_range else 0
         shifts = []
-        for rng_, axis in ((self.height_shift_range, 0), (self.width_shift_range, 1)):
+        for rng_, axis in ((self.height_shift_range, rows), (self.width_shift_range, cols)):
             if rng_:
                 try:  # a 1-D array-like or an int: Keras's discrete choice
                     t = rs.choice(rng_)
@@ -187,9 +225,13 @@ class ImageDataGenerator:
             zx, zy = rs.uniform(self.zoom_range[0], self.zoom_range[1], 2)
         flip_h = (rs.random() < 0.5) * self.horizontal_flip
         flip_v = (rs.random() < 0.5) * self.vertical_flip
+        shift = rs.uniform(-self.channel_shift_range, self.channel_shift_range) \
+            if self.channel_shift_range != 0 else None
+        bright = rs.uniform(self.brightness_range[0], self.brightness_range[1]) \
+            if self.brightness_range is not None else None
         return {"theta": theta, "tx": shifts[0], "ty": shifts[1], "shear": shear, "zx": zx,
                 "zy": zy, "flip_horizontal": flip_h, "flip_vertical": flip_v,
-                "channel_shift_intensity": None, "brightness": None}
+                "channel_shift_intensity": shift, "brightness": bright}
 
     def get_random_transform(self, img_shape, seed=None):
         """The parameters for one image of shape img_shape, drawn from NumPy's global
@@ -200,10 +242,6 @@ class ImageDataGenerator:
 
     def _warp_params(self, params, h, w):
         """(matrix (6,), flags) of one image for affine_warp."""
-        for key in ("channel_shift_intensity", "brightness"):
-            if params.get(key) is not None:
-                raise NotImplementedError(f"ImageDataGenerator.apply_transform: {key} is not "
-                                          "supported by cnnfast")
         m = affine_matrix(params.get("theta", 0), params.get("tx", 0), params.get("ty", 0),
                           params.get("shear", 0), params.get("zx", 1), params.get("zy", 1), h, w)
         flags = (1 if m is not None else 0) | (2 if params.get("flip_horizontal", False) else 0) \
@@ -211,23 +249,70 @@ class ImageDataGenerator:
         return (m if m is not None else np.zeros(6)), flags
 
     def _warp_batch(self, xb, params):
+        """The affine transforms and flips of a float32 batch in the generator's layout."""
+        if self.data_format == "channels_first":
+            xb = np.ascontiguousarray(xb.transpose(0, 2, 3, 1))
+            return self._warp_nhwc(xb, params).transpose(0, 3, 1, 2).copy()
+        return self._warp_nhwc(xb, params)
+
+    def _warp_nhwc(self, xb, params):
         n, h, w = xb.shape[:3]
         mats, flags = np.zeros((n, 6)), np.zeros(n, np.uint8)
         for i, p in enumerate(params):
             mats[i], flags[i] = self._warp_params(p, h, w)
         out = np.empty_like(xb)
-        backend.affine_warp(out, xb, mats, flags, self.fill_mode, self.interpolation_order,
-                            float(self.cval))
+        order = self.interpolation_order
+        if order <= 1:
+            backend.affine_warp(out, xb, mats, flags, self.fill_mode, order, float(self.cval))
+            return out
+        # spline orders 2..5: scipy's affine_transform on each channel, as Keras calls it
+        import scipy.ndimage
+        for i in range(n):
+            img = xb[i]
+            if flags[i] & 1:
+                m = mats[i]
+                img = np.stack([scipy.ndimage.affine_transform(
+                    img[:, :, c], m[[0, 1, 3, 4]].reshape(2, 2), m[[2, 5]], order=order,
+                    mode=self.fill_mode, cval=self.cval) for c in range(img.shape[2])], axis=2)
+            if flags[i] & 2:
+                img = img[:, ::-1]
+            if flags[i] & 4:
+                img = img[::-1]
+            out[i] = img
         return out
 
+    def _shift_and_brightness(self, x, params):
+        """Keras's apply_transform after the affine transform and flips: the channel shift
+        (pointwise with the image's min and max, so it commutes with the flips) and the
+        brightness, on one image, in the dtypes Keras's NumPy arithmetic gives."""
+        intensity = params.get("channel_shift_intensity")
+        if intensity is not None:
+            x = apply_channel_shift(x, intensity, self.channel_axis - 1)
+        brightness = params.get("brightness")
+        if brightness is not None:
+            x = apply_brightness_shift(x, brightness, False)
+        return x
+
+    def _transform_and_standardize(self, xb, params):
+        """A float32 batch through apply_transform and standardize, image by image as
+        Keras's iterators do (each image kept in the dtype Keras computes it in until it is
+        written into the float32 batch)."""
+        batch_x = self._warp_batch(xb, params)
+        for i in range(batch_x.shape[0]):
+            batch_x[i] = self.standardize(self._shift_and_brightness(batch_x[i], params[i]))
+        return batch_x
+
     def apply_transform(self, x, transform_parameters):
-        """One image (height, width, channels) through the parameters (Keras's keys: theta,
-        tx, ty, shear, zx, zy, flip_horizontal, flip_vertical); float32 out."""
+        """One image (in the generator's data_format) through the parameters (Keras's keys:
+        theta, tx, ty, shear, zx, zy, flip_horizontal, flip_vertical,
+        channel_shift_intensity, brightness); float32 out (float64 after a channel shift,
+        as Keras's NumPy arithmetic gives)."""
         x = np.asarray(x)
         if x.ndim != 3:
             raise ValueError("Input arrays must be multi-channel 2D images.")
         xb = np.ascontiguousarray(x[None], dtype=np.float32)
-        return self._warp_batch(xb, [transform_parameters])[0]
+        return self._shift_and_brightness(self._warp_batch(xb, [transform_parameters])[0],
+                                          transform_parameters)
 
     def random_transform(self, x, seed=None):
         return self.apply_transform(x, self.get_random_transform(np.shape(x), seed))
@@ -239,11 +324,12 @@ class ImageDataGenerator:
         if x.ndim != 4:
             raise ValueError("Input to `.fit()` should have rank 4. Got array with shape: "
                              + str(x.shape))
-        if x.shape[3] not in {1, 3, 4}:
+        ca = self.channel_axis
+        if x.shape[ca] not in {1, 3, 4}:
             warnings.warn("Expected input to be images (as Numpy array) following the data "
-                          'format convention "channels_last" (channels on axis 3), i.e. '
-                          "expected either 1, 3 or 4 channels on axis 3. However, it was "
-                          f"passed an array with shape {x.shape} ({x.shape[3]} channels).",
+                          f'format convention "{self.data_format}" (channels on axis {ca}), '
+                          f"i.e. expected either 1, 3 or 4 channels on axis {ca}. However, it "
+                          f"was passed an array with shape {x.shape} ({x.shape[ca]} channels).",
                           stacklevel=2)
         if seed is not None:
             np.random.seed(seed)
@@ -254,15 +340,24 @@ class ImageDataGenerator:
             ax = np.zeros((rounds * x.shape[0],) + x.shape[1:], dtype=self.dtype)
             for r in range(rounds):
                 params = [self._draw(x.shape[1:], np.random) for _ in range(x.shape[0])]
-                ax[r * x.shape[0]:(r + 1) * x.shape[0]] = self._warp_batch(
-                    np.ascontiguousarray(x), params)
+                warped = self._warp_batch(np.ascontiguousarray(x), params)
+                for i in range(x.shape[0]):
+                    ax[i + r * x.shape[0]] = self._shift_and_brightness(warped[i], params[i])
             x = ax
+        shape = [1, 1, 1]
+        shape[ca - 1] = x.shape[ca]
         if self.featurewise_center:
-            self.mean = np.mean(x, axis=(0, 1, 2)).reshape(1, 1, x.shape[3])
+            self.mean = np.mean(x, axis=(0, self.row_axis, self.col_axis)).reshape(shape)
             x -= self.mean
         if self.featurewise_std_normalization:
-            self.std = np.std(x, axis=(0, 1, 2)).reshape(1, 1, x.shape[3])
+            self.std = np.std(x, axis=(0, self.row_axis, self.col_axis)).reshape(shape)
             x /= self.std + 1e-6
+        if self.zca_whitening:
+            n = len(x)
+            flat_x = np.reshape(x, (n, -1))
+            u, s, _ = np.linalg.svd(flat_x.T, full_matrices=False)
+            s_inv = np.sqrt(n) / (s + self.zca_epsilon)
+            self.zca_whitening_matrix = (u * s_inv).dot(u.T)
 
 
 def affine_matrix(theta, tx, ty, shear, zx, zy, h, w):
@@ -293,6 +388,31 @@ def affine_matrix(theta, tx, ty, shear, zx, zy, h, w):
     m[:, [0, 1]] = m[:, [1, 0]]
     m[[0, 1]] = m[[1, 0]]
     return np.array([m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]], np.float64)
+
+
+def apply_channel_shift(x, intensity, channel_axis=0):
+    """keras.preprocessing.image.apply_channel_shift: every channel plus `intensity`, clipped
+    to the image's min and max."""
+    x = np.rollaxis(x, channel_axis, 0)
+    min_x, max_x = np.min(x), np.max(x)
+    x = np.stack([np.clip(c + intensity, min_x, max_x) for c in x], axis=0)
+    return np.rollaxis(x, 0, channel_axis + 1)
+
+
+def apply_brightness_shift(x, brightness, scale=True):
+    """keras.preprocessing.image.apply_brightness_shift on a channels-last image: Pillow's
+    ImageEnhance.Brightness on the image converted to 8 bits (scaled to 0..255 first when
+    `scale` or when its values leave 0..255, and scaled back after)."""
+    from PIL import ImageEnhance
+
+    from ..images import array_to_img, img_to_array
+    x_min, x_max = np.min(x), np.max(x)
+    local_scale = (x_min < 0) or (x_max > 255)
+    img = array_to_img(x, scale=local_scale or scale)
+    x = img_to_array(ImageEnhance.Brightness(img).enhance(brightness))
+    if not scale and local_scale:
+        x = x / 255 * (x_max - x_min) + x_min
+    return x
 
 
 class Iterator(PyDataset):
@@ -380,9 +500,11 @@ class NumpyArrayIterator(Iterator):
         if isinstance(x, (tuple, list)):
             raise NotImplementedError("NumpyArrayIterator: x as a tuple (images, other inputs) "
                                       "is not supported (single-input models only)")
-        if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"NumpyArrayIterator: data_format={data_format!r} is not "
-                                      "supported")
+        if data_format is None:
+            data_format = image_data_generator.data_format
+        if data_format != image_data_generator.data_format:
+            raise NotImplementedError(f"NumpyArrayIterator: data_format={data_format!r} unlike "
+                                      "its ImageDataGenerator's is not supported")
         if y is not None and len(x) != len(y):
             raise ValueError("`x` (images tensor) and `y` (labels) should have the same length. "
                              f"Found: x.shape = {np.asarray(x).shape}, "
@@ -409,15 +531,16 @@ class NumpyArrayIterator(Iterator):
         if self.x.ndim != 4:
             raise ValueError("Input data in `NumpyArrayIterator` should have rank 4. You passed "
                              f"an array with shape {self.x.shape}")
-        if self.x.shape[3] not in {1, 3, 4}:
+        ca = 3 if data_format == "channels_last" else 1
+        if self.x.shape[ca] not in {1, 3, 4}:
             warnings.warn('NumpyArrayIterator is set to use the data format convention '
-                          '"channels_last" (channels on axis 3), i.e. expected either 1, 3, or '
-                          "4 channels on axis 3. However, it was passed an array with shape "
-                          f"{self.x.shape} ({self.x.shape[3]} channels).", stacklevel=3)
+                          f'"{data_format}" (channels on axis {ca}), i.e. expected either 1, 3, '
+                          f"or 4 channels on axis {ca}. However, it was passed an array with "
+                          f"shape {self.x.shape} ({self.x.shape[ca]} channels).", stacklevel=3)
         self.y = np.asarray(y) if y is not None else None
         self.sample_weight = np.asarray(sample_weight) if sample_weight is not None else None
         self.image_data_generator = image_data_generator
-        self.data_format, self.dtype = "channels_last", "float32"
+        self.data_format, self.dtype = data_format, "float32"
         self.save_to_dir, self.save_prefix, self.save_format = save_to_dir, save_prefix, \
             save_format
         Iterator.__init__(self, self.x.shape[0], batch_size, shuffle, seed, **kwargs)
@@ -426,13 +549,12 @@ class NumpyArrayIterator(Iterator):
         gen = self.image_data_generator
         xb = np.ascontiguousarray(self.x[index_array])
         params = [gen._draw(xb.shape[1:], rs) for _ in range(xb.shape[0])]
-        batch_x = gen._warp_batch(xb, params)
-        for i in range(batch_x.shape[0]):
-            batch_x[i] = gen.standardize(batch_x[i])
+        batch_x = gen._transform_and_standardize(xb, params)
         if self.save_to_dir:
             from ..images import array_to_img
             for i, j in enumerate(index_array):
-                img = array_to_img(batch_x[i], scale=True)
+                img = array_to_img(batch_x[i] if self.data_format == "channels_last" else
+                                   batch_x[i].transpose(1, 2, 0), scale=True)
                 fname = f"{self.save_prefix}_{j}_{rs.randint(10000)}.{self.save_format}"
                 img.save(os.path.join(self.save_to_dir, fname))
         if self.y is None:
@@ -469,9 +591,11 @@ class DirectoryIterator(Iterator):
                  shuffle=True, seed=None, data_format=None, save_to_dir=None, save_prefix="",
                  save_format="png", follow_links=False, subset=None, interpolation="nearest",
                  keep_aspect_ratio=False, dtype=None, **kwargs):
-        if data_format not in (None, "channels_last"):
+        if data_format is None:
+            data_format = image_data_generator.data_format
+        if data_format != "channels_last":
             raise NotImplementedError(f"DirectoryIterator: data_format={data_format!r} is not "
-                                      "supported")
+                                      "supported (channels_last only)")
         self.image_data_generator = image_data_generator
         self.target_size = tuple(target_size)
         self.keep_aspect_ratio = keep_aspect_ratio
@@ -545,9 +669,7 @@ class DirectoryIterator(Iterator):
                                  f"{a.shape}, expected {self.image_shape}")
             xb[i] = a
         params = [gen._draw(self.image_shape, rs) for _ in range(xb.shape[0])]
-        batch_x = gen._warp_batch(xb, params)
-        for i in range(batch_x.shape[0]):
-            batch_x[i] = gen.standardize(batch_x[i])
+        batch_x = gen._transform_and_standardize(xb, params)
         if self.save_to_dir:
             from ..images import array_to_img
             for i, j in enumerate(index_array):

@@ -6,14 +6,20 @@ for an infinite dataset) and `__getitem__(index)` (one whole batch: x, (x,), (x,
 (x, y, sample_weight)), optionally `on_epoch_begin` / `on_epoch_end`. fit, evaluate and predict
 accept them (docs/keras_semantics.md#pydataset-and-sequence). `workers` > 1 reads batches ahead
 on that many threads, handed to the loop in index order (so the result does not depend on the
-thread count when `__getitem__` depends only on its index); `use_multiprocessing=True` is not
-supported (NotImplementedError when a loop reads the dataset).
+thread count when `__getitem__` depends only on its index); with `use_multiprocessing=True`
+(and workers >= 1, as Keras) on that many processes forked for each pass over the data (as
+Keras's multiprocessing.Pool: each starts with a copy of the dataset as it is when the pass
+begins; the batches come back pickled). At most `max_queue_size` batches are in flight. An
+exception in `__getitem__` reaches the loop at that batch; stopping early (an exception,
+KeyboardInterrupt, a callback stopping training, a closed iterator) cancels what is queued;
+the workers finish the batch they are reading and end.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
 import itertools
+import multiprocessing
 import warnings
 
 
@@ -21,8 +27,8 @@ class PyDataset:
     """Base class of a Python dataset of batches (keras.utils.PyDataset / Sequence).
 
     Args: workers=1 (threads reading batches ahead in fit/evaluate/predict),
-        use_multiprocessing=False (True is not supported), max_queue_size=10 (batches read
-        ahead at most).
+        use_multiprocessing=False (True: worker processes instead of threads),
+        max_queue_size=10 (batches read ahead at most).
     """
 
     def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
@@ -99,12 +105,13 @@ Sequence = PyDataset
 
 
 def check_workers(ds, what):
-    """(workers, max_queue_size) a loop uses for `ds`; NotImplementedError for what cnnfast
-    cannot do."""
+    """(workers, max_queue_size) a loop uses for `ds` (read_batches reads
+    `ds.use_multiprocessing` itself); ValueError for bad values."""
     workers, mp, queue = ds.workers, ds.use_multiprocessing, ds.max_queue_size
-    if mp:
-        raise NotImplementedError(f"{what}(): PyDataset use_multiprocessing=True is not "
-                                  "supported by cnnfast (use workers=N threads)")
+    if mp and "fork" not in multiprocessing.get_all_start_methods():
+        raise NotImplementedError(f"{what}(): PyDataset use_multiprocessing=True needs the "
+                                  "'fork' start method, which this platform lacks (use "
+                                  "workers=N threads)")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"{what}(): PyDataset workers must be a non-negative int, got "
                          f"{workers!r}")
@@ -114,29 +121,60 @@ def check_workers(ds, what):
     return workers, queue
 
 
+# The dataset of the worker processes of the pass under way (set in each forked worker).
+_WORKER_DATASET = None
+
+
+def _init_worker(ds):
+    global _WORKER_DATASET
+    _WORKER_DATASET = ds
+    from .. import backend
+    # one native thread per worker: no OpenMP team in a forked child (GNU libgomp's pool does
+    # not survive fork) and no oversubscription by workers x threads
+    backend.set_num_threads(1)
+
+
+def _worker_getitem(index):
+    return _WORKER_DATASET[index]
+
+
+def _process_pool(ds, workers):
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker, initargs=(ds,))
+
+
 def read_batches(ds, indices, workers, queue):
     """ds[i] for i in `indices` (an iterable), in that order; with workers > 1, read ahead on a
-    pool of that many threads, at most `queue` batches in flight."""
-    if workers <= 1:
+    pool of that many threads (processes, at least one, with ds.use_multiprocessing), at most
+    `queue` batches in flight."""
+    processes = bool(getattr(ds, "_use_multiprocessing", False)) and workers > 0
+    if workers <= 1 and not processes:
         for i in indices:
             yield ds[i]
         return
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    if processes:
+        pool, get = _process_pool(ds, workers), _worker_getitem
+    else:
+        pool, get = concurrent.futures.ThreadPoolExecutor(max_workers=workers), ds.__getitem__
     pending = collections.deque()
     it = iter(indices)
     try:
         for i in itertools.islice(it, queue):
-            pending.append(pool.submit(ds.__getitem__, i))
+            pending.append(pool.submit(get, i))
         while pending:
             batch = pending.popleft().result()
             nxt = next(it, _END)
             if nxt is not _END:
-                pending.append(pool.submit(ds.__getitem__, nxt))
+                pending.append(pool.submit(get, nxt))
             yield batch
     finally:
+        # stopped early or done: the queued reads are cancelled, the workers finish the batch
+        # they are reading and end. (Terminating worker processes instead breaks the pool,
+        # and Python 3.11's executor then fails on the cancelled futures, leaving threads.)
         for f in pending:
             f.cancel()
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 _END = object()
