@@ -7,6 +7,8 @@
 //
 // The formulas are Keras 3 on TensorFlow (docs/keras_semantics.md#batchnormalization):
 //   training:  mean = sum(x) / M,  var = sum((x - mean)^2) / M   (tf.nn.moments: biased)
+//              taken in one pass over x as shifted moments in double: with p = x's first row,
+//              S1 = sum(x - p), S2 = sum((x - p)^2), mean = p + S1/M, var = S2/M - (S1/M)^2
 //              moving = moving * f32(momentum) + batch * f32(1 - momentum), for mean and var
 //   inference: mean, var = the moving statistics
 //   inv = rsqrt(var + f32(eps)) * gamma;  out = x * inv + (beta - mean * inv)
@@ -39,8 +41,10 @@ void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean,
 //   xhat = (x - mean) * rstd,  dbeta = sum(dout),  dgamma = sum(dout * xhat)
 //   training:  dinp = gamma * rstd * (dout - dbeta / M - xhat * dgamma / M)
 //   inference: dinp = gamma * rstd * dout
+// relu_mask: inp is a ReLU's output; dinp is also multiplied by its derivative (inp > 0), which
+// fuses the layer below's ReLU backward into this pass (the Net's conv/dense + ReLU + BN).
 void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* dout,
                         const float* inp, const float* mean, const float* rstd, const float* gamma,
-                        int64_t M, int C, bool training);
+                        int64_t M, int C, bool training, bool relu_mask = false);
 
 }  // namespace cnnfast

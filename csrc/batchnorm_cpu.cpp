@@ -2,7 +2,7 @@
 // batchnorm.h for the formulas).
 //   inp, out, dout, dinp (M,C); gamma, beta, mean, rstd, moving_mean, moving_var (C)
 // Per-channel sums: parallel over fixed row blocks, each summed in double in row order into
-// its own row of a (blocks, C) table, then the table is summed block by block. The blocks do
+// its own row of a (blocks, 2C) table, then the table is summed block by block. The blocks do
 // not depend on the thread count, so neither do the results.
 #include <algorithm>
 #include <cmath>
@@ -28,29 +28,59 @@ T* scratch(size_t n) {
     return buf.data();
 }
 
-// part (blocks, C) overwritten: part[b][c] = sum over the rows r of block b of x[r][c] -
-// shift[c] (shift nullptr = 0), squared when `square`.
+// The statistics' sums run over a block's rows for kChunk channels at a time, so the
+// accumulators stay in registers (a whole row's would be reloaded and stored for every row);
+// each channel is still summed in row order, so the chunking does not change the result.
+constexpr int kChunk = 8;
+
+// s1[j] = sum of x[r][c0 + j] - pilot[c0 + j], s2[j] = sum of its square, over the rows
+// [r0, r1), for j < w (<= W).
+template <int W>
+inline void moments_chunk(double* __restrict s1, double* __restrict s2, const float* x,
+                          const double* __restrict pilot, int64_t r0, int64_t r1, int C, int c0,
+                          int w) {
+    double a1[W], a2[W], p[W];
+    for (int j = 0; j < W; ++j) {
+        a1[j] = a2[j] = 0.0;
+        p[j] = j < w ? pilot[c0 + j] : 0.0;
+    }
+    if (w == W) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* __restrict xr = x + r * C + c0;
+            for (int j = 0; j < W; ++j) {
+                const double d = (double)xr[j] - p[j];
+                a1[j] += d;
+                a2[j] += d * d;
+            }
+        }
+    } else {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* __restrict xr = x + r * C + c0;
+            for (int j = 0; j < w; ++j) {
+                const double d = (double)xr[j] - p[j];
+                a1[j] += d;
+                a2[j] += d * d;
+            }
+        }
+    }
+    for (int j = 0; j < w; ++j) s1[c0 + j] = a1[j], s2[c0 + j] = a2[j];
+}
+
+// part (blocks, 2C) overwritten: per block, sum(x - pilot) in [0,C) and sum((x - pilot)^2) in
+// [C,2C), in double (x - pilot is exact there). One pass over x: the mean and the variance
+// follow from the two (batchnorm.h); the pilot, a value of the data (its first row), keeps
+// the shifted sums free of cancellation unless the spread is tiny against |mean - pilot|.
 CNNFAST_CLONES
-void block_sums(double* part, const float* x, const float* shift, bool square, int64_t M, int C) {
+void block_moments(double* part, const float* x, const double* pilot, int64_t M, int C) {
     const int64_t nb = num_blocks(M);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (nb > 1)
 #endif
     for (int64_t b = 0; b < nb; ++b) {
-        double* __restrict acc = part + b * C;
-        for (int c = 0; c < C; ++c) acc[c] = 0.0;
-        const int64_t r1 = std::min(M, (b + 1) * kBatchNormRows);
-        for (int64_t r = b * kBatchNormRows; r < r1; ++r) {
-            const float* __restrict xr = x + r * C;
-            if (!shift) {
-                for (int c = 0; c < C; ++c) acc[c] += (double)xr[c];
-            } else {
-                for (int c = 0; c < C; ++c) {
-                    const double d = (double)(xr[c] - shift[c]);
-                    acc[c] += square ? d * d : d;
-                }
-            }
-        }
+        double* s1 = part + b * 2 * C;
+        const int64_t r0 = b * kBatchNormRows, r1 = std::min(M, r0 + kBatchNormRows);
+        for (int c0 = 0; c0 < C; c0 += kChunk)
+            moments_chunk<kChunk>(s1, s1 + C, x, pilot, r0, r1, C, c0, std::min(kChunk, C - c0));
     }
 }
 
@@ -113,14 +143,17 @@ void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean,
     float* shift = inv + C;
     if (training) {
         const int64_t nb = num_blocks(M);
-        double* part = scratch<double>((size_t)(nb + 1) * C);
-        double* total = part + nb * C;
-        block_sums(part, inp, nullptr, false, M, C);
-        sum_blocks(total, part, nb, C);
-        for (int c = 0; c < C; ++c) mean[c] = (float)(total[c] / (double)M);
-        block_sums(part, inp, mean, true, M, C);
-        sum_blocks(total, part, nb, C);
-        for (int c = 0; c < C; ++c) var[c] = (float)(total[c] / (double)M);
+        double* part = scratch<double>((size_t)(nb + 2) * 2 * C);
+        double* total = part + nb * 2 * C;
+        double* pilot = total + 2 * C;
+        for (int c = 0; c < C; ++c) pilot[c] = (double)inp[c];
+        block_moments(part, inp, pilot, M, C);
+        sum_blocks(total, part, nb, 2 * C);
+        for (int c = 0; c < C; ++c) {
+            const double d = total[c] / (double)M;  // mean - pilot
+            mean[c] = (float)(pilot[c] + d);
+            var[c] = (float)std::max(total[C + c] / (double)M - d * d, 0.0);
+        }
         const float keep = (float)momentum, take = (float)(1.0 - momentum);
         for (int c = 0; c < C; ++c) {
             const float mm = moving_mean[c] * keep, bm = mean[c] * take;
@@ -146,7 +179,7 @@ void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean,
 CNNFAST_CLONES
 void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* dout,
                         const float* inp, const float* mean, const float* rstd, const float* gamma,
-                        int64_t M, int C, bool training) {
+                        int64_t M, int C, bool training, bool relu_mask) {
     CNNFAST_CHECK(M > 0 && C > 0, "batchnorm_backward: sizes must be positive");
     const int64_t nb = num_blocks(M);
     const bool need_sums = dgamma || dbeta || (dinp && training);
@@ -194,6 +227,8 @@ void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* d
         } else {
             for (int c = 0; c < C; ++c) o[c] = kp[c] * dr[c];
         }
+        if (relu_mask)
+            for (int c = 0; c < C; ++c) o[c] = xr[c] > 0.0f ? o[c] : 0.0f;
     }
 }
 

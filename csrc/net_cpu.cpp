@@ -354,9 +354,12 @@ void Net::backward(int B) {
                 if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
                 break;
             case OpKind::BatchNorm:
+                // Above a ReLU's output (Conv2D/Dense + ReLU, then BN): fuse that ReLU's
+                // derivative into this pass, as the max-pool does.
+                relu_done = dx && i - 1 >= lowest && layers_[i - 1].relu_out;
                 batchnorm_backward(dx, o.dweight, o.dbias, dy, a_[i], l.mean.data(), l.rstd.data(),
                                    o.weight, B * bn_rows_per_sample(l.in_shape), l.in_shape.back(),
-                                   l.bn_batch_stats);
+                                   l.bn_batch_stats, relu_done);
                 dy = dx;
                 break;
             case OpKind::Augment:

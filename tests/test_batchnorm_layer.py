@@ -231,3 +231,55 @@ def test_last_axis_spelled_positively_is_accepted():
 
 def test_batchnorm_exported_in_keras_namespace():
     assert cf.keras.layers.BatchNormalization is layers.BatchNormalization
+
+
+def relu_bn_model():
+    """BatchNormalization straight after a ReLU's output with no max-pool between (the Net
+    fuses that ReLU's derivative into BN's backward, csrc/batchnorm.h): Conv2D and Dense."""
+    reset_names()
+    cf.utils.set_random_seed(5)
+    return cf.Sequential([
+        layers.Input((9, 9, 2)),
+        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.BatchNormalization(),
+        layers.Conv2D(3, 2, padding="valid", activation="relu"),
+        layers.BatchNormalization(momentum=0.9),
+        layers.Flatten(),
+        layers.Dense(8, activation="relu"),
+        layers.BatchNormalization(),
+        layers.Dense(4, activation="softmax"),
+    ])
+
+
+def test_batchnorm_over_a_relu_engines_agree_bit_for_bit(monkeypatch):
+    native = run(True, monkeypatch, make=relu_bn_model)
+    layer = run(False, monkeypatch, make=relu_bn_model)
+    w1, h1, t1, ev1, p1, c1, it1 = native
+    w2, h2, t2, ev2, p2, c2, it2 = layer
+    assert h1 == h2 and t1 == t2 and ev1 == ev2 and it1 == it2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(p1, p2)
+
+
+@pytest.mark.parametrize("C", [3, 8, 13, 32])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_kernel_batch_statistics_match_float64(C, offset):
+    """The one-pass shifted moments (csrc/batchnorm.h) against float64 two-pass statistics of
+    the same float32 data: M = 700 rows (three row blocks, the last partial), channel counts
+    that exercise the 8-channel chunks and their remainder, and a mean far from zero."""
+    from cnnfast import _core
+
+    r = np.random.default_rng(C)
+    x = (offset + r.standard_normal((700, C)) * np.linspace(0.5, 2, C)).astype(np.float32)
+    out = np.empty_like(x)
+    mean, rstd = np.empty(C, np.float32), np.empty(C, np.float32)
+    mm, mv = np.zeros(C, np.float32), np.ones(C, np.float32)
+    _core.batchnorm_forward(out, mean, rstd, mm, mv, x, None, None, 1e-3, 0.99, True)
+    x64 = x.astype(np.float64)
+    m64, v64 = x64.mean(axis=0), x64.var(axis=0)
+    # float32 rounding of the statistics: mean to one float32 ulp of |mean|, rstd to a few
+    np.testing.assert_allclose(mean, m64, rtol=1.2e-7, atol=0)
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(v64.astype(np.float32) + np.float32(1e-3)),
+                               rtol=3e-7, atol=0)
+    np.testing.assert_allclose(mv, 0.99 + 0.01 * v64, rtol=3e-7, atol=0)

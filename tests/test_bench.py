@@ -136,3 +136,21 @@ def test_step_cpu_compares_two_trees():
     row = next(ln for ln in out.splitlines() if ln.startswith("| mlp | 32 |"))
     cur, base, ratio = (float(v) for v in row.strip("| ").split("|")[2:])
     assert cur > 0 and base > 0 and 0.2 < ratio < 5
+
+
+def test_fit_overhead_splits_the_loop():
+    """bench.fit_overhead: the Net step is most of the fit step, the loop's phases are filled
+    and the loop alone (no-op Net) costs less than the fit step."""
+    import cnnfast as cf
+    from bench import fit_overhead
+
+    threads = cf.get_num_threads()
+    try:
+        rows, phases = fit_overhead.measure("mlp", 32, 30, verbose=1)  # sets 1 thread
+    finally:
+        cf.set_num_threads(threads)
+    fit, net = rows["fit (one epoch, per step)"], rows["Net step (C++ train_step)"]
+    assert 0 < net < 2 * fit
+    assert 0 < rows["fit - validation with a no-op Net (the loop alone, warm caches)"] < fit
+    assert all(v >= 0 for k, v in phases.items() if not k.startswith("rest")), phases
+    assert phases["callbacks (on_train_batch_begin/end, progress bar)"] > 0

@@ -111,6 +111,33 @@ def test_no_rss_growth_over_20_epochs():
 
 @pytest.mark.slow
 @pytestmark_linux
+def test_no_rss_growth_from_epoch_to_epoch_of_one_fit_with_callbacks(tmp_path, capsys):
+    """One fit of 25 epochs with the usual callbacks (progress bar, checkpoints, CSV log,
+    schedules, early stopping that does not trigger) and validation data: the RSS at each
+    epoch's end stops growing after the first epochs (History's logs are a few bytes each)."""
+    model = _tutorial_cnn()
+    r = np.random.default_rng(0)
+    x = r.normal(size=(512, 28, 28, 1)).astype(np.float32)
+    y = r.integers(0, 10, 512)
+    rss = []
+    cbs = [K.callbacks.ModelCheckpoint(str(tmp_path / "m.keras")),
+           K.callbacks.CSVLogger(str(tmp_path / "log.csv")),
+           K.callbacks.LearningRateScheduler(lambda e, lr: lr * 0.99),
+           K.callbacks.ReduceLROnPlateau(patience=100),
+           K.callbacks.EarlyStopping(patience=100),
+           K.callbacks.TerminateOnNaN(),
+           K.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: rss.append(_rss()))]
+    h = model.fit(x, y, batch_size=64, epochs=25, verbose=1, callbacks=cbs,
+                  validation_data=(x[:128], y[:128]))
+    capsys.readouterr()
+    assert len(h.epoch) == 25 and len(rss) == 25
+    grown = rss[-1] - rss[4]
+    print(f"RSS growth over epochs 5-25: {grown / 2**20:.2f} MiB")
+    assert grown < 4 * 2**20
+
+
+@pytest.mark.slow
+@pytestmark_linux
 def test_no_rss_growth_over_200_model_constructions():
     def build():
         m = _tutorial_cnn()
