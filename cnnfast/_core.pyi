@@ -53,6 +53,11 @@ class OpKind(_Kind):
     rescale: ClassVar[OpKind]
     reshape: ClassVar[OpKind]
     zero_pad2d: ClassVar[OpKind]
+    # issue #11
+    relu: ClassVar[OpKind]
+    elu: ClassVar[OpKind]
+    prelu: ClassVar[OpKind]
+    spatial_dropout2d: ClassVar[OpKind]
 
 class LossKind(_Kind):
     """csrc/net.h: cross-entropy from logits or probabilities, sparse or dense labels."""
@@ -266,6 +271,18 @@ class Op:
                    training: bool) -> Op: ...
     @staticmethod
     def augment(spec: AugmentSpec) -> Op: ...
+    # issue #11: the activation layers with arguments, SpatialDropout2D, activity regularizers
+    @staticmethod
+    def relu(spec: ReluSpec) -> Op: ...
+    @staticmethod
+    def elu(alpha: float) -> Op: ...
+    @staticmethod
+    def prelu(alpha: Arr, dalpha: Arr, alpha_index: Arr) -> Op:
+        """alpha_index int32 (S,): each element of a sample -> its alpha element."""
+    @staticmethod
+    def spatial_dropout2d(rate: float) -> Op: ...
+    def with_activity(self, l1: float, l2: float) -> Op:
+        """This op with an activity regularizer (l1, l2) on its output."""
 
 # ---- augmentation (csrc/augment.h) ----
 class AugmentKind(_Kind):
@@ -365,3 +382,9 @@ class Net:
     @property
     def penalty(self) -> float:
         """The weight regularizers' penalty of the last train_step (float32)."""
+    @property
+    def activity(self) -> float:
+        """The activity regularizers' penalty of the last train_step or evaluate (float32)."""
+    @property
+    def activities(self) -> list[float]:
+        """Each op's activity penalty of the last forward (0 without a regularizer)."""

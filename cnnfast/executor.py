@@ -8,9 +8,11 @@ Every model runs on one of two engines with the same interface (docs/training_st
     predict(xb, outs)           -> None; writes the outputs of rows xb into the arrays outs
 
 - `NativeEngine`: a chain of Conv2D (undilated) / MaxPooling2D / AveragePooling2D / Dense (on
-  flat inputs) / Flatten / Dropout / Activation / BatchNormalization / GlobalAveragePooling2D /
+  flat inputs) / Flatten / Dropout / SpatialDropout2D / Activation / ReLU / LeakyReLU / ELU /
+  PReLU / Softmax (over the last axis) / BatchNormalization / GlobalAveragePooling2D /
   GlobalMaxPooling2D / Rescaling / Reshape / ZeroPadding2D (RandomFlip / RandomRotation /
-  RandomZoom below the first layer with weights), with a cross-entropy loss and any of cnnfast's
+  RandomZoom below the first layer with weights), activity regularizers on any of them except
+  the logits the loss reads, with a cross-entropy loss and any of cnnfast's
   optimizers (Adam, AdamW, SGD, RMSprop, Nadam, Adamax, Adagrad, Adadelta, with clipping and
   weight decay), runs its whole step in one C++ call (`_core.Net`, csrc/net.h).
 - `LayerEngine`: any other model, layer by layer, with the same kernels in the same order.
@@ -33,6 +35,7 @@ import numpy as np
 
 from . import backend
 from .layers import (
+    ELU,
     Activation,
     AveragePooling2D,
     BatchNormalization,
@@ -43,8 +46,10 @@ from .layers import (
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
     MaxPooling2D,
+    PReLU,
     Rescaling,
     Reshape,
+    SpatialDropout2D,
     ZeroPadding2D,
 )
 from .layers import base as layers_base
@@ -338,20 +343,26 @@ _GLOBAL_POOLS = {GlobalAveragePooling2D: backend.OpKind.global_avg_pool2d,
                  GlobalMaxPooling2D: backend.OpKind.global_max_pool2d}
 
 
-_ROW_ACTIVATIONS = ("softmax", "log_softmax")  # normalised over the last axis (Keras)
-
-
 def _net_op(layer):
-    """The typed _core.Op for one layer (csrc/net.h), or None when the Net cannot run it."""
+    """The typed _core.Op for one layer (csrc/net.h), or None when the Net cannot run it;
+    without the layer's activity regularizer (_net_op_regularized)."""
     Op, act = backend.Op, backend.ACTIVATIONS
     kind = type(layer)
-    if getattr(layer, "activity_regularizer", None) is not None:
-        return None  # an activity penalty: the LayerEngine's (its gradient enters mid-chain)
-    if getattr(layer, "activation", None) in _ROW_ACTIVATIONS and \
-            len(layer.compute_output_shape(layer._built_input_shape)) > 2:
-        # The Net's softmax normalises each sample's whole output; Keras normalises over the
-        # last axis, which for a rank > 2 output is per position: the LayerEngine's kernel.
-        return None
+    # Softmax / log_softmax (fused or Activation) normalise the last axis on any rank, in the
+    # Net as in the LayerEngine (activation_forward's (rows, last axis) view).
+    # ---- issue #11: the activation layers with arguments, SpatialDropout2D
+    if isinstance(layer, Activation) and layer.activation is None:
+        if hasattr(layer, "_spec"):  # ReLU(max_value, negative_slope, threshold), LeakyReLU
+            return Op.relu(layer._spec)
+        if isinstance(layer, ELU):
+            return Op.elu(layer.alpha)
+        return None  # Softmax over another axis than the last: the LayerEngine's kernel
+    if kind is PReLU:
+        return Op.prelu(layer.alpha, layer.grads[0], layer._alpha_index)
+    if kind is SpatialDropout2D:
+        if layer.rate >= 1.0 or layer.seed is not None:
+            return None  # rate 1 and a layer's own seed: the LayerEngine's exact semantics
+        return Op.spatial_dropout2d(layer.rate)
     if kind is Conv2D:
         if layer.dilation_rate != (1, 1):
             return None  # the Net's conv op is undilated: the LayerEngine runs dilated ones
@@ -395,6 +406,14 @@ def _net_op(layer):
             return None  # a layer's own seed: its own stream, on the LayerEngine
         return Op.augment(layer.spec())
     return None
+
+
+def _net_op_regularized(layer):
+    """_net_op with the layer's activity regularizer: Keras's penalty of its output, whose
+    gradient joins mid-chain in the Net's backward."""
+    op = _net_op(layer)
+    reg = getattr(layer, "activity_regularizer", None)
+    return op if op is None or reg is None else op.with_activity(*reg.factors())
 
 
 def _kind_spec(opt):
@@ -458,6 +477,9 @@ class NativeEngine(Engine):
         self.trainable = trainable  # per layer: its weights are updated
         self.key = key  # what the Net was built for (_native)
         self._slots = None  # the optimizer's slot list the Net was wired to
+        # some layer has an activity regularizer: the loss gains the Net's activity penalty
+        self._activity = any(getattr(layer, "activity_regularizer", None) is not None
+                             for layer in layers)
 
     def _wire_optimizer(self):
         """Point the Net at the optimizer's slots (again when the optimizer rebuilt them)."""
@@ -499,20 +521,32 @@ class NativeEngine(Engine):
             dist.allreduce_gradients(self._grads, _shard_weight(dist, idx.shape[0], shard))
             self.net.apply_update(lr, step)
         self._finish_step(step)
-        if self._regularized and correct is not None:
-            loss = total_loss(loss, np.float32(0.0), np.float32(self.net.penalty))
+        if correct is not None:
+            self._record_activity()
+        if correct is not None and (self._regularized or self._activity):
+            loss = total_loss(loss, np.float32(self.net.activity), np.float32(self.net.penalty))
         return np.float32(loss), None if correct is None else [correct] * len(
             self.model._metrics)
 
+    def _record_activity(self):
+        """The layers' activity penalties of the Net's last forward, as layer.losses reports
+        them after a LayerEngine forward (Layer._activity)."""
+        if self._activity:
+            for layer, pen in zip(self.layers, self.net.activities):
+                if getattr(layer, "activity_regularizer", None) is not None:
+                    layer._activity_penalty = np.float32(pen)
+
     def evaluate(self, xb, yb, sw=None):
         loss, correct = self.net.evaluate(xb, yb, sw)
+        self._record_activity()
         params = regularized([layer for layer, t in zip(self.layers, self.trainable) if t])
-        if params:
-            loss = total_loss(loss, np.float32(0.0), weight_penalty(params, False))
+        if params or self._activity:
+            loss = total_loss(loss, np.float32(self.net.activity), weight_penalty(params, False))
         return np.float32(loss), [correct] * len(self.model._metrics)
 
     def predict(self, xb, outs):
         self.net.predict(xb, outs[0])
+        self._record_activity()
 
 
 # Forward passes (predict, evaluate) run in chunks whose activations fit in about this many
@@ -565,7 +599,7 @@ def _native(model, batch, mode):
     layers = _chain(model)
     if layers is None:
         return None
-    ops = [_net_op(layer) for layer in layers]
+    ops = [_net_op_regularized(layer) for layer in layers]
     if any(op is None for op in ops):
         return None
     out_shape = model.outputs[0].shape[1:]
@@ -582,6 +616,8 @@ def _native(model, batch, mode):
             return None  # the Net counts correct rows the loss's way only, nothing else
         plan = LossPlan(model)
         loss_kind, fused = plan.kind, plan.fused
+        if fused and getattr(layers[-1], "activity_regularizer", None) is not None:
+            return None  # the LayerEngine's NotImplementedError names the layer
     trainable = tuple(layer.trainable and model.trainable for layer in layers)
     if mode == "train" and _opt_spec(model.optimizer) is None:
         return None
@@ -592,7 +628,9 @@ def _native(model, batch, mode):
            trainable, loss_kind, fused, tuple(id(m) for m in model._metrics))
     # Training needs every row's activations at once; a forward pass runs in chunks of `rows`
     # (the Net loops over them), so any batch size costs the memory of one chunk.
-    rows = int(batch) if mode == "train" else \
+    # An activity penalty is one over the whole batch: no chunks then (as the LayerEngine).
+    activity = any(getattr(layer, "activity_regularizer", None) is not None for layer in layers)
+    rows = int(batch) if mode == "train" or activity else \
         forward_rows(_chain_row_bytes(layers, in_shape), int(batch))
     cached = model._engine_cache.get("native")
     if cached is not None and cached.key == key and cached.net.max_batch >= rows:

@@ -228,7 +228,8 @@ struct PyNet {
     OptSpec opt;
     std::vector<ParamSlot> params;
     bool sparse = true;
-    float penalty = 0.0f;  // the weight penalties of the last train_step
+    float penalty = 0.0f;   // the weight penalties of the last train_step
+    float activity = 0.0f;  // the activity penalties of the last train_step or evaluate
 };
 
 bool is_valid(OpKind k) {
@@ -246,7 +247,12 @@ bool is_valid(OpKind k) {
         case OpKind::GlobalMaxPool2D:
         case OpKind::Rescale:
         case OpKind::Reshape:
-        case OpKind::ZeroPad2D: return true;
+        case OpKind::ZeroPad2D:
+        // ---- issue #11
+        case OpKind::Relu:
+        case OpKind::Elu:
+        case OpKind::PRelu:
+        case OpKind::SpatialDropout2D: return true;
     }
     return false;
 }
@@ -358,7 +364,12 @@ void bind_kinds(py::module_& m) {
         .value("global_max_pool2d", OpKind::GlobalMaxPool2D)
         .value("rescale", OpKind::Rescale)
         .value("reshape", OpKind::Reshape)
-        .value("zero_pad2d", OpKind::ZeroPad2D);
+        .value("zero_pad2d", OpKind::ZeroPad2D)
+        // ---- issue #11
+        .value("relu", OpKind::Relu)
+        .value("elu", OpKind::Elu)
+        .value("prelu", OpKind::PRelu)
+        .value("spatial_dropout2d", OpKind::SpatialDropout2D);
     py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
         .value("sparse_logits", LossKind::SparseLogits)
         .value("dense_logits", LossKind::DenseLogits)
@@ -469,9 +480,11 @@ void bind_geometry(py::module_& m) {
 // Op: one op of a Net. Op and OptSpec are built by typed factories (one per op / optimizer),
 // which check every array; the Net checks the weights' sizes against the geometry it derives
 // from in_shape.
+void bind_net_ops_more(py::class_<PyOp>& ops);
+
 void bind_net_ops(py::module_& m) {
-    py::class_<PyOp>(m, "Op", "One op of a Net; build it with the static factories.")
-        .def_property_readonly("kind", [](const PyOp& o) { return o.spec.kind; })
+    py::class_<PyOp> ops(m, "Op", "One op of a Net; build it with the static factories.");
+    ops.def_property_readonly("kind", [](const PyOp& o) { return o.spec.kind; })
         .def_static(
             "conv2d",
             [](py::object weight, py::object bias, py::object dweight, py::object dbias,
@@ -641,6 +654,7 @@ void bind_net_ops(py::module_& m) {
             "BatchNorm over the last axis: gamma/dgamma, beta/dbeta (C,) or None; the moving "
             "statistics (C,) are updated in place by train steps when training (False: frozen, "
             "normalises with the moving statistics).");
+    bind_net_ops_more(ops);
 }
 
 // OptSpec: the Net's optimizer, one typed factory per optimizer.
@@ -870,6 +884,7 @@ void bind_net(py::module_& m) {
                                           sample_offset, update);
                 }
                 h.penalty = r.penalty;
+                h.activity = r.activity;
                 return py::make_tuple(r.loss, r.correct);
             },
             py::arg("x"), py::arg("y"), py::arg("idx"), py::arg("seed"), py::arg("lr"),
@@ -908,6 +923,7 @@ void bind_net(py::module_& m) {
                     py::gil_scoped_release nogil;
                     r = h.net->evaluate(px, py_, N, psw);
                 }
+                h.activity = r.activity;
                 return py::make_tuple(r.loss, r.correct);
             },
             py::arg("x"), py::arg("y"), py::arg("sw") = py::none(),
@@ -939,7 +955,83 @@ void bind_net(py::module_& m) {
         .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); })
         .def_property_readonly(
             "penalty", [](const PyNet& h) { return h.penalty; },
-            "The weight regularizers' penalty (float32) of the last train_step, 0 without any.");
+            "The weight regularizers' penalty (float32) of the last train_step, 0 without any.")
+        .def_property_readonly(
+            "activity", [](const PyNet& h) { return h.activity; },
+            "The activity regularizers' penalty (float32) of the last train_step or evaluate, "
+            "0 without any.")
+        .def_property_readonly(
+            "activities", [](const PyNet& h) { return h.net->activities(); },
+            "Each op's activity penalty (float32) of the last forward (train_step, evaluate, "
+            "predict), 0 for an op without an activity regularizer.");
+}
+
+// ---- issue #11: the ops of the activation layers with arguments and SpatialDropout2D, and
+// an op's activity regularizer
+void bind_net_ops_more(py::class_<PyOp>& ops) {
+    ops.def_static(
+           "relu",
+           [](const ReluSpec& spec) {
+               PyOp op;
+               op.spec.kind = OpKind::Relu;
+               op.spec.relu = spec;
+               return op;
+           },
+           py::arg("spec"), "ReLU(max_value, negative_slope, threshold) / LeakyReLU.")
+        .def_static(
+            "elu",
+            [](float alpha) {
+                PyOp op;
+                op.spec.kind = OpKind::Elu;
+                op.spec.alpha = alpha;
+                return op;
+            },
+            py::arg("alpha"), "ELU(alpha).")
+        .def_static(
+            "prelu",
+            [](py::object alpha, py::object dalpha, py::object alpha_index) {
+                const char* fn = "Op.prelu";
+                PyOp op;
+                OpSpec& o = op.spec;
+                o.kind = OpKind::PRelu;
+                py::array A = as_array(alpha, fn, "alpha");
+                o.weight = data_of<float>(alpha, fn, "alpha", true);
+                o.dweight = data_of<float>(dalpha, fn, "dalpha", true, shape_of(A));
+                o.weight_n = A.size();
+                py::array X = as_array(alpha_index, fn, "alpha_index");
+                require_ndim(X, 1, fn, "alpha_index");
+                const int32_t* px = data_of<int32_t>(alpha_index, fn, "alpha_index", false);
+                o.aidx.assign(px, px + X.size());
+                op.keep = {alpha, dalpha};
+                return op;
+            },
+            py::arg("alpha"), py::arg("dalpha"), py::arg("alpha_index"),
+            "PReLU: alpha/dalpha (any shape, A elements); alpha_index int32 (S,): each element "
+            "of a sample -> its alpha element (the Net checks S against its input).")
+        .def_static(
+            "spatial_dropout2d",
+            [](double rate) {
+                if (!(rate >= 0.0 && rate < 1.0))
+                    throw py::value_error("Op.spatial_dropout2d: rate must be in [0, 1), got " +
+                                          std::to_string(rate));
+                PyOp op;
+                op.spec.kind = OpKind::SpatialDropout2D;
+                op.spec.rate = rate;
+                return op;
+            },
+            py::arg("rate"), "SpatialDropout2D: whole (sample, channel) maps, (H,W,C) input.")
+        .def(
+            "with_activity",
+            [](const PyOp& o, double l1, double l2) {
+                if (!(l1 >= 0.0 && l2 >= 0.0))
+                    throw py::value_error("Op.with_activity: l1 and l2 must be >= 0");
+                PyOp op = o;
+                op.spec.act_l1 = l1, op.spec.act_l2 = l2;
+                return op;
+            },
+            py::arg("l1"), py::arg("l2"),
+            "This op with an activity regularizer (l1, l2) on its output: the penalty in the "
+            "step's activity, its gradient into backward.");
 }
 
 // Keras's regularizers and sample weights (csrc/optim.h weight_penalty, csrc/losses.h

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "activations_layers.h"
 #include "augment.h"
 #include "common.h"
 #include "optim.h"
@@ -33,7 +34,13 @@ enum class OpKind : int {
     GlobalMaxPool2D = 10,
     Rescale = 11,
     Reshape = 12,
-    ZeroPad2D = 13
+    ZeroPad2D = 13,
+    // ---- the activation layers with arguments and SpatialDropout2D (issue #11); values from
+    // 20 so that other ops appended above keep theirs
+    Relu = 20,              // ReLU(max_value, negative_slope, threshold) / LeakyReLU: relu
+    Elu = 21,               // ELU(alpha != 1): alpha
+    PRelu = 22,             // PReLU: weight = alpha (A), dweight its gradient, aidx (per sample)
+    SpatialDropout2D = 23,  // rate; noise shape (B,1,1,C) (csrc/dropout_spatial.h)
 };
 
 struct OpSpec {
@@ -62,6 +69,14 @@ struct OpSpec {
     float scale = 1.0f, offset = 0.0f;  // Rescale
     std::vector<int> target;            // Reshape: the per-sample output shape
     int pads[4] = {0, 0, 0, 0};         // ZeroPad2D: top, bottom, left, right
+    // ---- issue #11 (csrc/activations_layers.h)
+    ReluSpec relu;              // Relu
+    float alpha = 1.0f;         // Elu
+    std::vector<int32_t> aidx;  // PRelu: each element of a sample -> its alpha element
+    // The op's activity regularizer (Keras's on the layer's output y, any op): the step's
+    // penalty gains f32(sum(l1 |y| + l2 y^2)) / B (csrc/optim.h weight_penalty) and backward
+    // adds its gradient, scaled by 1/B, to d(y) (docs/training_step.md#activity-regularizers).
+    double act_l1 = 0.0, act_l2 = 0.0;
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or
@@ -127,9 +142,10 @@ struct ParamSlot {
 };
 
 struct StepResult {
-    float loss;            // batch mean, float32 as Keras computes it
-    int64_t correct;       // rows whose argmax(output) equals the label (first index on ties)
-    float penalty = 0.0f;  // train_step: the weight penalties, float32, summed in param order
+    float loss;             // batch mean, float32 as Keras computes it
+    int64_t correct;        // rows whose argmax(output) equals the label (first index on ties)
+    float penalty = 0.0f;   // train_step: the weight penalties, float32, summed in param order
+    float activity = 0.0f;  // the activity penalties of the forward, float32, in op order
 };
 
 class Net {
@@ -183,6 +199,8 @@ class Net {
     int64_t in_size() const { return sizes_.front(); }
     int64_t out_size() const { return sizes_.back(); }
     int max_batch() const { return max_batch_; }
+    // Each op's activity penalty of the last forward (0 for an op without a regularizer).
+    std::vector<float> activities() const;
 
   private:
     struct Layer {
@@ -192,8 +210,10 @@ class Net {
         std::vector<float> z;                  // pre-activation (fused activation ops)
         std::vector<float> out;                // output storage (none for Flatten)
         std::vector<int32_t> argmax;           // maxpool
-        std::vector<uint8_t> mask;             // dropout
+        std::vector<uint8_t> mask;             // dropout; SpatialDropout2D: (B,C)
         std::vector<float> mean, rstd;         // batchnorm: the statistics of the last forward
+        std::vector<float> partial;            // PRelu: prelu_backward's scratch (B,A)
+        float activity = 0.0f;                 // the op's activity penalty, last forward
         bool bn_batch_stats = false;           // batchnorm: the last forward used the batch's
         bool active = false;                   // dropout applied in this step
         bool relu_epilogue = false;  // Conv2D/Dense whose ReLU runs in the GEMM epilogue (no z)
@@ -218,8 +238,10 @@ class Net {
     std::vector<float> loss_buf_, dloss_;
     std::vector<float> swbuf_;  // gathered sample weights
     std::vector<float> workspace_;
-    bool profiling_ = false;  // record in train_step
-    bool timing_ = false;     // recording now (inside a profiled train_step)
+    float activity_ = 0.0f;      // the activity penalties of the last forward (StepResult)
+    bool has_activity_ = false;  // some op has an activity regularizer
+    bool profiling_ = false;     // record in train_step
+    bool timing_ = false;        // recording now (inside a profiled train_step)
     Profile prof_;
     int max_batch_;
     LossKind loss_;

@@ -16,6 +16,7 @@
 #include "batchnorm.h"
 #include "conv2d.h"
 #include "dense.h"
+#include "dropout_spatial.h"
 #include "losses.h"
 #include "optim.h"
 #include "pool2d.h"
@@ -37,8 +38,18 @@ Pool2DParams pool_params(const OpSpec& o, const std::vector<int>& in, int B) {
 }
 
 bool has_weights(const OpSpec& o) {
-    return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense ||
+    return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense || o.kind == OpKind::PRelu ||
            (o.kind == OpKind::BatchNorm && (o.weight || o.bias));
+}
+
+bool has_activity(const OpSpec& o) {
+    return o.act_l1 != 0.0 || o.act_l2 != 0.0;
+}
+
+// The (rows, cols) view a fused activation runs on: the last axis is the row, as Keras
+// normalises softmax / log_softmax (the elementwise kinds do not care).
+int64_t act_cols(const std::vector<int>& out_shape) {
+    return out_shape.back();
 }
 
 // BatchNorm's view of its (per-sample) input: rows per sample and channels (the last axis).
@@ -143,7 +154,29 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 shape = {shape[0] + o.pads[0] + o.pads[1], shape[1] + o.pads[2] + o.pads[3],
                          shape[2]};
                 break;
+            // ---- issue #11: the activation layers with arguments, SpatialDropout2D
+            case OpKind::Relu:
+            case OpKind::Elu: break;
+            case OpKind::PRelu: {
+                CNNFAST_CHECK(o.weight && o.dweight && o.weight_n > 0, "Net: PReLU without alpha");
+                CNNFAST_CHECK((int64_t)o.aidx.size() == prod(shape),
+                              "Net: PReLU's alpha index does not match its input");
+                CNNFAST_CHECK(std::all_of(o.aidx.begin(), o.aidx.end(),
+                                          [&](int32_t a) { return a >= 0 && a < o.weight_n; }),
+                              "Net: PReLU's alpha index is out of range");
+                l.partial.resize((size_t)max_batch * o.weight_n);
+                break;
+            }
+            case OpKind::SpatialDropout2D:
+                CNNFAST_CHECK(shape.size() == 3, "Net: SpatialDropout2D needs a (H,W,C) input");
+                CNNFAST_CHECK(o.rate >= 0.0 && o.rate < 1.0, "Net: dropout rate must be in [0,1)");
+                break;
         }
+        CNNFAST_CHECK(o.act_l1 >= 0.0 && o.act_l2 >= 0.0,
+                      "Net: activity regularizer factors must be >= 0");
+        CNNFAST_CHECK(!(has_activity(o) && fused && layers_.size() + 1 == ops.size()),
+                      "Net: an activity regularizer on the output whose logits the loss reads");
+        has_activity_ = has_activity_ || has_activity(o);
         l.out_shape = shape;
         l.in_n = sizes_.back();
         l.out_n = prod(shape);
@@ -164,6 +197,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
         if (fused_act && !l.relu_epilogue) l.z.resize(out_sz);
         if (o.kind == OpKind::MaxPool2D) l.argmax.resize(out_sz);
         if (o.kind == OpKind::Dropout) l.mask.resize(out_sz);
+        if (o.kind == OpKind::SpatialDropout2D) l.mask.resize((size_t)max_batch * shape[2]);
         if (o.kind != OpKind::Flatten && o.kind != OpKind::Reshape) l.out.resize(out_sz);
         layers_.push_back(std::move(l));
     }
@@ -189,26 +223,28 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
                                                 " rows exceeds the buffers' " +
                                                 std::to_string(max_batch_));
     a_[0] = const_cast<float*>(x);
+    activity_ = 0.0f;
     for (size_t i = 0; i < layers_.size(); ++i) {
         Layer& l = layers_[i];
         const OpSpec& o = l.spec;
         float* in = a_[i];
         float* out = l.out.empty() ? in : l.out.data();
         const Activation act = o.act;
+        const int64_t cols = act_cols(l.out_shape);
         const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
             case OpKind::Conv2D: {
                 float* z = l.z.empty() ? out : l.z.data();
                 conv2d_forward(z, in, o.weight, o.bias, conv_params(o, l.in_shape, B),
                                workspace_.data(), l.relu_epilogue);
-                if (!l.z.empty()) activation_forward(out, z, B, l.out_n, act);
+                if (!l.z.empty()) activation_forward(out, z, B * (l.out_n / cols), cols, act);
                 zp_[i] = l.relu_epilogue ? nullptr : z;
                 break;
             }
             case OpKind::Dense: {
                 float* z = l.z.empty() ? out : l.z.data();
                 dense_forward(z, in, o.weight, o.bias, B, (int)l.in_n, o.units, l.relu_epilogue);
-                if (!l.z.empty()) activation_forward(out, z, B, l.out_n, act);
+                if (!l.z.empty()) activation_forward(out, z, B * (l.out_n / cols), cols, act);
                 zp_[i] = l.relu_epilogue ? nullptr : z;
                 break;
             }
@@ -229,7 +265,7 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
                     out = in;
                 break;
             case OpKind::Activation:
-                activation_forward(out, in, B, l.out_n, act);
+                activation_forward(out, in, B * (l.out_n / cols), cols, act);
                 zp_[i] = in;
                 break;
             case OpKind::BatchNorm:
@@ -264,6 +300,26 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
                 zeropad2d_forward(out, in, B, l.in_shape[0], l.in_shape[1], l.in_shape[2],
                                   o.pads[0], o.pads[1], o.pads[2], o.pads[3]);
                 break;
+            // ---- issue #11
+            case OpKind::Relu: relu_forward(out, in, (int64_t)B * l.out_n, o.relu); break;
+            case OpKind::Elu: elu_forward(out, in, (int64_t)B * l.out_n, o.alpha); break;
+            case OpKind::PRelu: prelu_forward(out, in, o.weight, o.aidx.data(), B, l.out_n); break;
+            case OpKind::SpatialDropout2D:
+                l.active = training && o.rate > 0.0;
+                if (l.active)
+                    spatial_dropout_forward(
+                        out, l.mask.data(), in, B, (int64_t)l.in_shape[0] * l.in_shape[1],
+                        l.in_shape[2], o.rate, layer_seed(seed, i), sample_offset * l.in_shape[2]);
+                else
+                    out = in;
+                break;
+        }
+        // Keras's activity penalty of this output: regularizer(y) / B (cnnfast/layers/base.py)
+        if (has_activity(o)) {
+            l.activity =
+                weight_penalty(nullptr, out, (int64_t)B * l.out_n, o.act_l1, o.act_l2, 1.0f) /
+                (float)B;
+            activity_ += l.activity;
         }
         a_[i + 1] = out;
         if (timing_) prof_.fwd_ms[i] += now_ms() - t0;
@@ -315,20 +371,25 @@ void Net::backward(int B) {
         const bool skip_act = (fused_ && i == (int)layers_.size() - 1) || relu_done;
         relu_done = false;
         const bool has_act = o.act != Activation::Linear;
+        const int64_t rows = B * (l.out_n / act_cols(l.out_shape)), cols = act_cols(l.out_shape);
+        // the activity penalty's gradient joins d(output) first, as in the LayerEngine
+        if (has_activity(o))
+            weight_penalty(dy, a_[i + 1], (int64_t)B * l.out_n, o.act_l1, o.act_l2,
+                           1.0f / (float)B);
         float* other = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
         float* dx = i == lowest ? nullptr : other;
         const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
             case OpKind::Conv2D:
                 if (has_act && !skip_act)
-                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
+                    activation_backward(dy, dy, a_[i + 1], rows, cols, act, zp_[i]);
                 conv2d_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
                                 conv_params(o, l.in_shape, B), workspace_.data());
                 dy = dx;
                 break;
             case OpKind::Dense:
                 if (has_act && !skip_act)
-                    activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
+                    activation_backward(dy, dy, a_[i + 1], rows, cols, act, zp_[i]);
                 dense_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight, B, (int)l.in_n,
                                o.units);
                 dy = dx;
@@ -336,7 +397,9 @@ void Net::backward(int B) {
             case OpKind::MaxPool2D: {
                 // Below a ReLU's output: fuse that ReLU's derivative into this pass (one pass
                 // over the large pre-pool activation instead of two).
-                relu_done = i > 0 && i - 1 >= lowest && layers_[i - 1].relu_out;
+                // (Not when that layer's activity gradient must join first.)
+                relu_done = i > 0 && i - 1 >= lowest && layers_[i - 1].relu_out &&
+                            !has_activity(layers_[i - 1].spec);
                 maxpool2d_backward(other, dy, l.argmax.data(), pool_params(o, l.in_shape, B),
                                    relu_done ? a_[i] : nullptr);
                 dy = other;
@@ -351,7 +414,7 @@ void Net::backward(int B) {
                 if (l.active) dropout_backward(dy, dy, l.mask.data(), (int64_t)B * l.out_n, o.rate);
                 break;
             case OpKind::Activation:
-                if (!skip_act) activation_backward(dy, dy, a_[i + 1], B, l.out_n, act, zp_[i]);
+                if (!skip_act) activation_backward(dy, dy, a_[i + 1], rows, cols, act, zp_[i]);
                 break;
             case OpKind::BatchNorm:
                 // Above a ReLU's output (Conv2D/Dense + ReLU, then BN): fuse that ReLU's
@@ -381,6 +444,20 @@ void Net::backward(int B) {
                 zeropad2d_backward(other, dy, B, l.in_shape[0], l.in_shape[1], l.in_shape[2],
                                    o.pads[0], o.pads[1], o.pads[2], o.pads[3]);
                 dy = other;
+                break;
+            // ---- issue #11
+            case OpKind::Relu: relu_backward(dy, dy, a_[i], (int64_t)B * l.out_n, o.relu); break;
+            case OpKind::Elu: elu_backward(dy, dy, a_[i], (int64_t)B * l.out_n, o.alpha); break;
+            case OpKind::PRelu:
+                prelu_backward(dx, o.dweight, l.partial.data(), dy, a_[i], o.weight, o.aidx.data(),
+                               B, l.out_n, o.weight_n);
+                dy = dx;
+                break;
+            case OpKind::SpatialDropout2D:
+                if (l.active)
+                    spatial_dropout_backward(dy, dy, l.mask.data(), B,
+                                             (int64_t)l.in_shape[0] * l.in_shape[1], l.in_shape[2],
+                                             o.rate);
                 break;
         }
         if (timing_) prof_.bwd_ms[i] += now_ms() - t0;
@@ -479,6 +556,7 @@ StepResult Net::train_step(const float* x, const void* y, const int64_t* idx, in
     StepResult r;
     r.loss = loss_and_grad(yb, B, true, sw ? swbuf_.data() : nullptr);
     r.correct = count_correct(yb, B);
+    r.activity = activity_;
     lap(prof_.loss_ms);
     backward(B);
     t = timing_ ? now_ms() : 0.0;
@@ -502,6 +580,10 @@ void Net::apply_update(const OptSpec& opt, const std::vector<ParamSlot>& params,
 StepResult Net::evaluate(const float* x, const void* y, int64_t N, const float* sw) {
     timing_ = false;  // only train steps are profiled (even after one that threw)
     CNNFAST_CHECK(N > 0, "Net: evaluate needs at least one row");
+    // An activity penalty is one over the whole batch (cnnfast/executor.py builds such a Net
+    // for the evaluated batch).
+    CNNFAST_CHECK(!has_activity_ || N <= max_batch_,
+                  "Net: evaluate with an activity regularizer needs every row in one pass");
     const bool sparse = is_sparse(loss_);
     const int64_t in_n = sizes_.front();
     // loss_batch_mean's (weighted_loss_mean's) running sum, continued across the chunks
@@ -518,6 +600,7 @@ StepResult Net::evaluate(const float* x, const void* y, int64_t N, const float* 
         else
             for (int b = 0; b < B; ++b) sum += loss_buf_[b];
         r.correct += count_correct(yc, B);
+        r.activity = activity_;
     }
     r.loss = sum / (float)N;
     return r;
@@ -535,6 +618,12 @@ void Net::predict_rows(const float* x, float* out, int64_t N) {
         predict(x + r0 * in_n, B);
         std::memcpy(out + r0 * out_n, output(), sizeof(float) * B * out_n);
     }
+}
+
+std::vector<float> Net::activities() const {
+    std::vector<float> v;
+    for (const Layer& l : layers_) v.push_back(l.activity);
+    return v;
 }
 
 void Net::set_profiling(bool on) {

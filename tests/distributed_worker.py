@@ -20,7 +20,7 @@ from cnnfast.layers.base import reset_names
 def small(dropout, augment=False, spatial=False):
     """A chain with every kind of op a step all-reduces through: conv, pools, dense, Dropout
     (with augment, a random flip and rotation of each image; with spatial, a SpatialDropout2D,
-    which runs on the LayerEngine)."""
+    whose masks a shard draws at its rows' sample offset on either engine)."""
     aug = [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(0.2)] \
         if augment else []
     sp = [layers.SpatialDropout2D(0.4)] if spatial else []

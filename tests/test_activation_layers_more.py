@@ -1,7 +1,8 @@
 """keras.layers ReLU(max_value, negative_slope, threshold), LeakyReLU, ELU, PReLU, Softmax(axis)
 and SpatialDropout2D: TF parity of values and gradients (wrt the input and PReLU's alpha, copied
-weights, kinks included), which arguments run as a fused activation kind on the Net and which
-decline it, both engines bit for bit, summary and parameter counts, config / save / load, the
+weights, kinks included), which arguments run as a fused activation kind and which as their own
+kernels (on the Net too, except Softmax over another axis than the last), both engines bit for
+bit, summary and parameter counts, config / save / load, the
 bad-argument errors, SpatialDropout2D's training-only channel masks, and one fit vs tf.keras.
 Kernels: tests/kernels/test_relu_elu.py, test_prelu.py, test_softmax_axis.py,
 test_spatial_dropout.py."""
@@ -54,9 +55,9 @@ def test_kind_or_own_kernel(cls, kwargs, kind):
     assert lay.activation == kind
     m.compile("sgd", "mse")
     engine = executor.for_model(m, 4, "predict")
-    # a softmax kind over a rank-4 output is per position, which the Net's softmax (one per
-    # sample) is not: the LayerEngine runs it (test_executor.py::test_softmax_of_a_rank4_...)
-    native = kind is not None and kind not in ("softmax", "log_softmax")
+    # The Net runs the kinds (a softmax over the last axis of any rank included) and the own
+    # kernels (tests/test_net_layers_more.py), except a Softmax over another axis.
+    native = kind is not None or cls != "Softmax"
     assert isinstance(engine, executor.NativeEngine) == native
 
 

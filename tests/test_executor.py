@@ -317,8 +317,9 @@ def test_engines_follow_a_sequential_changed_by_pop_and_add():
     ids=["Softmax", "Activation-softmax", "Activation-log_softmax", "Conv2D-softmax"])
 def test_softmax_of_a_rank4_output_is_over_the_last_axis_on_both_engines(tf_keras, make,
                                                                           monkeypatch):
-    """Keras normalises softmax over the last axis; the Net's softmax normalises a sample's
-    whole output, so it must decline these layers (it used to run them: silent garbage)."""
+    """Keras normalises softmax over the last axis: so do both engines on a rank-4 output (the
+    Net once normalised each sample's whole output, then declined these layers; it now runs
+    them over the last axis, tests/test_net_layers_more.py)."""
     _, keras = tf_keras
     x = np.random.default_rng(0).random((4, 3, 4, 5), dtype=np.float32)
     km = keras.Sequential([keras.Input((3, 4, 5)), make(keras.layers)])
@@ -327,4 +328,6 @@ def test_softmax_of_a_rank4_output_is_over_the_last_axis_on_both_engines(tf_kera
     want = km.predict(x, verbose=0)
     for engine in ("1", "0"):
         monkeypatch.setenv("CNNFAST_EXECUTOR", engine)
+        assert isinstance(executor.for_model(cm, 4, "predict"), executor.NativeEngine) == \
+            (engine == "1")
         np.testing.assert_allclose(cm.predict(x, verbose=0), want, rtol=0, atol=3e-7)

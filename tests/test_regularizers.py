@@ -175,17 +175,24 @@ def test_engines_bit_equal_with_weight_regularizers(opt, threads):
     assert len(l0) == 4  # conv kernel, conv bias, two dense kernels
 
 
-def test_activity_regularizer_runs_on_the_layer_engine():
+@pytest.mark.parametrize("native", [True, False])
+def test_activity_regularizer_runs_on_both_engines(native):
     x, y = _data()
     m = _model(activity=regularizers.L2(0.01))
+    m.use_native_executor = native
     m.compile("adam", "sparse_categorical_crossentropy")
-    assert type(executor.for_model(m, 16, "train")).__name__ == "LayerEngine"
-    assert type(executor.for_model(m, 16, "predict")).__name__ == "LayerEngine"
+    want = "NativeEngine" if native else "LayerEngine"
+    assert type(executor.for_model(m, 16, "train")).__name__ == want
+    assert type(executor.for_model(m, 16, "predict")).__name__ == want
     h = m.fit(x, y, batch_size=16, epochs=1, verbose=0).history
     assert len(m.losses) == 5 and np.isfinite(h["loss"][0])  # activity first, then weights
     m.predict(x[:5], verbose=0)
+    # the Dense layer's output on those 5 rows, by the layers below it
+    below = cf.Sequential([layers.Input((8, 8, 1)), *[type(lay).from_config(lay.get_config())
+                                                      for lay in m.layers[:4]]])
+    below.set_weights(m.get_weights()[:4])
     np.testing.assert_allclose(m.losses[0], regularizers.L2(0.01)(
-        m.layers[3]._activity_out) / np.float32(5), rtol=1e-6)
+        below.predict(x[:5], verbose=0)) / np.float32(5), rtol=1e-6)
 
 
 def test_penalty_is_in_the_reported_loss_and_the_gradient():

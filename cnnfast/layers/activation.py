@@ -6,7 +6,8 @@ the activation kinds (ReLU() is 'relu', ReLU(max_value=6) 'relu6', LeakyReLU(0.2
 ReLU(negative_slope=0.2) 'leaky_relu', ELU() 'elu', Softmax over the last axis 'softmax') they
 run exactly as Activation(kind) does, fused in the native step and with the cached-logits rule
 for softmax. Otherwise `activation` is None and they run their own kernels
-(csrc/activations_layers.h) on the LayerEngine (the Net declines them).
+(csrc/activations_layers.h), on the LayerEngine and in the Net (its relu / elu ops; PReLU is
+its prelu op; a Softmax over another axis makes the Net decline the model).
 """
 from __future__ import annotations
 

@@ -179,8 +179,8 @@ class Dropout(Layer):
 class SpatialDropout2D(Dropout):
     """Dropout of whole feature maps: in training each (sample, channel) is kept with
     probability 1 - rate and scaled by 1 / (1 - rate) (noise shape (batch, 1, 1, channels));
-    identity in evaluate/predict. Seeds as Dropout's; the native step declines it, so models
-    with it run on the LayerEngine.
+    identity in evaluate/predict. Seeds as Dropout's; both engines draw the same masks (the
+    native step's spatial_dropout2d op).
 
     Input shape: (batch, rows, cols, channels). Output shape: the input's.
     """

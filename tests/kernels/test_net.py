@@ -21,7 +21,9 @@ def test_kinds_are_exported():
                                              "flatten", "dropout", "activation",
                                              "batch_norm", "global_avg_pool2d",
                                              "global_max_pool2d", "augment", "rescale", "reshape",
-                                             "zero_pad2d"}
+                                             "zero_pad2d",
+                                             # issue #11
+                                             "relu", "elu", "prelu", "spatial_dropout2d"}
     assert set(_core.LossKind.__members__) == {"sparse_logits", "dense_logits", "sparse_probs",
                                                "dense_probs"}
     assert set(_core.OptKind.__members__) == {"adam", "sgd", "rmsprop", "nadam", "adamax",
