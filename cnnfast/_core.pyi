@@ -53,6 +53,9 @@ class OpKind(_Kind):
     rescale: ClassVar[OpKind]
     reshape: ClassVar[OpKind]
     zero_pad2d: ClassVar[OpKind]
+    depthwise_conv2d: ClassVar[OpKind]
+    separable_conv2d: ClassVar[OpKind]
+    conv2d_dilated: ClassVar[OpKind]
 
 class LossKind(_Kind):
     """csrc/net.h: cross-entropy from logits or probabilities, sparse or dense labels."""
@@ -266,6 +269,19 @@ class Op:
                    training: bool) -> Op: ...
     @staticmethod
     def augment(spec: AugmentSpec) -> Op: ...
+    @staticmethod
+    def conv2d_dilated(weight: Arr, bias: Arr | None, dweight: Arr, dbias: Arr | None,
+                       kernel: tuple[int, int], strides: tuple[int, int], padding: str,
+                       dilation: tuple[int, int], act: Activation) -> Op: ...
+    @staticmethod
+    def depthwise_conv2d(weight: Arr, bias: Arr | None, dweight: Arr, dbias: Arr | None,
+                         kernel: tuple[int, int], strides: tuple[int, int], padding: str,
+                         dilation: tuple[int, int], act: Activation) -> Op: ...
+    @staticmethod
+    def separable_conv2d(weight: Arr, pointwise: Arr, bias: Arr | None, dweight: Arr,
+                         dpointwise: Arr, dbias: Arr | None, kernel: tuple[int, int],
+                         strides: tuple[int, int], padding: str, dilation: tuple[int, int],
+                         act: Activation) -> Op: ...
 
 # ---- augmentation (csrc/augment.h) ----
 class AugmentKind(_Kind):

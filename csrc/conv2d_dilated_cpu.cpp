@@ -126,7 +126,7 @@ CNNFAST_CLONES static void col2im_dilated(float* dinp, const float* col,
 }
 
 void conv2d_dilated_forward(float* out, const float* inp, const float* weight, const float* bias,
-                            const Conv2DDilatedParams& dp) {
+                            const Conv2DDilatedParams& dp, bool relu) {
     const Conv2DParams& p = dp.g;
     const int K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
     const int chunk = dilated_images_per_chunk(p), count = (p.N + chunk - 1) / chunk;
@@ -134,7 +134,7 @@ void conv2d_dilated_forward(float* out, const float* inp, const float* weight, c
         const int n0 = c * chunk, nimg = std::min(chunk, p.N - n0);
         im2col_dilated(col, inp, dp, n0, nimg);
         sgemm_bias(false, false, nimg * rows_per_image, p.OC, K, 1.0f, col, K, weight, p.OC, 0.0f,
-                   out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, false);
+                   out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, relu);
     });
 }
 
