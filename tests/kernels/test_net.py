@@ -21,7 +21,8 @@ def test_kinds_are_exported():
                                              "flatten", "dropout", "activation",
                                              "batch_norm", "global_avg_pool2d",
                                              "global_max_pool2d", "augment", "rescale", "reshape",
-                                             "zero_pad2d"}
+                                             "zero_pad2d", "depthwise_conv2d",
+                                             "separable_conv2d", "conv2d_dilated"}
     assert set(_core.LossKind.__members__) == {"sparse_logits", "dense_logits", "sparse_probs",
                                                "dense_probs"}
     assert set(_core.OptKind.__members__) == {"adam", "sgd", "rmsprop", "nadam", "adamax",
