@@ -58,6 +58,9 @@ class OpKind(_Kind):
     elu: ClassVar[OpKind]
     prelu: ClassVar[OpKind]
     spatial_dropout2d: ClassVar[OpKind]
+    depthwise_conv2d: ClassVar[OpKind]
+    separable_conv2d: ClassVar[OpKind]
+    conv2d_dilated: ClassVar[OpKind]
 
 class LossKind(_Kind):
     """csrc/net.h: cross-entropy from logits or probabilities, sparse or dense labels."""
@@ -283,6 +286,19 @@ class Op:
     def spatial_dropout2d(rate: float) -> Op: ...
     def with_activity(self, l1: float, l2: float) -> Op:
         """This op with an activity regularizer (l1, l2) on its output."""
+    @staticmethod
+    def conv2d_dilated(weight: Arr, bias: Arr | None, dweight: Arr, dbias: Arr | None,
+                       kernel: tuple[int, int], strides: tuple[int, int], padding: str,
+                       dilation: tuple[int, int], act: Activation) -> Op: ...
+    @staticmethod
+    def depthwise_conv2d(weight: Arr, bias: Arr | None, dweight: Arr, dbias: Arr | None,
+                         kernel: tuple[int, int], strides: tuple[int, int], padding: str,
+                         dilation: tuple[int, int], act: Activation) -> Op: ...
+    @staticmethod
+    def separable_conv2d(weight: Arr, pointwise: Arr, bias: Arr | None, dweight: Arr,
+                         dpointwise: Arr, dbias: Arr | None, kernel: tuple[int, int],
+                         strides: tuple[int, int], padding: str, dilation: tuple[int, int],
+                         act: Activation) -> Op: ...
 
 # ---- augmentation (csrc/augment.h) ----
 class AugmentKind(_Kind):

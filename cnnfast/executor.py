@@ -41,6 +41,7 @@ from .layers import (
     BatchNormalization,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
     GlobalAveragePooling2D,
@@ -49,6 +50,7 @@ from .layers import (
     PReLU,
     Rescaling,
     Reshape,
+    SeparableConv2D,
     SpatialDropout2D,
     ZeroPadding2D,
 )
@@ -365,7 +367,10 @@ def _net_op(layer):
         return Op.spatial_dropout2d(layer.rate)
     if kind is Conv2D:
         if layer.dilation_rate != (1, 1):
-            return None  # the Net's conv op is undilated: the LayerEngine runs dilated ones
+            return Op.conv2d_dilated(layer.kernel, layer.bias if layer.use_bias else None,
+                                     layer.grads[0], layer.grads[1] if layer.use_bias else None,
+                                     layer.kernel_size, layer.strides, layer.padding,
+                                     layer.dilation_rate, act[layer.activation])
         return Op.conv2d(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
                          layer.grads[1] if layer.use_bias else None, layer.kernel_size,
                          layer.strides, layer.padding, act[layer.activation])
@@ -379,9 +384,19 @@ def _net_op(layer):
         return Op.zero_pad2d(layer.padding)
     if kind in _GLOBAL_POOLS:
         return Op.global_pool(_GLOBAL_POOLS[kind], layer.keepdims)
-    if kind is Dense:
-        if len(layer._built_input_shape) != 2:
-            return None  # Dense on rank > 2 inputs: the LayerEngine handles it
+    if kind is DepthwiseConv2D:
+        return Op.depthwise_conv2d(layer.kernel, layer.bias if layer.use_bias else None,
+                                   layer.grads[0], layer.grads[1] if layer.use_bias else None,
+                                   layer.kernel_size, layer.strides, layer.padding,
+                                   layer.dilation_rate, act[layer.activation])
+    if kind is SeparableConv2D:  # weights: depthwise_kernel, pointwise_kernel, bias
+        g = layer.grads
+        return Op.separable_conv2d(layer.depthwise_kernel, layer.pointwise_kernel,
+                                   layer.bias if layer.use_bias else None, g[0], g[1],
+                                   g[2] if layer.use_bias else None, layer.kernel_size,
+                                   layer.strides, layer.padding, layer.dilation_rate,
+                                   act[layer.activation])
+    if kind is Dense:  # on a rank > 2 input: the same GEMM over every position's last axis
         return Op.dense(layer.kernel, layer.bias if layer.use_bias else None, layer.grads[0],
                         layer.grads[1] if layer.use_bias else None, act[layer.activation])
     if kind is Flatten:

@@ -252,7 +252,11 @@ bool is_valid(OpKind k) {
         case OpKind::Relu:
         case OpKind::Elu:
         case OpKind::PRelu:
-        case OpKind::SpatialDropout2D: return true;
+        case OpKind::SpatialDropout2D:
+        // depthwise/separable/dilated (netconv)
+        case OpKind::DepthwiseConv2D:
+        case OpKind::SeparableConv2D:
+        case OpKind::Conv2DDilated: return true;
     }
     return false;
 }
@@ -369,7 +373,11 @@ void bind_kinds(py::module_& m) {
         .value("relu", OpKind::Relu)
         .value("elu", OpKind::Elu)
         .value("prelu", OpKind::PRelu)
-        .value("spatial_dropout2d", OpKind::SpatialDropout2D);
+        .value("spatial_dropout2d", OpKind::SpatialDropout2D)
+        // depthwise/separable/dilated (netconv)
+        .value("depthwise_conv2d", OpKind::DepthwiseConv2D)
+        .value("separable_conv2d", OpKind::SeparableConv2D)
+        .value("conv2d_dilated", OpKind::Conv2DDilated);
     py::enum_<LossKind>(m, "LossKind", "The Net's cross-entropy variants (csrc/net.h).")
         .value("sparse_logits", LossKind::SparseLogits)
         .value("dense_logits", LossKind::DenseLogits)
@@ -655,6 +663,123 @@ void bind_net_ops(py::module_& m) {
             "statistics (C,) are updated in place by train steps when training (False: frozen, "
             "normalises with the moving statistics).");
     bind_net_ops_more(ops);
+}
+
+// depthwise/separable/dilated (netconv): the Op factories of DepthwiseConv2D, SeparableConv2D
+// and Conv2D with dilation_rate > 1, added to the Op class bind_net_ops made.
+void set_dilated_window(OpSpec& o, const py::object& weight, std::pair<int, int> kernel,
+                        std::pair<int, int> strides, const std::string& padding,
+                        std::pair<int, int> dilation, const char* fn) {
+    set_window(o, kernel, strides, padding, fn, "kernel");
+    pair_of(dilation, fn, "dilation");
+    o.dh = dilation.first, o.dw = dilation.second;
+    const std::vector<int64_t> ws = shape_of(as_array(weight, fn, "weight"));
+    if (ws[0] != kernel.first || ws[1] != kernel.second)
+        throw py::value_error(std::string(fn) + ": weight has shape " + shape_str(ws) +
+                              " but kernel is (" + std::to_string(kernel.first) + ", " +
+                              std::to_string(kernel.second) + ")");
+}
+
+// The bias (n,) and its gradient, or both None.
+void set_bias(PyOp& op, const py::object& bias, const py::object& dbias, int64_t n,
+              const char* fn) {
+    if (bias.is_none() != dbias.is_none())
+        throw py::value_error(std::string(fn) + ": bias and dbias must both be arrays or None");
+    if (bias.is_none()) return;
+    op.spec.bias = data_of<float>(bias, fn, "bias", true, {n});
+    op.spec.dbias = data_of<float>(dbias, fn, "dbias", true, {n});
+    op.spec.bias_n = n;
+    op.keep.insert(op.keep.end(), {bias, dbias});
+}
+
+void bind_netconv_ops(py::module_& m) {
+    auto op_cls = py::reinterpret_borrow<py::class_<PyOp>>(m.attr("Op"));
+    op_cls
+        .def_static(
+            "conv2d_dilated",
+            [](py::object weight, py::object bias, py::object dweight, py::object dbias,
+               std::pair<int, int> kernel, std::pair<int, int> strides, const std::string& padding,
+               std::pair<int, int> dilation, Activation act) {
+                const char* fn = "Op.conv2d_dilated";
+                PyOp op;
+                op.spec.kind = OpKind::Conv2DDilated;
+                op.spec.act = check_activation(act, fn);
+                set_weights(op, weight, bias, dweight, dbias, 4, fn);
+                set_dilated_window(op.spec, weight, kernel, strides, padding, dilation, fn);
+                return op;
+            },
+            py::arg("weight"), py::arg("bias"), py::arg("dweight"), py::arg("dbias"),
+            py::arg("kernel"), py::arg("strides"), py::arg("padding"), py::arg("dilation"),
+            py::arg("act"),
+            "Conv2D with dilation_rate (DH, DW): weight/dweight (KH,KW,C,OC), bias/dbias (OC,) "
+            "or None, fused act.")
+        .def_static(
+            "depthwise_conv2d",
+            [](py::object weight, py::object bias, py::object dweight, py::object dbias,
+               std::pair<int, int> kernel, std::pair<int, int> strides, const std::string& padding,
+               std::pair<int, int> dilation, Activation act) {
+                const char* fn = "Op.depthwise_conv2d";
+                PyOp op;
+                OpSpec& o = op.spec;
+                o.kind = OpKind::DepthwiseConv2D;
+                o.act = check_activation(act, fn);
+                py::array W = as_array(weight, fn, "weight");
+                require_ndim(W, 4, fn, "weight");
+                const std::vector<int64_t> ws = shape_of(W);
+                o.weight = data_of<float>(weight, fn, "weight", true);
+                o.dweight = data_of<float>(dweight, fn, "dweight", true, ws);
+                o.weight_n = W.size();
+                o.dm = o.units = as_int(ws[3], fn, "depth_multiplier");
+                op.keep = {weight, dweight};
+                set_bias(op, bias, dbias, ws[2] * ws[3], fn);
+                set_dilated_window(o, weight, kernel, strides, padding, dilation, fn);
+                return op;
+            },
+            py::arg("weight"), py::arg("bias"), py::arg("dweight"), py::arg("dbias"),
+            py::arg("kernel"), py::arg("strides"), py::arg("padding"), py::arg("dilation"),
+            py::arg("act"),
+            "DepthwiseConv2D: weight/dweight (KH,KW,C,DM), bias/dbias (C*DM,) or None, fused "
+            "act.")
+        .def_static(
+            "separable_conv2d",
+            [](py::object weight, py::object pointwise, py::object bias, py::object dweight,
+               py::object dpointwise, py::object dbias, std::pair<int, int> kernel,
+               std::pair<int, int> strides, const std::string& padding,
+               std::pair<int, int> dilation, Activation act) {
+                const char* fn = "Op.separable_conv2d";
+                PyOp op;
+                OpSpec& o = op.spec;
+                o.kind = OpKind::SeparableConv2D;
+                o.act = check_activation(act, fn);
+                py::array W = as_array(weight, fn, "weight");
+                require_ndim(W, 4, fn, "weight");
+                const std::vector<int64_t> ws = shape_of(W);
+                py::array P = as_array(pointwise, fn, "pointwise");
+                require_ndim(P, 4, fn, "pointwise");
+                const std::vector<int64_t> ps = shape_of(P);
+                if (ps[0] != 1 || ps[1] != 1 || ps[2] != ws[2] * ws[3])
+                    throw py::value_error(std::string(fn) + ": pointwise has shape " +
+                                          shape_str(ps) + ", expected (1, 1, " +
+                                          std::to_string(ws[2] * ws[3]) + ", filters) for weight " +
+                                          shape_str(ws));
+                o.weight = data_of<float>(weight, fn, "weight", true);
+                o.dweight = data_of<float>(dweight, fn, "dweight", true, ws);
+                o.weight_n = W.size();
+                o.weight2 = data_of<float>(pointwise, fn, "pointwise", true);
+                o.dweight2 = data_of<float>(dpointwise, fn, "dpointwise", true, ps);
+                o.weight2_n = P.size();
+                o.dm = as_int(ws[3], fn, "depth_multiplier");
+                o.units = as_int(ps[3], fn, "filters");
+                op.keep = {weight, dweight, pointwise, dpointwise};
+                set_bias(op, bias, dbias, ps[3], fn);
+                set_dilated_window(o, weight, kernel, strides, padding, dilation, fn);
+                return op;
+            },
+            py::arg("weight"), py::arg("pointwise"), py::arg("bias"), py::arg("dweight"),
+            py::arg("dpointwise"), py::arg("dbias"), py::arg("kernel"), py::arg("strides"),
+            py::arg("padding"), py::arg("dilation"), py::arg("act"),
+            "SeparableConv2D: depthwise weight/dweight (KH,KW,C,DM), pointwise/dpointwise "
+            "(1,1,C*DM,F), bias/dbias (F,) or None, fused act.");
 }
 
 // OptSpec: the Net's optimizer, one typed factory per optimizer.
@@ -1331,6 +1456,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_depthwise<HostArrays>(m);
     bind::bind_conv2d_dilated<HostArrays>(m);
     bind_net_ops(m);
+    bind_netconv_ops(m);
     bind_opt_spec(m);
     bind_net(m);
     bind_augment(m);

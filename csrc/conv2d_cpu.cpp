@@ -3,50 +3,30 @@
 //   inp (N,H,W,C)  weight (KH,KW,C,OC) == (K,OC) with K = KH*KW*C  out (N,OH,OW,OC) == (M,OC)
 //   col (M,K), M = N*OH*OW:  out = col @ weight;  dweight = col^T @ dout;  dcol = dout @ weight^T
 //
-// The batch is processed in chunks of whole images whose col rows fit in about 512 KB, so the
-// im2col buffer stays in L2 (1-2 MB per core) between being written and being read by the
-// GEMM instead of making a round trip through (slow) main memory.
-//
-// Threads. With two or more chunks, each thread runs whole chunks -- im2col into its own
-// buffer, then a serial GEMM -- in ONE parallel region per pass: every chunk's data stays in
-// the L2 of the core that uses it, and the layer pays one fork/join instead of two per chunk
-// (which, on a machine with other work, stalls at every join a descheduled thread is late for).
-// One chunk: im2col and the GEMM are parallel inside the chunk.
-//
-// Determinism. The chunks depend only on the layer's shape. The weight gradient is summed in
-// at most DW_GROUPS fixed groups of consecutive chunks (each group in chunk order, into its own
-// partial), then the partials in group order: bit-identical for any number of threads, and up
-// to DW_GROUPS threads share the weight gradient, even of a one-channel first layer.
+// The batch goes in chunks of whole images, whole chunks per thread, and the weight gradient
+// in fixed groups of chunks (csrc/conv2d_chunks.h, shared with conv2d_dilated_cpu.cpp): the
+// results are bit-identical for any number of threads.
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <new>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include <vector>
 
 #include "conv2d.h"
+#include "conv2d_chunks.h"
 #include "conv2d_taps.h"
 #include "gemm.h"
 #include "winograd.h"
 
 namespace cnnfast {
 
-// Images per chunk: enough that col (rows x K) is ~512 KB, at least one image.
-static constexpr size_t CHUNK_FLOATS = 128 * 1024;
-static constexpr int DW_GROUPS = 8;
-
-static int images_per_chunk(const Conv2DParams& p) {
-    const size_t per_image = (size_t)p.OH * p.OW * p.KH * p.KW * p.C;
-    size_t n = CHUNK_FLOATS / std::max<size_t>(per_image, 1);
-    return (int)std::min<size_t>(std::max<size_t>(n, 1), (size_t)p.N);
-}
+using conv_chunks::Chunks;
+using conv_chunks::chunks_of;
 
 size_t conv2d_workspace_size(const Conv2DParams& p) {
     if (is_pointwise(p)) return 0;
-    return (size_t)images_per_chunk(p) * p.OH * p.OW * p.KH * p.KW * p.C;
+    return conv_chunks::col_floats(p);
 }
 
 // Short copies (often 3-96 floats): restrict lets the compiler skip its run-time overlap check.
@@ -130,51 +110,6 @@ static void col2im(float* dinp, const float* col, const Conv2DParams& p, int n0,
     }
 }
 
-struct Chunks {
-    int size, count;  // images per chunk, number of chunks
-    int first(int c) const { return c * size; }
-};
-
-static Chunks chunks_of(const Conv2DParams& p) {
-    const int size = images_per_chunk(p);
-    return {size, (p.N + size - 1) / size};
-}
-
-static thread_local std::vector<float> t_col;      // a chunk's im2col, chunk-parallel path
-static thread_local std::vector<float> t_partial;  // the weight-gradient partials of groups 1..
-
-// Threads for a loop over `count` whole chunks, or 1 to go chunk by chunk with parallel kernels.
-static int chunk_threads(int count) {
-    if (in_parallel() || count < 2) return 1;
-    return std::min(num_threads(), count);
-}
-
-// run(u, col) for u in [0, count): one chunk (or chunk group) each, with an im2col buffer.
-// With one unit or one thread: in order, on the caller's workspace ws, the kernels inside
-// parallel. Otherwise whole units per thread in one parallel region, each thread on its own
-// buffer. Either way a unit computes the same values.
-template <typename Run>
-static void for_each_unit(int count, const Conv2DParams& p, float* ws, const Run& run) {
-    const int nt = chunk_threads(count);
-    if (nt == 1) {
-        for (int u = 0; u < count; ++u) run(u, ws);
-        return;
-    }
-    const size_t col_n = conv2d_workspace_size(p);
-    std::atomic<bool> failed{false};  // set by any thread whose scratch allocation failed
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-#endif
-    for (int u = 0; u < count; ++u) {
-        float* col = thread_scratch(t_col, col_n);
-        if (col)
-            run(u, col);
-        else
-            failed.store(true, std::memory_order_relaxed);
-    }
-    if (failed.load()) throw std::bad_alloc();
-}
-
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                     const Conv2DParams& p, float* ws, bool relu) {
     const int K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
@@ -191,12 +126,12 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
     const Chunks ch = chunks_of(p);
     // The bias (and ReLU) are applied in the GEMM epilogue while the output tile is in registers.
     auto run = [&](int c, float* col) {
-        const int n0 = ch.first(c), nimg = std::min(ch.size, p.N - n0);
+        const int n0 = ch.first(c), nimg = ch.images(c, p.N);
         im2col(col, inp, p, n0, nimg);
         sgemm_bias(false, false, nimg * rows_per_image, p.OC, K, 1.0f, col, K, weight, p.OC, 0.0f,
                    out + (size_t)n0 * rows_per_image * p.OC, p.OC, bias, relu);
     };
-    for_each_unit(ch.count, p, ws, run);
+    conv_chunks::for_each_unit(ch.count, conv2d_workspace_size(p), ws, run);
 }
 
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
@@ -220,48 +155,26 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
         if (dinp) sgemm(false, true, M, K, p.OC, 1.0f, dout, p.OC, weight, p.OC, 0.0f, dinp, K);
         return;
     }
-    // Group g sums chunks [g*count/G, (g+1)*count/G): col = im2col(chunk); its partial +=
-    // col^T @ dout(chunk) (the group's first chunk overwrites); then col is reused for
-    // dcol = dout(chunk) @ weight^T, scattered into the chunk's own images by col2im. With
-    // the weight gradient already done (small_k) a group is one chunk and only dcol runs.
+    // Per chunk: col = im2col(chunk); the group's partial += col^T @ dout(chunk); then col is
+    // reused for dcol = dout(chunk) @ weight^T, scattered into the chunk's own images by col2im.
+    // With the weight gradient already done (small_k) a group is one chunk and only dcol runs.
     const Chunks ch = chunks_of(p);
-    const int G = small_k ? ch.count : std::min(ch.count, DW_GROUPS);
-    const size_t KO = (size_t)K * p.OC;
-    float* partial = nullptr;  // partials of groups 1..G-1; group 0 sums into dweight
-    if (G > 1 && !small_k) {
-        partial = thread_scratch(t_partial, (G - 1) * KO);
-        if (!partial) throw std::bad_alloc();
-    }
-    auto run_group = [&](int g, float* col) {
-        float* dw = g == 0 ? dweight : partial + (g - 1) * KO;
-        const int c0 = g * ch.count / G, c1 = (g + 1) * ch.count / G;
-        for (int c = c0; c < c1; ++c) {
-            const int n0 = ch.first(c), nimg = std::min(ch.size, p.N - n0);
-            const int rows = nimg * rows_per_image;
-            const float* dout_c = dout + (size_t)n0 * rows_per_image * p.OC;
-            if (!small_k) {
-                im2col(col, inp, p, n0, nimg);
-                sgemm(true, false, K, p.OC, rows, 1.0f, col, K, dout_c, p.OC, c == c0 ? 0.0f : 1.0f,
-                      dw, p.OC);
-            }
-            if (!dinp) continue;
-            sgemm(false, true, rows, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f, col, K);
-            col2im(dinp, col, p, n0, nimg);
+    const int G = small_k ? ch.count : std::min(ch.count, conv_chunks::kWeightGroups);
+    auto run_chunk = [&](int c, float* col, float* dw, bool first) {
+        const int n0 = ch.first(c), nimg = ch.images(c, p.N);
+        const int rows = nimg * rows_per_image;
+        const float* dout_c = dout + (size_t)n0 * rows_per_image * p.OC;
+        if (dw) {
+            im2col(col, inp, p, n0, nimg);
+            sgemm(true, false, K, p.OC, rows, 1.0f, col, K, dout_c, p.OC, first ? 0.0f : 1.0f, dw,
+                  p.OC);
         }
+        if (!dinp) return;
+        sgemm(false, true, rows, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f, col, K);
+        col2im(dinp, col, p, n0, nimg);
     };
-    for_each_unit(G, p, ws, run_group);
-    // dweight = partial 0 + partial 1 + ... in group order (elementwise: any split of the
-    // elements over threads gives the same sums).
-    if (G > 1 && !small_k) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (KO * G > 65536 && !in_parallel())
-#endif
-        for (int64_t i = 0; i < (int64_t)KO; ++i) {
-            float v = dweight[i];
-            for (int g = 1; g < G; ++g) v += partial[(g - 1) * KO + i];
-            dweight[i] = v;
-        }
-    }
+    conv_chunks::for_each_group(ch.count, G, small_k ? nullptr : dweight, (size_t)K * p.OC,
+                                conv2d_workspace_size(p), ws, run_chunk);
 }
 
 }  // namespace cnnfast

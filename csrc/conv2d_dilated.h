@@ -27,8 +27,9 @@ inline Conv2DDilatedParams make_conv2d_dilated_params(int N, int H, int W, int C
 
 // out (N,OH,OW,OC) overwritten; inp (N,H,W,C); weight (KH,KW,C,OC); bias (OC) or nullptr.
 // Scratch is per thread, grown once and reused. Bit-identical for any thread count.
+// relu: ReLU in the GEMM epilogue (the values of activation_forward's ReLU afterwards).
 void conv2d_dilated_forward(float* out, const float* inp, const float* weight, const float* bias,
-                            const Conv2DDilatedParams& p);
+                            const Conv2DDilatedParams& p, bool relu = false);
 
 // dinp (N,H,W,C) overwritten, or nullptr to skip; dweight (KH,KW,C,OC) and dbias (OC, or
 // nullptr) overwritten; dout (N,OH,OW,OC). Bit-identical for any thread count.

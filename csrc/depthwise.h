@@ -32,9 +32,10 @@ inline DepthwiseParams make_depthwise_params(int N, int H, int W, int C, int KH,
     return {N, H, W, C, KH, KW, DM, SH, SW, DH, DW, h.out, w.out, h.pad_before, w.pad_before};
 }
 
-// out overwritten; bias may be nullptr. Parallel over output rows (n, oh).
+// out overwritten; bias may be nullptr. Parallel over output rows (n, oh). relu: ReLU applied
+// to each pixel's outputs once they are summed (the values of activation_forward's ReLU after).
 void depthwise_forward(float* out, const float* inp, const float* weight, const float* bias,
-                       const DepthwiseParams& p);
+                       const DepthwiseParams& p, bool relu = false);
 
 // dinp (N,H,W,C) overwritten, or nullptr to skip; dweight (KH,KW,C,DM) and dbias (C*DM, or
 // nullptr) overwritten; dout (N,OH,OW,C*DM). dinp: parallel over input rows, each cell summed

@@ -33,7 +33,7 @@ CNNFAST_CLONES static inline void tap_accumulate(float* __restrict acc, const fl
 }
 
 CNNFAST_CLONES static void forward_rows(float* out, const float* inp, const float* weight,
-                                        const float* bias, const DepthwiseParams& p) {
+                                        const float* bias, const DepthwiseParams& p, bool relu) {
     const int OC = p.OC(), lines = p.N * p.OH;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((size_t)lines * p.OW * OC * p.KH * p.KW > 32768 && \
@@ -55,6 +55,8 @@ CNNFAST_CLONES static void forward_rows(float* out, const float* inp, const floa
                                    weight + ((size_t)kh * p.KW + kw) * OC, p.C, p.DM);
                 }
             }
+            if (relu)  // activation_forward's ReLU (NaN and -0 give +0)
+                for (int k = 0; k < OC; ++k) o[k] = o[k] > 0.0f ? o[k] : 0.0f;
         }
     }
 }
@@ -141,8 +143,8 @@ CNNFAST_CLONES static void depthwise_dw_rows(float* partial, const float* dout, 
 }
 
 void depthwise_forward(float* out, const float* inp, const float* weight, const float* bias,
-                       const DepthwiseParams& p) {
-    forward_rows(out, inp, weight, bias, p);
+                       const DepthwiseParams& p, bool relu) {
+    forward_rows(out, inp, weight, bias, p, relu);
 }
 
 static thread_local std::vector<float> t_dw_partials;

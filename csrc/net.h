@@ -41,6 +41,10 @@ enum class OpKind : int {
     Elu = 21,               // ELU(alpha != 1): alpha
     PRelu = 22,             // PReLU: weight = alpha (A), dweight its gradient, aidx (per sample)
     SpatialDropout2D = 23,  // rate; noise shape (B,1,1,C) (csrc/dropout_spatial.h)
+    // depthwise/separable/dilated (netconv)
+    DepthwiseConv2D = 100,  // csrc/depthwise.h; weight (KH,KW,C,DM), bias (C*DM)
+    SeparableConv2D = 101,  // depthwise (weight, no bias) then a 1x1 conv (weight2, bias)
+    Conv2DDilated = 102     // csrc/conv2d_dilated.h; weight (KH,KW,C,OC), bias (OC)
 };
 
 struct OpSpec {
@@ -77,6 +81,13 @@ struct OpSpec {
     // penalty gains f32(sum(l1 |y| + l2 y^2)) / B (csrc/optim.h weight_penalty) and backward
     // adds its gradient, scaled by 1/B, to d(y) (docs/training_step.md#activity-regularizers).
     double act_l1 = 0.0, act_l2 = 0.0;
+    // depthwise/separable/dilated (netconv): dh, dw the dilation rates, dm the depth multiplier
+    // (units: DM of DepthwiseConv2D, filters of SeparableConv2D, OC of Conv2DDilated);
+    // weight2/dweight2: SeparableConv2D's pointwise kernel (1,1,C*DM,filters), its gradient.
+    int dh = 1, dw = 1, dm = 1;
+    float* weight2 = nullptr;
+    float* dweight2 = nullptr;
+    int64_t weight2_n = 0;
 };
 
 // Loss on the last op: the logits path is TF's cached-logits rule (softmax output) or
@@ -218,6 +229,9 @@ class Net {
         bool active = false;                   // dropout applied in this step
         bool relu_epilogue = false;  // Conv2D/Dense whose ReLU runs in the GEMM epilogue (no z)
         bool relu_out = false;       // the output is a ReLU's (fused or Activation('relu'))
+
+        // depthwise/separable/dilated (netconv): SeparableConv2D's depthwise stage, its gradient
+        std::vector<float> mid, dmid;
     };
 
     void forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset = 0);

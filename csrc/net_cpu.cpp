@@ -15,7 +15,9 @@
 #include "activations.h"
 #include "batchnorm.h"
 #include "conv2d.h"
+#include "conv2d_dilated.h"
 #include "dense.h"
+#include "depthwise.h"
 #include "dropout_spatial.h"
 #include "losses.h"
 #include "optim.h"
@@ -37,9 +39,35 @@ Pool2DParams pool_params(const OpSpec& o, const std::vector<int>& in, int B) {
     return make_pool2d_params(B, in[0], in[1], in[2], o.kh, o.kw, o.sh, o.sw, o.pad);
 }
 
+// depthwise/separable/dilated (netconv): the geometry of each op's kernels
+DepthwiseParams depthwise_params(const OpSpec& o, const std::vector<int>& in, int B) {
+    return make_depthwise_params(B, in[0], in[1], in[2], o.kh, o.kw, o.dm, o.sh, o.sw, o.dh, o.dw,
+                                 o.pad);
+}
+
+// SeparableConv2D's pointwise stage: a 1x1 Conv2D over the depthwise stage's (OH,OW,C*DM).
+Conv2DParams pointwise_params(const OpSpec& o, const DepthwiseParams& d) {
+    return make_conv2d_params(d.N, d.OH, d.OW, d.OC(), 1, 1, o.units, 1, 1, Padding::Valid);
+}
+
+Conv2DDilatedParams dilated_params(const OpSpec& o, const std::vector<int>& in, int B) {
+    return make_conv2d_dilated_params(B, in[0], in[1], in[2], o.kh, o.kw, o.units, o.sh, o.sw, o.dh,
+                                      o.dw, o.pad);
+}
+
+bool is_netconv_kind(OpKind k) {
+    return k == OpKind::DepthwiseConv2D || k == OpKind::SeparableConv2D ||
+           k == OpKind::Conv2DDilated;
+}
+
+// Ops with weights, a bias and a fused activation (the activation's pre-activation z).
+bool has_fused_act(OpKind k) {
+    return k == OpKind::Conv2D || k == OpKind::Dense || is_netconv_kind(k);
+}
+
 bool has_weights(const OpSpec& o) {
     return o.kind == OpKind::Conv2D || o.kind == OpKind::Dense || o.kind == OpKind::PRelu ||
-           (o.kind == OpKind::BatchNorm && (o.weight || o.bias));
+           is_netconv_kind(o.kind) || (o.kind == OpKind::BatchNorm && (o.weight || o.bias));
 }
 
 bool has_activity(const OpSpec& o) {
@@ -50,6 +78,11 @@ bool has_activity(const OpSpec& o) {
 // normalises softmax / log_softmax (the elementwise kinds do not care).
 int64_t act_cols(const std::vector<int>& out_shape) {
     return out_shape.back();
+}
+
+// Dense's rows per sample: it maps the last axis, every other axis is rows.
+int64_t dense_rows_per_sample(const std::vector<int>& in) {
+    return prod(in) / in.back();
 }
 
 // BatchNorm's view of its (per-sample) input: rows per sample and channels (the last axis).
@@ -102,12 +135,14 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 break;
             }
             case OpKind::Dense:
-                CNNFAST_CHECK(shape.size() == 1, "Net: Dense needs a flat input");
+                // rank > 1: the same GEMM over B * prod(shape[:-1]) rows of the last axis
                 CNNFAST_CHECK(o.weight, "Net: Dense without weights");
-                CNNFAST_CHECK(
-                    o.weight_n == (int64_t)shape[0] * o.units && (!o.bias || o.bias_n == o.units),
-                    "Net: Dense weights do not match the layer geometry");
-                shape = {o.units};
+                CNNFAST_CHECK(o.weight_n == (int64_t)shape.back() * o.units &&
+                                  (!o.bias || o.bias_n == o.units),
+                              "Net: Dense weights do not match the layer geometry");
+                CNNFAST_CHECK((int64_t)max_batch * dense_rows_per_sample(shape) <= INT32_MAX,
+                              "Net: Dense has more than 2^31-1 rows per batch");
+                shape.back() = o.units;
                 break;
             case OpKind::Flatten: shape = {(int)prod(shape)}; break;  // <= 2^31-1: checked
             case OpKind::Dropout:
@@ -171,6 +206,43 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                 CNNFAST_CHECK(shape.size() == 3, "Net: SpatialDropout2D needs a (H,W,C) input");
                 CNNFAST_CHECK(o.rate >= 0.0 && o.rate < 1.0, "Net: dropout rate must be in [0,1)");
                 break;
+            // depthwise/separable/dilated (netconv)
+            case OpKind::DepthwiseConv2D:
+            case OpKind::SeparableConv2D: {
+                const bool sep = o.kind == OpKind::SeparableConv2D;
+                const char* what = sep ? "SeparableConv2D" : "DepthwiseConv2D";
+                CNNFAST_CHECK(shape.size() == 3,
+                              std::string("Net: ") + what + " needs a (H,W,C) input");
+                CNNFAST_CHECK(o.weight && (!sep || o.weight2),
+                              std::string("Net: ") + what + " without weights");
+                const DepthwiseParams d = depthwise_params(o, shape, max_batch);
+                const int OC = sep ? o.units : d.OC();
+                CNNFAST_CHECK(
+                    o.weight_n == (int64_t)o.kh * o.kw * shape[2] * o.dm &&
+                        (!sep || o.weight2_n == (int64_t)d.OC() * o.units) &&
+                        (!o.bias || o.bias_n == OC),
+                    std::string("Net: ") + what + " weights do not match the layer geometry");
+                if (sep) {
+                    const Conv2DParams pw = pointwise_params(o, d);
+                    ws = std::max({ws, conv2d_workspace_size(pw),
+                                   conv2d_workspace_size(
+                                       pointwise_params(o, depthwise_params(o, shape, 1)))});
+                    l.mid.resize((size_t)max_batch * d.OH * d.OW * d.OC());
+                    l.dmid.resize(l.mid.size());
+                }
+                shape = {d.OH, d.OW, OC};
+                break;
+            }
+            case OpKind::Conv2DDilated: {
+                CNNFAST_CHECK(shape.size() == 3, "Net: Conv2D needs a (H,W,C) input");
+                CNNFAST_CHECK(o.weight, "Net: Conv2D without weights");
+                const Conv2DDilatedParams p = dilated_params(o, shape, max_batch);
+                CNNFAST_CHECK(o.weight_n == (int64_t)o.kh * o.kw * shape[2] * o.units &&
+                                  (!o.bias || o.bias_n == o.units),
+                              "Net: Conv2D weights do not match the layer geometry");
+                shape = {p.g.OH, p.g.OW, p.g.OC};
+                break;
+            }
         }
         CNNFAST_CHECK(o.act_l1 >= 0.0 && o.act_l2 >= 0.0,
                       "Net: activity regularizer factors must be >= 0");
@@ -186,8 +258,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                           std::to_string(l.out_n) + " values per sample (at most 2^31-1)");
         sizes_.push_back(l.out_n);
         const size_t out_sz = (size_t)max_batch * l.out_n;
-        const bool fused_act =
-            (o.kind == OpKind::Conv2D || o.kind == OpKind::Dense) && o.act != Activation::Linear;
+        const bool fused_act = has_fused_act(o.kind) && o.act != Activation::Linear;
         const bool relu = o.act == Activation::ReLU;
         // A ReLU inside the stack runs in the GEMM epilogue, and its backward reads only the
         // output, so the pre-activation is never stored. The last op keeps z: the loss may
@@ -243,7 +314,9 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
             }
             case OpKind::Dense: {
                 float* z = l.z.empty() ? out : l.z.data();
-                dense_forward(z, in, o.weight, o.bias, B, (int)l.in_n, o.units, l.relu_epilogue);
+                const int rows = B * (int)dense_rows_per_sample(l.in_shape);  // checked in Net()
+                dense_forward(z, in, o.weight, o.bias, rows, l.in_shape.back(), o.units,
+                              l.relu_epilogue);
                 if (!l.z.empty()) activation_forward(out, z, B * (l.out_n / cols), cols, act);
                 zp_[i] = l.relu_epilogue ? nullptr : z;
                 break;
@@ -300,6 +373,28 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
                 zeropad2d_forward(out, in, B, l.in_shape[0], l.in_shape[1], l.in_shape[2],
                                   o.pads[0], o.pads[1], o.pads[2], o.pads[3]);
                 break;
+            // depthwise/separable/dilated (netconv): as Conv2D, the bias (and a ReLU inside the
+            // stack) in the kernel, another activation over z afterwards.
+            case OpKind::DepthwiseConv2D:
+            case OpKind::SeparableConv2D:
+            case OpKind::Conv2DDilated: {
+                float* z = l.z.empty() ? out : l.z.data();
+                if (o.kind == OpKind::DepthwiseConv2D) {
+                    depthwise_forward(z, in, o.weight, o.bias, depthwise_params(o, l.in_shape, B),
+                                      l.relu_epilogue);
+                } else if (o.kind == OpKind::SeparableConv2D) {
+                    const DepthwiseParams d = depthwise_params(o, l.in_shape, B);
+                    depthwise_forward(l.mid.data(), in, o.weight, nullptr, d);
+                    conv2d_forward(z, l.mid.data(), o.weight2, o.bias, pointwise_params(o, d),
+                                   workspace_.data(), l.relu_epilogue);
+                } else {
+                    conv2d_dilated_forward(z, in, o.weight, o.bias,
+                                           dilated_params(o, l.in_shape, B), l.relu_epilogue);
+                }
+                if (!l.z.empty()) activation_forward(out, z, B * (l.out_n / cols), cols, act);
+                zp_[i] = l.relu_epilogue ? nullptr : z;
+                break;
+            }
             // ---- issue #11
             case OpKind::Relu: relu_forward(out, in, (int64_t)B * l.out_n, o.relu); break;
             case OpKind::Elu: elu_forward(out, in, (int64_t)B * l.out_n, o.alpha); break;
@@ -390,7 +485,8 @@ void Net::backward(int B) {
             case OpKind::Dense:
                 if (has_act && !skip_act)
                     activation_backward(dy, dy, a_[i + 1], rows, cols, act, zp_[i]);
-                dense_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight, B, (int)l.in_n,
+                dense_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
+                               B * (int)dense_rows_per_sample(l.in_shape), l.in_shape.back(),
                                o.units);
                 dy = dx;
                 break;
@@ -458,6 +554,27 @@ void Net::backward(int B) {
                     spatial_dropout_backward(dy, dy, l.mask.data(), B,
                                              (int64_t)l.in_shape[0] * l.in_shape[1], l.in_shape[2],
                                              o.rate);
+                break;
+            // depthwise/separable/dilated (netconv)
+            case OpKind::DepthwiseConv2D:
+            case OpKind::SeparableConv2D:
+            case OpKind::Conv2DDilated:
+                if (has_act && !skip_act)
+                    activation_backward(dy, dy, a_[i + 1], rows, cols, act, zp_[i]);
+                if (o.kind == OpKind::DepthwiseConv2D) {
+                    depthwise_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
+                                       depthwise_params(o, l.in_shape, B));
+                } else if (o.kind == OpKind::SeparableConv2D) {
+                    // the LayerEngine's order: the pointwise stage, then the depthwise one
+                    const DepthwiseParams d = depthwise_params(o, l.in_shape, B);
+                    conv2d_backward(l.dmid.data(), o.dweight2, o.dbias, dy, l.mid.data(), o.weight2,
+                                    pointwise_params(o, d), workspace_.data());
+                    depthwise_backward(dx, o.dweight, nullptr, l.dmid.data(), a_[i], o.weight, d);
+                } else {
+                    conv2d_dilated_backward(dx, o.dweight, o.dbias, dy, a_[i], o.weight,
+                                            dilated_params(o, l.in_shape, B));
+                }
+                dy = dx;
                 break;
         }
         if (timing_) prof_.bwd_ms[i] += now_ms() - t0;

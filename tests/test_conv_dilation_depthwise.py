@@ -137,15 +137,17 @@ def test_config_round_trip_and_save_load(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_net_declines_and_layer_engine_trains(monkeypatch):
+def test_net_runs_them_and_trains(monkeypatch):
+    # Net vs LayerEngine agreement: tests/test_net_conv_more.py
     m = small_model()
     m.compile(cf.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    assert isinstance(executor.for_model(m, 8, "train"), executor.LayerEngine)
-    for layer in m.layers[:3]:
-        assert executor._net_op(layer) is None
+    assert isinstance(executor.for_model(m, 8, "train"), executor.NativeEngine)
+    kinds = [executor._net_op(layer).kind for layer in m.layers[:3]]
+    assert kinds == [cf.backend.OpKind.separable_conv2d, cf.backend.OpKind.depthwise_conv2d,
+                     cf.backend.OpKind.conv2d_dilated]
     undilated = layers.Conv2D(2, 3)
     undilated._ensure_built((None, 8, 8, 1))
-    assert executor._net_op(undilated) is not None  # dilation 1 stays on the Net
+    assert executor._net_op(undilated).kind == cf.backend.OpKind.conv2d  # dilation 1
     x, y = data()
     h = m.fit(x, y, batch_size=8, epochs=4, verbose=0).history
     assert h["loss"][-1] < h["loss"][0]

@@ -120,8 +120,9 @@ def test_unsupported_models_use_the_python_path():
     c = layers.Conv2D(2, 3)(inp)
     two = cf.Model(inp, [layers.Flatten()(c), layers.MaxPooling2D()(c)])
     assert isinstance(executor.for_model(two, 8, "predict"), executor.LayerEngine)
-    seq = cf.Sequential([layers.Input((3, 4)), layers.Dense(2), layers.Flatten(),
-                         layers.Dense(2, activation="softmax")])  # Dense on a rank-3 input
+    # a softmax over another axis than the last (the Net normalises the last axis only)
+    seq = cf.Sequential([layers.Input((3, 4)), layers.Dense(2), layers.Softmax(axis=1),
+                         layers.Flatten(), layers.Dense(2, activation="softmax")])
     seq.compile("adam", "sparse_categorical_crossentropy")
     assert isinstance(executor.for_model(seq, 8, "train"), executor.LayerEngine)
     x = np.random.default_rng(0).random((10, 3, 4), dtype=np.float32)

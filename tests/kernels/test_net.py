@@ -23,7 +23,9 @@ def test_kinds_are_exported():
                                              "global_max_pool2d", "augment", "rescale", "reshape",
                                              "zero_pad2d",
                                              # issue #11
-                                             "relu", "elu", "prelu", "spatial_dropout2d"}
+                                             "relu", "elu", "prelu", "spatial_dropout2d",
+                                             "depthwise_conv2d", "separable_conv2d",
+                                             "conv2d_dilated"}
     assert set(_core.LossKind.__members__) == {"sparse_logits", "dense_logits", "sparse_probs",
                                                "dense_probs"}
     assert set(_core.OptKind.__members__) == {"adam", "sgd", "rmsprop", "nadam", "adamax",
