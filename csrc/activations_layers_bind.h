@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,6 +26,64 @@ inline void check_same_shape(const std::vector<int64_t>& a, const std::vector<in
     if (a != b)
         throw py::value_error(std::string(fn) + ": " + na + " has shape " + shape_str(a) + " but " +
                               nb + " has shape " + shape_str(b));
+}
+
+// An elementwise op's forward fwd_name(out, inp, param) (out the shape of inp) and backward
+// bwd_name(dinp, dout, inp, param) (dinp and dout the shape of inp), param of type P.
+template <class A, class P, class Forward, class Backward>
+void def_elementwise(py::module_& m, const char* fwd_name, const char* bwd_name, Forward forward,
+                     Backward backward, const char* param) {
+    m.def(
+        fwd_name,
+        [fwd_name, forward](py::object out, py::object inp, P arg) {
+            const char* fn = fwd_name;
+            const auto s = A::shape(inp, fn, "inp");
+            float* po = A::template ptr<float>(out, fn, "out", true, s);
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const int64_t n = A::size(inp, fn, "inp");
+            py::gil_scoped_release nogil;
+            forward(po, pi, n, arg);
+        },
+        py::arg("out"), py::arg("inp"), py::arg(param));
+    m.def(
+        bwd_name,
+        [bwd_name, backward](py::object dinp, py::object dout, py::object inp, P arg) {
+            const char* fn = bwd_name;
+            const auto s = A::shape(inp, fn, "inp");
+            float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
+            const float* pdo = A::template ptr<float>(dout, fn, "dout", false, s);
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const int64_t n = A::size(inp, fn, "inp");
+            py::gil_scoped_release nogil;
+            backward(pdi, pdo, pi, n, arg);
+        },
+        py::arg("dinp"), py::arg("dout"), py::arg("inp"), py::arg(param),
+        "dinp from dout and the forward input inp.");
+}
+
+// softmax over `axis` of an array of shape s: the (outer, axis, inner) sizes (O, K, I);
+// `name` names the array whose shape s is.
+inline std::array<int64_t, 3> axis_split(const std::vector<int64_t>& s, int axis, const char* fn,
+                                         const char* name) {
+    const int nd = (int)s.size();
+    if (axis < -nd || axis >= nd)
+        throw py::value_error(std::string(fn) + ": axis " + std::to_string(axis) +
+                              " is out of range for " + name + " of shape " + shape_str(s));
+    const int ax = axis < 0 ? axis + nd : axis;
+    int64_t O = 1, I = 1;
+    for (int i = 0; i < ax; ++i) O *= s[i];
+    for (int i = ax + 1; i < nd; ++i) I *= s[i];
+    return {O, s[ax], I};
+}
+
+// SpatialDropout2D's (B,H,W,C) shape of `name`.
+template <class A>
+std::vector<int64_t> dropout_image_shape(const py::object& obj, const char* fn, const char* name) {
+    const auto s = A::shape(obj, fn, name);
+    if (s.size() != 4)
+        throw py::value_error(std::string(fn) + ": " + name + " must be 4-D (B,H,W,C), got shape " +
+                              shape_str(s));
+    return s;
 }
 
 template <class A>
@@ -53,58 +112,10 @@ void bind_relu_elu(py::module_& m) {
     m.def(
         "leaky_relu_spec", [](double negative_slope) { return make_leaky_spec(negative_slope); },
         py::arg("negative_slope"), "tf.nn.leaky_relu's formula (keras.layers.LeakyReLU).");
-    m.def(
-        "relu_forward",
-        [](py::object out, py::object inp, const ReluSpec& spec) {
-            const char* fn = "relu_forward";
-            const auto s = A::shape(inp, fn, "inp");
-            float* po = A::template ptr<float>(out, fn, "out", true, s);
-            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const int64_t n = A::size(inp, fn, "inp");
-            py::gil_scoped_release nogil;
-            relu_forward(po, pi, n, spec);
-        },
-        py::arg("out"), py::arg("inp"), py::arg("spec"));
-    m.def(
-        "relu_backward",
-        [](py::object dinp, py::object dout, py::object inp, const ReluSpec& spec) {
-            const char* fn = "relu_backward";
-            const auto s = A::shape(inp, fn, "inp");
-            float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
-            const float* pdo = A::template ptr<float>(dout, fn, "dout", false, s);
-            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const int64_t n = A::size(inp, fn, "inp");
-            py::gil_scoped_release nogil;
-            relu_backward(pdi, pdo, pi, n, spec);
-        },
-        py::arg("dinp"), py::arg("dout"), py::arg("inp"), py::arg("spec"),
-        "dinp from dout and the forward input inp.");
-    m.def(
-        "elu_forward",
-        [](py::object out, py::object inp, float alpha) {
-            const char* fn = "elu_forward";
-            const auto s = A::shape(inp, fn, "inp");
-            float* po = A::template ptr<float>(out, fn, "out", true, s);
-            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const int64_t n = A::size(inp, fn, "inp");
-            py::gil_scoped_release nogil;
-            elu_forward(po, pi, n, alpha);
-        },
-        py::arg("out"), py::arg("inp"), py::arg("alpha"));
-    m.def(
-        "elu_backward",
-        [](py::object dinp, py::object dout, py::object inp, float alpha) {
-            const char* fn = "elu_backward";
-            const auto s = A::shape(inp, fn, "inp");
-            float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
-            const float* pdo = A::template ptr<float>(dout, fn, "dout", false, s);
-            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const int64_t n = A::size(inp, fn, "inp");
-            py::gil_scoped_release nogil;
-            elu_backward(pdi, pdo, pi, n, alpha);
-        },
-        py::arg("dinp"), py::arg("dout"), py::arg("inp"), py::arg("alpha"),
-        "dinp from dout and the forward input inp.");
+    def_elementwise<A, const ReluSpec&>(m, "relu_forward", "relu_backward", &relu_forward,
+                                        &relu_backward, "spec");
+    def_elementwise<A, float>(m, "elu_forward", "elu_backward", &elu_forward, &elu_backward,
+                              "alpha");
 }
 
 // PReLU: inp (B, ...), alpha (A,) flat, aidx int32 (S,) with S = inp.size / B, values in [0, A).
@@ -177,17 +188,9 @@ void bind_prelu_softmax(py::module_& m) {
         [](py::object out, py::object inp, int axis) {
             const char* fn = "softmax_axis_forward";
             const auto s = A::shape(inp, fn, "inp");
-            const int nd = (int)s.size();
-            if (axis < -nd || axis >= nd)
-                throw py::value_error(std::string(fn) + ": axis " + std::to_string(axis) +
-                                      " is out of range for inp of shape " + shape_str(s));
-            const int ax = axis < 0 ? axis + nd : axis;
-            int64_t O = 1, I = 1;
-            for (int i = 0; i < ax; ++i) O *= s[i];
-            for (int i = ax + 1; i < nd; ++i) I *= s[i];
+            const auto [O, K, I] = axis_split(s, axis, fn, "inp");
             float* po = A::template ptr<float>(out, fn, "out", true, s);
             const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const int64_t K = s[ax];
             py::gil_scoped_release nogil;
             softmax_axis_forward(po, pi, O, K, I);
         },
@@ -197,18 +200,10 @@ void bind_prelu_softmax(py::module_& m) {
         [](py::object dinp, py::object dout, py::object out, int axis) {
             const char* fn = "softmax_axis_backward";
             const auto s = A::shape(out, fn, "out");
-            const int nd = (int)s.size();
-            if (axis < -nd || axis >= nd)
-                throw py::value_error(std::string(fn) + ": axis " + std::to_string(axis) +
-                                      " is out of range for out of shape " + shape_str(s));
-            const int ax = axis < 0 ? axis + nd : axis;
-            int64_t O = 1, I = 1;
-            for (int i = 0; i < ax; ++i) O *= s[i];
-            for (int i = ax + 1; i < nd; ++i) I *= s[i];
+            const auto [O, K, I] = axis_split(s, axis, fn, "out");
             float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
             const float* pdo = A::template ptr<float>(dout, fn, "dout", false, s);
             const float* po = A::template ptr<float>(out, fn, "out", false);
-            const int64_t K = s[ax];
             py::gil_scoped_release nogil;
             softmax_axis_backward(pdi, pdo, po, O, K, I);
         },
@@ -232,10 +227,7 @@ void bind_spatial_dropout(py::module_& m) {
             if (first < 0)
                 throw py::value_error(std::string(fn) + ": first must be >= 0, got " +
                                       std::to_string(first));
-            const auto s = A::shape(inp, fn, "inp");
-            if (s.size() != 4)
-                throw py::value_error(std::string(fn) + ": inp must be 4-D (B,H,W,C), got shape " +
-                                      shape_str(s));
+            const auto s = dropout_image_shape<A>(inp, fn, "inp");
             rate_ok(rate, fn);
             float* po = A::template ptr<float>(out, fn, "out", true, s);
             uint8_t* pm = A::template ptr<uint8_t>(mask, fn, "mask", true, {s[0], s[3]});
@@ -250,10 +242,7 @@ void bind_spatial_dropout(py::module_& m) {
         "spatial_dropout_backward",
         [rate_ok](py::object dinp, py::object dout, py::object mask, double rate) {
             const char* fn = "spatial_dropout_backward";
-            const auto s = A::shape(dout, fn, "dout");
-            if (s.size() != 4)
-                throw py::value_error(std::string(fn) + ": dout must be 4-D (B,H,W,C), got shape " +
-                                      shape_str(s));
+            const auto s = dropout_image_shape<A>(dout, fn, "dout");
             rate_ok(rate, fn);
             float* pdi = A::template ptr<float>(dinp, fn, "dinp", true, s);
             const float* pdo = A::template ptr<float>(dout, fn, "dout", false);

@@ -17,13 +17,15 @@
 // Backward: these layers sit right after the input; Keras computes no gradient through them
 // into the input and the engines never need one (see net_cpu.cpp), so there is none here.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "dropout_hash.h"
 
 namespace cnnfast {
 
-// Scratch floats per image that augment_forward needs (a transform and its parameters).
+// Scratch floats per image that augment_forward needs (a transform and its parameters); the
+// whole scratch of a call is augment_work_size (below).
 constexpr int kAugmentWork = 10;
 
 enum class AugmentKind : int {
@@ -82,12 +84,17 @@ void augment_params(float* params, float* transforms, const AugmentSpec& s, int 
 void projective_transform(float* out, const float* inp, const float* transforms, int B, int H,
                           int W, int C, FillMode fill, Interpolation interp, float fill_value);
 
+// The scratch floats augment_forward needs for B images of (H, W, C): kAugmentWork * B, plus
+// contrast_work_size(W, C) = W * C + C per image for Contrast (its column and channel means).
+size_t contrast_work_size(int W, int C);
+size_t augment_work_size(const AugmentSpec& s, int B, int W, int C);
+
 // The output's (rows, columns) for an input of H x W: (crop_h, crop_w) for Crop, else (H, W).
 void augment_out_hw(const AugmentSpec& s, int H, int W, int* oh, int* ow);
 
 // out (B,oh,ow,C) overwritten: the training forward of the layer `s` with stream `seed`
 // (the parameters of augment_params, then the flip, the resampling, the contrast or the crop).
-// work: kAugmentWork * B floats of scratch.
+// work: augment_work_size(s, B, W, C) floats of scratch (the caller's: nothing is allocated).
 void augment_forward(float* out, const float* inp, float* work, const AugmentSpec& s, int B, int H,
                      int W, int C, uint64_t seed, int64_t first = 0);
 

@@ -219,14 +219,28 @@ void window_resize(float* out, const float* inp, int B, int H, int W, int C, int
     }
 }
 
+// The columns (of W*C) whose row sums contrast_image accumulates at a time, on the stack.
+constexpr int64_t kContrastTile = 256;
+
 // Keras's RandomContrast on one image (H,W,C): the per-channel mean over rows, then over
 // columns (float32 after each, as Keras's two means), (x - mean) * f + mean, clipped.
+// work: contrast_work_size(W, C) floats (the column means (W,C), then the channel means (C,)).
 void contrast_image(float* out, const float* img, float f, int H, int W, int C, float lo, float hi,
-                    float* mean_col, float* mean, double* acc) {
-    for (int64_t i = 0; i < (int64_t)W * C; ++i) acc[i] = 0.0;
-    for (int y = 0; y < H; ++y)
-        for (int64_t i = 0; i < (int64_t)W * C; ++i) acc[i] += img[(int64_t)y * W * C + i];
-    for (int64_t i = 0; i < (int64_t)W * C; ++i) mean_col[i] = (float)(acc[i] / H);
+                    float* work) {
+    const int64_t wc = (int64_t)W * C;
+    float* mean_col = work;
+    float* mean = work + wc;
+    // Each column's sum in double over the rows in order, a tile of columns at a time.
+    for (int64_t i0 = 0; i0 < wc; i0 += kContrastTile) {
+        const int64_t nt = std::min(kContrastTile, wc - i0);
+        double acc[kContrastTile];
+        for (int64_t j = 0; j < nt; ++j) acc[j] = 0.0;
+        for (int y = 0; y < H; ++y) {
+            const float* row = img + (int64_t)y * wc + i0;
+            for (int64_t j = 0; j < nt; ++j) acc[j] += row[j];
+        }
+        for (int64_t j = 0; j < nt; ++j) mean_col[i0 + j] = (float)(acc[j] / H);
+    }
     for (int c = 0; c < C; ++c) {
         double m = 0.0;
         for (int x = 0; x < W; ++x) m += mean_col[(int64_t)x * C + c];
@@ -240,6 +254,16 @@ void contrast_image(float* out, const float* img, float f, int H, int W, int C, 
 }
 
 }  // namespace
+
+size_t contrast_work_size(int W, int C) {
+    return (size_t)W * C + C;
+}
+
+size_t augment_work_size(const AugmentSpec& s, int B, int W, int C) {
+    size_t n = (size_t)kAugmentWork * B;
+    if (s.kind == AugmentKind::Contrast) n += (size_t)B * contrast_work_size(W, C);
+    return n;
+}
 
 int augment_num_params(AugmentKind kind) {
     return kind == AugmentKind::Rotation || kind == AugmentKind::Contrast ? 1 : 2;
@@ -338,21 +362,17 @@ void augment_forward(float* out, const float* inp, float* work, const AugmentSpe
         return;
     }
     if (s.kind == AugmentKind::Contrast) {
+        // work: the factors (B,), then per image its contrast_image scratch
         augment_params(work, nullptr, s, B, H, W, seed, first);
         const int64_t n = (int64_t)H * W * C;
+        float* scratch = work + (int64_t)kAugmentWork * B;
+        const int64_t per = (int64_t)contrast_work_size(W, C);
 #ifdef _OPENMP
-#pragma omp parallel
+#pragma omp parallel for schedule(static)
 #endif
-        {
-            std::vector<float> mean_col((size_t)W * C), mean(C);
-            std::vector<double> acc((size_t)W * C);
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-            for (int b = 0; b < B; ++b)
-                contrast_image(out + b * n, inp + b * n, work[b], H, W, C, s.vmin, s.vmax,
-                               mean_col.data(), mean.data(), acc.data());
-        }
+        for (int b = 0; b < B; ++b)
+            contrast_image(out + b * n, inp + b * n, work[b], H, W, C, s.vmin, s.vmax,
+                           scratch + b * per);
         return;
     }
     if (s.kind == AugmentKind::Crop) {

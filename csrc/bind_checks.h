@@ -58,17 +58,24 @@ inline Activation check_activation(Activation a, const char* fn) {
     return a;
 }
 
-// Conv2D geometry from an input (N,H,W,C) and a kernel (KH,KW,C,OC) shape.
-inline Conv2DParams conv_params(const std::vector<int64_t>& in, const std::vector<int64_t>& ker,
-                                std::pair<int, int> st, const std::string& padding,
-                                const char* fn) {
+// An input (N,H,W,C) and a kernel (KH,KW,C,·) shape: both 4-D (`names` names the two in the
+// message), the kernel's input channels the input's C.
+inline void check_input_kernel(const std::vector<int64_t>& in, const std::vector<int64_t>& ker,
+                               const char* fn, const char* names) {
     if (in.size() != 4 || ker.size() != 4)
-        throw py::value_error(std::string(fn) + ": input and kernel must be 4-D, got " +
+        throw py::value_error(std::string(fn) + ": " + names + " must be 4-D, got " +
                               shape_str(in) + " and " + shape_str(ker));
     if (ker[2] != in[3])
         throw py::value_error(std::string(fn) + ": weight " + shape_str(ker) + " expects " +
                               std::to_string(ker[2]) + " input channels but inp has shape " +
                               shape_str(in));
+}
+
+// Conv2D geometry from an input (N,H,W,C) and a kernel (KH,KW,C,OC) shape.
+inline Conv2DParams conv_params(const std::vector<int64_t>& in, const std::vector<int64_t>& ker,
+                                std::pair<int, int> st, const std::string& padding,
+                                const char* fn) {
+    check_input_kernel(in, ker, fn, "input and kernel");
     pair_of(st, fn, "strides");
     const Padding pad = parse_padding(padding, fn);
     try {

@@ -67,6 +67,62 @@ float* workspace_of(const py::object& ws, size_t need, const char* fn) {
     return p;
 }
 
+// ---- image ops: an NHWC float batch in, another out that must not overlap it ----
+// (B, H, W, C) of an image batch array; ValueError naming it unless it is 4-D.
+template <class A>
+std::vector<int64_t> image_shape(const py::object& obj, const char* fn, const char* name) {
+    require_ndim<A>(obj, 4, fn, name);
+    return A::shape(obj, fn, name);
+}
+
+inline int64_t num_elements(const std::vector<int64_t>& s) {
+    int64_t n = 1;
+    for (int64_t d : s) n *= d;
+    return n;
+}
+
+// ValueError unless out (shape so) and inp (shape si), both contiguous, share no byte: an op
+// that reads a neighbourhood of every output pixel cannot write over its input, and an
+// overlap that is not the same pointer (a shifted view) is as wrong as exact aliasing.
+inline void require_disjoint(const float* out, const std::vector<int64_t>& so, const float* inp,
+                             const std::vector<int64_t>& si, const char* fn) {
+    const uintptr_t o = reinterpret_cast<uintptr_t>(out), i = reinterpret_cast<uintptr_t>(inp);
+    const uintptr_t no = (uintptr_t)num_elements(so) * sizeof(float);
+    const uintptr_t ni = (uintptr_t)num_elements(si) * sizeof(float);
+    if (o == i || (no && ni && o < i + ni && i < o + no))
+        throw py::value_error(std::string(fn) + ": out " + shape_str(so) + " must not alias inp " +
+                              shape_str(si) + " (their memory overlaps)");
+}
+
+// The checked arrays of an image op: inp (B,H,W,C) float32, out float32 (B,OH,OW,C) of the shape
+// out_shape(inp's shape) gives (a function, which may read out's own shape), out writable and
+// apart from inp in memory; the dimensions as the kernels' ints.
+struct ImageIO {
+    std::vector<int64_t> in_shape, out_shape;
+    const float* inp;
+    float* out;
+    int B, H, W, C, OH, OW;
+};
+
+template <class A, class OutShape>
+ImageIO image_io(const py::object& out, const py::object& inp, const char* fn, OutShape out_shape) {
+    ImageIO io;
+    io.in_shape = image_shape<A>(inp, fn, "inp");
+    io.inp = A::template ptr<float>(inp, fn, "inp", false);
+    io.out_shape = out_shape(io.in_shape);
+    io.out = A::template ptr<float>(out, fn, "out", true, io.out_shape);
+    require_disjoint(io.out, io.out_shape, io.inp, io.in_shape, fn);
+    io.B = as_int(io.in_shape[0], fn, "B"), io.H = as_int(io.in_shape[1], fn, "H");
+    io.W = as_int(io.in_shape[2], fn, "W"), io.C = as_int(io.in_shape[3], fn, "C");
+    io.OH = as_int(io.out_shape[1], fn, "OH"), io.OW = as_int(io.out_shape[2], fn, "OW");
+    return io;
+}
+
+// out_shape for image_io: out has inp's shape.
+inline std::vector<int64_t> same_shape(const std::vector<int64_t>& s) {
+    return s;
+}
+
 // ---- GEMM: c (M,N) = alpha * op(a) @ op(b) + beta * c ----
 template <class A, class Fn>
 void bind_gemm(py::module_& m, const char* name, Fn gemm) {

@@ -145,7 +145,8 @@ struct HostArrays {
                     const int C = p.C;
                     for (int c = 0; c < C; ++c) ok[c] = 0;
                     for (int r = h0; r < h1; ++r) {
-                        const uint32_t base = (uint32_t)(r * p.W + w0);
+                        // in int64: r * W overflows int once H * W > 2^31 - 1
+                        const uint32_t base = (uint32_t)((int64_t)r * p.W + w0);
                         const uint32_t width = (uint32_t)(w1 - w0);
                         for (int c = 0; c < C; ++c)
                             ok[c] |= (uint8_t)((uint32_t)a[c] - base < width);
@@ -1216,18 +1217,21 @@ E parse_name(const std::string& v, const char* const (&names)[N], const char* fn
     throw py::value_error(std::string(fn) + ": unknown " + what + " '" + v + "'");
 }
 
-// (B, H, W, C) of an image batch array.
-std::vector<int64_t> image_shape(const py::object& obj, const char* fn, const char* name) {
-    py::array a = as_array(obj, fn, name);
-    require_ndim(a, 4, fn, name);
-    return shape_of(a);
+// image_io's out shape for augmentation `s`: (B, crop_h, crop_w, C) for RandomCrop, else inp's.
+auto augment_out_shape(const AugmentSpec& s) {
+    return [&s](const std::vector<int64_t>& sh) {
+        int oh, ow;
+        augment_out_hw(s, (int)sh[1], (int)sh[2], &oh, &ow);
+        return std::vector<int64_t>{sh[0], oh, ow, sh[3]};
+    };
 }
 
-// The output shape of augmentation `s` on an image batch of shape sh.
-std::vector<int64_t> out_shape(const AugmentSpec& s, const std::vector<int64_t>& sh) {
-    int oh, ow;
-    augment_out_hw(s, (int)sh[1], (int)sh[2], &oh, &ow);
-    return {sh[0], oh, ow, sh[3]};
+// image_io's out shape for a resize: out's own rows and columns, inp's B and C.
+auto resized_shape(const py::object& out, const char* fn) {
+    return [&out, fn](const std::vector<int64_t>& sh) {
+        const std::vector<int64_t> so = image_shape<HostArrays>(out, fn, "out");
+        return std::vector<int64_t>{sh[0], so[1], so[2], sh[3]};
+    };
 }
 
 void bind_augment(py::module_& m) {
@@ -1310,17 +1314,13 @@ void bind_augment(py::module_& m) {
         [](py::object out, py::object inp, py::object transforms, const std::string& fill,
            const std::string& interp, float fill_value) {
             const char* fn = "projective_transform";
-            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            float* po = data_of<float>(out, fn, "out", true, sh);
-            const float* pt = data_of<float>(transforms, fn, "transforms", false, {sh[0], 8});
-            if (po == pi) throw py::value_error("projective_transform: out must not alias inp");
+            const ImageIO io = image_io<HostArrays>(out, inp, fn, same_shape);
+            const float* pt = data_of<float>(transforms, fn, "transforms", false, {io.B, 8});
             const FillMode f = parse_name<FillMode>(fill, kFillModes, fn, "fill_mode");
             const Interpolation it =
                 parse_name<Interpolation>(interp, kInterpolations, fn, "interpolation");
             py::gil_scoped_release nogil;
-            projective_transform(po, pi, pt, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], f, it,
-                                 fill_value);
+            projective_transform(io.out, io.inp, pt, io.B, io.H, io.W, io.C, f, it, fill_value);
         },
         py::arg("out"), py::arg("inp"), py::arg("transforms"), py::arg("fill_mode"),
         py::arg("interpolation"), py::arg("fill_value"),
@@ -1332,14 +1332,10 @@ void bind_augment(py::module_& m) {
             if (first < 0)
                 throw py::value_error("augment_forward: first must be >= 0, got " +
                                       std::to_string(first));
-            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            float* po = data_of<float>(out, fn, "out", true, out_shape(s, sh));
-            if (po == pi) throw py::value_error("augment_forward: out must not alias inp");
-            std::vector<float> work((size_t)kAugmentWork * std::max<int64_t>(sh[0], 1));
+            const ImageIO io = image_io<HostArrays>(out, inp, fn, augment_out_shape(s));
+            std::vector<float> work(augment_work_size(s, std::max(io.B, 1), io.W, io.C));
             py::gil_scoped_release nogil;
-            augment_forward(po, pi, work.data(), s, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3],
-                            seed, first);
+            augment_forward(io.out, io.inp, work.data(), s, io.B, io.H, io.W, io.C, seed, first);
         },
         py::arg("out"), py::arg("inp"), py::arg("spec"), py::arg("seed"), py::arg("first") = 0,
         "The training forward of one augmentation layer with stream seed (out (B,H,W,C); "
@@ -1349,12 +1345,9 @@ void bind_augment(py::module_& m) {
         "augment_inference",
         [](py::object out, py::object inp, const AugmentSpec& s) {
             const char* fn = "augment_inference";
-            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            float* po = data_of<float>(out, fn, "out", true, out_shape(s, sh));
-            if (po == pi) throw py::value_error("augment_inference: out must not alias inp");
+            const ImageIO io = image_io<HostArrays>(out, inp, fn, augment_out_shape(s));
             py::gil_scoped_release nogil;
-            augment_inference(po, pi, s, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3]);
+            augment_inference(io.out, io.inp, s, io.B, io.H, io.W, io.C);
         },
         py::arg("out"), py::arg("inp"), py::arg("spec"),
         "The inference forward of one augmentation layer (a copy; RandomCrop: its centred "
@@ -1363,17 +1356,13 @@ void bind_augment(py::module_& m) {
         "crop_resize",
         [](py::object out, py::object inp, int h0, int w0) {
             const char* fn = "crop_resize";
-            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
-            const std::vector<int64_t> so = image_shape(out, fn, "out");
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            float* po = data_of<float>(out, fn, "out", true, {sh[0], so[1], so[2], sh[3]});
-            if (po == pi) throw py::value_error("crop_resize: out must not alias inp");
-            if (h0 < 0 || h0 >= sh[1] || w0 < 0 || w0 >= sh[2])
+            const ImageIO io = image_io<HostArrays>(out, inp, fn, resized_shape(out, fn));
+            if (h0 < 0 || h0 >= io.H || w0 < 0 || w0 >= io.W)
                 throw py::value_error("crop_resize: the window's start (" + std::to_string(h0) +
-                                      ", " + std::to_string(w0) + ") is outside the image");
+                                      ", " + std::to_string(w0) + ") is outside the image " +
+                                      shape_str(io.in_shape));
             py::gil_scoped_release nogil;
-            crop_resize(po, pi, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], h0, w0, (int)so[1],
-                        (int)so[2]);
+            crop_resize(io.out, io.inp, io.B, io.H, io.W, io.C, h0, w0, io.OH, io.OW);
         },
         py::arg("out"), py::arg("inp"), py::arg("h0"), py::arg("w0"),
         "out (B,h,w,C) = inp[:, h0:h0+h, w0:w0+w] (clipped), resized bilinearly to (h, w).");
@@ -1381,14 +1370,9 @@ void bind_augment(py::module_& m) {
         "resize_bilinear",
         [](py::object out, py::object inp) {
             const char* fn = "resize_bilinear";
-            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
-            const std::vector<int64_t> so = image_shape(out, fn, "out");
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            float* po = data_of<float>(out, fn, "out", true, {sh[0], so[1], so[2], sh[3]});
-            if (po == pi) throw py::value_error("resize_bilinear: out must not alias inp");
+            const ImageIO io = image_io<HostArrays>(out, inp, fn, resized_shape(out, fn));
             py::gil_scoped_release nogil;
-            resize_bilinear(po, pi, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], (int)so[1],
-                            (int)so[2]);
+            resize_bilinear(io.out, io.inp, io.B, io.H, io.W, io.C, io.OH, io.OW);
         },
         py::arg("out"), py::arg("inp"),
         "out (B,h,w,C) = tf.image.resize(inp, (h, w), 'bilinear') (half-pixel centres).");
@@ -1397,12 +1381,10 @@ void bind_augment(py::module_& m) {
         [](py::object out, py::object inp, py::object matrices, py::object flags,
            const std::string& fill, int order, double cval) {
             const char* fn = "affine_warp";
-            const std::vector<int64_t> sh = image_shape(inp, fn, "inp");
-            const float* pi = data_of<float>(inp, fn, "inp", false);
-            float* po = data_of<float>(out, fn, "out", true, sh);
+            const ImageIO io = image_io<HostArrays>(out, inp, fn, same_shape);
+            const std::vector<int64_t>& sh = io.in_shape;
             const double* pm = data_of<double>(matrices, fn, "matrices", false, {sh[0], 6});
             const uint8_t* pf = data_of<uint8_t>(flags, fn, "flags", false, {sh[0]});
-            if (po == pi) throw py::value_error("affine_warp: out must not alias inp");
             for (int64_t i = 0; i < sh[0]; ++i)
                 if (pf[i] > 7)
                     throw py::value_error("affine_warp: flags[" + std::to_string(i) +
@@ -1415,8 +1397,7 @@ void bind_augment(py::module_& m) {
                                       std::to_string(order));
             const WarpMode md = parse_name<WarpMode>(fill, kFillModes, fn, "fill_mode");
             py::gil_scoped_release nogil;
-            affine_warp(po, pi, pm, pf, (int)sh[0], (int)sh[1], (int)sh[2], (int)sh[3], md, order,
-                        cval);
+            affine_warp(io.out, io.inp, pm, pf, io.B, io.H, io.W, io.C, md, order, cval);
         },
         py::arg("out"), py::arg("inp"), py::arg("matrices"), py::arg("flags"), py::arg("fill_mode"),
         py::arg("order"), py::arg("cval"),

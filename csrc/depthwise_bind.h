@@ -50,13 +50,7 @@ inline DepthwiseParams depthwise_params(const std::vector<int64_t>& in,
                                         const std::vector<int64_t>& ker, std::pair<int, int> st,
                                         const std::string& padding, std::pair<int, int> dil,
                                         const char* fn) {
-    if (in.size() != 4 || ker.size() != 4)
-        throw py::value_error(std::string(fn) + ": inp and weight must be 4-D, got " +
-                              shape_str(in) + " and " + shape_str(ker));
-    if (ker[2] != in[3])
-        throw py::value_error(std::string(fn) + ": weight " + shape_str(ker) + " expects " +
-                              std::to_string(ker[2]) + " input channels but inp has shape " +
-                              shape_str(in));
+    check_input_kernel(in, ker, fn, "inp and weight");
     pair_of(st, fn, "strides");
     pair_of(dil, fn, "dilation_rate");
     if (ker[0] <= 0 || ker[1] <= 0 || ker[3] <= 0)
@@ -89,6 +83,63 @@ inline Conv2DDilatedParams dilated_params(const std::vector<int64_t>& in,
     });
 }
 
+// The forward (out, inp, weight, bias, strides, padding, dilation_rate) and backward (dinp,
+// dweight, dbias, dout, inp, weight, strides, padding, dilation_rate) bindings of a dilated
+// convolution-like op: geometry(inp shape, weight shape, strides, padding, dilation_rate, fn)
+// builds its params P, dims(P) gives out's shape (N, OH, OW, OC); bias and dbias are (OC,) or
+// None, dinp None or the shape of inp, dweight the shape of weight. `dil` is the py::arg of
+// dilation_rate (with or without a default).
+template <class A, class Geometry, class Dims, class Forward, class Backward, class DilArg>
+void bind_dilated_like(py::module_& m, const char* fwd_name, const char* bwd_name,
+                       Geometry geometry, Dims dims, Forward forward, Backward backward,
+                       DilArg dil) {
+    auto params_of = [geometry](const py::object& inp, const py::object& weight,
+                                std::pair<int, int> strides, const std::string& padding,
+                                std::pair<int, int> dilation_rate, const char* fn) {
+        require_ndim<A>(inp, 4, fn, "inp");
+        require_ndim<A>(weight, 4, fn, "weight");
+        return geometry(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides, padding,
+                        dilation_rate, fn);
+    };
+    m.def(
+        fwd_name,
+        [=](py::object out, py::object inp, py::object weight, py::object bias,
+            std::pair<int, int> strides, const std::string& padding,
+            std::pair<int, int> dilation_rate) {
+            const char* fn = fwd_name;
+            const auto p = params_of(inp, weight, strides, padding, dilation_rate, fn);
+            const std::vector<int64_t> os = dims(p);
+            float* po = A::template ptr<float>(out, fn, "out", true, os);
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
+            const float* pb = A::template opt_ptr<float>(bias, fn, "bias", false, {os[3]});
+            py::gil_scoped_release nogil;
+            forward(po, pi, pw, pb, p);
+        },
+        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"), py::arg("strides"),
+        py::arg("padding"), dil);
+    m.def(
+        bwd_name,
+        [=](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
+            py::object weight, std::pair<int, int> strides, const std::string& padding,
+            std::pair<int, int> dilation_rate) {
+            const char* fn = bwd_name;
+            const auto p = params_of(inp, weight, strides, padding, dilation_rate, fn);
+            const std::vector<int64_t> os = dims(p);
+            float* pdi = A::template opt_ptr<float>(dinp, fn, "dinp", true, A::shape(inp, fn, ""));
+            float* pdw =
+                A::template ptr<float>(dweight, fn, "dweight", true, A::shape(weight, fn, ""));
+            float* pdb = A::template opt_ptr<float>(dbias, fn, "dbias", true, {os[3]});
+            const float* pdo = A::template ptr<float>(dout, fn, "dout", false, os);
+            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
+            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
+            py::gil_scoped_release nogil;
+            backward(pdi, pdw, pdb, pdo, pi, pw, p);
+        },
+        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
+        py::arg("weight"), py::arg("strides"), py::arg("padding"), dil);
+}
+
 template <class A>
 void bind_depthwise(py::module_& m) {
     m.def(
@@ -106,101 +157,20 @@ void bind_depthwise(py::module_& m) {
         },
         py::arg("in_shape"), py::arg("kernel_shape"), py::arg("strides"), py::arg("padding"),
         py::arg("dilation_rate") = std::make_pair(1, 1));
-    m.def(
-        "depthwise_conv2d_forward",
-        [](py::object out, py::object inp, py::object weight, py::object bias,
-           std::pair<int, int> strides, const std::string& padding,
-           std::pair<int, int> dilation_rate) {
-            const char* fn = "depthwise_conv2d_forward";
-            require_ndim<A>(inp, 4, fn, "inp");
-            require_ndim<A>(weight, 4, fn, "weight");
-            DepthwiseParams p =
-                depthwise_params(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides,
-                                 padding, dilation_rate, fn);
-            float* po = A::template ptr<float>(out, fn, "out", true, {p.N, p.OH, p.OW, p.OC()});
-            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
-            const float* pb = A::template opt_ptr<float>(bias, fn, "bias", false, {p.OC()});
-            py::gil_scoped_release nogil;
-            depthwise_forward(po, pi, pw, pb, p);
-        },
-        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"), py::arg("strides"),
-        py::arg("padding"), py::arg("dilation_rate") = std::make_pair(1, 1));
-    m.def(
-        "depthwise_conv2d_backward",
-        [](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
-           py::object weight, std::pair<int, int> strides, const std::string& padding,
-           std::pair<int, int> dilation_rate) {
-            const char* fn = "depthwise_conv2d_backward";
-            require_ndim<A>(inp, 4, fn, "inp");
-            require_ndim<A>(weight, 4, fn, "weight");
-            DepthwiseParams p =
-                depthwise_params(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides,
-                                 padding, dilation_rate, fn);
-            float* pdi = A::template opt_ptr<float>(dinp, fn, "dinp", true, A::shape(inp, fn, ""));
-            float* pdw =
-                A::template ptr<float>(dweight, fn, "dweight", true, A::shape(weight, fn, ""));
-            float* pdb = A::template opt_ptr<float>(dbias, fn, "dbias", true, {p.OC()});
-            const float* pdo =
-                A::template ptr<float>(dout, fn, "dout", false, {p.N, p.OH, p.OW, p.OC()});
-            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
-            py::gil_scoped_release nogil;
-            depthwise_backward(pdi, pdw, pdb, pdo, pi, pw, p);
-        },
-        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
-        py::arg("weight"), py::arg("strides"), py::arg("padding"),
-        py::arg("dilation_rate") = std::make_pair(1, 1));
+    bind_dilated_like<A>(
+        m, "depthwise_conv2d_forward", "depthwise_conv2d_backward", &depthwise_params,
+        [](const DepthwiseParams& p) { return std::vector<int64_t>{p.N, p.OH, p.OW, p.OC()}; },
+        &depthwise_forward, &depthwise_backward, py::arg("dilation_rate") = std::make_pair(1, 1));
 }
 
 template <class A>
 void bind_conv2d_dilated(py::module_& m) {
-    m.def(
-        "conv2d_dilated_forward",
-        [](py::object out, py::object inp, py::object weight, py::object bias,
-           std::pair<int, int> strides, const std::string& padding,
-           std::pair<int, int> dilation_rate) {
-            const char* fn = "conv2d_dilated_forward";
-            require_ndim<A>(inp, 4, fn, "inp");
-            require_ndim<A>(weight, 4, fn, "weight");
-            Conv2DDilatedParams dp =
-                dilated_params(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides,
-                               padding, dilation_rate, fn);
-            const Conv2DParams& p = dp.g;
-            float* po = A::template ptr<float>(out, fn, "out", true, {p.N, p.OH, p.OW, p.OC});
-            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
-            const float* pb = A::template opt_ptr<float>(bias, fn, "bias", false, {p.OC});
-            py::gil_scoped_release nogil;
-            conv2d_dilated_forward(po, pi, pw, pb, dp);
+    bind_dilated_like<A>(
+        m, "conv2d_dilated_forward", "conv2d_dilated_backward", &dilated_params,
+        [](const Conv2DDilatedParams& dp) {
+            return std::vector<int64_t>{dp.g.N, dp.g.OH, dp.g.OW, dp.g.OC};
         },
-        py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"), py::arg("strides"),
-        py::arg("padding"), py::arg("dilation_rate"));
-    m.def(
-        "conv2d_dilated_backward",
-        [](py::object dinp, py::object dweight, py::object dbias, py::object dout, py::object inp,
-           py::object weight, std::pair<int, int> strides, const std::string& padding,
-           std::pair<int, int> dilation_rate) {
-            const char* fn = "conv2d_dilated_backward";
-            require_ndim<A>(inp, 4, fn, "inp");
-            require_ndim<A>(weight, 4, fn, "weight");
-            Conv2DDilatedParams dp =
-                dilated_params(A::shape(inp, fn, "inp"), A::shape(weight, fn, "weight"), strides,
-                               padding, dilation_rate, fn);
-            const Conv2DParams& p = dp.g;
-            float* pdi = A::template opt_ptr<float>(dinp, fn, "dinp", true, A::shape(inp, fn, ""));
-            float* pdw =
-                A::template ptr<float>(dweight, fn, "dweight", true, A::shape(weight, fn, ""));
-            float* pdb = A::template opt_ptr<float>(dbias, fn, "dbias", true, {p.OC});
-            const float* pdo =
-                A::template ptr<float>(dout, fn, "dout", false, {p.N, p.OH, p.OW, p.OC});
-            const float* pi = A::template ptr<float>(inp, fn, "inp", false);
-            const float* pw = A::template ptr<float>(weight, fn, "weight", false);
-            py::gil_scoped_release nogil;
-            conv2d_dilated_backward(pdi, pdw, pdb, pdo, pi, pw, dp);
-        },
-        py::arg("dinp"), py::arg("dweight"), py::arg("dbias"), py::arg("dout"), py::arg("inp"),
-        py::arg("weight"), py::arg("strides"), py::arg("padding"), py::arg("dilation_rate"));
+        &conv2d_dilated_forward, &conv2d_dilated_backward, py::arg("dilation_rate"));
 }
 
 }  // namespace bind

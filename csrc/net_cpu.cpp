@@ -165,7 +165,7 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
                                            [](const Layer& p) { return has_weights(p.spec); }),
                               "Net: an augmentation must come before every layer with weights "
                               "(it has no backward)");
-                ws = std::max(ws, (size_t)kAugmentWork * max_batch);
+                ws = std::max(ws, augment_work_size(o.aug, max_batch, shape[1], shape[2]));
                 if (o.aug.kind == AugmentKind::Crop) {  // RandomCrop: (crop_h, crop_w, C)
                     CNNFAST_CHECK(o.aug.crop_h > 0 && o.aug.crop_w > 0, "Net: bad crop size");
                     shape = {o.aug.crop_h, o.aug.crop_w, shape[2]};

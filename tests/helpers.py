@@ -9,10 +9,19 @@ z, readonly, noncontig  arrays for the binding-error tests.
 core_*, run_conv        thin wrappers that allocate the output buffers _core kernels write into.
 DIFFS                   largest differences seen per op; conftest.py prints them at the end of a
                         run.
+fit_on_engine, fit_augmenting, assert_engines_agree, assert_augmenting_engines_agree,
+assert_own_seed_on_layer_engine
+                        the Net vs LayerEngine checks the layer tests share.
+assert_augment_thread_independent, assert_configs_round_trip, assert_configs_match_keras,
+assert_raises_each      the augmentation layers' shared checks.
+assert_summary_matches_keras, assert_fit_epoch_matches_keras
+                        tf.keras parity of a model's summary and of one fit epoch.
 """
 import numpy as np
+import pytest
 
-from cnnfast import _core
+import cnnfast as cf
+from cnnfast import _core, backend, executor
 
 # Default float32 tolerance (CONTRIBUTING.md#tolerances): kernels in fp32 vs the float64 reference.
 ATOL = 1e-5
@@ -238,3 +247,134 @@ def core_dropout_backward(dout, mask, rate):
     dinp = np.empty_like(dout)
     _core.dropout_backward(dinp, dout, mask, rate)
     return dinp
+
+
+# ---- Net vs LayerEngine ----------------------------------------------------------------------
+
+def fit_on_engine(monkeypatch, native, make_model, x, y, **fit_kwargs):
+    """Fit make_model() (Adam(0.01), sparse categorical cross-entropy, accuracy; batch 8, two
+    shuffled epochs) on the Net (native) or the LayerEngine, picked by CNNFAST_EXECUTOR, after
+    asserting that engine is the one for_model gives. Returns (weights, history, predictions
+    on x)."""
+    monkeypatch.setenv("CNNFAST_EXECUTOR", "1" if native else "0")
+    m = make_model()
+    m.compile(cf.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert isinstance(executor.for_model(m, 8, "train"), executor.NativeEngine) == native
+    h = m.fit(x, y, batch_size=8, epochs=2, shuffle=True, verbose=0, **fit_kwargs)
+    return m.get_weights(), h.history, m.predict(x, verbose=0)
+
+
+def assert_engines_agree(run):
+    """run(native) -> (weights, history, predictions): both engines agree bit for bit."""
+    w1, h1, p1 = run(True)
+    w2, h2, p2 = run(False)
+    assert h1 == h2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(p1, p2)
+
+
+def fit_augmenting(m, x, y, native):
+    """Fit m (Adam(0.01), sparse categorical cross-entropy, accuracy; batch 16, two epochs with
+    validation_split 0.2), then one train_on_batch on x[:8], with use_native_executor = native.
+    Returns (the engine class's name for_model gives, history, weights, m)."""
+    m.use_native_executor = native
+    m.compile(cf.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    engine = executor.for_model(m, 16, "train")
+    h = m.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_split=0.2)
+    m.train_on_batch(x[:8], y[:8])
+    return type(engine).__name__, h.history, m.get_weights(), m
+
+
+def assert_augmenting_engines_agree(run):
+    """run(native) -> fit_augmenting's tuple: the Net runs the model and trains it bit for bit
+    as the LayerEngine does. Returns the two models (Net's first)."""
+    kind, h1, w1, m1 = run(True)
+    assert kind == "NativeEngine"
+    kind2, h2, w2, m2 = run(False)
+    assert kind2 == "LayerEngine"
+    assert h1 == h2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+    return m1, m2
+
+
+def assert_own_seed_on_layer_engine(run):
+    """run(native, seed=...) -> fit_augmenting's tuple: a layer with its own seed makes the
+    model run on the LayerEngine, and its generator restarts with the model (same history)."""
+    kind, h1, _, _ = run(True, seed=5)
+    assert kind == "LayerEngine"
+    _, h2, _, _ = run(True, seed=5)
+    assert h1 == h2
+
+
+# ---- augmentation layers ---------------------------------------------------------------------
+
+def assert_augment_thread_independent(layer, x, threads, seed=99):
+    """augment_forward of `layer` on x gives the same bits with 1, `threads` and 3 threads
+    (then leaves `threads` set)."""
+    outs = []
+    for n in (1, threads, 3):
+        _core.set_num_threads(n)
+        out = np.empty((x.shape[0],) + layer.compute_output_shape(x.shape)[1:], np.float32)
+        backend.augment_forward(out, x, layer.spec(), seed)
+        outs.append(out)
+    _core.set_num_threads(threads)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(outs[0], o)
+
+
+def assert_configs_round_trip(layer_list):
+    """Each layer rebuilt from its get_config() has the same config."""
+    for layer in layer_list:
+        again = type(layer).from_config(layer.get_config())
+        assert again.get_config() == layer.get_config()
+
+
+def assert_configs_match_keras(pairs):
+    """(ours, theirs) layer pairs: every key of our config that Keras's has too (but name,
+    dtype, trainable) holds the same value (a list and a tuple compare by items)."""
+    for ours, theirs in pairs:
+        k = theirs.get_config()
+        for key, value in ours.get_config().items():
+            if key in k and key not in ("name", "dtype", "trainable"):
+                assert k[key] == value or tuple(k[key]) == tuple(value), key
+
+
+def assert_raises_each(cases):
+    """cases: (exception type(s), match, call); each call() raises it, its message matching."""
+    for exc, match, call in cases:
+        with pytest.raises(exc, match=match):
+            call()
+
+
+# ---- tf.keras parity of whole models ---------------------------------------------------------
+
+def assert_summary_matches_keras(km, cm):
+    """Our summary of cm, but its first line (the title), is Keras's of km."""
+    klines, clines = [], []
+    km.summary(print_fn=lambda s, line_break=None: klines.append(s))
+    cm.summary(print_fn=clines.append)
+    strip = lambda t: "\n".join(t.splitlines()[1:]).strip()  # noqa: E731
+    assert strip(clines[0]) == strip("\n".join(klines))
+
+
+def assert_fit_epoch_matches_keras(keras, km, cm, xs, ys, label):
+    """One unshuffled epoch (Adam, sparse categorical cross-entropy, batch 32) of km and of cm,
+    which starts from km's weights: the epoch losses within 1e-5 relative, every weight within
+    2e-2 of its largest magnitude (free-running Adam: test_parity_models.FREE_RUN["adam"]).
+    Records both as "<label> fit epoch loss (rel)" and "<label> fit weights (rel)"."""
+    import tf_oracle  # here: tf_oracle imports this module
+
+    km.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy",
+               jit_compile=False)
+    cm.compile(optimizer=cf.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    hk = km.fit(xs, ys, batch_size=32, epochs=1, shuffle=False, verbose=0).history
+    hc = cm.fit(xs, ys, batch_size=32, epochs=1, shuffle=False, verbose=0).history
+    rel = abs(hc["loss"][0] - hk["loss"][0]) / abs(hk["loss"][0])
+    tf_oracle.record(f"{label} fit epoch loss (rel)", [rel], [0.0])
+    assert rel <= 1e-5, (hc, hk)
+    for cw, kw in zip(cm.get_weights(), km.get_weights()):
+        err = float(np.max(np.abs(cw.astype(np.float64) - kw)) / np.max(np.abs(kw)))
+        tf_oracle.record(f"{label} fit weights (rel)", [err], [0.0])
+        assert err <= 2e-2, err  # free-running Adam (test_parity_models.FREE_RUN["adam"])

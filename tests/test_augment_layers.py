@@ -4,9 +4,18 @@ parameters, the parameters' distributions, thread independence, training-only be
 engines bit for bit with Dropout, config and save/load round trips, bad arguments."""
 import numpy as np
 import pytest
+from helpers import (
+    assert_augment_thread_independent,
+    assert_augmenting_engines_agree,
+    assert_configs_match_keras,
+    assert_configs_round_trip,
+    assert_own_seed_on_layer_engine,
+    assert_raises_each,
+    fit_augmenting,
+)
 
 import cnnfast as cf
-from cnnfast import _core, backend, executor, layers
+from cnnfast import backend, layers
 from cnnfast.layers.base import reset_names
 
 FILLS = ("reflect", "wrap", "constant", "nearest")
@@ -87,6 +96,41 @@ def test_flip_reverses_exactly():
             np.testing.assert_array_equal(p[:, 0], p[:, 1])
 
 
+def test_image_kernels_refuse_an_out_that_overlaps_inp():
+    # Not only out is inp: out a view of inp's memory shifted by one pixel (a different pointer,
+    # all but that pixel shared) is refused too, by every image kernel; an out right after inp
+    # in the same buffer (no byte shared) is accepted and gives what separate arrays give.
+    x = images(b=2, h=5, w=4, c=1)
+    t = np.tile(np.array([1, 0, 0.5, 0, 1, -0.5, 0, 0], np.float32), (2, 1))
+    buf = np.zeros(2 * x.size + 1, np.float32)
+    inp = buf[:x.size].reshape(x.shape)
+    inp[...] = x
+    rot = layers.RandomRotation(0.2).spec()
+    calls = {
+        "projective_transform": lambda o, i: backend.projective_transform(
+            o, i, t, "constant", "bilinear", 0.0),
+        "augment_forward": lambda o, i: backend.augment_forward(o, i, rot, 3),
+        "augment_inference": lambda o, i: backend.augment_inference(o, i, rot),
+        "resize_bilinear": lambda o, i: backend.resize_bilinear(o, i),
+        "crop_resize": lambda o, i: backend.crop_resize(o, i, 1, 1),
+        "affine_warp": lambda o, i: backend.affine_warp(
+            o, i, np.tile(np.array([1, 0, 0.5, 0, 1, 0], np.float64), (2, 1)),
+            np.ones(2, np.uint8), "nearest", 1, 0.0),
+    }
+    for name, call in calls.items():
+        for shift in (0, 1, x.size - 1):
+            out = buf[shift:shift + x.size].reshape(x.shape)
+            with pytest.raises(ValueError, match=rf"{name}: out \(2, 5, 4, 1\) must not alias "
+                                                 rf"inp \(2, 5, 4, 1\) \(their memory overlaps\)"):
+                call(out, inp)
+        apart = buf[x.size:2 * x.size].reshape(x.shape)
+        call(apart, inp)
+        want = np.empty_like(x)
+        call(want, x.copy())
+        np.testing.assert_array_equal(apart, want, err_msg=name)
+        np.testing.assert_array_equal(inp, x, err_msg=name)  # inp left as it was
+
+
 def test_parameter_distributions():
     n = 20000
     p, _ = drawn(layers.RandomFlip(), n, 4, 4, 11)
@@ -111,15 +155,7 @@ def test_parameter_distributions():
 def test_forward_independent_of_threads(threads):
     x = images(b=33, h=28, w=28, c=1)
     for layer in (layers.RandomFlip(), layers.RandomRotation(0.1), layers.RandomZoom(0.1)):
-        outs = []
-        for n in (1, threads, 3):
-            _core.set_num_threads(n)
-            out = np.empty_like(x)
-            backend.augment_forward(out, x, layer.spec(), 99)
-            outs.append(out)
-        _core.set_num_threads(threads)
-        for o in outs[1:]:
-            np.testing.assert_array_equal(outs[0], o)
+        assert_augment_thread_independent(layer, x, threads)
 
 
 def aug_model(seed=None):
@@ -145,30 +181,15 @@ def data(n=50):
 
 def run(native, seed=None):
     x, y = data()
-    m = aug_model(seed)
-    m.use_native_executor = native
-    m.compile(cf.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    engine = executor.for_model(m, 16, "train")
-    h = m.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_split=0.2)
-    m.train_on_batch(x[:8], y[:8])
-    return type(engine).__name__, h.history, m.get_weights(), m
+    return fit_augmenting(aug_model(seed), x, y, native)
 
 
 def test_both_engines_bit_for_bit_with_dropout():
-    kind, h1, w1, _ = run(True)
-    assert kind == "NativeEngine"
-    kind2, h2, w2, _ = run(False)
-    assert kind2 == "LayerEngine"
-    assert h1 == h2
-    for a, b in zip(w1, w2):
-        np.testing.assert_array_equal(a, b)
+    assert_augmenting_engines_agree(run)
 
 
 def test_own_seed_runs_on_the_layer_engine_and_augments():
-    kind, h1, w1, _ = run(True, seed=5)
-    assert kind == "LayerEngine"
-    _, h2, w2, _ = run(True, seed=5)
-    assert h1 == h2  # the layer's own generator restarts with the model
+    assert_own_seed_on_layer_engine(run)  # the layer's own generator restarts with the model
 
 
 def test_training_only():
@@ -188,9 +209,7 @@ def test_summary_config_and_save_load(tmp_path):
     m.summary(print_fn=lines.append)
     assert any("RandomRotation" in s for s in lines)
     assert sum(lw.size for layer in m.layers[:3] for lw in layer.weights_list) == 0
-    for layer in m.layers[:3]:
-        again = type(layer).from_config(layer.get_config())
-        assert again.get_config() == layer.get_config()
+    assert_configs_round_trip(m.layers[:3])
     c = layers.RandomZoom((-0.2, 0.1), 0.3, fill_mode="wrap", fill_value=1.5,
                           seed=4).get_config()
     assert (c["height_factor"], c["width_factor"], c["fill_mode"], c["fill_value"],
@@ -210,35 +229,29 @@ def test_summary_config_and_save_load(tmp_path):
 @pytest.mark.tf
 def test_configs_match_keras(tf_keras):
     _, keras = tf_keras
-    for ours, theirs in ((layers.RandomRotation((0.3, -0.1)),
-                          keras.layers.RandomRotation((0.3, -0.1))),
-                         (layers.RandomRotation(0.2), keras.layers.RandomRotation(0.2)),
-                         (layers.RandomFlip("vertical"), keras.layers.RandomFlip("vertical")),
-                         (layers.RandomZoom(0.2, (-0.1, 0.3)),
-                          keras.layers.RandomZoom(0.2, (-0.1, 0.3)))):
-        k = theirs.get_config()
-        for key, value in ours.get_config().items():
-            if key in k and key not in ("name", "dtype", "trainable"):
-                assert k[key] == value or tuple(k[key]) == tuple(value), key
+    assert_configs_match_keras([
+        (layers.RandomRotation((0.3, -0.1)), keras.layers.RandomRotation((0.3, -0.1))),
+        (layers.RandomRotation(0.2), keras.layers.RandomRotation(0.2)),
+        (layers.RandomFlip("vertical"), keras.layers.RandomFlip("vertical")),
+        (layers.RandomZoom(0.2, (-0.1, 0.3)), keras.layers.RandomZoom(0.2, (-0.1, 0.3))),
+    ])
 
 
 def test_bad_arguments():
-    with pytest.raises(NotImplementedError, match="fill_mode"):
-        layers.RandomRotation(0.1, fill_mode="mirror")
-    with pytest.raises(NotImplementedError, match="interpolation"):
-        layers.RandomZoom(0.1, interpolation="bicubic")
-    with pytest.raises(NotImplementedError, match="channels_first"):
-        layers.RandomFlip(data_format="channels_first")
-    with pytest.raises(ValueError, match="factor"):
-        layers.RandomRotation(1.5)
-    with pytest.raises(ValueError, match="height_factor"):
-        layers.RandomZoom(-1.0)
-    with pytest.raises(ValueError, match="mode"):
-        layers.RandomFlip("diagonal")
-    with pytest.raises(ValueError, match="images"):
-        cf.Sequential([layers.Input((10,)), layers.RandomFlip()])
-    with pytest.raises(NotImplementedError, match="gradient"):
-        layers.RandomFlip().backward(np.zeros((1, 2, 2, 1), np.float32), need_dinp=True)
+    assert_raises_each([
+        (NotImplementedError, "fill_mode", lambda: layers.RandomRotation(0.1, fill_mode="mirror")),
+        (NotImplementedError, "interpolation",
+         lambda: layers.RandomZoom(0.1, interpolation="bicubic")),
+        (NotImplementedError, "channels_first",
+         lambda: layers.RandomFlip(data_format="channels_first")),
+        (ValueError, "factor", lambda: layers.RandomRotation(1.5)),
+        (ValueError, "height_factor", lambda: layers.RandomZoom(-1.0)),
+        (ValueError, "mode", lambda: layers.RandomFlip("diagonal")),
+        (ValueError, "images", lambda: cf.Sequential([layers.Input((10,)), layers.RandomFlip()])),
+        (NotImplementedError, "gradient",
+         lambda: layers.RandomFlip().backward(np.zeros((1, 2, 2, 1), np.float32),
+                                              need_dinp=True)),
+    ])
     # an augmentation above a layer with weights: the Net refuses it, the LayerEngine raises
     reset_names()
     m = cf.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3), layers.RandomFlip(),

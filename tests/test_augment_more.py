@@ -4,9 +4,18 @@ independence, training-only behaviour (RandomCrop: Keras's centred crop otherwis
 bit for bit, the Net op, config and save/load round trips, bad arguments."""
 import numpy as np
 import pytest
+from helpers import (
+    assert_augment_thread_independent,
+    assert_augmenting_engines_agree,
+    assert_configs_match_keras,
+    assert_configs_round_trip,
+    assert_own_seed_on_layer_engine,
+    assert_raises_each,
+    fit_augmenting,
+)
 
 import cnnfast as cf
-from cnnfast import _core, backend, executor, layers
+from cnnfast import _core, backend, layers
 from cnnfast.layers.base import reset_names
 
 FILLS = ("reflect", "wrap", "constant", "nearest")
@@ -225,15 +234,7 @@ def test_forward_independent_of_threads(threads):
     x = images(b=33, h=28, w=28, c=1, scale=255.0)
     for layer in (layers.RandomTranslation(0.1, 0.1), layers.RandomContrast(0.3),
                   layers.RandomCrop(24, 24), layers.RandomCrop(30, 20)):
-        outs = []
-        for n in (1, threads, 3):
-            _core.set_num_threads(n)
-            out = np.empty((33,) + layer.compute_output_shape(x.shape)[1:], np.float32)
-            backend.augment_forward(out, x, layer.spec(), 99)
-            outs.append(out)
-        _core.set_num_threads(threads)
-        for o in outs[1:]:
-            np.testing.assert_array_equal(outs[0], o)
+        assert_augment_thread_independent(layer, x, threads)
 
 
 # ---- in models ----
@@ -261,32 +262,17 @@ def data(n=50):
 
 def run(native, seed=None):
     x, y = data()
-    m = aug_model(seed)
-    m.use_native_executor = native
-    m.compile(cf.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    engine = executor.for_model(m, 16, "train")
-    h = m.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_split=0.2)
-    m.train_on_batch(x[:8], y[:8])
-    return type(engine).__name__, h.history, m.get_weights(), m
+    return fit_augmenting(aug_model(seed), x, y, native)
 
 
 def test_both_engines_bit_for_bit_with_dropout():
-    kind, h1, w1, m1 = run(True)
-    assert kind == "NativeEngine"
-    kind2, h2, w2, m2 = run(False)
-    assert kind2 == "LayerEngine"
-    assert h1 == h2
-    for a, b in zip(w1, w2):
-        np.testing.assert_array_equal(a, b)
+    m1, m2 = assert_augmenting_engines_agree(run)
     x, _ = data(9)
     np.testing.assert_array_equal(m1.predict(x, verbose=0), m2.predict(x, verbose=0))
 
 
 def test_own_seed_runs_on_the_layer_engine():
-    kind, h1, _, _ = run(True, seed=5)
-    assert kind == "LayerEngine"
-    _, h2, _, _ = run(True, seed=5)
-    assert h1 == h2
+    assert_own_seed_on_layer_engine(run)
 
 
 def test_inference_rules():
@@ -311,9 +297,7 @@ def test_summary_config_and_save_load(tmp_path):
     m.summary(print_fn=lines.append)
     text = "\n".join(lines)
     assert "RandomCrop" in text and "(None, 12, 12, 1)" in text and "RandomContrast" in text
-    for layer in m.layers[:3]:
-        again = type(layer).from_config(layer.get_config())
-        assert again.get_config() == layer.get_config()
+    assert_configs_round_trip(m.layers[:3])
     c = layers.RandomTranslation((-0.2, 0.1), 0.3, fill_mode="wrap", fill_value=1.5,
                                  seed=4).get_config()
     assert (c["height_factor"], c["width_factor"], c["fill_mode"], c["fill_value"],
@@ -333,44 +317,38 @@ def test_summary_config_and_save_load(tmp_path):
 @pytest.mark.tf
 def test_configs_match_keras(tf_keras):
     _, keras = tf_keras
-    for ours, theirs in ((layers.RandomTranslation((0.3, -0.1), 0.2),
-                          keras.layers.RandomTranslation((0.3, -0.1), 0.2)),
-                         (layers.RandomContrast(0.2), keras.layers.RandomContrast(0.2)),
-                         (layers.RandomContrast((0.1, 0.4), (0, 1)),
-                          keras.layers.RandomContrast((0.1, 0.4), (0, 1))),
-                         (layers.RandomCrop(5, 6, seed=2), keras.layers.RandomCrop(5, 6, seed=2))):
-        k = theirs.get_config()
-        for key, value in ours.get_config().items():
-            if key in k and key not in ("name", "dtype", "trainable"):
-                assert k[key] == value or tuple(k[key]) == tuple(value), key
+    assert_configs_match_keras([
+        (layers.RandomTranslation((0.3, -0.1), 0.2),
+         keras.layers.RandomTranslation((0.3, -0.1), 0.2)),
+        (layers.RandomContrast(0.2), keras.layers.RandomContrast(0.2)),
+        (layers.RandomContrast((0.1, 0.4), (0, 1)),
+         keras.layers.RandomContrast((0.1, 0.4), (0, 1))),
+        (layers.RandomCrop(5, 6, seed=2), keras.layers.RandomCrop(5, 6, seed=2)),
+    ])
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="height_factor"):
-        layers.RandomTranslation(1.5, 0.1)
-    with pytest.raises(ValueError, match="width_factor"):
-        layers.RandomTranslation(0.1, (-0.2, 1.2))
-    with pytest.raises(NotImplementedError, match="fill_mode"):
-        layers.RandomTranslation(0.1, 0.1, fill_mode="mirror")
-    with pytest.raises(ValueError, match="factor"):
-        layers.RandomContrast(1.5)
-    with pytest.raises(ValueError, match="value_range"):
-        layers.RandomContrast(0.1, value_range=(1, 0))
-    with pytest.raises(ValueError, match="height"):
-        layers.RandomCrop(0, 3)
-    with pytest.raises(ValueError, match="width"):
-        layers.RandomCrop(3, 2.5)
-    with pytest.raises(NotImplementedError, match="channels_first"):
-        layers.RandomCrop(3, 3, data_format="channels_first")
-    with pytest.raises(ValueError, match="images"):
-        cf.Sequential([layers.Input((10,)), layers.RandomCrop(2, 2)])
-    with pytest.raises(ValueError, match="augment_forward"):
-        backend.augment_forward(np.empty((1, 4, 4, 1), np.float32),
-                                np.empty((1, 6, 6, 1), np.float32),
-                                layers.RandomCrop(3, 3).spec(), 0)
-    with pytest.raises(ValueError, match="crop_resize"):
-        backend.crop_resize(np.empty((1, 2, 2, 1), np.float32),
-                            np.empty((1, 4, 4, 1), np.float32), 4, 0)
+    assert_raises_each([
+        (ValueError, "height_factor", lambda: layers.RandomTranslation(1.5, 0.1)),
+        (ValueError, "width_factor", lambda: layers.RandomTranslation(0.1, (-0.2, 1.2))),
+        (NotImplementedError, "fill_mode",
+         lambda: layers.RandomTranslation(0.1, 0.1, fill_mode="mirror")),
+        (ValueError, "factor", lambda: layers.RandomContrast(1.5)),
+        (ValueError, "value_range", lambda: layers.RandomContrast(0.1, value_range=(1, 0))),
+        (ValueError, "height", lambda: layers.RandomCrop(0, 3)),
+        (ValueError, "width", lambda: layers.RandomCrop(3, 2.5)),
+        (NotImplementedError, "channels_first",
+         lambda: layers.RandomCrop(3, 3, data_format="channels_first")),
+        (ValueError, "images",
+         lambda: cf.Sequential([layers.Input((10,)), layers.RandomCrop(2, 2)])),
+        (ValueError, "augment_forward",
+         lambda: backend.augment_forward(np.empty((1, 4, 4, 1), np.float32),
+                                         np.empty((1, 6, 6, 1), np.float32),
+                                         layers.RandomCrop(3, 3).spec(), 0)),
+        (ValueError, "crop_resize",
+         lambda: backend.crop_resize(np.empty((1, 2, 2, 1), np.float32),
+                                     np.empty((1, 4, 4, 1), np.float32), 4, 0)),
+    ])
 
 
 def test_augment_kinds_keep_their_numbers():

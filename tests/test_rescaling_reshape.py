@@ -6,10 +6,17 @@ one fit epoch)."""
 import numpy as np
 import pytest
 import tf_oracle
-from helpers import readonly, z
+from helpers import (
+    assert_engines_agree,
+    assert_fit_epoch_matches_keras,
+    assert_summary_matches_keras,
+    fit_on_engine,
+    readonly,
+    z,
+)
 
 import cnnfast as cf
-from cnnfast import _core, executor, layers
+from cnnfast import _core, layers
 from cnnfast.layers.base import reset_names
 
 
@@ -52,22 +59,12 @@ def model():
 
 
 def run(native, monkeypatch):
-    monkeypatch.setenv("CNNFAST_EXECUTOR", "1" if native else "0")
     x, y = data()
-    m = model()
-    m.compile(cf.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    assert isinstance(executor.for_model(m, 8, "train"), executor.NativeEngine) == native
-    h = m.fit(x, y, batch_size=8, epochs=2, shuffle=True, validation_split=0.1, verbose=0)
-    return m.get_weights(), h.history, m.predict(x, verbose=0)
+    return fit_on_engine(monkeypatch, native, model, x, y, validation_split=0.1)
 
 
 def test_engines_agree_bit_for_bit(monkeypatch):
-    w1, h1, p1 = run(True, monkeypatch)
-    w2, h2, p2 = run(False, monkeypatch)
-    assert h1 == h2
-    for a, b in zip(w1, w2):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(p1, p2)
+    assert_engines_agree(lambda native: run(native, monkeypatch))
 
 
 def test_shapes_config_and_save_load(tmp_path):
@@ -127,22 +124,7 @@ def test_values_gradient_summary_and_fit_match_keras(tf_keras):
     reset_names()
     cm = cf.Sequential([layers.Input((8, 8, 1))] +
                        [getattr(layers, c)(*a, **k) for c, a, k in spec])
-    klines, clines = [], []
-    km.summary(print_fn=lambda s, line_break=None: klines.append(s))
-    cm.summary(print_fn=clines.append)
-    strip = lambda t: "\n".join(t.splitlines()[1:]).strip()  # noqa: E731
-    assert strip(clines[0]) == strip("\n".join(klines))
+    assert_summary_matches_keras(km, cm)
     cm.set_weights(km.get_weights())
     xs, ys = data(160)
-    km.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy",
-               jit_compile=False)
-    cm.compile(optimizer=cf.optimizers.Adam(), loss="sparse_categorical_crossentropy")
-    hk = km.fit(xs, ys, batch_size=32, epochs=1, shuffle=False, verbose=0).history
-    hc = cm.fit(xs, ys, batch_size=32, epochs=1, shuffle=False, verbose=0).history
-    rel = abs(hc["loss"][0] - hk["loss"][0]) / abs(hk["loss"][0])
-    tf_oracle.record("rescaling/reshape fit epoch loss (rel)", [rel], [0.0])
-    assert rel <= 1e-5, (hc, hk)
-    for cw, kw in zip(cm.get_weights(), km.get_weights()):
-        err = float(np.max(np.abs(cw.astype(np.float64) - kw)) / np.max(np.abs(kw)))
-        tf_oracle.record("rescaling/reshape fit weights (rel)", [err], [0.0])
-        assert err <= 2e-2, err  # free-running Adam (test_parity_models.FREE_RUN["adam"])
+    assert_fit_epoch_matches_keras(keras, km, cm, xs, ys, "rescaling/reshape")
