@@ -326,8 +326,14 @@ class MonitorCallback(Callback):
             name = self.monitor.removeprefix("val_")
             if name == "loss":
                 self.monitor_op = np.less
-            for m in getattr(self.model, "_metrics", None) or ():
-                if getattr(m, "name", None) == name and isinstance(m, Metric):
+            model = self.model
+            compiled = (getattr(model, "_metrics", None) or []) + \
+                (getattr(model, "_weighted_metrics", None) or [])
+            # each metric under its name in the logs (weighted_accuracy, accuracy_1, ...)
+            names = getattr(model, "_metric_names", None) or \
+                [getattr(m, "name", None) for m in compiled]
+            for m, log_name in zip(compiled, names):
+                if log_name == name and isinstance(m, Metric):
                     # Keras's metric._direction: accuracies, precision, recall go up
                     self.monitor_op = np.greater if m.direction == "up" else np.less
             if self.monitor_op is None:

@@ -265,8 +265,13 @@ class LayerEngine(Engine):
             mean = backend.weighted_loss_mean(grad, loss, sw)
         return np.float32(mean), grad
 
-    def _correct(self, y_pred, yb):
-        return [m.batch_stat(yb, y_pred) for m in self.model._metrics]
+    def _correct(self, y_pred, yb, sw=None):
+        """Each metric's batch statistic, then each weighted metric's (weighted by sw)."""
+        model = self.model
+        stats = [m.batch_stat(yb, y_pred) for m in model._metrics]
+        if model._weighted_metrics:
+            stats += [m.weighted_stat(yb, y_pred, sw) for m in model._weighted_metrics]
+        return stats
 
     def forward(self, x, training, seed=None):
         """The model's outputs (a list) for a batch x; random layers take their streams from
@@ -304,7 +309,7 @@ class LayerEngine(Engine):
             mean, grad = self._loss(y_pred, yb, True, swb)
             model._backward(grad if self.plan.fused else grad.reshape(y_pred.shape),
                             self.plan.fused)
-            correct = self._correct(y_pred, yb)
+            correct = self._correct(y_pred, yb, swb)
             # the penalties of the weights as they were in the forward, before the update
             mean = total_loss(mean, activity_penalty(model),
                               weight_penalty(regularized(trainable_layers(model)), True))
@@ -333,7 +338,7 @@ class LayerEngine(Engine):
         mean, _ = self._loss(y_pred, yb, False, sw)
         mean = total_loss(mean, activity_penalty(self.model),
                           weight_penalty(regularized(trainable_layers(self.model)), False))
-        return mean, self._correct(y_pred, yb)
+        return mean, self._correct(y_pred, yb, sw)
 
     def predict(self, xb, outs):
         self._forward_rows(xb, outs)
@@ -627,8 +632,11 @@ def _native(model, batch, mode):
         loss_kind, fused = backend.LossKind.sparse_logits, False
     else:
         kind = "sparse" if model.loss.sparse else "categorical"
-        if not all(isinstance(m, Accuracy) and m.kind == kind for m in model._metrics):
-            return None  # the Net counts correct rows the loss's way only, nothing else
+        if not all(isinstance(m, Accuracy) and m.kind == kind for m in model._metrics) or \
+                model._weighted_metrics:
+            # the Net counts correct rows the loss's way only, nothing else (a weighted
+            # metric needs the outputs: the LayerEngine computes it)
+            return None
         plan = LossPlan(model)
         loss_kind, fused = plan.kind, plan.fused
         if fused and getattr(layers[-1], "activity_regularizer", None) is not None:
@@ -745,7 +753,7 @@ def layer_engine(model):
     """The LayerEngine of a model (for calls on arrays, which run any graph)."""
     # The loss plan reads the output layer: a changed graph (Sequential.pop/add) is a new engine.
     key = (tuple(id(layer) for layer in model.output_layers), id(model.loss),
-           id(model.optimizer), tuple(id(m) for m in model._metrics))
+           id(model.optimizer), tuple(id(m) for m in model._metrics + model._weighted_metrics))
     cached = model._engine_cache.get("layer")
     if cached is None or cached[0] != key:
         cached = model._engine_cache["layer"] = (key, LayerEngine(model))

@@ -159,8 +159,11 @@ def test_dataset_errors():
         m.fit(Dataset.from_tensor_slices((x, y)), verbose=0)
     with pytest.raises(ValueError, match="y is required"):
         m.fit(Dataset.from_tensor_slices(x).batch(9), verbose=0)
-    with pytest.raises(NotImplementedError, match="sample weights"):
-        m.fit(Dataset.from_tensor_slices((x, y, np.ones(len(y)))).batch(9), verbose=0)
+    with pytest.raises(ValueError, match="class_weight` and `sample_weight"):
+        m.fit(Dataset.from_tensor_slices((x, y, np.ones(len(y)))).batch(9),
+              class_weight={0: 2.0}, verbose=0)
+    with pytest.raises(ValueError, match="dataset element.*sample_weight must have shape"):
+        m.fit(Dataset.from_tensor_slices((x, y, np.ones((len(y), 2)))).batch(9), verbose=0)
     with pytest.raises(ValueError, match="labels must be in"):
         m.fit(Dataset.from_tensor_slices((x, y + 10)).batch(9), verbose=0)
     with pytest.raises(NotImplementedError, match="generators and other datasets"):

@@ -874,3 +874,51 @@ def test_load_weights_restores_or_warns_about_the_optimizer_state(tmp_path):
     for s, b in zip(other.optimizer._slots, before):
         np.testing.assert_array_equal(s[0], b)
     np.testing.assert_array_equal(other.predict(x, verbose=0), a.predict(x, verbose=0))
+
+
+def _compile_with_auc_and_weighted(mod, model):
+    m = mod.metrics
+    model.compile(optimizer=mod.optimizers.Adam(0.01), loss="categorical_crossentropy",
+                  metrics=["accuracy", m.AUC(curve="PR", num_thresholds=50, name="pr")],
+                  weighted_metrics=["accuracy", m.AUC(name="wauc", multi_label=True,
+                                                      summation_method="minoring"),
+                                    m.Precision(thresholds=0.3, name="prec")])
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_auc_and_weighted_metrics_round_trip_with_tf_keras(tf_keras, tmp_path, ext):
+    """compile_config's AUC (its curve, thresholds, label weights) and weighted_metrics:
+    cnnfast -> file -> tf.keras and tf.keras -> file -> cnnfast give the same compiled
+    metrics, named alike, with the same evaluate() values."""
+    _, keras = tf_keras
+    x, y = data(24)
+    yy = np.eye(5, dtype=np.float32)[y]
+    w = np.random.default_rng(2).random(24).astype(np.float32)
+    m = trainable_cnn(*cf_builders()[:3])
+    _compile_with_auc_and_weighted(cf, m)
+    m.fit(x, yy, epochs=1, batch_size=8, verbose=0, sample_weight=w)
+    want = m.evaluate(x, yy, sample_weight=w, verbose=0, return_dict=True)
+    assert sorted(want) == ["accuracy", "loss", "pr", "prec", "wauc", "weighted_accuracy"]
+    m.save(tmp_path / f"cf{ext}")
+    km = keras.models.load_model(tmp_path / f"cf{ext}")
+    got = km.evaluate(x, yy, sample_weight=w, verbose=0, return_dict=True)
+    assert sorted(got) == sorted(want)
+    for key in want:
+        # the forward passes differ by ~1e-7: losses at 1e-5 relative, metrics at 1e-6
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    keras.backend.clear_session()
+    km = build("trainable_cnn", *k_builders(keras))
+    _compile_with_auc_and_weighted(keras, km)
+    km.fit(x, yy, epochs=1, batch_size=8, verbose=0, sample_weight=w)
+    want = km.evaluate(x, yy, sample_weight=w, verbose=0, return_dict=True)
+    km.save(tmp_path / f"k{ext}")
+    m2 = cf.models.load_model(tmp_path / f"k{ext}")
+    assert [type(v).__name__ for v in m2._weighted_metrics] == ["Accuracy", "AUC", "Precision"]
+    auc = m2._weighted_metrics[1]
+    assert auc.multi_label and auc.summation_method == "minoring"
+    assert m2._metrics[1].curve == "PR" and m2._metrics[1].num_thresholds == 50
+    got = m2.evaluate(x, yy, sample_weight=w, verbose=0, return_dict=True)
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)

@@ -86,8 +86,8 @@ def test_bad_arguments():
         m.fit(ds, sample_weight=np.ones(6), verbose=0)
     with pytest.raises(ValueError, match="sample_weight must not be given"):
         m.evaluate(ds, sample_weight=np.ones(6), verbose=0)
-    with pytest.raises(NotImplementedError, match="class_weight with a dataset"):
-        m.fit(ds, class_weight={0: 1.0}, verbose=0)
+    with pytest.raises(TypeError, match="class_weight must be a dict"):
+        m.fit(ds, class_weight=[1.0, 2.0], verbose=0)
     # a loss per position (rank-3 output): no per-sample weight
     reset_names()
     seq = cf.Sequential([layers.Input((3, 4)), layers.Dense(2)])

@@ -1,8 +1,11 @@
 """keras.metrics (pass 'accuracy' in compile for the auto-mapped accuracy)."""
 from .._missing import missing_names as _missing_names
 from ..metrics import (  # noqa: F401
+    AUC,
     BinaryAccuracy,
     CategoricalAccuracy,
+    FalseNegatives,
+    FalsePositives,
     MeanAbsoluteError,
     MeanSquaredError,
     Metric,
@@ -11,6 +14,8 @@ from ..metrics import (  # noqa: F401
     SparseCategoricalAccuracy,
     SparseTopKCategoricalAccuracy,
     TopKCategoricalAccuracy,
+    TrueNegatives,
+    TruePositives,
     get,
 )
 

@@ -17,8 +17,10 @@ def _compile_like(new, model):
     optimizer, no state)."""
     cc = model.get_compile_config() if getattr(model, "compiled", False) else None
     if cc is not None:
-        opt, loss, metrics = serialization.deserialize_compile(archive.Source(None), cc)
-        new.compile(optimizer=opt, loss=loss, metrics=metrics)
+        src = archive.Source(None)
+        opt, loss, metrics = serialization.deserialize_compile(src, cc)
+        new.compile(optimizer=opt, loss=loss, metrics=metrics,
+                    weighted_metrics=serialization.deserialize_weighted_metrics(src, cc))
     return new
 
 

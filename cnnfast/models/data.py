@@ -17,6 +17,7 @@ import numpy as np
 from ..data import INFINITE_CARDINALITY, Dataset
 from ..layers.base import shape_str
 from ..utils.py_dataset import PyDataset, check_workers, read_batches
+from . import weight_args
 
 
 def prepare_x(model, x, what):
@@ -155,8 +156,8 @@ def unpack_x_y_sample_weight(element):
 
 
 class DatasetBatches:
-    """The batches of a cnnfast.data.Dataset whose elements are (x, y) batches, or of a
-    keras.utils.PyDataset (its items are the batches).
+    """The batches of a cnnfast.data.Dataset whose elements are (x, y) or (x, y,
+    sample_weight) batches, or of a keras.utils.PyDataset (its items are the batches).
 
     As Keras's EpochIterator: without `steps`, each epoch is one full pass; with `steps`, an
     epoch is that many batches and the iterator carries over from epoch to epoch (restarted
@@ -170,7 +171,7 @@ class DatasetBatches:
     max_batch = None  # known only as batches arrive
 
     def __init__(self, model, dataset, what, steps=None, steps_name="steps_per_epoch",
-                 need_y=True, shuffle=False):
+                 need_y=True, shuffle=False, class_weight=None):
         self.py = isinstance(dataset, PyDataset)
         if self.py:
             self._workers, self._queue = check_workers(dataset, what)
@@ -190,22 +191,34 @@ class DatasetBatches:
                              "many batches make an epoch")
         self.shuffle = bool(shuffle) and self.py and card >= 0
         self.model, self.dataset, self.what, self.need_y = model, dataset, what, need_y
+        self.class_weight = class_weight
         self.given_steps = steps
         self.steps = steps if steps is not None else (card if card >= 0 else None)
         self._card = card if card >= 0 else None
         self._it, self._seen = None, 0
 
     def _batch(self, element):
+        """(x, y, sample weights or None) of one element, checked. As Keras's adapters: an
+        element's sample weights (x, y, sample_weight) weigh its rows, or fit's class_weight
+        gives them from the element's y (class_weight_to_sample_weights, per batch)."""
         x, y, sample_weight = unpack_x_y_sample_weight(element)
-        if sample_weight is not None:
-            raise NotImplementedError(f"{self.what}(): sample weights in the dataset are not "
-                                      "supported")
         if self.need_y and y is not None and np.ndim(y) == 0:
             raise ValueError(f"{self.what}(): the dataset's elements are single examples, not "
                              "batches: call .batch(batch_size) on it")
         x = prepare_x(self.model, x, self.what)
-        y = prepare_y(self.model, y, x.shape[0], self.what) if self.need_y else None
-        return x, y
+        if not self.need_y:
+            return x, None, None
+        y = prepare_y(self.model, y, x.shape[0], self.what)
+        if self.class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError(f"{self.what}(): You cannot specify `class_weight` and "
+                                 "`sample_weight` at the same time (the dataset's elements "
+                                 "hold sample weights)")
+            return x, y, weight_args.class_weights(self.model, self.class_weight, y, self.what)
+        if sample_weight is not None:
+            sample_weight = weight_args.sample_weights(self.model, sample_weight, x.shape[0],
+                                                     f"{self.what} (dataset element)")
+        return x, y, sample_weight
 
     def _new_iter(self, gen):
         if not self.py:
@@ -256,13 +269,16 @@ class DatasetBatches:
                       stacklevel=4)
 
     def epoch(self, gen=None):
+        """(x, y, idx, sample weights or None) per batch: the rows are the whole batch."""
         for element in self._elements(gen):
-            x, y = self._batch(element)
-            yield x, y, np.arange(x.shape[0], dtype=np.int64)
+            x, y, sw = self._batch(element)
+            yield x, y, np.arange(x.shape[0], dtype=np.int64), sw
 
     def eval_batches(self):
+        """(x, y) per batch, (x, y, sample weights) for a weighted one."""
         for element in self._elements():
-            yield self._batch(element)
+            x, y, sw = self._batch(element)
+            yield (x, y) if sw is None else (x, y, sw)
 
 
 _END = object()

@@ -441,7 +441,8 @@ class Model(Trainer):
         None when the model is not compiled."""
         if not self.compiled or self.optimizer is None:
             return None
-        return serialization.serialize_compile(self.optimizer, self.loss, self._metrics)
+        return serialization.serialize_compile(self.optimizer, self.loss, self._metrics,
+                                               self._weighted_metrics)
 
     def _not_writer(self):
         """True on the ranks other than 0 of a data-parallel job (a DistributedOptimizer):

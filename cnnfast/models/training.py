@@ -43,6 +43,17 @@ def _no_y_with_dataset(y, what):
                          "part of the dataset's (x, y) elements")
 
 
+def _metric_list(arg, value):
+    """compile's metrics / weighted_metrics as a list (Keras: a list or tuple)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, metrics_mod.Metric)):
+        raise TypeError(f"compile: {arg} must be a list, e.g. {arg}=['accuracy']")
+    if isinstance(value, dict):
+        raise NotImplementedError(f"compile: per-output {arg} dicts are not supported")
+    return list(value)
+
+
 class _Engines:
     """The engine of one loop (cnnfast/executor.py): built for the source's batch size before
     the loop when it is known (arrays), else for the first batch, and again when a larger
@@ -173,6 +184,8 @@ class Trainer:
         self.stop_training = False
         self.history = None
         self._metrics = []
+        self._weighted_metrics = []
+        self._metric_names = []
         # The engines that ran this model (cnnfast/executor.py), kept so that a Net and its
         # buffers are built once per model, not once per fit/evaluate/predict call.
         self._engine_cache = {}
@@ -186,7 +199,6 @@ class Trainer:
         if kwargs:
             raise TypeError(f"compile: unrecognized keyword arguments {sorted(kwargs)}")
         for name, value, default in (("loss_weights", loss_weights, None),
-                                     ("weighted_metrics", weighted_metrics, None),
                                      ("steps_per_execution", steps_per_execution, 1)):
             if value != default:
                 raise NotImplementedError(f"compile: argument {name}={value!r} is not supported")
@@ -194,15 +206,16 @@ class Trainer:
         if isinstance(loss, (list, tuple, dict)):
             raise NotImplementedError("compile: one loss per output is not supported")
         self.loss = None if loss is None else losses_mod.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, metrics_mod.Metric)):
-            raise TypeError("compile: metrics must be a list, e.g. metrics=['accuracy']")
-        if isinstance(metrics, dict):
-            raise NotImplementedError("compile: per-output metric dicts are not supported")
         out_shape = tuple(self.outputs[0].shape[1:]) if self._tensors is not None and \
             len(self.outputs) == 1 else None
-        self._metrics = [metrics_mod.get(m, self.loss, out_shape) for m in metrics]
+        self._metrics, self._weighted_metrics = (
+            [metrics_mod.get(m, self.loss, out_shape) for m in _metric_list(arg, value)]
+            for arg, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)))
+        self._metric_names = metrics_mod.log_names(self._metrics, self._weighted_metrics)
+        if executor.distributed_of(self) is not None and (self._weighted_metrics or any(
+                isinstance(m, metrics_mod.AUC) for m in self._metrics)):
+            raise NotImplementedError("compile: weighted_metrics and AUC are not supported "
+                                      "with a DistributedOptimizer")
         self.compiled = True
         self._engine_cache = {}
 
@@ -226,7 +239,23 @@ class Trainer:
             t.update_state(c, n)
 
     def _new_trackers(self):
-        return [metrics_mod.Mean("loss")] + [m.new_tracker() for m in self._metrics]
+        """The loss's Mean, then one tracker per metric and weighted metric, named as Keras
+        names them in the logs (metrics.log_names)."""
+        trackers = [metrics_mod.Mean("loss")]
+        for i, m in enumerate(self._metrics + self._weighted_metrics):
+            t = m.new_tracker(weighted=i >= len(self._metrics))
+            t.name = self._metric_names[i]
+            trackers.append(t)
+        return trackers
+
+    def _ordered_results(self, logs):
+        """evaluate / train_on_batch's list: Keras's _flatten_metrics_in_order (the logs of
+        'loss' and each metric's own name in compile order, a name as often as it occurs, then
+        the other logs in sorted order); a scalar for the loss alone."""
+        names = ["loss"] + [m.name for m in self._metrics + self._weighted_metrics]
+        ordered = [logs[n] for n in names if n in logs] + \
+            [logs[k] for k in sorted(logs) if k not in names]
+        return ordered[0] if len(ordered) == 1 else ordered
 
     def _logs(self, trackers, prefix=""):
         logs = {prefix + t.name: t.result() for t in trackers}
@@ -336,7 +365,8 @@ class Trainer:
             cbl.on_epoch_begin(epoch)
             if skip:
                 run.restore()  # the state after step `skip`, over on_epoch_begin's effects
-            for step, (xb, yb, idx) in enumerate(train.epoch(gen)):
+            # a dataset's batch may carry its own sample weights (idx, then sw): swb
+            for step, (xb, yb, idx, *swb) in enumerate(train.epoch(gen)):
                 if step < skip or (skip and self.stop_training):
                     if step < skip:
                         executor.step_seed(gen)  # the seed the step drew before the resume
@@ -344,9 +374,10 @@ class Trainer:
                     break
                 cbl.on_train_batch_begin(step)
                 if dist is None:
+                    bsw = swb[0] if swb else sw
                     loss, correct = self._guard.step(
                         engines.get(idx.shape[0]).train_step, xb, yb, idx,
-                        executor.step_seed(gen), **({} if sw is None else {"sw": sw}))
+                        executor.step_seed(gen), **({} if bsw is None else {"sw": bsw}))
                 else:
                     seed, (off, n) = executor.step_seed(gen), dist.shard(idx.shape[0])
                     loss, correct = self._guard.step(
@@ -394,14 +425,15 @@ class Trainer:
             if sample_weight is not None:
                 raise ValueError("fit(): when x is a dataset, sample_weight must not be given: "
                                  "the sample weights are part of the dataset's elements")
-            if class_weight is not None:
-                raise NotImplementedError("fit(): class_weight with a dataset is not supported "
-                                          "(arrays only)")
             if validation_split:
                 raise ValueError("fit(): validation_split is only supported for NumPy arrays, "
                                  "not datasets; pass validation_data=")
             # shuffle: the Dataset's own; a PyDataset's batch order (Keras)
-            train = data.DatasetBatches(self, x, "fit", steps_per_epoch, shuffle=shuffle)
+            # class_weight: each batch's sample weights from its y (Keras's adapters)
+            if class_weight is not None:
+                weighting.check_class_weight(class_weight, "fit")
+            train = data.DatasetBatches(self, x, "fit", steps_per_epoch, shuffle=shuffle,
+                                        class_weight=class_weight)
         else:
             x = data.prepare_x(self, x, "fit")
             y = data.prepare_y(self, y, x.shape[0], "fit")
@@ -458,7 +490,6 @@ class Trainer:
         """The logs of one pass over source; reduce(trackers), when given, combines the
         metrics' state of every rank first (a distributed fit's validation shards)."""
         trackers = self._new_trackers()
-        weighted = getattr(source, "sample_weight", None) is not None
         engines = _Engines(self, "evaluate", source.max_batch)
         self.stop_evaluating = False
         cbl.on_test_begin()
@@ -466,7 +497,7 @@ class Trainer:
             xb, yb = batch[:2]
             cbl.on_test_batch_begin(step)
             mean, correct = engines.get(xb.shape[0]).evaluate(
-                xb, yb, **({"sw": batch[2]} if weighted else {}))
+                xb, yb, **({"sw": batch[2]} if len(batch) > 2 else {}))
             self._update_trackers(trackers, mean, correct, xb.shape[0])
             cbl.on_test_batch_end(step, self._logs(trackers))
             if self.stop_evaluating:
@@ -506,10 +537,7 @@ class Trainer:
             callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, verbose=verbose,
                                        epochs=1, steps=source.steps, model=self)
         logs = self._evaluate_batches(source, cbl)
-        if return_dict:
-            return logs
-        ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
-        return ordered[0] if len(ordered) == 1 else ordered
+        return logs if return_dict else self._ordered_results(logs)
 
     @_exclusive("predict")
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -589,10 +617,7 @@ class Trainer:
                                           **({} if sw is None else {"sw": sw}))
         self._update_trackers(trackers, loss, correct, n)
         logs = self._logs(trackers)
-        if return_dict:
-            return logs
-        ordered = [logs["loss"]] + [logs[m.name] for m in self._metrics]
-        return ordered[0] if len(ordered) == 1 else ordered
+        return logs if return_dict else self._ordered_results(logs)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """The loss (and metrics) of one batch (x, y), no update; as evaluate on one batch."""

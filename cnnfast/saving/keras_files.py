@@ -181,7 +181,11 @@ _METRIC_FROM_KERAS = {"SparseCategoricalAccuracy": ("Accuracy", {"kind": "sparse
                       "TopKCategoricalAccuracy": ("TopKAccuracy", {"sparse": False}),
                       "MeanSquaredError": ("MeanSquaredError", {}),
                       "MeanAbsoluteError": ("MeanAbsoluteError", {}),
-                      "Precision": ("Precision", {}), "Recall": ("Recall", {})}
+                      "Precision": ("Precision", {}), "Recall": ("Recall", {}),
+                      "AUC": ("AUC", {}), "TruePositives": ("TruePositives", {}),
+                      "FalsePositives": ("FalsePositives", {}),
+                      "TrueNegatives": ("TrueNegatives", {}),
+                      "FalseNegatives": ("FalseNegatives", {})}
 
 
 _WRAPPED_ACCURACY = {"sparse_categorical_accuracy": "sparse",
@@ -210,16 +214,18 @@ def _metric_to_keras(m):
 def keras_compile_config(model):
     if not getattr(model, "compiled", False) or model.optimizer is None:
         return None
-    cc = serialization.serialize_compile(model.optimizer, model.loss, model._metrics)
+    cc = serialization.serialize_compile(model.optimizer, model.loss, model._metrics,
+                                         model._weighted_metrics)
     opt = cc["optimizer"]
     loss = cc["loss"]
     metrics = [_metric_to_keras(m) for m in model._metrics]
+    weighted = [_metric_to_keras(m) for m in model._weighted_metrics]
     if loss is not None:
         loss = kl.keras_object("keras.losses", loss["class_name"],
                                {**loss["config"], "reduction": "sum_over_batch_size"})
     return {"optimizer": kl.keras_object("keras.optimizers", opt["class_name"], opt["config"]),
             "loss": loss, "loss_weights": None, "metrics": metrics or None,
-            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
+            "weighted_metrics": weighted or None, "run_eagerly": False, "steps_per_execution": 1,
             "jit_compile": False}
 
 
@@ -247,7 +253,8 @@ def _class_and_config(src, spec, what):
 
 
 def _deserialize_compile(src, cc, optimizer_key):
-    """(optimizer, loss, metrics) for model.compile from Keras's compile/training config."""
+    """(optimizer, loss, metrics, weighted metrics) for model.compile from Keras's
+    compile/training config."""
     name, cfg = _class_and_config(src, cc.get(optimizer_key), "optimizer")
     if isinstance(name, str) and name.startswith("Custom>"):    # tf.keras 2.11+ .h5 files
         name = name[len("Custom>"):]
@@ -264,10 +271,9 @@ def _deserialize_compile(src, cc, optimizer_key):
         opt = opt_cls.from_config(cfg)
     except (TypeError, ValueError, NotImplementedError) as e:
         raise NotImplementedError(f"{src.path}: Keras optimizer {name} config: {e}") from e
-    for key, default in (("loss_weights", None), ("weighted_metrics", None)):
-        if cc.get(key) not in (default, [], {}):
-            raise NotImplementedError(f"{src.path}: compile argument {key}={cc[key]!r} is not "
-                                      "supported by cnnfast")
+    if cc.get("loss_weights") not in (None, [], {}):
+        raise NotImplementedError(f"{src.path}: compile argument loss_weights="
+                                  f"{cc['loss_weights']!r} is not supported by cnnfast")
     loss = cc.get("loss")
     if isinstance(loss, dict):
         lname, lcfg = _class_and_config(src, loss, "loss")
@@ -283,10 +289,17 @@ def _deserialize_compile(src, cc, optimizer_key):
             raise NotImplementedError(f"{src.path}: Keras loss {lname} config: {e}") from e
     elif loss is not None and not isinstance(loss, str):
         raise NotImplementedError(f"{src.path}: loss {loss!r} is not supported by cnnfast")
+    return opt, loss, _deserialize_metrics(src, cc, "metrics"), \
+        _deserialize_metrics(src, cc, "weighted_metrics")
+
+
+def _deserialize_metrics(src, cc, key):
+    """compile's metrics or weighted_metrics (cnnfast instances, or the strings Keras keeps)
+    from Keras's compile config."""
     metrics = []
-    raw = cc.get("metrics") or []
+    raw = cc.get(key) or []
     if isinstance(raw, dict) or not isinstance(raw, list):
-        raise NotImplementedError(f"{src.path}: metrics {raw!r}: only a list is supported")
+        raise NotImplementedError(f"{src.path}: {key} {raw!r}: only a list is supported")
     for m in raw:
         if isinstance(m, list) and len(m) == 1:       # Keras 2: one list per output
             m = m[0]
@@ -314,7 +327,7 @@ def _deserialize_compile(src, cc, optimizer_key):
             metrics.append(serialization.metrics_mod.METRIC_CLASSES[cls_name](**mcfg, **extra))
         except (TypeError, ValueError, NotImplementedError) as e:
             raise NotImplementedError(f"{src.path}: Keras metric {mname} config: {e}") from e
-    return opt, loss, metrics
+    return metrics
 
 
 # ---- optimizer variables: Keras's optimizer.variables order -------------------------------
@@ -521,8 +534,9 @@ def save_h5(model, filepath, overwrite=True):
         if cc is not None:
             tc = {k: v for k, v in cc.items() if k != "optimizer"}
             tc["loss"] = tc["loss"] and _strip_module(tc["loss"])
-            tc["metrics"] = tc["metrics"] and [m if isinstance(m, str) else _strip_module(m)
-                                               for m in tc["metrics"]]
+            for key in ("metrics", "weighted_metrics"):
+                tc[key] = tc[key] and [m if isinstance(m, str) else _strip_module(m)
+                                       for m in tc[key]]
             tc["optimizer_config"] = _strip_module(cc["optimizer"])
             f.attrs["training_config"] = json.dumps(tc)
         mw = f.create_group("model_weights")
@@ -804,8 +818,8 @@ def _is_keras2(version):
 
 
 def _compile(src, model, cc, optimizer_key, opt_values, keras2=False):
-    opt, loss, metrics = _deserialize_compile(src, cc, optimizer_key)
-    model.compile(optimizer=opt, loss=loss, metrics=metrics)
+    opt, loss, metrics, weighted = _deserialize_compile(src, cc, optimizer_key)
+    model.compile(optimizer=opt, loss=loss, metrics=metrics, weighted_metrics=weighted)
     if opt_values is not None and keras2:
         warnings.warn(f"{src.path}: written by tf.keras 2.x, whose optimizer variable order "
                       "cnnfast has not verified: the optimizer state (step count and moments) "

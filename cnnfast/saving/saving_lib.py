@@ -107,8 +107,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         model = _model_from_config(ar, config, custom_objects)
         state.assign_weights(ar, model, saved, exact_names=True)
         if compile and config.get("compile_config") is not None:
-            opt, loss, metrics = serialization.deserialize_compile(ar, config["compile_config"])
-            model.compile(optimizer=opt, loss=loss, metrics=metrics)
+            cc = config["compile_config"]
+            opt, loss, metrics = serialization.deserialize_compile(ar, cc)
+            model.compile(optimizer=opt, loss=loss, metrics=metrics,
+                          weighted_metrics=serialization.deserialize_weighted_metrics(ar, cc))
             state.restore_optimizer(ar, model, saved["optimizer"])
         state.restore_rng(ar, model, saved["rng"])
     return model

@@ -152,19 +152,23 @@ def deserialize_layer(src, i, entry, functional=False):
 # =============================================================================================
 # compile configuration
 # =============================================================================================
-def serialize_compile(optimizer, loss, metrics):
-    """config.json's "compile_config" for what compile() was given (instances)."""
+def serialize_compile(optimizer, loss, metrics, weighted_metrics=()):
+    """config.json's "compile_config" for what compile() was given (instances); the key
+    "weighted_metrics" only when there are some (files without them stay as they were)."""
     if OPTIMIZER_CLASSES.get(type(optimizer).__name__) is not type(optimizer):
         raise ValueError(f"cannot save optimizer {type(optimizer).__name__}: supported "
                          f"{sorted(OPTIMIZER_CLASSES)}")
     if loss is not None and LOSS_CLASSES.get(type(loss).__name__) is not type(loss):
         raise ValueError(f"cannot save loss {type(loss).__name__}: supported "
                          f"{sorted(LOSS_CLASSES)}")
-    return jsonable({
+    cc = {
         "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer.get_config()},
         "loss": None if loss is None else {"class_name": type(loss).__name__,
                                            "config": loss.get_config()},
-        "metrics": [serialize_metric(m) for m in metrics]})
+        "metrics": [serialize_metric(m) for m in metrics]}
+    if weighted_metrics:
+        cc["weighted_metrics"] = [serialize_metric(m) for m in weighted_metrics]
+    return jsonable(cc)
 
 
 def serialize_metric(m):
@@ -191,8 +195,11 @@ def _from_class_config(src, spec, classes, what):
 
 
 def deserialize_compile(src, cc):
-    """(optimizer, loss, metrics) instances for model.compile from a "compile_config"."""
-    check_dict(src, cc, "compile_config", ("optimizer", "loss", "metrics"))
+    """(optimizer, loss, metrics) instances for model.compile from a "compile_config"
+    (its weighted metrics: deserialize_weighted_metrics)."""
+    check_dict(src, cc, "compile_config", ("optimizer", "loss", "metrics"),
+               ("weighted_metrics",))
+    deserialize_weighted_metrics(src, cc)
     opt = _from_class_config(src, cc["optimizer"], OPTIMIZER_CLASSES, "optimizer")
     loss = None
     if cc["loss"] is not None:
@@ -209,3 +216,10 @@ def deserialize_compile(src, cc):
             continue
         metrics.append(_from_class_config(src, m, metrics_mod.METRIC_CLASSES, "metric"))
     return opt, loss, metrics
+
+
+def deserialize_weighted_metrics(src, cc):
+    """The weighted metrics (instances) of a "compile_config", [] when it has none."""
+    raw = cc.get("weighted_metrics", [])
+    need(src, isinstance(raw, list), "compile_config.weighted_metrics must be a list")
+    return [_from_class_config(src, m, metrics_mod.METRIC_CLASSES, "metric") for m in raw]
