@@ -114,7 +114,7 @@ void bind_dilated_like(py::module_& m, const char* fwd_name, const char* bwd_nam
             const float* pw = A::template ptr<float>(weight, fn, "weight", false);
             const float* pb = A::template opt_ptr<float>(bias, fn, "bias", false, {os[3]});
             py::gil_scoped_release nogil;
-            forward(po, pi, pw, pb, p);
+            forward(po, pi, pw, pb, p, false);  // no ReLU epilogue (the Net's)
         },
         py::arg("out"), py::arg("inp"), py::arg("weight"), py::arg("bias"), py::arg("strides"),
         py::arg("padding"), dil);
