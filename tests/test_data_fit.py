@@ -166,8 +166,8 @@ def test_dataset_errors():
         m.fit(Dataset.from_tensor_slices((x, y, np.ones((len(y), 2)))).batch(9), verbose=0)
     with pytest.raises(ValueError, match="labels must be in"):
         m.fit(Dataset.from_tensor_slices((x, y + 10)).batch(9), verbose=0)
-    with pytest.raises(NotImplementedError, match="generators and other datasets"):
-        m.fit((i for i in range(3)), verbose=0)
+    with pytest.raises(NotImplementedError, match="other iterators and datasets"):
+        m.fit(iter(range(3)), verbose=0)
 
 
 def test_fit_on_a_dataset_prints_keras_progress(capsys):

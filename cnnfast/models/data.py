@@ -4,17 +4,18 @@ model's input layer and the shapes.
 
 The loops read their batches from a source: `ArrayBatches` for arrays (the engine gathers the
 rows of each step from the whole array, the fast path) or `DatasetBatches` for a
-cnnfast.data.Dataset or a keras.utils.PyDataset / Sequence (each element is one batch, checked
-as it arrives and given to the engine whole, as train_on_batch does)."""
+cnnfast.data.Dataset, a keras.utils.PyDataset / Sequence or a Python generator (each element is
+one batch, checked as it arrives and given to the engine whole, as train_on_batch does)."""
 from __future__ import annotations
 
 import itertools
 import math
+import types
 import warnings
 
 import numpy as np
 
-from ..data import INFINITE_CARDINALITY, Dataset
+from ..data import INFINITE_CARDINALITY, UNKNOWN_CARDINALITY, Dataset
 from ..layers.base import shape_str
 from ..utils.py_dataset import PyDataset, check_workers, read_batches
 from . import weight_args
@@ -32,8 +33,9 @@ def prepare_x(model, x, what):
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__next__") or type(x).__name__.endswith("Dataset"):
             raise NotImplementedError(f"{what}(): x must be a NumPy array, a "
-                                      "cnnfast.data.Dataset or a keras.utils.PyDataset; "
-                                      "generators and other datasets are not supported")
+                                      "cnnfast.data.Dataset, a keras.utils.PyDataset or a "
+                                      "Python generator; other iterators and datasets are not "
+                                      "supported")
         x = np.asarray(x)
     if x.dtype == object or x.dtype.kind in "USVMmc":
         raise TypeError(f"{what}(): x must be a numeric array, got dtype {x.dtype}")
@@ -155,9 +157,60 @@ def unpack_x_y_sample_weight(element):
                      f"tuple of {len(element)} elements")
 
 
+# Keras's GeneratorDataAdapter reads this many batches ahead to learn the elements' spec.
+_PEEKED_BATCHES = 2
+
+
+class GeneratorSource:
+    """A Python generator as a dataset of unknown length, as Keras's GeneratorDataAdapter reads
+    it: the first two batches are read when fit/evaluate/predict starts (an empty generator,
+    or one whose elements are not tuples, is refused then), and every pass over it is those
+    two batches again followed by what the generator has left (so a second epoch over a
+    finite generator replays the two, then runs out, as in Keras)."""
+
+    _cardinality = UNKNOWN_CARDINALITY
+
+    def __init__(self, generator):
+        self._first = list(itertools.islice(generator, _PEEKED_BATCHES))
+        self._generator = generator
+        if not self._first:
+            raise ValueError("When passing a Python generator to a Keras model, the generator "
+                             "must yield at least one batch. Received an empty generator.")
+        if not isinstance(self._first[0], tuple):
+            raise ValueError("When passing a Python generator to a Keras model, the generator "
+                             "must return a tuple, either (input,) or (inputs, targets) or "
+                             "(inputs, targets, sample_weights). Received: "
+                             f"{type(self._first[0]).__name__}")
+
+    def __iter__(self):
+        return itertools.chain(self._first, self._generator)
+
+
+def check_generator_args(x, y, sample_weight, class_weight, shuffle, what):
+    """Keras's refusals for a generator x (trainers/data_adapters get_data_adapter)."""
+    if not isinstance(x, types.GeneratorType):
+        return
+    if y is not None:
+        raise ValueError(f"{what}(): When providing `x` as a generator, `y` should not be "
+                         "passed. Instead, the targets should be included as part of the "
+                         "generator.")
+    if sample_weight is not None:
+        raise ValueError(f"{what}(): When providing `x` as a generator, `sample_weights` "
+                         "should not be passed. Instead, the sample weights should be "
+                         "included as part of the generator.")
+    if class_weight is not None:
+        raise ValueError("Argument `class_weight` is not supported for Python generator "
+                         f"inputs. Received: class_weight={class_weight}")
+    if shuffle:
+        warnings.warn("`shuffle=True` was passed, but will be ignored since the data `x` was "
+                      "provided as a generator. The generator is expected to yield "
+                      "already-shuffled data.", stacklevel=4)
+
+
 class DatasetBatches:
     """The batches of a cnnfast.data.Dataset whose elements are (x, y) or (x, y,
-    sample_weight) batches, or of a keras.utils.PyDataset (its items are the batches).
+    sample_weight) batches, of a keras.utils.PyDataset (its items are the batches), or of a
+    Python generator of such tuples (GeneratorSource).
 
     As Keras's EpochIterator: without `steps`, each epoch is one full pass; with `steps`, an
     epoch is that many batches and the iterator carries over from epoch to epoch (restarted
@@ -172,6 +225,8 @@ class DatasetBatches:
 
     def __init__(self, model, dataset, what, steps=None, steps_name="steps_per_epoch",
                  need_y=True, shuffle=False, class_weight=None):
+        if isinstance(dataset, types.GeneratorType):
+            dataset, shuffle = GeneratorSource(dataset), False  # checked: check_generator_args
         self.py = isinstance(dataset, PyDataset)
         if self.py:
             self._workers, self._queue = check_workers(dataset, what)
@@ -285,5 +340,6 @@ _END = object()
 
 
 def is_dataset(x):
-    """A cnnfast.data.Dataset or a keras.utils.PyDataset (read through DatasetBatches)."""
-    return isinstance(x, (Dataset, PyDataset))
+    """A cnnfast.data.Dataset, a keras.utils.PyDataset or a Python generator (read through
+    DatasetBatches)."""
+    return isinstance(x, (Dataset, PyDataset, types.GeneratorType))

@@ -420,6 +420,7 @@ class Trainer:
                      class_weight=None):
         """The training and validation batch sources (cnnfast/models/data.py) of fit()."""
         sw = None
+        data.check_generator_args(x, y, sample_weight, class_weight, shuffle, "fit")
         if data.is_dataset(x):
             _no_y_with_dataset(y, "fit")
             if sample_weight is not None:
@@ -519,6 +520,7 @@ class Trainer:
         _resolve_verbose(verbose)
         batch_size = _positive_int(batch_size, "evaluate(): batch_size")
         steps = _positive_int(steps, "evaluate(): steps")
+        data.check_generator_args(x, y, sample_weight, None, False, "evaluate")
         if data.is_dataset(x):
             _no_y_with_dataset(y, "evaluate")
             if sample_weight is not None:
