@@ -183,6 +183,13 @@ class Net {
     int64_t in_size() const { return sizes_.front(); }
     int64_t out_size() const { return sizes_.back(); }
     int max_batch() const { return max_batch_; }
+    // The Conv2D ops whose inference runs fused with the MaxPool2D after them (conv2d_fused.h).
+    std::vector<int> fused_ops() const {
+        std::vector<int> r;
+        for (size_t i = 0; i < layers_.size(); ++i)
+            if (layers_[i].fused_span) r.push_back((int)i);
+        return r;
+    }
 
   private:
     struct Layer {
@@ -198,6 +205,9 @@ class Net {
         bool active = false;                   // dropout applied in this step
         bool relu_epilogue = false;  // Conv2D/Dense whose ReLU runs in the GEMM epilogue (no z)
         bool relu_out = false;       // the output is a ReLU's (fused or Activation('relu'))
+        // Conv2D at inference: it and the next fused_span ops (its MaxPool2D) run as one
+        // conv_pool_forward (csrc/conv2d_fused.h); 0: unfused.
+        int fused_span = 0;
     };
 
     void forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset = 0);
@@ -218,6 +228,9 @@ class Net {
     std::vector<float> loss_buf_, dloss_;
     std::vector<float> swbuf_;  // gathered sample weights
     std::vector<float> workspace_;
+    std::vector<float> fused_scratch_;  // conv_pool_forward's per-thread blocks (fused_slots_)
+    size_t fused_per_thread_ = 0;
+    int fused_slots_ = 0;
     bool profiling_ = false;  // record in train_step
     bool timing_ = false;     // recording now (inside a profiled train_step)
     Profile prof_;
