@@ -396,6 +396,9 @@ class Net:
     @property
     def max_batch(self) -> int: ...
     @property
+    def fused_ops(self) -> list[int]:
+        """The Conv2D ops whose inference runs fused with their MaxPool2D (csrc/conv2d_fused.h)."""
+    @property
     def penalty(self) -> float:
         """The weight regularizers' penalty of the last train_step (float32)."""
     @property

@@ -1079,6 +1079,7 @@ void bind_net(py::module_& m) {
             py::arg("x"), py::arg("out"),
             "Outputs of x's rows (any count; max_batch rows per pass) into out.")
         .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); })
+        .def_property_readonly("fused_ops", [](const PyNet& h) { return h.net->fused_ops(); })
         .def_property_readonly(
             "penalty", [](const PyNet& h) { return h.penalty; },
             "The weight regularizers' penalty (float32) of the last train_step, 0 without any.")

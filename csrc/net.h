@@ -212,6 +212,13 @@ class Net {
     int max_batch() const { return max_batch_; }
     // Each op's activity penalty of the last forward (0 for an op without a regularizer).
     std::vector<float> activities() const;
+    // The Conv2D ops whose inference runs fused with the MaxPool2D after them (conv2d_fused.h).
+    std::vector<int> fused_ops() const {
+        std::vector<int> r;
+        for (size_t i = 0; i < layers_.size(); ++i)
+            if (layers_[i].fused_span) r.push_back((int)i);
+        return r;
+    }
 
   private:
     struct Layer {
@@ -232,6 +239,9 @@ class Net {
 
         // depthwise/separable/dilated (netconv): SeparableConv2D's depthwise stage, its gradient
         std::vector<float> mid, dmid;
+        // Conv2D at inference: it and the next fused_span ops (its MaxPool2D) run as one
+        // conv_pool_forward (csrc/conv2d_fused.h); 0: unfused.
+        int fused_span = 0;
     };
 
     void forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset = 0);
@@ -252,10 +262,13 @@ class Net {
     std::vector<float> loss_buf_, dloss_;
     std::vector<float> swbuf_;  // gathered sample weights
     std::vector<float> workspace_;
-    float activity_ = 0.0f;      // the activity penalties of the last forward (StepResult)
-    bool has_activity_ = false;  // some op has an activity regularizer
-    bool profiling_ = false;     // record in train_step
-    bool timing_ = false;        // recording now (inside a profiled train_step)
+    float activity_ = 0.0f;             // the activity penalties of the last forward (StepResult)
+    bool has_activity_ = false;         // some op has an activity regularizer
+    bool profiling_ = false;            // record in train_step
+    bool timing_ = false;               // recording now (inside a profiled train_step)
+    std::vector<float> fused_scratch_;  // conv_pool_forward's per-thread blocks (fused_slots_)
+    size_t fused_per_thread_ = 0;
+    int fused_slots_ = 0;
     Profile prof_;
     int max_batch_;
     LossKind loss_;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -16,6 +17,7 @@
 #include "batchnorm.h"
 #include "conv2d.h"
 #include "conv2d_dilated.h"
+#include "conv2d_fused.h"
 #include "dense.h"
 #include "depthwise.h"
 #include "dropout_spatial.h"
@@ -88,6 +90,35 @@ int64_t dense_rows_per_sample(const std::vector<int>& in) {
 // BatchNorm's view of its (per-sample) input: rows per sample and channels (the last axis).
 int64_t bn_rows_per_sample(const std::vector<int>& in) {
     return prod(in) / in.back();
+}
+
+// Inference: 1 when the Conv2D at i and the MaxPool2D after it run as one conv_pool_forward
+// (a linear or ReLU conv with few taps, csrc/conv2d_fused.h), else 0, and 0 for all with
+// CNNFAST_FUSED_INFERENCE=0 (docs/fused_inference.md).
+template <class Layer>
+int fused_span_at(const std::vector<Layer>& layers, size_t i) {
+    const OpSpec& o = layers[i].spec;
+    if (o.kind != OpKind::Conv2D || i + 1 >= layers.size() ||
+        layers[i + 1].spec.kind != OpKind::MaxPool2D ||
+        (o.act != Activation::Linear && o.act != Activation::ReLU) || has_activity(o) ||
+        has_activity(layers[i + 1].spec))
+        return 0;  // an activity penalty reads the output the fused pass never forms
+    const char* env = std::getenv("CNNFAST_FUSED_INFERENCE");
+    if (env && std::string(env) == "0") return 0;
+    return conv_pool_fusable(conv_params(o, layers[i].in_shape, 1)) ? 1 : 0;
+}
+
+// The conv_pool_forward of layers i (Conv2D) and i + 1 (MaxPool2D) (Net::Layer is private).
+template <class Layer>
+ConvPoolSpec conv_pool_spec(const std::vector<Layer>& layers, size_t i) {
+    const OpSpec& o = layers[i].spec;
+    ConvPoolSpec s;
+    s.conv = conv_params(o, layers[i].in_shape, 1);
+    s.weight = o.weight;
+    s.bias = o.bias;
+    s.relu = o.act == Activation::ReLU;
+    s.pool = pool_params(layers[i + 1].spec, layers[i + 1].in_shape, 1);
+    return s;
 }
 
 double now_ms() {
@@ -286,6 +317,16 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
     workspace_.resize(std::max<size_t>(ws, 1));
     a_.assign(layers_.size() + 1, nullptr);
     zp_.assign(layers_.size(), nullptr);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+        layers_[i].fused_span = fused_span_at(layers_, i);
+        if (layers_[i].fused_span)
+            fused_per_thread_ =
+                std::max(fused_per_thread_, conv_pool_scratch_floats(conv_pool_spec(layers_, i)));
+    }
+    if (fused_per_thread_) {
+        fused_slots_ = num_threads();
+        fused_scratch_.resize(fused_per_thread_ * fused_slots_);
+    }
     set_profiling(false);
 }
 
@@ -301,6 +342,21 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
         float* in = a_[i];
         float* out = l.out.empty() ? in : l.out.data();
         const Activation act = o.act;
+        if (!training && l.fused_span) {  // conv + max-pool in one pass (conv2d_fused.h)
+            const size_t j = i + l.fused_span;
+            if (num_threads() > fused_slots_) {  // threads added since the Net was built
+                fused_slots_ = num_threads();
+                fused_scratch_.resize(fused_per_thread_ * fused_slots_);
+            }
+            float* pooled = layers_[j].out.data();
+            conv_pool_forward(pooled, in, B, conv_pool_spec(layers_, i), fused_scratch_.data(),
+                              fused_slots_);
+            for (size_t k = i; k < j; ++k) a_[k + 1] = zp_[k] = nullptr;  // never formed
+            a_[j + 1] = pooled;
+            zp_[j] = nullptr;
+            i = j;
+            continue;
+        }
         const int64_t cols = act_cols(l.out_shape);
         const double t0 = timing_ ? now_ms() : 0.0;
         switch (o.kind) {
