@@ -21,8 +21,7 @@ bool use_winograd(const Conv2DParams& p);
 bool use_winograd_backward(const Conv2DParams& p);
 // The layers whose weight gradient is computed by Winograd (with_input_grad: the input
 // gradient is wanted too, as it is for every layer but the first). Winograd: every applicable
-// one; Auto: those winograd_auto picks when the input gradient is not wanted or is Winograd's
-// too (the direct input gradient shares its im2col with the direct weight gradient).
+// one; Auto: none (docs/winograd.md#when-auto-picks-winograd).
 bool use_winograd_weight(const Conv2DParams& p, bool with_input_grad);
 
 // out (N,OH,OW,OC) = act(conv(inp, weight) + bias), as conv2d_forward (bias may be nullptr).

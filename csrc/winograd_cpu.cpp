@@ -82,9 +82,11 @@ bool use_winograd_weight(const Conv2DParams& p, bool with_input_grad) {
         case ConvAlgorithm::Direct: return false;
         case ConvAlgorithm::Auto: break;
     }
-    // Auto: only without an input gradient, or with the Winograd one: the direct input
-    // gradient reuses the im2col buffer of the direct weight gradient.
-    return winograd_auto(p) && (!with_input_grad || use_winograd_backward(p));
+    // Auto: direct, with or without the input gradient (docs/winograd.md#when-auto-picks-
+    // winograd): a layer's weight gradient is then the same bits whether or not its input
+    // gradient is wanted, and the direct input gradient shares the direct one's im2col.
+    (void)with_input_grad;
+    return false;
 }
 
 static thread_local std::vector<float> t_kernel;  // U of the current call (calling thread)
