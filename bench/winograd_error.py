@@ -4,10 +4,10 @@
 
 Per layer shape (batch 32, seeded data: inputs uniform [0, 1) like scaled images after a
 ReLU, glorot-uniform kernels, a standard-normal upstream gradient): the max relative error
-(max |a - b| / max |b|) of the Winograd forward pass and input gradient against the direct
-kernel and against the float64 NumPy reference, beside the direct kernel's own error against
-float64. The weight gradient is always the direct kernel's (docs/winograd.md), so it is listed
-once. The layers are those of bench/models.py whose kernels are 3x3 with stride 1.
+(max |a - b| / max |b|) of the Winograd forward pass, input gradient and weight gradient
+against the direct kernel and against the float64 NumPy reference, beside the direct kernel's
+own error against float64, and which passes the "auto" setting runs by Winograd. The layers
+are those of bench/models.py whose kernels are 3x3 with stride 1.
 """
 from __future__ import annotations
 
@@ -57,21 +57,28 @@ def main():
             wg = run(x, k, b, dout, padding, "winograd")
             r_out = ref.conv2d_forward(x, k, b, (1, 1), padding)
             r_dx, r_dw, _ = ref.conv2d_backward(dout, x, k, (1, 1), padding)
-            rows.append((name, rel(wg[0], d[0]), rel(wg[0], r_out), rel(d[0], r_out),
-                         rel(wg[1], d[1]), rel(wg[1], r_dx), rel(d[1], r_dx), rel(d[2], r_dw)))
+            r = (name,)
+            for i, r_ref in enumerate((r_out, r_dx, r_dw)):
+                r += (rel(wg[i], d[i]), rel(wg[i], r_ref), rel(d[i], r_ref))
+            rows.append(r)
         _core.set_conv_algorithm("auto")
-        rows = [r + (_core.conv_uses_winograd(32, h, w, c, 3, 3, oc, 1, 1, padding),)
+        rows = [r + (auto_passes(32, h, w, c, oc, padding),)
                 for r, (_, h, w, c, oc, padding) in zip(rows, LAYERS)]
     finally:
         _core.set_conv_algorithm(old)
     print("| layer (batch 32) | fwd: wino vs direct | wino vs f64 | direct vs f64 | "
-          "dinp: wino vs direct | wino vs f64 | direct vs f64 | dweight (direct) vs f64 | "
-          "auto uses Winograd |")
-    print("|---|" + "---:|" * 7 + "---|")
+          "dinp: wino vs direct | wino vs f64 | direct vs f64 | "
+          "dweight: wino vs direct | wino vs f64 | direct vs f64 | auto uses Winograd for |")
+    print("|---|" + "---:|" * 9 + "---|")
     for r in rows:
-        print(f"| {r[0]} | " + " | ".join(f"{v:.1e}" for v in r[1:8]) +
-              f" | {'forward' if r[8] else 'no'} |")
+        print(f"| {r[0]} | " + " | ".join(f"{v:.1e}" for v in r[1:10]) + f" | {r[10]} |")
 
+
+def auto_passes(n, h, w, c, oc, padding):
+    """The passes the current setting runs by Winograd (the layer's input gradient wanted)."""
+    got = [d for d in ("forward", "input_grad", "weight_grad")
+           if _core.conv_uses_winograd(n, h, w, c, 3, 3, oc, 1, 1, padding, d)]
+    return ", ".join(got) or "none"
 
 if __name__ == "__main__":
     main()

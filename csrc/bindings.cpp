@@ -448,14 +448,21 @@ void bind_info(py::module_& m) {
     m.def(
         "conv_uses_winograd",
         [](int N, int H, int W, int C, int KH, int KW, int OC, int SH, int SW,
-           const std::string& padding) {
-            return use_winograd(
-                make_conv2d_params(N, H, W, C, KH, KW, OC, SH, SW,
-                                   padding == "same" ? Padding::Same : Padding::Valid));
+           const std::string& padding, const std::string& direction, bool input_grad) {
+            const Conv2DParams p = make_conv2d_params(
+                N, H, W, C, KH, KW, OC, SH, SW, padding == "same" ? Padding::Same : Padding::Valid);
+            if (direction == "forward") return use_winograd(p);
+            if (direction == "input_grad") return use_winograd_backward(p);
+            if (direction == "weight_grad") return use_winograd_weight(p, input_grad);
+            throw py::value_error("conv_uses_winograd: unknown direction '" + direction +
+                                  "'; expected 'forward', 'input_grad' or 'weight_grad'");
         },
         py::arg("N"), py::arg("H"), py::arg("W"), py::arg("C"), py::arg("KH"), py::arg("KW"),
         py::arg("OC"), py::arg("SH"), py::arg("SW"), py::arg("padding"),
-        "Whether a conv of this shape runs Winograd under the current setting.");
+        py::arg("direction") = "forward", py::arg("input_grad") = true,
+        "Whether a conv of this shape runs Winograd under the current setting, for the forward "
+        "pass, the input gradient or the weight gradient (input_grad: whether the backward pass "
+        "also computes the input gradient).");
 }
 
 // Output shapes, padding and workspace sizes of the conv and pooling kernels.

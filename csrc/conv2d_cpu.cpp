@@ -137,7 +137,15 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, const Conv2DParams& p, float* ws) {
     const int M = p.N * p.OH * p.OW, K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
-    if (dinp && use_winograd_backward(p)) {  // weight gradient direct, input gradient Winograd
+    // 3x3 stride 1 (csrc/winograd_cpu.cpp, docs/winograd.md#when-auto-picks-winograd): the
+    // weight gradient and the input gradient each by Winograd or direct.
+    const bool wino_dx = dinp && use_winograd_backward(p);
+    if (use_winograd_weight(p, dinp != nullptr)) {
+        winograd_backward_weight(dweight, dbias, dout, inp, p);
+        if (dinp) winograd_backward_input(dinp, dout, weight, p);  // (implied by the rule)
+        return;
+    }
+    if (wino_dx) {  // weight gradient direct, input gradient Winograd
         conv2d_backward(nullptr, dweight, dbias, dout, inp, weight, p, ws);
         winograd_backward_input(dinp, dout, weight, p);
         return;

@@ -1,5 +1,5 @@
-// winograd.h -- Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (NHWC), forward and input
-// gradient. docs/winograd.md explains the transforms, the tiling and the error.
+// winograd.h -- Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (NHWC): forward, input and
+// weight gradients. docs/winograd.md explains the transforms, the tiling and the error.
 #pragma once
 #include "conv2d.h"
 
@@ -17,8 +17,12 @@ bool winograd_applicable(const Conv2DParams& p);
 // applicable one; Auto: the applicable ones winograd_auto picks; Direct: none).
 bool use_winograd(const Conv2DParams& p);
 // The layers whose input gradient is computed by Winograd: only under Winograd (forced). Auto
-// keeps the direct input gradient, which measured faster (docs/winograd.md).
+// keeps the direct input gradient (docs/winograd.md#when-auto-picks-winograd).
 bool use_winograd_backward(const Conv2DParams& p);
+// The layers whose weight gradient is computed by Winograd (with_input_grad: the input
+// gradient is wanted too, as it is for every layer but the first). Winograd: every applicable
+// one; Auto: none (docs/winograd.md#when-auto-picks-winograd).
+bool use_winograd_weight(const Conv2DParams& p, bool with_input_grad);
 
 // out (N,OH,OW,OC) = act(conv(inp, weight) + bias), as conv2d_forward (bias may be nullptr).
 void winograd_forward(float* out, const float* inp, const float* weight, const float* bias,
@@ -27,5 +31,10 @@ void winograd_forward(float* out, const float* inp, const float* weight, const f
 // correlation of dout with the flipped, transposed kernel, by the same Winograd routine.
 void winograd_backward_input(float* dinp, const float* dout, const float* weight,
                              const Conv2DParams& p);
+// dweight (3,3,C,OC) and dbias (OC, or nullptr) overwritten with the weight and bias gradients
+// of dout (N,OH,OW,OC) for input inp: dW = G^T [ sum over tiles (B^T d B) .* (A dY A^T) ] G
+// (docs/winograd.md#the-weight-gradient). Bit-identical for any thread count.
+void winograd_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
+                              const Conv2DParams& p);
 
 }  // namespace cnnfast

@@ -6,7 +6,9 @@
 // summed over input channels is 16 independent GEMMs, one per position xi of the 4x4 grid:
 //   M[xi] (tiles, K) = V[xi] (tiles, C) @ U[xi] (C, K),
 // V = B^T d B of every tile (the input transform), U = G g G^T of every (c, k) (the kernel
-// transform), and the output transform A^T M A gives each tile's 2x2 outputs.
+// transform), and the output transform A^T M A gives each tile's 2x2 outputs. The weight
+// gradient is the same pair read backwards: S[xi] (C, K) = sum over tiles of V[xi]^T @ Wd[xi],
+// Wd = A dY A^T, and dW = G^T S G (docs/winograd.md#the-weight-gradient).
 //
 // Tiling. Tiles are numbered image by image, row by row; they are processed in blocks of T
 // tiles, with T chosen so the block's V and M (16*T*(C+K) floats) stay in L2 between the
@@ -64,12 +66,33 @@ bool use_winograd(const Conv2DParams& p) {
 }
 
 bool use_winograd_backward(const Conv2DParams& p) {
-    return winograd_applicable(p) && conv_algorithm() == ConvAlgorithm::Winograd;
+    if (!winograd_applicable(p)) return false;
+    switch (conv_algorithm()) {
+        case ConvAlgorithm::Winograd: return true;
+        case ConvAlgorithm::Direct: return false;
+        case ConvAlgorithm::Auto: break;
+    }
+    return false;  // auto: direct (docs/winograd.md#when-auto-picks-winograd)
+}
+
+bool use_winograd_weight(const Conv2DParams& p, bool with_input_grad) {
+    if (!winograd_applicable(p)) return false;
+    switch (conv_algorithm()) {
+        case ConvAlgorithm::Winograd: return true;
+        case ConvAlgorithm::Direct: return false;
+        case ConvAlgorithm::Auto: break;
+    }
+    // Auto: direct, with or without the input gradient (docs/winograd.md#when-auto-picks-
+    // winograd): a layer's weight gradient is then the same bits whether or not its input
+    // gradient is wanted, and the direct input gradient shares the direct one's im2col.
+    (void)with_input_grad;
+    return false;
 }
 
 static thread_local std::vector<float> t_kernel;  // U of the current call (calling thread)
 static thread_local std::vector<float> t_block;   // a block's V and M (each thread)
-static thread_local std::vector<float> t_zeros;   // C zeros: the padding's patch rows
+static thread_local std::vector<float> t_zeros;   // zeros: the padding's patch rows
+static thread_local std::vector<float> t_sums;    // the weight gradient's S partials (caller)
 
 // U (16, C, K) = G g G^T for every (c, k) of g (3,3,C,K); with flip, of the kernel
 // g'[i][j][k][c] = g[2-i][2-j][c][k] (the input gradient's), so U is (16, K, C) then.
@@ -109,11 +132,25 @@ struct Geometry {
     int T;           // tiles per block
 };
 
-// V (16, nt, C) = B^T d B of tiles [t0, t0+nt). B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+// Where a block's transformed values lie: value (xi, tile t, channel c) of an array with
+// `width` channels at xi * plane + t * tile + c; the GEMMs read plane xi at offset xi * plane
+// with leading dimension `tile`. Interleaved (t, xi, c): plane = width, tile = 16 * width, so
+// a transform writes (or reads) each tile's 16 * width values as one contiguous run instead of
+// 16 streams a plane apart: the weight gradient measured 1.10-1.14x the direct one's speed so,
+// 0.84-0.90x planar (bench/RESULTS.md#winograd-weight-gradient).
+struct Layout {
+    size_t plane, tile;
+};
+static Layout layout(int width) {
+    return {(size_t)width, (size_t)16 * width};
+}
+
+// V (nt tiles x 16 x C, layout L) = B^T d B of tiles [t0, t0+nt).
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
 CNNFAST_CLONES static void input_transform(float* V, const float* inp, const float* zeros,
-                                           const Geometry& g, int64_t t0, int nt) {
+                                           const Geometry& g, int64_t t0, int nt, const Layout& L) {
     const int C = g.C;
-    const size_t plane = (size_t)nt * C;
+    const size_t plane = L.plane;
     for (int t = 0; t < nt; ++t) {
         const int64_t tile = t0 + t;
         const int n = (int)(tile / ((int64_t)g.TH * g.TW));
@@ -127,7 +164,7 @@ CNNFAST_CLONES static void input_transform(float* V, const float* inp, const flo
                                ? inp + (((size_t)n * g.H + ih) * g.W + iw) * C
                                : zeros;
             }
-        float* v = V + (size_t)t * C;
+        float* v = V + (size_t)t * L.tile;
         // The patch rows, V's rows and the zero row never overlap: ivdep lets the compiler
         // vectorise over c without run-time alias checks between the 16 + 16 pointers.
 #pragma GCC ivdep
@@ -183,12 +220,13 @@ static inline __attribute__((always_inline)) void tile_outputs(
     }
 }
 
-// The 2x2 outputs of tiles [t0, t0+nt) from M (16, nt, K): A^T M A (+ bias, ReLU), the outputs
-// past OH/OW (odd sizes) dropped. A^T = [1 1 1 0; 0 1 -1 -1].
+// The 2x2 outputs of tiles [t0, t0+nt) from M (nt x 16 x K, layout L): A^T M A (+ bias,
+// ReLU), the outputs past OH/OW (odd sizes) dropped. A^T = [1 1 1 0; 0 1 -1 -1].
 CNNFAST_CLONES static void output_transform(float* out, const float* M, const float* bias,
-                                            bool relu, const Geometry& g, int64_t t0, int nt) {
+                                            bool relu, const Geometry& g, int64_t t0, int nt,
+                                            const Layout& L) {
     const int K = g.K;
-    const size_t plane = (size_t)nt * K;
+    const size_t plane = L.plane;
     for (int t = 0; t < nt; ++t) {
         const int64_t tile = t0 + t;
         const int n = (int)(tile / ((int64_t)g.TH * g.TW));
@@ -201,7 +239,7 @@ CNNFAST_CLONES static void output_transform(float* out, const float* M, const fl
         float* o01 = w2 ? o00 + K : o00;
         float* o10 = h2 ? o00 + (size_t)g.OW * K : o00;
         float* o11 = h2 && w2 ? o10 + K : o00;
-        const float* m = M + (size_t)t * K;
+        const float* m = M + (size_t)t * L.tile;
         const int code = (h2 ? 8 : 0) | (w2 ? 4 : 0) | (bias ? 2 : 0) | (relu ? 1 : 0);
         switch (code) {
 #define CNNFAST_TILE(c, H2, W2, B, R) \
@@ -233,6 +271,17 @@ static int tiles_per_block(int C, int K) {
     return std::max(8, std::min(512, t / 8 * 8));
 }
 
+// This thread's block scratch (block_n floats) and a row of at least `zeros_n` zeros; false
+// when an allocation failed (may run in a parallel region: no exception here).
+static bool block_scratch(float** V, const float** zeros, size_t block_n, int zeros_n) {
+    *V = thread_scratch(t_block, block_n);
+    const size_t had = t_zeros.size();
+    float* z = thread_scratch(t_zeros, (size_t)zeros_n);
+    if (z && had < t_zeros.size()) std::fill(t_zeros.begin(), t_zeros.end(), 0.0f);
+    *zeros = z;
+    return *V && z;
+}
+
 // out (N,OH,OW,K) = conv of inp (N,H,W,C) with the transformed kernel U (16,C,K).
 static void winograd_run(float* out, const float* inp, const float* U, const Geometry& g,
                          const float* bias, bool relu) {
@@ -243,19 +292,15 @@ static void winograd_run(float* out, const float* inp, const float* U, const Geo
         const int64_t t0 = b * g.T;
         const int nt = (int)std::min<int64_t>(g.T, tiles - t0);
         float* M = V + (size_t)16 * nt * g.C;
-        input_transform(V, inp, zeros, g, t0, nt);
+        const Layout LV = layout(g.C), LM = layout(g.K);
+        input_transform(V, inp, zeros, g, t0, nt, LV);
         for (int xi = 0; xi < 16; ++xi)
-            sgemm(false, false, nt, g.K, g.C, 1.0f, V + (size_t)xi * nt * g.C, g.C,
-                  U + (size_t)xi * g.C * g.K, g.K, 0.0f, M + (size_t)xi * nt * g.K, g.K);
-        output_transform(out, M, bias, relu, g, t0, nt);
+            sgemm(false, false, nt, g.K, g.C, 1.0f, V + xi * LV.plane, (int)LV.tile,
+                  U + (size_t)xi * g.C * g.K, g.K, 0.0f, M + xi * LM.plane, (int)LM.tile);
+        output_transform(out, M, bias, relu, g, t0, nt, LM);
     };
     auto scratch = [&](float** V, const float** zeros) {
-        *V = thread_scratch(t_block, block_n);
-        const bool fresh = t_zeros.size() < (size_t)g.C;
-        float* z = thread_scratch(t_zeros, g.C);
-        if (z && fresh) std::fill(t_zeros.begin(), t_zeros.end(), 0.0f);
-        *zeros = z;
-        return *V && z;
+        return block_scratch(V, zeros, block_n, g.C);
     };
     const int nt = in_parallel() || blocks < 2 ? 1 : (int)std::min<int64_t>(num_threads(), blocks);
     if (nt == 1) {
@@ -278,6 +323,60 @@ static void winograd_run(float* out, const float* inp, const float* U, const Geo
             failed.store(true, std::memory_order_relaxed);
     }
     if (failed.load()) throw std::bad_alloc();
+}
+
+// Wd (nt x 16 x K, layout L) = A dY A^T of the output-gradient tiles [t0, t0+nt) (the
+// gradient of Y = A^T M A with respect to M); outputs past OH/OW (odd sizes) read as zeros.
+// A = [1 0; 1 1; 1 -1; 0 -1].
+CNNFAST_CLONES static void dout_transform(float* Wd, const float* dout, const float* zeros,
+                                          const Geometry& g, int64_t t0, int nt, const Layout& L) {
+    const int K = g.K;
+    const size_t plane = L.plane;
+    for (int t = 0; t < nt; ++t) {
+        const int64_t tile = t0 + t;
+        const int n = (int)(tile / ((int64_t)g.TH * g.TW));
+        const int r = (int)(tile % ((int64_t)g.TH * g.TW));
+        const int oh0 = 2 * (r / g.TW), ow0 = 2 * (r % g.TW);
+        const bool h2 = oh0 + 1 < g.OH, w2 = ow0 + 1 < g.OW;
+        const float* y00 = dout + (((size_t)n * g.OH + oh0) * g.OW + ow0) * K;
+        const float* y01 = w2 ? y00 + K : zeros;
+        const float* y10 = h2 ? y00 + (size_t)g.OW * K : zeros;
+        const float* y11 = h2 && w2 ? y00 + ((size_t)g.OW + 1) * K : zeros;
+        float* w = Wd + (size_t)t * L.tile;
+#pragma GCC ivdep
+        for (int k = 0; k < K; ++k) {
+            const float a = y00[k], b = y01[k], c = y10[k], d = y11[k];
+            const float u[4] = {a, a + c, a - c, -c}, v[4] = {b, b + d, b - d, -d};  // A dY
+            for (int i = 0; i < 4; ++i) {                                            // (A dY) A^T
+                w[(4 * i + 0) * plane + k] = u[i];
+                w[(4 * i + 1) * plane + k] = u[i] + v[i];
+                w[(4 * i + 2) * plane + k] = u[i] - v[i];
+                w[(4 * i + 3) * plane + k] = -v[i];
+            }
+        }
+    }
+}
+
+// dW (3,3,C,K) = G^T S G for every (c, k) of S (16, C, K): the gradient of U = G g G^T.
+// G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
+CNNFAST_CLONES static void kernel_gradient(float* dW, const float* S, int C, int K) {
+    const size_t plane = (size_t)C * K;
+#pragma GCC ivdep
+    for (size_t ck = 0; ck < plane; ++ck) {
+        float s[4][4];
+        for (int xi = 0; xi < 16; ++xi) s[xi / 4][xi % 4] = S[xi * plane + ck];
+        float t[3][4];  // G^T s
+        for (int j = 0; j < 4; ++j) {
+            t[0][j] = s[0][j] + 0.5f * (s[1][j] + s[2][j]);
+            t[1][j] = 0.5f * (s[1][j] - s[2][j]);
+            t[2][j] = 0.5f * (s[1][j] + s[2][j]) + s[3][j];
+        }
+        for (int i = 0; i < 3; ++i) {  // (G^T s) G
+            dW[(3 * i + 0) * plane + ck] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+            dW[(3 * i + 1) * plane + ck] = 0.5f * (t[i][1] - t[i][2]);
+            dW[(3 * i + 2) * plane + ck] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+        }
+    }
 }
 
 static Geometry geometry(int N, int H, int W, int C, int OH, int OW, int K, int PT, int PL) {
@@ -304,6 +403,88 @@ void winograd_backward_input(float* dinp, const float* dout, const float* weight
     // dout with the flipped kernel and leading padding 2 - PT (dout is zero outside OH x OW).
     winograd_run(dinp, dout, U, geometry(p.N, p.OH, p.OW, p.OC, p.H, p.W, p.C, 2 - p.PT, 2 - p.PL),
                  nullptr, false);
+}
+
+// Groups of consecutive blocks whose S partials the weight gradient sums separately: fixed by
+// the shape (not the threads), so the sums are bit-identical for any thread count, and up to
+// this many threads share the work.
+static constexpr int WD_GROUPS = 8;
+
+// S[i] = S[i] + S[SN + i] + S[2 SN + i] + ... (G partials), each element summed in group order
+// (bit-identical however the elements are split over threads); vectorised over i.
+CNNFAST_CLONES static void add_partial_range(float* __restrict S, const float* __restrict P,
+                                             size_t n) {
+    for (size_t i = 0; i < n; ++i) S[i] += P[i];
+}
+
+static void add_partials(float* S, size_t SN, int G) {
+    constexpr size_t SPAN = 4096;  // elements per task: one cache-sized run of each partial
+    const int64_t spans = (int64_t)((SN + SPAN - 1) / SPAN);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (SN * G > 65536 && !in_parallel())
+#endif
+    for (int64_t s = 0; s < spans; ++s) {
+        const size_t i0 = (size_t)s * SPAN, n = std::min(SPAN, SN - i0);
+        for (int q = 1; q < G; ++q) add_partial_range(S + i0, S + (size_t)q * SN + i0, n);
+    }
+}
+
+void winograd_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
+                              const Conv2DParams& p) {
+    CNNFAST_CHECK(winograd_applicable(p), "winograd_backward_weight: needs 3x3, stride 1");
+    const Geometry g = geometry(p.N, p.H, p.W, p.C, p.OH, p.OW, p.OC, p.PT, p.PL);
+    const int64_t tiles = (int64_t)g.N * g.TH * g.TW;
+    const int64_t blocks = (tiles + g.T - 1) / g.T;
+    const int G = (int)std::min<int64_t>(blocks, WD_GROUPS);
+    const size_t SN = (size_t)16 * g.C * g.K;  // one partial S (16, C, K)
+    float* S = thread_scratch(t_sums, SN * G);
+    if (!S) throw std::bad_alloc();
+    if (dbias) column_sums(dbias, dout, (int)((int64_t)p.N * p.OH * p.OW), p.OC, p.OC, false);
+    const size_t block_n = (size_t)16 * g.T * (g.C + g.K);
+    // Group q sums blocks [q*blocks/G, (q+1)*blocks/G) in order into S + q*SN:
+    // S[xi] (C, K) += V[xi]^T (C, nt) @ Wd[xi] (nt, K), the group's first block overwriting.
+    auto run_group = [&](int q, float* V, const float* zeros) {
+        float* Sq = S + (size_t)q * SN;
+        const int64_t b0 = q * blocks / G, b1 = (q + 1) * blocks / G;
+        for (int64_t b = b0; b < b1; ++b) {
+            const int64_t t0 = b * g.T;
+            const int nt = (int)std::min<int64_t>(g.T, tiles - t0);
+            float* Wd = V + (size_t)16 * nt * g.C;
+            const Layout LV = layout(g.C), LW = layout(g.K);
+            input_transform(V, inp, zeros, g, t0, nt, LV);
+            dout_transform(Wd, dout, zeros, g, t0, nt, LW);
+            for (int xi = 0; xi < 16; ++xi)
+                sgemm(true, false, g.C, g.K, nt, 1.0f, V + xi * LV.plane, (int)LV.tile,
+                      Wd + xi * LW.plane, (int)LW.tile, b == b0 ? 0.0f : 1.0f,
+                      Sq + (size_t)xi * g.C * g.K, g.K);
+        }
+    };
+    const int zeros_n = std::max(g.C, g.K);
+    const int nthr = in_parallel() || G < 2 ? 1 : std::min(num_threads(), G);
+    if (nthr == 1) {
+        float* V;
+        const float* zeros;
+        if (!block_scratch(&V, &zeros, block_n, zeros_n)) throw std::bad_alloc();
+        for (int q = 0; q < G; ++q) run_group(q, V, zeros);
+    } else {
+        std::atomic<bool> failed{false};
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
+#endif
+        for (int q = 0; q < G; ++q) {
+            float* V;
+            const float* zeros;
+            if (block_scratch(&V, &zeros, block_n, zeros_n))
+                run_group(q, V, zeros);
+            else
+                failed.store(true, std::memory_order_relaxed);
+        }
+        if (failed.load()) throw std::bad_alloc();
+    }
+    // S = partial 0 + partial 1 + ... in group order (elementwise: any split over threads
+    // gives the same sums), then dW = G^T S G.
+    if (G > 1) add_partials(S, SN, G);
+    kernel_gradient(dweight, S, g.C, g.K);
 }
 
 }  // namespace cnnfast
