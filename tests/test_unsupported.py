@@ -59,6 +59,10 @@ CASES = {
                            "activity_regularizer"),
     "bn axis": (lambda: layers.BatchNormalization(axis=1)(keras.Input((4, 4, 2))), "axis"),
     "bn renorm": (lambda: layers.BatchNormalization(renorm=True), "renorm"),
+    "pool activity": (lambda: layers.MaxPooling2D(activity_regularizer="l2"),
+                      "activity_regularizer"),
+    "leaky activity": (lambda: layers.LeakyReLU(activity_regularizer="l1"),
+                       "activity_regularizer"),
     "prelu regularizer": (lambda: layers.PReLU(alpha_regularizer="l2"), "alpha_regularizer"),
     "softmax axes": (lambda: layers.Softmax(axis=(1, 2)), "several axes"),
     "noise_shape": (lambda: layers.Dropout(0.5, noise_shape=(1, 3)), "noise_shape"),
@@ -146,3 +150,9 @@ def test_documented_distributed_refusals(tmp_path):
     r = subprocess.run([sys.executable, "-c", _DISTRIBUTED], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+
+
+def test_activity_regularizer_none_is_accepted_everywhere():
+    """Keras passes activity_regularizer=None to any layer; only a set one is refused."""
+    assert layers.MaxPooling2D(activity_regularizer=None).activity_regularizer is None
+    assert layers.Dense(2, activity_regularizer="l2").activity_regularizer is not None
