@@ -1,6 +1,7 @@
-"""Links into the repository's docs resolve: every `docs/keras_semantics.md#<anchor>` or
-`CONTRIBUTING.md#<anchor>` cited in the code, tests and docs names a heading of that file
-(GitHub's anchor rule: lower case, punctuation dropped, spaces to hyphens)."""
+"""Links into the repository's docs resolve: every `docs/<name>.md#<anchor>`,
+`bench/RESULTS.md#<anchor>` or `CONTRIBUTING.md#<anchor>` cited in the code, tests and docs
+names a heading of that file (GitHub's anchor rule: lower case, punctuation dropped, spaces to
+hyphens), and so does every `](#anchor)` link of the README."""
 import os
 import re
 import subprocess
@@ -9,7 +10,10 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ["docs/keras_semantics.md", "CONTRIBUTING.md"]
-CITE = re.compile(r"(docs/keras_semantics\.md|CONTRIBUTING\.md)#([a-z0-9_-]+)")
+CITE = re.compile(r"((?:docs/[A-Za-z0-9_]+|bench/RESULTS|CONTRIBUTING)\.md)#([a-z0-9_-]+)")
+# A comment that wraps inside an anchor (`docs/<name>.md#when-auto-`, then `// picks`): it goes
+# on with the next line's first word.
+WRAPPED = re.compile(r"^[\s/#*-]*([a-z0-9_-]+)")
 
 
 def anchors(path):
@@ -32,17 +36,35 @@ def cited_files():
 @pytest.mark.skipif(not all(os.path.isfile(os.path.join(ROOT, d)) for d in DOCS),
                     reason="the source tree's docs are not next to these tests")
 def test_cited_doc_anchors_exist():
-    known = {d: anchors(d) for d in DOCS}
+    known = {}
     bad, seen = [], 0
     for path in cited_files():
         full = os.path.join(ROOT, path)
         if not os.path.isfile(full):
             continue
         with open(full, encoding="utf-8", errors="replace") as f:
-            for n, line in enumerate(f, 1):
-                for doc, anchor in CITE.findall(line):
-                    seen += 1
-                    if anchor not in known[doc]:
-                        bad.append(f"{path}:{n}: {doc}#{anchor}")
+            lines = f.read().splitlines()
+        for n, line in enumerate(lines, 1):
+            for m in CITE.finditer(line):
+                doc, anchor = m.groups()
+                if anchor.endswith("-") and m.end() == len(line.rstrip()) and n < len(lines):
+                    more = WRAPPED.match(lines[n])
+                    anchor += more.group(1) if more else ""
+                seen += 1
+                if doc not in known:
+                    known[doc] = anchors(doc) if os.path.isfile(os.path.join(ROOT, doc)) \
+                        else set()
+                if anchor not in known[doc]:
+                    bad.append(f"{path}:{n}: {doc}#{anchor}")
     assert seen, "no citations found: is this the source tree?"
     assert not bad, "citations of missing headings:\n" + "\n".join(bad)
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(ROOT, "README.md")),
+                    reason="the source tree's README is not next to these tests")
+def test_readme_section_links_exist():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        links = re.findall(r"\]\(#([a-z0-9_-]+)\)", f.read())
+    assert links, "the README links none of its sections"
+    missing = sorted(set(links) - anchors("README.md"))
+    assert not missing, f"README links to missing sections: {missing}"

@@ -92,6 +92,12 @@ class Layer:
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, batch_size=None, **kwargs):
+        # Keras's base Layer takes activity_regularizer for every layer; cnnfast runs it on the
+        # layers that take it themselves (Conv2D, Dense), so any other layer refuses one.
+        if kwargs.pop("activity_regularizer", None) is not None:
+            raise NotImplementedError(f"{type(self).__name__}: argument activity_regularizer is "
+                                      "not supported by cnnfast on this layer (Conv2D and Dense "
+                                      "take one)")
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unrecognized keyword arguments "
                             f"{sorted(kwargs)}")
