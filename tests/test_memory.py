@@ -2,6 +2,7 @@
 raised before anything is allocated (executor.check_memory; the limit is set small with
 CNNFAST_MEMORY_LIMIT so nothing is really exhausted); and no RSS growth over repeated fits,
 model constructions and save/load round trips (slow)."""
+import ctypes
 import gc
 import os
 
@@ -74,8 +75,20 @@ def test_memory_limit_sources(monkeypatch):
 
 
 # ---- RSS over repetitions (slow) ---------------------------------------------------------------
+def _malloc_trim():
+    """glibc's malloc_trim(0), where there is one: glibc keeps freed heap pages mapped, so
+    RSS also counts memory that is free. Measured: 100 model constructions + predicts in a
+    pytest process showed RSS +32 MiB that stayed flat over 300 more and fell to -1.9 MiB
+    after a trim: heap layout, not a leak. A leak stays after the trim."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _rss():
     gc.collect()
+    _malloc_trim()
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
