@@ -24,6 +24,7 @@
 #include "losses.h"
 #include "optim.h"
 #include "pool2d.h"
+#include "winograd.h"
 
 namespace cnnfast {
 
@@ -106,6 +107,22 @@ int fused_span_at(const std::vector<Layer>& layers, size_t i) {
     const char* env = std::getenv("CNNFAST_FUSED_INFERENCE");
     if (env && std::string(env) == "0") return 0;
     return conv_pool_fusable(conv_params(o, layers[i].in_shape, 1)) ? 1 : 0;
+}
+
+// Training: the Conv2D at i and the MaxPool2D after it run chunk by chunk of images of about
+// kTrainChunkFloats conv outputs, so the pool reads each chunk while it is still in L2 (the same
+// values as two whole-batch passes: both are computed image by image).
+constexpr size_t kTrainChunkFloats = 128 * 1024;
+
+// Training: whether the Conv2D at i and the MaxPool2D after it run chunk by chunk (Net::forward;
+// not with an activity penalty, which reads the whole output, nor when one chunk is the batch).
+template <class Layer>
+bool train_chunk_pool_at(const std::vector<Layer>& layers, size_t i, int B, size_t chunk) {
+    return layers[i].spec.kind == OpKind::Conv2D && i + 1 < layers.size() &&
+           layers[i + 1].spec.kind == OpKind::MaxPool2D && !has_activity(layers[i].spec) &&
+           !has_activity(layers[i + 1].spec) && (size_t)B * layers[i].out_n > chunk &&
+           // Winograd batches its tiles over the whole batch: measured slower in chunks
+           !use_winograd(conv_params(layers[i].spec, layers[i].in_shape, B));
 }
 
 // The conv_pool_forward of layers i (Conv2D) and i + 1 (MaxPool2D) (Net::Layer is private).
@@ -359,6 +376,30 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
         }
         const int64_t cols = act_cols(l.out_shape);
         const double t0 = timing_ ? now_ms() : 0.0;
+        // Training: conv + max-pool chunk by chunk of images (train_chunk_pool_at).
+        if (training && train_chunk_pool_at(layers_, i, B, kTrainChunkFloats)) {
+            const size_t j = i + 1;
+            Layer& pl = layers_[j];
+            float* z = l.z.empty() ? out : l.z.data();
+            const int per = std::max<int>(1, (int)(kTrainChunkFloats / l.out_n));
+            for (int n0 = 0; n0 < B; n0 += per) {
+                const int nb = std::min(per, B - n0);
+                conv2d_forward(z + (size_t)n0 * l.out_n, in + (size_t)n0 * l.in_n, o.weight, o.bias,
+                               conv_params(o, l.in_shape, nb), workspace_.data(), l.relu_epilogue);
+                if (!l.z.empty())
+                    activation_forward(out + (size_t)n0 * l.out_n, z + (size_t)n0 * l.out_n,
+                                       nb * (l.out_n / cols), cols, act);
+                maxpool2d_forward(
+                    pl.out.data() + (size_t)n0 * pl.out_n, pl.argmax.data() + (size_t)n0 * pl.out_n,
+                    out + (size_t)n0 * l.out_n, pool_params(pl.spec, pl.in_shape, nb));
+            }
+            zp_[i] = l.relu_epilogue ? nullptr : z;
+            a_[i + 1] = out;
+            a_[j + 1] = pl.out.data();
+            if (timing_) prof_.fwd_ms[i] += now_ms() - t0;  // the pool's time counts here
+            i = j;
+            continue;
+        }
         switch (o.kind) {
             case OpKind::Conv2D: {
                 float* z = l.z.empty() ? out : l.z.data();
@@ -552,8 +593,9 @@ void Net::backward(int B) {
                 // (Not when that layer's activity gradient must join first.)
                 relu_done = i > 0 && i - 1 >= lowest && layers_[i - 1].relu_out &&
                             !has_activity(layers_[i - 1].spec);
+                // The mask is read from the pool's output (its own buffer, never overwritten).
                 maxpool2d_backward(other, dy, l.argmax.data(), pool_params(o, l.in_shape, B),
-                                   relu_done ? a_[i] : nullptr);
+                                   relu_done ? a_[i + 1] : nullptr);
                 dy = other;
                 break;
             }

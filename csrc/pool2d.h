@@ -26,9 +26,11 @@ inline Pool2DParams make_pool2d_params(int N, int H, int W, int C, int PH, int P
 void maxpool2d_forward(float* out, int32_t* argmax, const float* inp, const Pool2DParams& p);
 // dinp (N,H,W,C) overwritten: each dout goes to its argmax cell (summed where windows overlap).
 // argmax must be what maxpool2d_forward wrote: every index lies in its own window (the Python
-// binding checks this). relu_out: the pool's input when it is a ReLU's output, or nullptr;
-// given, the gradient is also multiplied by the ReLU's derivative (relu_out > 0), which fuses
-// the ReLU backward into this pass with exactly the values of the unfused sequence.
+// binding checks this). relu_out: when the pool's input is a ReLU's output, the pool's own
+// OUTPUT (N,OH,OW,C) as maxpool2d_forward wrote it, or nullptr; given, the gradient is also
+// multiplied by the ReLU's derivative at the argmax cell (whose value the pooled output is, so
+// relu_out > 0), which fuses the ReLU backward into this pass with exactly the values of the
+// unfused sequence, reading the pooled output instead of the (larger) input.
 void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
                         const Pool2DParams& p, const float* relu_out = nullptr);
 

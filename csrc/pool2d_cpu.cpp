@@ -86,19 +86,21 @@ void maxpool2d_backward(float* dinp, const float* dout, const int32_t* argmax,
 #endif
     for (int n = 0; n < p.N; ++n) {
         float* di = dinp + (size_t)n * img;
-        const float* mk = relu_out ? relu_out + (size_t)n * img : nullptr;
+        const float* mk = relu_out ? relu_out + (size_t)n * oimg : nullptr;
         if (!tiled || uncovered) std::memset(di, 0, sizeof(float) * img);
         for (int oh = 0; oh < p.OH; ++oh)
             for (int ow = 0; ow < p.OW; ++ow) {
                 const size_t o = (((size_t)oh * p.OW) + ow) * C;
                 const float* __restrict d = dout + (size_t)n * oimg + o;
                 const int32_t* __restrict a = argmax + (size_t)n * oimg + o;
+                // The ReLU's output at the argmax cell is the pooled value itself: this pixel's
+                // mask, read from the pooled output (a quarter of the input's size for 2x2).
+                const float* __restrict m = mk ? mk + o : nullptr;
                 const Span s = window(p, oh, ow);
                 for (int ih = s.h0; ih < s.h1; ++ih)
                     for (int iw = s.w0; iw < s.w1; ++iw) {
                         const int32_t idx = ih * p.W + iw;
                         float* __restrict x = di + (size_t)idx * C;
-                        const float* __restrict m = mk ? mk + (size_t)idx * C : nullptr;
                         // Branch-free: bit masks over values computed unconditionally, so
                         // the loops vectorise (GCC will not if-convert an int-conditioned float
                         // select, nor a conditional FP add under -ftrapping-math).
