@@ -4,9 +4,11 @@
 
 Per layer shape and batch: the forward pass, the whole backward pass (input and weight
 gradients) and the backward pass of a layer without an input gradient (weight gradient only,
-as for a first layer), each under the "direct" and the "winograd" settings, alternating
-between them round by round. A sample is the CPU time (time.process_time) of many calls
-divided by their number; the table has the median of the rounds. CPU time, not wall clock:
+as for a first layer), each under the "direct", "winograd" and "auto" settings, alternating
+between them round by round (auto: the Winograd forward pass and weight gradient, the direct
+input gradient; docs/winograd.md#when-auto-picks-winograd). A sample is the CPU time
+(time.process_time) of many calls divided by their number; the table has the median of the
+rounds. CPU time, not wall clock:
 a loaded machine slows a process by descheduling it, which process_time does not count (with
 2 threads it does count OpenMP's spin-waits, so 2-thread figures are noisier).
 """
@@ -61,8 +63,9 @@ def main(argv=None):
                     help="CPU time of one sample (sets the calls per sample)")
     a = ap.parse_args(argv)
     old_algo, old_threads = _core.conv_algorithm(), _core.num_threads()
-    print("| layer | batch | threads | pass | direct ms | Winograd ms | direct / Winograd |")
-    print("|---|---:|---:|---|---:|---:|---:|")
+    print("| layer | batch | threads | pass | direct ms | Winograd ms | auto ms "
+          "| direct / Winograd | direct / auto |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     try:
         for threads in map(int, a.threads.split(",")):
             _core.set_num_threads(threads)
@@ -72,14 +75,14 @@ def main(argv=None):
                     for op in OPS:
                         _core.set_conv_algorithm("direct")
                         reps = max(3, int(a.target_ms / max(cpu_ms(fns[op], 1), 1e-3)))
-                        t = {"direct": [], "winograd": []}
+                        t = {"direct": [], "winograd": [], "auto": []}
                         for _ in range(a.rounds):
                             for algo in t:
                                 _core.set_conv_algorithm(algo)
                                 t[algo].append(cpu_ms(fns[op], reps))
-                        d, wg = np.median(t["direct"]), np.median(t["winograd"])
+                        d, wg, au = (np.median(t[k]) for k in ("direct", "winograd", "auto"))
                         print(f"| {name} | {n} | {threads} | {op} | {d:.3f} | {wg:.3f} | "
-                              f"{d / wg:.2f}x |", flush=True)
+                              f"{au:.3f} | {d / wg:.2f}x | {d / au:.2f}x |", flush=True)
     finally:
         _core.set_conv_algorithm(old_algo)
         _core.set_num_threads(old_threads)

@@ -134,6 +134,23 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
     conv_chunks::for_each_unit(ch.count, conv2d_workspace_size(p), ws, run);
 }
 
+// dinp overwritten with the input gradient, chunk by chunk: dcol = dout(chunk) @ weight^T into
+// the chunk's buffer, scattered into the chunk's own images by col2im (no im2col of inp).
+static void direct_input_grad(float* dinp, const float* dout, const float* weight,
+                              const Conv2DParams& p, float* ws) {
+    const int K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
+    const Chunks ch = chunks_of(p);
+    auto run_chunk = [&](int c, float* col, float*, bool) {
+        const int n0 = ch.first(c), nimg = ch.images(c, p.N);
+        const float* dout_c = dout + (size_t)n0 * rows_per_image * p.OC;
+        sgemm(false, true, nimg * rows_per_image, K, p.OC, 1.0f, dout_c, p.OC, weight, p.OC, 0.0f,
+              col, K);
+        col2im(dinp, col, p, n0, nimg);
+    };
+    conv_chunks::for_each_group(ch.count, ch.count, nullptr, (size_t)K * p.OC,
+                                conv2d_workspace_size(p), ws, run_chunk);
+}
+
 void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, const Conv2DParams& p, float* ws) {
     const int M = p.N * p.OH * p.OW, K = p.KH * p.KW * p.C, rows_per_image = p.OH * p.OW;
@@ -142,7 +159,14 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
     const bool wino_dx = dinp && use_winograd_backward(p);
     if (use_winograd_weight(p, dinp != nullptr)) {
         winograd_backward_weight(dweight, dbias, dout, inp, p);
-        if (dinp) winograd_backward_input(dinp, dout, weight, p);  // (implied by the rule)
+        if (!dinp) return;
+        if (wino_dx) {
+            winograd_backward_input(dinp, dout, weight, p);
+            return;
+        }
+        // Auto: the direct input gradient (dcol = dout @ weight^T, col2im), which needs no
+        // im2col of inp: the chunk loop below with the weight gradient already done.
+        direct_input_grad(dinp, dout, weight, p, ws);
         return;
     }
     if (wino_dx) {  // weight gradient direct, input gradient Winograd

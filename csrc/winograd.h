@@ -21,7 +21,8 @@ bool use_winograd(const Conv2DParams& p);
 bool use_winograd_backward(const Conv2DParams& p);
 // The layers whose weight gradient is computed by Winograd (with_input_grad: the input
 // gradient is wanted too, as it is for every layer but the first). Winograd: every applicable
-// one; Auto: none (docs/winograd.md#when-auto-picks-winograd).
+// one; Auto: those of use_winograd, whether or not with_input_grad (the input gradient then
+// runs direct, without im2col; docs/winograd.md#when-auto-picks-winograd).
 bool use_winograd_weight(const Conv2DParams& p, bool with_input_grad);
 
 // out (N,OH,OW,OC) = act(conv(inp, weight) + bias), as conv2d_forward (bias may be nullptr).

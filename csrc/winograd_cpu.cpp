@@ -82,11 +82,11 @@ bool use_winograd_weight(const Conv2DParams& p, bool with_input_grad) {
         case ConvAlgorithm::Direct: return false;
         case ConvAlgorithm::Auto: break;
     }
-    // Auto: direct, with or without the input gradient (docs/winograd.md#when-auto-picks-
-    // winograd): a layer's weight gradient is then the same bits whether or not its input
-    // gradient is wanted, and the direct input gradient shares the direct one's im2col.
+    // Auto: the layers winograd_auto picks, with or without the input gradient (which auto
+    // computes direct, without im2col; docs/winograd.md#when-auto-picks-winograd), so a layer's
+    // weight gradient is the same bits whether or not its input gradient is wanted.
     (void)with_input_grad;
-    return false;
+    return winograd_auto(p);
 }
 
 static thread_local std::vector<float> t_kernel;  // U of the current call (calling thread)
