@@ -44,6 +44,17 @@ MODELS = {
                    ("pool",), ("flatten",), ("dense", 128, "relu"), ("dense", 10, "softmax")],
         "params": 422_026,
     },
+    # The tutorial CNN behind the augmentation layers a learner adds next (active in training
+    # only): what augmentation costs on top of `cnn`. No torch/NumPy builder: those do it in the
+    # data loader, outside the model.
+    "cnn_aug": {
+        "title": "Flip-Rotate0.1-Zoom0.1 + CNN Conv32s-Pool-Conv64s-Pool-Dense128-Dense10",
+        "input": (28, 28, 1),
+        "layers": [("flip",), ("rotate", 0.1), ("zoom", 0.1), ("conv", 32, "same"), ("pool",),
+                   ("conv", 64, "same"), ("pool",), ("flatten",), ("dense", 128, "relu"),
+                   ("dense", 10, "softmax")],
+        "params": 421_642,
+    },
     # The issue gives only the parameter count (94,154) and "3 convs + Dense 512". The one
     # plausible tutorial-style stack with exactly that count (found by search over inputs,
     # paddings, filter and dense sizes; checked with cnnfast's count_params): three valid
@@ -112,6 +123,25 @@ def flops(name):
 
 
 # ---- builders ---------------------------------------------------------------------------------
+_AUGMENT = ("flip", "rotate", "zoom")
+
+
+def _augment_layer(L, layer):
+    """The Keras preprocessing layer of an augmentation entry (cnnfast and tf.keras alike)."""
+    kind = layer[0]
+    if kind == "flip":
+        return L.RandomFlip("horizontal")
+    if kind == "rotate":
+        return L.RandomRotation(layer[1])
+    return L.RandomZoom(layer[1])
+
+
+def _no_augment(name, who):
+    if any(layer[0] in _AUGMENT for layer in MODELS[name]["layers"]):
+        raise ValueError(f"bench model {name!r} has augmentation layers: no {who} builder "
+                         "(that framework augments in its data loader)")
+
+
 def build_cnnfast(name):
     import cnnfast as cf
     from cnnfast import layers as L
@@ -132,6 +162,8 @@ def build_cnnfast(name):
             seq.append(L.Dropout(layer[1]))
         elif kind == "bn":
             seq.append(L.BatchNormalization())
+        elif kind in _AUGMENT:
+            seq.append(_augment_layer(L, layer))
     model = cf.Sequential(seq)
     from_logits = spec["layers"][-1][2] is None
     model.compile(optimizer="adam",
@@ -161,6 +193,8 @@ def build_keras(name):
             seq.append(keras.layers.Dropout(layer[1]))
         elif kind == "bn":
             seq.append(keras.layers.BatchNormalization())
+        elif kind in _AUGMENT:
+            seq.append(_augment_layer(keras.layers, layer))
     model = keras.Sequential(seq)
     from_logits = spec["layers"][-1][2] is None
     model.compile(optimizer="adam",
@@ -174,6 +208,7 @@ def build_torch(name):
     logits (the final softmax is folded into F.cross_entropy)."""
     from torch import nn
 
+    _no_augment(name, "torch")
     spec = MODELS[name]
     mods = []
     shape = tuple(spec["input"])
@@ -201,6 +236,7 @@ def build_torch(name):
 def build_numpy(name, seed=0):
     from cnnfast.reference import trainer as rt
 
+    _no_augment(name, "NumPy reference")
     spec = MODELS[name]
     seq = []
     for layer in spec["layers"]:

@@ -153,7 +153,8 @@ def parse(argv):
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smoke run: batch 128 only, short "
                    "measurements (~1-2 min)")
-    p.add_argument("--models", default=",".join(M.MODELS),
+    # cnn_aug has no torch/NumPy builder (they augment in the data loader): asked for by name
+    p.add_argument("--models", default=",".join(m for m in M.MODELS if m != "cnn_aug"),
                    help=f"comma list of {','.join(M.MODELS)}")
     p.add_argument("--batch", default=None, help="comma list of batch sizes (default 32,128; "
                    "--quick: 128)")
