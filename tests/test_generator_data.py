@@ -8,32 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
+# the dataset tests' data and model (8x8x1 images, 4 classes, Conv-Pool-Dense-Dropout-Dense)
+from test_data_fit import data, model
+
 import cnnfast as cf
-from cnnfast import layers
-from cnnfast.layers.base import reset_names
-
-
-def data(n=40, seed=0):
-    r = np.random.default_rng(seed)
-    x = r.random((n, 8, 8, 1), dtype=np.float32)
-    y = np.clip((x[:, :4, :4, 0].mean(axis=(1, 2)) * 3.999).astype(np.int64), 0, 3)
-    return x, y
-
-
-def model():
-    reset_names()
-    cf.utils.set_random_seed(3)
-    m = cf.Sequential([
-        layers.Input((8, 8, 1)),
-        layers.Conv2D(3, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(6, activation="relu"),
-        layers.Dropout(0.25),
-        layers.Dense(4, activation="softmax"),
-    ])
-    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return m
 
 
 def batches(x, y, b=10, sw=None, repeat=1):
@@ -53,7 +31,7 @@ def assert_same(run_a, run_b):
 @pytest.mark.parametrize("native", [True, False], ids=["native", "layer_engine"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["xy", "xy_sw"])
 def test_generator_fit_equals_array_fit_bit_for_bit(native, weighted):
-    x, y = data()
+    x, y = data(40)
     vx, vy = data(16, seed=1)
     sw = np.linspace(0.5, 2.0, len(x)).astype(np.float32) if weighted else None
     runs = []
@@ -74,7 +52,7 @@ def test_generator_fit_equals_array_fit_bit_for_bit(native, weighted):
 
 
 def test_generator_evaluate_and_predict_equal_arrays():
-    x, y = data()
+    x, y = data(40)
     m = model()
     m.fit(x, y, batch_size=10, epochs=1, verbose=0)
     want = m.evaluate(x, y, batch_size=10, verbose=0, return_dict=True)
@@ -88,7 +66,7 @@ def test_generator_evaluate_and_predict_equal_arrays():
 
 
 def test_a_second_epoch_replays_the_two_batches_read_ahead():
-    x, y = data()
+    x, y = data(40)
     m = model()
     seen = []
     cb = cf.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(0),
@@ -101,7 +79,7 @@ def test_a_second_epoch_replays_the_two_batches_read_ahead():
 
 
 def test_generator_errors_are_keras_s():
-    x, y = data()
+    x, y = data(40)
     m = model()
     with pytest.raises(ValueError, match="`y` should not be passed"):
         m.fit(batches(x, y), y, verbose=0)
@@ -123,7 +101,7 @@ def test_generator_errors_are_keras_s():
 @pytest.mark.tf
 def test_replay_and_errors_match_keras():
     tf = pytest.importorskip("tensorflow")
-    x, y = data()
+    x, y = data(40)
     km = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten(),
                               tf.keras.layers.Dense(4, activation="softmax")])
     km.compile("adam", "sparse_categorical_crossentropy")
