@@ -47,4 +47,29 @@ void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* d
                         const float* inp, const float* mean, const float* rstd, const float* gamma,
                         int64_t M, int C, bool training, bool relu_mask = false);
 
+// ---- The pieces the two are made of, for callers that fuse BatchNormalization with the ops
+// around it (csrc/batchnorm_pool.h, the Net's Conv2D + BN + MaxPool2D): the same expressions in
+// the same order, so the fused sequence gives the bits of batchnorm_forward/backward.
+// The number of row blocks of M rows (each kBatchNormRows, the last one shorter).
+int64_t batchnorm_blocks(int64_t M);
+// part (blocks, 2C): its rows [b0, b1) overwritten with those row blocks' shifted sums of
+// x (M, C) (the pilot is x's first row, so rows [0, C) of x must already hold their values).
+void batchnorm_block_moments(double* part, const float* x, int64_t b0, int64_t b1, int64_t M,
+                             int C);
+// mean, rstd, inv, shift (C) overwritten: the statistics batchnorm_forward uses, and its
+// normalisation out = x * inv + shift. training: from part (every block filled by
+// batchnorm_block_moments over x), and moving_mean/moving_var updated; else the moving
+// statistics (part may be nullptr).
+void batchnorm_statistics(float* mean, float* rstd, float* inv, float* shift, float* moving_mean,
+                          float* moving_var, const double* part, const float* x, const float* gamma,
+                          const float* beta, int64_t M, int C, double eps, double momentum,
+                          bool training);
+// k, a, b (C) overwritten: backward's dinp = k * (dout - a - xhat * b) (training) or k * dout.
+// part (blocks, 2C): per row block, sum(dout) in [0,C) and sum(dout * xhat) in [C,2C), each in
+// double in row order; nullptr when no sums were taken (then a = b = 0). dgamma, dbeta (C) or
+// nullptr: overwritten with the sums (only when part is given).
+void batchnorm_grad_coefficients(float* k, float* a, float* b, float* dgamma, float* dbeta,
+                                 const double* part, const float* rstd, const float* gamma,
+                                 int64_t M, int C);
+
 }  // namespace cnnfast

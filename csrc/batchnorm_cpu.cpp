@@ -28,6 +28,17 @@ T* scratch(size_t n) {
     return buf.data();
 }
 
+// Two more, for what must outlive calls of the helpers that use scratch: the per-block sums,
+// and the per-channel coefficients (inv, shift; or k, a, b).
+std::vector<double>& sums_scratch() {
+    static thread_local std::vector<double> buf;
+    return buf;
+}
+std::vector<float>& affine_scratch() {
+    static thread_local std::vector<float> buf;
+    return buf;
+}
+
 // The statistics' sums run over a block's rows for kChunk channels at a time, so the
 // accumulators stay in registers (a whole row's would be reloaded and stored for every row);
 // each channel is still summed in row order, so the chunking does not change the result.
@@ -66,17 +77,18 @@ inline void moments_chunk(double* __restrict s1, double* __restrict s2, const fl
     for (int j = 0; j < w; ++j) s1[c0 + j] = a1[j], s2[c0 + j] = a2[j];
 }
 
-// part (blocks, 2C) overwritten: per block, sum(x - pilot) in [0,C) and sum((x - pilot)^2) in
-// [C,2C), in double (x - pilot is exact there). One pass over x: the mean and the variance
-// follow from the two (batchnorm.h); the pilot, a value of the data (its first row), keeps
-// the shifted sums free of cancellation unless the spread is tiny against |mean - pilot|.
+// part (blocks, 2C) rows [b0, b1) overwritten: per block, sum(x - pilot) in [0,C) and
+// sum((x - pilot)^2) in [C,2C), in double (x - pilot is exact there). One pass over x: the mean
+// and the variance follow from the two (batchnorm.h); the pilot, a value of the data (its first
+// row), keeps the shifted sums free of cancellation unless the spread is tiny against
+// |mean - pilot|.
 CNNFAST_CLONES
-void block_moments(double* part, const float* x, const double* pilot, int64_t M, int C) {
-    const int64_t nb = num_blocks(M);
+void block_moments(double* part, const float* x, const double* pilot, int64_t b0, int64_t b1,
+                   int64_t M, int C) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (nb > 1)
+#pragma omp parallel for schedule(static) if (b1 - b0 > 1)
 #endif
-    for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
         double* s1 = part + b * 2 * C;
         const int64_t r0 = b * kBatchNormRows, r1 = std::min(M, r0 + kBatchNormRows);
         for (int c0 = 0; c0 < C; c0 += kChunk)
@@ -133,25 +145,30 @@ void affine_rows(float* out, const float* x, const float* inv, const float* shif
 
 }  // namespace
 
-void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean, float* moving_var,
-                       const float* inp, const float* gamma, const float* beta, int64_t M, int C,
-                       double eps, double momentum, bool training) {
-    CNNFAST_CHECK(M > 0 && C > 0, "batchnorm_forward: sizes must be positive");
+int64_t batchnorm_blocks(int64_t M) {
+    return num_blocks(M);
+}
+
+void batchnorm_block_moments(double* part, const float* x, int64_t b0, int64_t b1, int64_t M,
+                             int C) {
+    double* pilot = scratch<double>((size_t)C);
+    for (int c = 0; c < C; ++c) pilot[c] = (double)x[c];
+    block_moments(part, x, pilot, b0, b1, M, C);
+}
+
+void batchnorm_statistics(float* mean, float* rstd, float* inv, float* shift, float* moving_mean,
+                          float* moving_var, const double* part, const float* x, const float* gamma,
+                          const float* beta, int64_t M, int C, double eps, double momentum,
+                          bool training) {
     const float eps32 = (float)eps;
-    float* var = scratch<float>(3 * (size_t)C);
-    float* inv = var + C;
-    float* shift = inv + C;
+    float* var = scratch<float>((size_t)C);
     if (training) {
         const int64_t nb = num_blocks(M);
-        double* part = scratch<double>((size_t)(nb + 2) * 2 * C);
-        double* total = part + nb * 2 * C;
-        double* pilot = total + 2 * C;
-        for (int c = 0; c < C; ++c) pilot[c] = (double)inp[c];
-        block_moments(part, inp, pilot, M, C);
+        double* total = scratch<double>(2 * (size_t)C);
         sum_blocks(total, part, nb, 2 * C);
         for (int c = 0; c < C; ++c) {
             const double d = total[c] / (double)M;  // mean - pilot
-            mean[c] = (float)(pilot[c] + d);
+            mean[c] = (float)((double)x[c] + d);
             var[c] = (float)std::max(total[C + c] / (double)M - d * d, 0.0);
         }
         const float keep = (float)momentum, take = (float)(1.0 - momentum);
@@ -173,7 +190,50 @@ void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean,
         const float m = mean[c] * inv[c];
         shift[c] = beta ? beta[c] - m : -m;
     }
+}
+
+void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean, float* moving_var,
+                       const float* inp, const float* gamma, const float* beta, int64_t M, int C,
+                       double eps, double momentum, bool training) {
+    CNNFAST_CHECK(M > 0 && C > 0, "batchnorm_forward: sizes must be positive");
+    std::vector<float>& affine = affine_scratch();
+    affine.resize(std::max(affine.size(), 2 * (size_t)C));
+    float* inv = affine.data();
+    float* shift = inv + C;
+    double* part = nullptr;
+    if (training) {
+        std::vector<double>& sums = sums_scratch();
+        sums.resize(std::max(sums.size(), (size_t)num_blocks(M) * 2 * C));
+        part = sums.data();
+        batchnorm_block_moments(part, inp, 0, num_blocks(M), M, C);
+    }
+    batchnorm_statistics(mean, rstd, inv, shift, moving_mean, moving_var, part, inp, gamma, beta, M,
+                         C, eps, momentum, training);
     affine_rows(out, inp, inv, shift, M, C);
+}
+
+void batchnorm_grad_coefficients(float* k, float* a, float* b, float* dgamma, float* dbeta,
+                                 const double* part, const float* rstd, const float* gamma,
+                                 int64_t M, int C) {
+    float* sd = scratch<float>(2 * (size_t)C);
+    float* sx = sd + C;
+    std::fill(sd, sd + 2 * C, 0.0f);  // the sums are zero without a part table
+    if (part) {
+        double* total = scratch<double>(2 * (size_t)C);
+        sum_blocks(total, part, num_blocks(M), 2 * C);
+        for (int c = 0; c < C; ++c) {
+            sd[c] = (float)total[c];
+            sx[c] = (float)total[C + c];
+            if (dbeta) dbeta[c] = sd[c];
+            if (dgamma) dgamma[c] = sx[c];
+        }
+    }
+    const float invM = (float)(1.0 / (double)M);
+    for (int c = 0; c < C; ++c) {
+        k[c] = gamma ? gamma[c] * rstd[c] : rstd[c];
+        a[c] = sd[c] * invM;
+        b[c] = sx[c] * invM;
+    }
 }
 
 CNNFAST_CLONES
@@ -183,32 +243,21 @@ void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* d
     CNNFAST_CHECK(M > 0 && C > 0, "batchnorm_backward: sizes must be positive");
     const int64_t nb = num_blocks(M);
     const bool need_sums = dgamma || dbeta || (dinp && training);
-    float* sd = scratch<float>(5 * (size_t)C);  // then sx, k, a, b
-    float* sx = sd + C;
-    std::fill(sd, sd + 2 * C, 0.0f);  // read below only in training, where need_sums holds
+    double* part = nullptr;
     if (need_sums) {
-        double* part = scratch<double>((size_t)(nb + 1) * 2 * C);
-        double* total = part + nb * 2 * C;
+        std::vector<double>& sums = sums_scratch();
+        sums.resize(std::max(sums.size(), (size_t)nb * 2 * C));
+        part = sums.data();
         block_grad_sums(part, dout, inp, mean, rstd, M, C);
-        sum_blocks(total, part, nb, 2 * C);
-        for (int c = 0; c < C; ++c) {
-            sd[c] = (float)total[c];
-            sx[c] = (float)total[C + c];
-            if (dbeta) dbeta[c] = sd[c];
-            if (dgamma) dgamma[c] = sx[c];
-        }
     }
-    if (!dinp) return;
     // dinp = k * (dout - a - xhat * b) (training) or k * dout (inference), per channel.
-    float* k = sx + C;
+    std::vector<float>& co = affine_scratch();
+    co.resize(std::max(co.size(), 3 * (size_t)C));
+    float* k = co.data();
     float* a = k + C;
     float* b = a + C;
-    const float invM = (float)(1.0 / (double)M);
-    for (int c = 0; c < C; ++c) {
-        k[c] = gamma ? gamma[c] * rstd[c] : rstd[c];
-        a[c] = sd[c] * invM;
-        b[c] = sx[c] * invM;
-    }
+    batchnorm_grad_coefficients(k, a, b, dgamma, dbeta, part, rstd, gamma, M, C);
+    if (!dinp) return;
     const float* __restrict kp = k;
     const float* __restrict ap = a;
     const float* __restrict bp = b;
