@@ -208,6 +208,16 @@ def batchnorm_forward(out: Arr, mean: Arr, rstd: Arr, moving_mean: Arr, moving_v
 def batchnorm_backward(dinp: Arr | None, dgamma: Arr | None, dbeta: Arr | None, dout: Arr,
                        inp: Arr, mean: Arr, rstd: Arr, gamma: Arr | None,
                        training: bool) -> None: ...
+def batchnorm_maxpool_forward(out: Arr, argmax: Arr | None, xwin: Arr | None, mean: Arr,
+                              rstd: Arr, moving_mean: Arr, moving_var: Arr, inp: Arr,
+                              gamma: Arr | None, beta: Arr | None, eps: float, momentum: float,
+                              training: bool, relu: bool, pool_size: tuple[int, int],
+                              strides: tuple[int, int], padding: str) -> None: ...
+def batchnorm_maxpool_backward(dinp: Arr | None, dgamma: Arr | None, dbeta: Arr | None,
+                               dout: Arr, argmax: Arr, xwin: Arr, pooled: Arr | None, inp: Arr,
+                               mean: Arr, rstd: Arr, gamma: Arr | None, training: bool,
+                               relu_mask: bool, pool_size: tuple[int, int],
+                               strides: tuple[int, int], padding: str) -> None: ...
 def global_avgpool2d_forward(out: Arr, inp: Arr) -> None: ...
 def global_avgpool2d_backward(dinp: Arr, dout: Arr) -> None: ...
 def global_maxpool2d_forward(out: Arr, inp: Arr) -> None: ...
@@ -399,6 +409,10 @@ class Net:
     @property
     def fused_ops(self) -> list[int]:
         """The Conv2D ops whose inference runs fused with their MaxPool2D (csrc/conv2d_fused.h)."""
+    @property
+    def fused_batchnorm_ops(self) -> list[int]:
+        """The BatchNorm ops that run fused with the MaxPool2D above them
+        (csrc/batchnorm_pool.h)."""
     @property
     def penalty(self) -> float:
         """The weight regularizers' penalty of the last train_step (float32)."""

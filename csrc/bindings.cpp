@@ -17,6 +17,7 @@
 #include "activations_layers_bind.h"
 #include "augment.h"
 #include "batchnorm.h"
+#include "batchnorm_pool.h"
 #include "bind_checks.h"
 #include "bind_kernels.h"
 #include "bind_losses.h"
@@ -131,7 +132,8 @@ struct HostArrays {
     // wrote: check that every index is a cell of its own window (clipped to the input) before
     // it runs. Per window row r, v is in it iff v - (r*W + w0) is in [0, w1-w0): no division,
     // and the channel loop vectorises.
-    static void check_argmax(const int32_t* pa, const Pool2DParams& p) {
+    static void check_argmax(const int32_t* pa, const Pool2DParams& p,
+                             const char* fn = "maxpool2d_backward") {
         std::vector<uint8_t> in_window(p.C);
         for (int n = 0; n < p.N; ++n)
             for (int oh = 0; oh < p.OH; ++oh)
@@ -155,11 +157,11 @@ struct HostArrays {
                     for (int c = 0; c < C; ++c) all &= ok[c];
                     if (all) continue;
                     const int c = (int)(std::find(ok, ok + C, 0) - ok);  // first offender
-                    throw py::value_error(
-                        "maxpool2d_backward: argmax out of range: " + std::to_string(a[c]) +
-                        " at (" + std::to_string(n) + ", " + std::to_string(oh) + ", " +
-                        std::to_string(ow) + ", " + std::to_string(c) +
-                        ") is not a cell of that output's window");
+                    throw py::value_error(std::string(fn) +
+                                          ": argmax out of range: " + std::to_string(a[c]) +
+                                          " at (" + std::to_string(n) + ", " + std::to_string(oh) +
+                                          ", " + std::to_string(ow) + ", " + std::to_string(c) +
+                                          ") is not a cell of that output's window");
                 }
     }
 
@@ -336,6 +338,103 @@ void check_slots(const OptSpec& o, const ParamSlot& p) {
 }
 
 // The kinds: the one table of each, for Python and C++.
+// BatchNormalization [+ ReLU] + MaxPool2D fused (csrc/batchnorm_pool.h): the Net's kernels,
+// exposed so tests can hold them to the unfused sequence bit for bit.
+// ValueError unless the writable array a (na floats) shares no byte with b (nb floats).
+void require_apart(const char* fn, const void* a, int64_t na, const char* an, const void* b,
+                   int64_t nb, const char* bn) {
+    if (!a || !b) return;
+    const uintptr_t x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+    if (x < y + (uintptr_t)nb * 4 && y < x + (uintptr_t)na * 4)
+        throw py::value_error(std::string(fn) + ": " + an + " must not overlap " + bn);
+}
+
+void bind_batchnorm_pool(py::module_& m) {
+    using A = HostArrays;
+    m.def(
+        "batchnorm_maxpool_forward",
+        [](py::object out, py::object argmax, py::object xwin, py::object mean, py::object rstd,
+           py::object moving_mean, py::object moving_var, py::object inp, py::object gamma,
+           py::object beta, double eps, double momentum, bool training, bool relu,
+           std::pair<int, int> pool, std::pair<int, int> strides, const std::string& padding) {
+            const char* fn = "batchnorm_maxpool_forward";
+            const Pool2DParams p = pool_params_of<A>(inp, pool, strides, padding, fn, "inp");
+            if (!pool_windows_tile(p))
+                throw py::value_error(std::string(fn) +
+                                      ": the pool's windows must tile its input (strides == "
+                                      "pool_size, no leading padding)");
+            const std::vector<int64_t> os = {p.N, p.OH, p.OW, p.C};
+            float* po = A::ptr<float>(out, fn, "out", true, os);
+            int32_t* pa = A::opt_ptr<int32_t>(argmax, fn, "argmax", true, os);
+            float* pw = A::opt_ptr<float>(xwin, fn, "xwin", true, os);
+            if (!pa != !pw)
+                throw py::value_error(std::string(fn) + ": argmax and xwin go together");
+            float* pm = A::ptr<float>(mean, fn, "mean", true, {p.C});
+            float* pr = A::ptr<float>(rstd, fn, "rstd", true, {p.C});
+            float* pmm = A::ptr<float>(moving_mean, fn, "moving_mean", true, {p.C});
+            float* pmv = A::ptr<float>(moving_var, fn, "moving_var", true, {p.C});
+            const float* pi = A::ptr<float>(inp, fn, "inp", false);
+            const float* pg = A::opt_ptr<float>(gamma, fn, "gamma", false, {p.C});
+            const float* pb = A::opt_ptr<float>(beta, fn, "beta", false, {p.C});
+            if (!(eps > 0.0)) throw py::value_error(std::string(fn) + ": eps must be > 0");
+            const int64_t ni = (int64_t)p.N * p.H * p.W * p.C,
+                          no = (int64_t)p.N * p.OH * p.OW * p.C;
+            require_apart(fn, po, no, "out", pi, ni, "inp");
+            require_apart(fn, pw, no, "xwin", pi, ni, "inp");
+            require_apart(fn, pw, no, "xwin", po, no, "out");
+            py::gil_scoped_release nogil;
+            batchnorm_maxpool_forward(po, pa, pw, pm, pr, pmm, pmv, pi, pg, pb, eps, momentum,
+                                      training, relu, p);
+        },
+        py::arg("out"), py::arg("argmax"), py::arg("xwin"), py::arg("mean"), py::arg("rstd"),
+        py::arg("moving_mean"), py::arg("moving_var"), py::arg("inp"), py::arg("gamma"),
+        py::arg("beta"), py::arg("eps"), py::arg("momentum"), py::arg("training"), py::arg("relu"),
+        py::arg("pool_size"), py::arg("strides"), py::arg("padding"),
+        "batchnorm_forward [then a ReLU] then maxpool2d_forward in one pass, the normalised "
+        "values never stored; xwin gets inp at each argmax (csrc/batchnorm_pool.h).");
+    m.def(
+        "batchnorm_maxpool_backward",
+        [](py::object dinp, py::object dgamma, py::object dbeta, py::object dout, py::object argmax,
+           py::object xwin, py::object pooled, py::object inp, py::object mean, py::object rstd,
+           py::object gamma, bool training, bool relu_mask, std::pair<int, int> pool,
+           std::pair<int, int> strides, const std::string& padding) {
+            const char* fn = "batchnorm_maxpool_backward";
+            const Pool2DParams p = pool_params_of<A>(inp, pool, strides, padding, fn, "inp");
+            if (!pool_windows_tile(p))
+                throw py::value_error(std::string(fn) +
+                                      ": the pool's windows must tile its input (strides == "
+                                      "pool_size, no leading padding)");
+            const std::vector<int64_t> is = {p.N, p.H, p.W, p.C}, os = {p.N, p.OH, p.OW, p.C};
+            float* pdi = A::opt_ptr<float>(dinp, fn, "dinp", true, is);
+            float* pdg = A::opt_ptr<float>(dgamma, fn, "dgamma", true, {p.C});
+            float* pdb = A::opt_ptr<float>(dbeta, fn, "dbeta", true, {p.C});
+            const float* pdo = A::ptr<float>(dout, fn, "dout", false, os);
+            const int32_t* pa = A::ptr<int32_t>(argmax, fn, "argmax", false, os);
+            const float* pw = A::ptr<float>(xwin, fn, "xwin", false, os);
+            const float* pp = A::opt_ptr<float>(pooled, fn, "pooled", false, os);
+            const float* pi = A::ptr<float>(inp, fn, "inp", false);
+            const float* pm = A::ptr<float>(mean, fn, "mean", false, {p.C});
+            const float* pr = A::ptr<float>(rstd, fn, "rstd", false, {p.C});
+            const float* pg = A::opt_ptr<float>(gamma, fn, "gamma", false, {p.C});
+            A::check_argmax(pa, p, fn);
+            const int64_t ni = (int64_t)p.N * p.H * p.W * p.C,
+                          no = (int64_t)p.N * p.OH * p.OW * p.C;
+            require_apart(fn, pdi, ni, "dinp", pdo, no, "dout");
+            require_apart(fn, pdi, ni, "dinp", pi, ni, "inp");
+            require_apart(fn, pdi, ni, "dinp", pw, no, "xwin");
+            require_apart(fn, pdi, ni, "dinp", pp, no, "pooled");
+            py::gil_scoped_release nogil;
+            batchnorm_maxpool_backward(pdi, pdg, pdb, pdo, pa, pw, pp, pi, pm, pr, pg, p, training,
+                                       relu_mask);
+        },
+        py::arg("dinp"), py::arg("dgamma"), py::arg("dbeta"), py::arg("dout"), py::arg("argmax"),
+        py::arg("xwin"), py::arg("pooled"), py::arg("inp"), py::arg("mean"), py::arg("rstd"),
+        py::arg("gamma"), py::arg("training"), py::arg("relu_mask"), py::arg("pool_size"),
+        py::arg("strides"), py::arg("padding"),
+        "maxpool2d_backward then batchnorm_backward in one pass over dinp, from the pooled "
+        "gradient, argmax and xwin of batchnorm_maxpool_forward (csrc/batchnorm_pool.h).");
+}
+
 void bind_kinds(py::module_& m) {
     // Activation's member names are the strings Keras users type; Python derives its
     // name -> kind maps from Activation.__members__ (cnnfast/backend.py).
@@ -1087,6 +1186,8 @@ void bind_net(py::module_& m) {
             "Outputs of x's rows (any count; max_batch rows per pass) into out.")
         .def_property_readonly("max_batch", [](const PyNet& h) { return h.net->max_batch(); })
         .def_property_readonly("fused_ops", [](const PyNet& h) { return h.net->fused_ops(); })
+        .def_property_readonly("fused_batchnorm_ops",
+                               [](const PyNet& h) { return h.net->fused_batchnorm_ops(); })
         .def_property_readonly(
             "penalty", [](const PyNet& h) { return h.penalty; },
             "The weight regularizers' penalty (float32) of the last train_step, 0 without any.")
@@ -1437,6 +1538,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_kernels<HostArrays>(m);
     bind::bind_optim_more<HostArrays>(m);
     bind::bind_batchnorm<HostArrays>(m);
+    bind_batchnorm_pool(m);
     bind::bind_global_pool2d<HostArrays>(m);
     bind::bind_losses<HostArrays>(m);
     bind::bind_rescale<HostArrays>(m);

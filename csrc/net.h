@@ -220,6 +220,14 @@ class Net {
         return r;
     }
 
+    // The BatchNorm ops that run fused with the MaxPool2D above them (batchnorm_pool.h).
+    std::vector<int> fused_batchnorm_ops() const {
+        std::vector<int> r;
+        for (size_t i = 0; i < layers_.size(); ++i)
+            if (layers_[i].bn_pool_span) r.push_back((int)i);
+        return r;
+    }
+
   private:
     struct Layer {
         OpSpec spec;
@@ -242,6 +250,13 @@ class Net {
         // Conv2D at inference: it and the next fused_span ops (its MaxPool2D) run as one
         // conv_pool_forward (csrc/conv2d_fused.h); 0: unfused.
         int fused_span = 0;
+        // BatchNorm whose output only the MaxPool2D bn_pool_span ops above reads (directly, or
+        // through an Activation('relu') when the span is 2): the two run as one
+        // batchnorm_maxpool_forward/backward (csrc/batchnorm_pool.h), and BN's output (and the
+        // ReLU's) is never formed. xwin: BN's input at each window's argmax. On the pool,
+        // bn_below is the same span, looking down. 0: unfused.
+        int bn_pool_span = 0, bn_below = 0;
+        std::vector<float> xwin;
     };
 
     void forward(const float* x, int B, bool training, uint64_t seed, int64_t sample_offset = 0);

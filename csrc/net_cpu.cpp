@@ -15,6 +15,7 @@
 
 #include "activations.h"
 #include "batchnorm.h"
+#include "batchnorm_pool.h"
 #include "conv2d.h"
 #include "conv2d_dilated.h"
 #include "conv2d_fused.h"
@@ -107,6 +108,27 @@ int fused_span_at(const std::vector<Layer>& layers, size_t i) {
     const char* env = std::getenv("CNNFAST_FUSED_INFERENCE");
     if (env && std::string(env) == "0") return 0;
     return conv_pool_fusable(conv_params(o, layers[i].in_shape, 1)) ? 1 : 0;
+}
+
+// The span from the BatchNorm at i to the MaxPool2D that alone reads its output, directly (1) or
+// through an Activation('relu') (2), when the pool's windows tile its input; else 0, and 0 for
+// all with CNNFAST_FUSED_BATCHNORM=0
+// (docs/training_step.md#batchnormalization-fused-with-the-max-pool). Not with an activity
+// penalty on any of them: it reads an output the fused pass never forms.
+template <class Layer>
+int bn_pool_span_at(const std::vector<Layer>& layers, size_t i) {
+    if (layers[i].spec.kind != OpKind::BatchNorm || has_activity(layers[i].spec)) return 0;
+    size_t j = i + 1;
+    if (j < layers.size() && layers[j].spec.kind == OpKind::Activation &&
+        layers[j].spec.act == Activation::ReLU && !has_activity(layers[j].spec))
+        ++j;
+    if (j >= layers.size() || layers[j].spec.kind != OpKind::MaxPool2D ||
+        has_activity(layers[j].spec) || layers[i].in_shape.size() != 3 ||
+        !pool_windows_tile(pool_params(layers[j].spec, layers[j].in_shape, 1)))
+        return 0;
+    const char* env = std::getenv("CNNFAST_FUSED_BATCHNORM");
+    if (env && std::string(env) == "0") return 0;
+    return (int)(j - i);
 }
 
 // Training: the Conv2D at i and the MaxPool2D after it run chunk by chunk of images of about
@@ -335,6 +357,16 @@ Net::Net(std::vector<OpSpec> ops, std::vector<int> in_shape, int max_batch, Loss
     a_.assign(layers_.size() + 1, nullptr);
     zp_.assign(layers_.size(), nullptr);
     for (size_t i = 0; i < layers_.size(); ++i) {
+        Layer& l = layers_[i];
+        l.bn_pool_span = bn_pool_span_at(layers_, i);
+        if (!l.bn_pool_span) continue;
+        Layer& pool = layers_[i + l.bn_pool_span];
+        pool.bn_below = l.bn_pool_span;
+        l.xwin.resize((size_t)max_batch * pool.out_n);
+        for (size_t k = i; k < i + l.bn_pool_span; ++k)
+            std::vector<float>().swap(layers_[k].out);  // never formed
+    }
+    for (size_t i = 0; i < layers_.size(); ++i) {
         layers_[i].fused_span = fused_span_at(layers_, i);
         if (layers_[i].fused_span)
             fused_per_thread_ =
@@ -376,6 +408,22 @@ void Net::forward(const float* x, int B, bool training, uint64_t seed, int64_t s
         }
         const int64_t cols = act_cols(l.out_shape);
         const double t0 = timing_ ? now_ms() : 0.0;
+        if (l.bn_pool_span) {  // BatchNorm [+ ReLU] + max-pool in one pass (batchnorm_pool.h)
+            const size_t j = i + l.bn_pool_span;
+            Layer& pl = layers_[j];
+            l.bn_batch_stats = training && o.bn_training;
+            batchnorm_maxpool_forward(pl.out.data(), training ? pl.argmax.data() : nullptr,
+                                      training ? l.xwin.data() : nullptr, l.mean.data(),
+                                      l.rstd.data(), o.moving_mean, o.moving_var, in, o.weight,
+                                      o.bias, o.eps, o.momentum, l.bn_batch_stats,
+                                      l.bn_pool_span == 2, pool_params(pl.spec, pl.in_shape, B));
+            for (size_t k = i; k < j; ++k) a_[k + 1] = zp_[k] = nullptr;  // never formed
+            a_[j + 1] = pl.out.data();
+            zp_[j] = nullptr;
+            if (timing_) prof_.fwd_ms[i] += now_ms() - t0;  // the pool's time counts here
+            i = j;
+            continue;
+        }
         // Training: conv + max-pool chunk by chunk of images (train_chunk_pool_at).
         if (training && train_chunk_pool_at(layers_, i, B, kTrainChunkFloats)) {
             const size_t j = i + 1;
@@ -571,6 +619,22 @@ void Net::backward(int B) {
         float* other = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
         float* dx = i == lowest ? nullptr : other;
         const double t0 = timing_ ? now_ms() : 0.0;
+        if (l.bn_below) {  // the max-pool of a fused BatchNorm [+ ReLU] + max-pool
+            const int bi = i - l.bn_below;
+            Layer& bl = layers_[bi];
+            float* bdx = bi == lowest ? nullptr : other;
+            // above a ReLU's output (Conv2D/Dense + ReLU, then BN), as the BatchNorm case below
+            relu_done = bdx && bi - 1 >= lowest && layers_[bi - 1].relu_out;
+            batchnorm_maxpool_backward(bdx, bl.spec.dweight, bl.spec.dbias, dy, l.argmax.data(),
+                                       bl.xwin.data(), l.bn_below == 2 ? a_[i + 1] : nullptr,
+                                       a_[bi], bl.mean.data(), bl.rstd.data(), bl.spec.weight,
+                                       pool_params(o, l.in_shape, B), bl.bn_batch_stats, relu_done);
+            dy = bdx;
+            if (timing_) prof_.bwd_ms[bi] += now_ms() - t0;
+            i = bi;
+            if (!dy) break;
+            continue;
+        }
         switch (o.kind) {
             case OpKind::Conv2D:
                 if (has_act && !skip_act)

@@ -193,6 +193,47 @@ def b_batchnorm_backward(d):
             Arg(d.draw(st.booleans(), label="training"), "fixed")]
 
 
+def _bn_pool_geom(d):
+    """BN's input (N,H,W,C) and a pool whose windows tile it (strides == pool size <= 2, so no
+    leading padding with 'same' either)."""
+    n, h, w, c, pad = _geom(d)
+    k = (_dim(d, 1, min(2, h), "kh"), _dim(d, 1, min(2, w), "kw"))
+    g = _core.pool2d_geometry((n, h, w, c), k, k, pad)
+    return (n, h, w, c), k, pad, tuple(g["out_shape"])
+
+
+def b_batchnorm_maxpool_forward(d):
+    ins, k, pad, os_ = _bn_pool_geom(d)
+    c = ins[-1]
+    return [Arg(np.zeros(os_, F32), "out"), Arg(np.zeros(os_, np.int32), "out"),
+            Arg(np.zeros(os_, F32), "out"), Arg(np.zeros(c, F32), "out"),
+            Arg(np.zeros(c, F32), "out"), Arg(np.zeros(c, F32), "out"),
+            Arg(np.ones(c, F32), "out"), Arg(_r(d, ins), "in"), Arg(_r(d, (c,)), "in", True),
+            Arg(_r(d, (c,)), "in", True), Arg(1e-3, "scalar"), Arg(0.99, "fixed"),
+            Arg(d.draw(st.booleans(), label="training"), "fixed"),
+            Arg(d.draw(st.booleans(), label="relu"), "fixed"), Arg(k, "pair"), Arg(k, "pair"),
+            Arg(pad, "pad")]
+
+
+def b_batchnorm_maxpool_backward(d):
+    ins, k, pad, os_ = _bn_pool_geom(d)
+    c = ins[-1]
+    x = _r(d, ins)
+    pooled, argmax, xwin = np.zeros(os_, F32), np.zeros(os_, np.int32), np.zeros(os_, F32)
+    mean, rstd = np.zeros(c, F32), np.zeros(c, F32)
+    relu = d.draw(st.booleans(), label="relu")
+    _core.batchnorm_maxpool_forward(pooled, argmax, xwin, mean, rstd, np.zeros(c, F32),
+                                    np.ones(c, F32), x, None, None, 1e-3, 0.99, True, relu, k, k,
+                                    pad)
+    return [Arg(np.zeros(ins, F32), "out", True), Arg(np.zeros(c, F32), "out", True),
+            Arg(np.zeros(c, F32), "out", True), Arg(_r(d, os_), "in"), Arg(argmax, "argmax"),
+            Arg(xwin, "in"), Arg(pooled if relu else None, "in", True), Arg(x, "in"),
+            Arg(mean, "in"), Arg(rstd, "in"), Arg(_r(d, (c,)), "in", True),
+            Arg(d.draw(st.booleans(), label="training"), "fixed"),
+            Arg(d.draw(st.booleans(), label="relu_mask"), "fixed"), Arg(k, "pair"),
+            Arg(k, "pair"), Arg(pad, "pad")]
+
+
 def _nhwc(d):
     return (_dim(d, 1, 3), _dim(d), _dim(d), _dim(d, 1, 3))
 
