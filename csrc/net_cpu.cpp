@@ -791,8 +791,10 @@ static void apply_update(const OptSpec& opt, const ParamSlot& p, float lr, int64
 static void optimizer_step(const OptSpec& opt, const std::vector<ParamSlot>& params, float lr,
                            int64_t step) {
     if (opt.clip != ClipKind::None) {
-        std::vector<float*> g;
-        std::vector<int64_t> n;
+        // the arrays' list, kept between steps (clear keeps the capacity): no allocation per step
+        static thread_local std::vector<float*> g;
+        static thread_local std::vector<int64_t> n;
+        g.clear(), n.clear();
         for (const ParamSlot& p : params) g.push_back(p.g), n.push_back(p.n);
         clip_gradients(g.data(), n.data(), (int)g.size(), opt.clip, opt.clip_value);
     }

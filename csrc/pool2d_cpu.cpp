@@ -229,8 +229,12 @@ void global_maxpool2d_backward(float* dinp, const float* dout, const float* inp,
         const float* __restrict o = out + (size_t)n * C;
         const float* __restrict d = dout + (size_t)n * C;
         float* __restrict di = dinp + (size_t)n * HW * C;
-        // First pass: the ties of each channel (counted in float, exact up to 2^24 cells).
-        std::vector<float> g(C, 0.0f);
+        // First pass: the ties of each channel (counted in float, exact up to 2^24 cells), in
+        // the calling thread's grow-only buffer (no allocation per call once it has grown).
+        static thread_local std::vector<float> gbuf;
+        if (gbuf.size() < (size_t)C) gbuf.resize(C);
+        float* __restrict g = gbuf.data();
+        std::fill(g, g + C, 0.0f);
         for (int k = 0; k < HW; ++k)
             for (int c = 0; c < C; ++c) g[c] += (float)(x[(size_t)k * C + c] == o[c]);
         // TF: indicators / num_selected * grad, in that order.
