@@ -586,10 +586,22 @@ def forward_rows(row_bytes, batch):
     return max(1, min(batch, max(FORWARD_MIN_ROWS, FORWARD_CHUNK_BYTES // max(row_bytes, 1))))
 
 
+def _inner_row_floats(layer, in_shape):
+    """Floats per row a layer holds besides its output, for a (None, ...) input shape:
+    SeparableConv2D's depthwise stage (OH, OW, C * depth_multiplier) twice, as the Net keeps it
+    and its gradient in every mode (csrc/net.h Layer::mid, dmid) and the LayerEngine both when
+    training. The stage is larger than the output whenever C * depth_multiplier > filters."""
+    if not isinstance(layer, SeparableConv2D):
+        return 0
+    return 2 * int(np.prod(layer._depthwise_shape(in_shape)[1:]))
+
+
 def _chain_row_bytes(layers, in_shape):
-    """Bytes of one row's activations through a chain of built layers."""
+    """Bytes of one row's activations through a chain of built layers (with the buffers
+    inside a layer: _inner_row_floats)."""
     shape, total = (None, *in_shape), 0
     for layer in layers:
+        total += 4 * _inner_row_floats(layer, shape)
         shape = layer.compute_output_shape(shape)
         total += 4 * int(np.prod(shape[1:]))
     return total
@@ -696,16 +708,18 @@ def memory_limit():
 
 def activation_bytes(model, batch, mode):
     """(total, [(layer, bytes)]) an engine allocates for batches of `batch` rows, an upper
-    bound of what the Net and the LayerEngine hold: per layer its float32 output, and when
-    training also its saved pre-activation or mask / argmax and the two gradient buffers of
-    the largest tensor; plus the gathered input batch."""
+    bound of what the Net and the LayerEngine hold: per layer its float32 output (and the
+    buffers inside it: _inner_row_floats), and when training also its saved pre-activation or
+    mask / argmax and the two gradient buffers of the largest tensor; plus the gathered input
+    batch."""
     train = mode == "train"
     per_layer, biggest = [], 0
     in_n = max(int(np.prod(model._tensors[i].shape[1:])) for i in model._input_ids)
-    for layer, _, o in model._plan:
+    for layer, i, o in model._plan:
         n = int(np.prod(model._tensors[o].shape[1:]))
         biggest = max(biggest, n)
-        per_layer.append((layer, 4 * batch * n * (2 if train else 1)))
+        inner = _inner_row_floats(layer, model._tensors[i].shape)
+        per_layer.append((layer, 4 * batch * (n * (2 if train else 1) + inner)))
     total = sum(b for _, b in per_layer) + 4 * batch * in_n
     if train:
         total += 2 * 4 * batch * max(biggest, in_n)

@@ -163,9 +163,18 @@ struct Lerp {
     float t;
 };
 
-// TF's compute_interpolation_weights with the HalfPixelScaler (resize_bilinear_op.cc).
-void lerp_weights(std::vector<Lerp>& v, int out_size, int in_size) {
-    v.resize(out_size);
+// Grow-only scratch of the calling thread (the kernels fill it before their parallel regions,
+// which only read it): after the first call at the largest size, a call allocates nothing.
+template <class T>
+T* thread_scratch(size_t n) {
+    static thread_local std::vector<T> buf;
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+}
+
+// TF's compute_interpolation_weights with the HalfPixelScaler (resize_bilinear_op.cc):
+// v[0..out_size) overwritten.
+void lerp_weights(Lerp* v, int out_size, int in_size) {
     const float scale = (float)in_size / (float)out_size;
     for (int i = 0; i < out_size; ++i) {
         const float in = ((float)i + 0.5f) * scale - 0.5f;
@@ -178,8 +187,8 @@ void lerp_weights(std::vector<Lerp>& v, int out_size, int in_size) {
 
 // One window of an image with row stride `rs` floats, resized to (oh, ow) through the
 // weights ys, xs (computed for the window's size).
-void resize_window(float* out, const float* win, int64_t rs, int C, int oh, int ow,
-                   const std::vector<Lerp>& ys, const std::vector<Lerp>& xs) {
+void resize_window(float* out, const float* win, int64_t rs, int C, int oh, int ow, const Lerp* ys,
+                   const Lerp* xs) {
     for (int y = 0; y < oh; ++y) {
         const float* r0 = win + ys[y].lo * rs;
         const float* r1 = win + ys[y].hi * rs;
@@ -201,9 +210,14 @@ void resize_window(float* out, const float* win, int64_t rs, int C, int oh, int 
 void window_resize(float* out, const float* inp, int B, int H, int W, int C, int h0, int w0, int wh,
                    int ww, int oh, int ow) {
     const int64_t n = (int64_t)H * W * C, on = (int64_t)oh * ow * C, rs = (int64_t)W * C;
-    std::vector<Lerp> ys, xs;
     const bool same = wh == oh && ww == ow;
-    if (!same) lerp_weights(ys, oh, wh), lerp_weights(xs, ow, ww);
+    Lerp* ys = nullptr;
+    Lerp* xs = nullptr;
+    if (!same) {
+        ys = thread_scratch<Lerp>((size_t)oh + ow);
+        xs = ys + oh;
+        lerp_weights(ys, oh, wh), lerp_weights(xs, ow, ww);
+    }
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -319,18 +333,15 @@ void augment_params(float* params, float* transforms, const AugmentSpec& s, int 
 void projective_transform(float* out, const float* inp, const float* transforms, int B, int H,
                           int W, int C, FillMode fill, Interpolation interp, float fill_value) {
     const int64_t n = (int64_t)H * W * C;
+    // The pixel read outside the image: C copies of fill_value, shared (read-only) by the threads.
+    float* fillv = thread_scratch<float>((size_t)C);
+    std::fill(fillv, fillv + C, fill_value);
 #ifdef _OPENMP
-#pragma omp parallel
+#pragma omp parallel for schedule(static)
 #endif
-    {
-        std::vector<float> fillv(C, fill_value);
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int b = 0; b < B; ++b)
-            transform_image(out + b * n, inp + b * n, transforms + (int64_t)b * 8, H, W, C, fill,
-                            interp, fillv.data());
-    }
+    for (int b = 0; b < B; ++b)
+        transform_image(out + b * n, inp + b * n, transforms + (int64_t)b * 8, H, W, C, fill,
+                        interp, fillv);
 }
 
 // Image (H,W,C) reversed along W (flip_h) and/or H (flip_v), or copied.

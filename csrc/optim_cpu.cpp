@@ -180,9 +180,18 @@ void weight_decay_update(float* w, int64_t n, float lr, double weight_decay) {
 // the result does not depend on the thread count.
 static constexpr int64_t kSumBlock = 1 << 12;
 
+// The blocks' partial sums: grow-only scratch of the calling thread (sum_squares and block_sum
+// run one at a time on it), so a step with clipping or regularizers allocates nothing here
+// after its first call at the largest size. Every block's entry is written before it is read.
+static double* block_partials(int64_t nb) {
+    static thread_local std::vector<double> buf;
+    if (buf.size() < (size_t)nb) buf.resize((size_t)nb);
+    return buf.data();
+}
+
 static float sum_squares(const float* g, int64_t n) {
     const int64_t nb = (n + kSumBlock - 1) / kSumBlock;
-    std::vector<double> part((size_t)nb, 0.0);
+    double* part = block_partials(nb);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
 #endif
@@ -193,10 +202,10 @@ static float sum_squares(const float* g, int64_t n) {
             const float sq = g[i] * g[i];
             s += (double)sq;
         }
-        part[(size_t)b] = s;
+        part[b] = s;
     }
     double s = 0.0;
-    for (double p : part) s += p;
+    for (int64_t b = 0; b < nb; ++b) s += part[b];
     return (float)s;
 }
 
@@ -260,7 +269,7 @@ float f32_log(float x) {
 // sum|x| or sum(x*x) in double, in fixed blocks combined in block order (see sum_squares).
 static float block_sum(const float* x, int64_t n, bool squares) {
     const int64_t nb = (n + kSumBlock - 1) / kSumBlock;
-    std::vector<double> part((size_t)nb, 0.0);
+    double* part = block_partials(nb);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
 #endif
@@ -269,10 +278,10 @@ static float block_sum(const float* x, int64_t n, bool squares) {
         double s = 0.0;
         for (int64_t i = lo; i < hi; ++i)
             s += squares ? (double)(x[i] * x[i]) : std::fabs((double)x[i]);
-        part[(size_t)b] = s;
+        part[b] = s;
     }
     double s = 0.0;
-    for (double p : part) s += p;
+    for (int64_t b = 0; b < nb; ++b) s += part[b];
     return (float)s;
 }
 

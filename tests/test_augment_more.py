@@ -165,6 +165,21 @@ def test_resize_bilinear_vs_numpy():
         np.testing.assert_array_equal(out, resize_ref(x, oh, ow))
 
 
+@pytest.mark.parametrize("interp", ("bilinear", "nearest"))
+def test_fill_pixel_follows_each_calls_fill_value_and_channels(interp):
+    # The pixel read outside the image lives in scratch the kernel reuses from call to call:
+    # each call must see its own fill_value, for its own channel count (more, fewer, more).
+    for c, fill in ((5, 2.0), (2, -1.0), (7, 0.25), (1, 3.5)):
+        x = images(b=3, h=4, w=6, c=c)
+        # output column x reads input column x + 3 (an integer shift: the bilinear weights of
+        # the neighbour are 0, so the values are exact)
+        t = np.tile(np.array([1, 0, 3, 0, 1, 0, 0, 0], np.float32), (3, 1))
+        out = np.empty_like(x)
+        backend.projective_transform(out, x, t, "constant", interp, fill)
+        np.testing.assert_array_equal(out[:, :, :3], x[:, :, 3:])
+        np.testing.assert_array_equal(out[:, :, 3:], np.full((3, 4, 3, c), fill, np.float32))
+
+
 @pytest.mark.tf
 def test_resize_and_crop_match_tf(tf_keras):
     tf, keras = tf_keras

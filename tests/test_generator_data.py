@@ -56,13 +56,84 @@ def test_generator_evaluate_and_predict_equal_arrays():
     m = model()
     m.fit(x, y, batch_size=10, epochs=1, verbose=0)
     want = m.evaluate(x, y, batch_size=10, verbose=0, return_dict=True)
-    got = m.evaluate(batches(x, y), verbose=0, return_dict=True)
+    with pytest.warns(UserWarning, match="ran out of data"):  # as Keras: test_running_out_*
+        got = m.evaluate(batches(x, y), verbose=0, return_dict=True)
     assert got == want
     p = m.predict(x, batch_size=10, verbose=0)
-    np.testing.assert_array_equal(m.predict(((x[i:i + 10],) for i in range(0, 40, 10)),
-                                            verbose=0), p)
+    with pytest.warns(UserWarning, match="ran out of data"):
+        np.testing.assert_array_equal(m.predict(((x[i:i + 10],) for i in range(0, 40, 10)),
+                                                verbose=0), p)
     # predict also takes (x, y) tuples and ignores y
-    np.testing.assert_array_equal(m.predict(batches(x, y), verbose=0), p)
+    with pytest.warns(UserWarning, match="ran out of data"):
+        np.testing.assert_array_equal(m.predict(batches(x, y), verbose=0), p)
+
+
+# Keras's EpochIterator._interrupted_warning (keras 3 in tf 2.21), word for word
+RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or "
+           "generator can generate at least `steps_per_epoch * epochs` batches. You may need to "
+           "use the `.repeat()` function when building your dataset.")
+
+
+def ran_out_runs(m, x, y, filtered):
+    """[(warnings of Keras's ran-out text, how many other warnings, result)] of evaluate,
+    predict and fit on a 4-batch generator of (x, y) with and without steps (fit's shuffle
+    warning is not counted), in the order of the table; works for cnnfast and tf.keras."""
+    def run(f):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            r = f()
+        msgs = [str(i.message) for i in w if "shuffle=True" not in str(i.message)]
+        return [i for i in msgs if "ran out" in i], len([i for i in msgs if "ran out" not in i]), r
+
+    def xs():
+        return ((x[i:i + 10],) for i in range(0, 40, 10))
+
+    def shape(a):
+        return np.asarray(a).shape
+    out = [
+        run(lambda: m.evaluate(batches(x, y), verbose=0)),
+        run(lambda: m.evaluate(batches(x, y), steps=2, verbose=0)),
+        run(lambda: m.evaluate(batches(x, y), steps=4, verbose=0)),
+        run(lambda: m.evaluate(batches(x, y), steps=6, verbose=0)),
+        run(lambda: shape(m.predict(xs(), verbose=0))),
+        run(lambda: shape(m.predict(xs(), steps=3, verbose=0))),
+        run(lambda: shape(m.predict(xs(), steps=4, verbose=0))),
+        run(lambda: shape(m.predict(batches(x, y), steps=7, verbose=0))),
+        run(lambda: len(m.fit(batches(x, y), epochs=3, verbose=0).history["loss"])),
+        run(lambda: len(m.fit(batches(x, y, repeat=2), epochs=2, steps_per_epoch=4,
+                              verbose=0).history["loss"])),
+        run(lambda: len(m.fit(x, y, epochs=2, verbose=0, batch_size=10,
+                              validation_data=batches(x, y)).history["val_loss"])),
+        run(lambda: m.evaluate(filtered, verbose=0)),
+    ]
+    return out
+
+
+# (ran-out warnings, result) per ran_out_runs entry: without steps a generator (or a dataset
+# of unknown length) is read until it stops, and every pass warns; steps= the length reads
+# exactly that and does not; more steps than batches gives what there is, and warns. The
+# losses are the arrays' over all 4 batches or the first 2.
+RAN_OUT_TABLE = [(1, "loss_all"), (0, "loss_2"), (0, "loss_all"), (1, "loss_all"),
+                 (1, (40, 4)), (0, (30, 4)), (0, (40, 4)), (1, (40, 4)),
+                 (3, 3), (0, 2), (2, 2), (1, None)]  # None: after the fits trained
+
+
+def test_running_out_warns_as_keras():
+    x, y = data(40)
+    m = model()
+    m.fit(x, y, batch_size=10, epochs=1, verbose=0)
+    full = m.evaluate(x, y, batch_size=10, verbose=0)
+    two = m.evaluate(x[:20], y[:20], batch_size=10, verbose=0)
+    from cnnfast.data import Dataset
+    filtered = Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(10)
+    runs = ran_out_runs(m, x, y, filtered)
+    for i, ((msgs, others, result), (n, want)) in enumerate(zip(runs, RAN_OUT_TABLE)):
+        assert msgs == [RAN_OUT] * n and others == 0, i
+        if isinstance(want, str):
+            want = {"loss_all": full, "loss_2": two}[want]
+            np.testing.assert_array_equal(result, want)  # the same batches in the same order
+        elif want is not None:
+            assert result == want, i
 
 
 def test_a_second_epoch_replays_the_two_batches_read_ahead():
@@ -120,3 +191,25 @@ def test_replay_and_errors_match_keras():
             km.fit(batches(x, y), verbose=0, **kw)
     with pytest.raises(ValueError, match="must return a tuple"):
         km.predict((x[i:i + 10] for i in range(0, 40, 10)), verbose=0)
+
+
+@pytest.mark.tf
+def test_running_out_matches_keras():
+    tf = pytest.importorskip("tensorflow")
+    x, y = data(40)
+    km = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten(),
+                              tf.keras.layers.Dense(4, activation="softmax")])
+    km.compile("adam", "sparse_categorical_crossentropy")
+    full = km.evaluate(x, y, batch_size=10, verbose=0)
+    two = km.evaluate(x[:20], y[:20], batch_size=10, verbose=0)
+    filtered = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(10)
+    runs = ran_out_runs(km, x, y, filtered)
+    for i, ((msgs, others, result), (n, want)) in enumerate(zip(runs, RAN_OUT_TABLE)):
+        assert msgs == [RAN_OUT] * n and others == 0, i
+        if isinstance(want, str):
+            # Keras's evaluate of a generator vs of the arrays: its float32 metric means
+            # (measured equal here; rtol for the order of its running sums)
+            want = {"loss_all": full, "loss_2": two}[want]
+            np.testing.assert_allclose(result, want, rtol=1e-6, atol=0)
+        elif want is not None:
+            assert result == want, i

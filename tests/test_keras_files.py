@@ -282,6 +282,29 @@ def test_written_files_have_keras_own_layout(tf_keras, tmp_path, which):
             len(g["optimizer_weights"].attrs["weight_names"])
 
 
+def test_uncompiled_model_writes_keras_empty_compile_config(tmp_path):
+    """config.json's compile_config: {} for a model never compiled (what tf.keras 2.21 writes:
+    test_more_layers_files_have_keras_own_layout), which loads uncompiled; a compiled model's
+    loads compiled."""
+    reset_names()
+    m = cf.Sequential([layers.Input((4,)), layers.Dense(2)])
+    x = np.random.default_rng(0).random((3, 4), dtype=np.float32)
+    m.save(tmp_path / "u.keras")
+    with zipfile.ZipFile(tmp_path / "u.keras") as z:
+        config = json.loads(z.read("config.json"))
+    assert config["compile_config"] == {} and list(config)[-1] == "compile_config"
+    back = cf.saving.load_model(tmp_path / "u.keras")
+    assert not back.compiled and back.optimizer is None
+    np.testing.assert_array_equal(back.predict(x, verbose=0), m.predict(x, verbose=0))
+    m.compile(optimizer="sgd", loss="mse")
+    m.save(tmp_path / "c.keras")
+    with zipfile.ZipFile(tmp_path / "c.keras") as z:
+        cc = json.loads(z.read("config.json"))["compile_config"]
+    assert cc["optimizer"]["class_name"] == "SGD" and cc["loss"]["class_name"] == \
+        "MeanSquaredError"
+    assert cf.saving.load_model(tmp_path / "c.keras").compiled
+
+
 def test_keras_writer_refuses_what_keras_cannot_hold(tmp_path):
     m = cf.Sequential([layers.Input((4,)), layers.Dense(2)])
     inner = cf.Sequential([layers.Input((4,)), layers.Dense(3)])
@@ -458,7 +481,7 @@ def test_more_layers_files_have_keras_own_layout(tf_keras, tmp_path, case):
     km.save(tmp_path / "k.keras")
     with zipfile.ZipFile(tmp_path / "c.keras") as c, zipfile.ZipFile(tmp_path / "k.keras") as k:
         cc, kc = json.loads(c.read("config.json")), json.loads(k.read("config.json"))
-        kc.pop("compile_config", None)         # Keras writes {} for an uncompiled model
+        assert cc["compile_config"] == kc["compile_config"] == {}  # not compiled: Keras's {}
         for e in kc["config"]["layers"]:       # a seed Keras drew for a RandomCrop without one
             if e["class_name"] == "RandomCrop" and not m.get_layer(
                     e["config"]["name"]).get_config()["seed"]:

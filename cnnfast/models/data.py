@@ -19,6 +19,7 @@ from ..data import INFINITE_CARDINALITY, UNKNOWN_CARDINALITY, Dataset
 from ..layers.base import shape_str
 from ..utils.py_dataset import PyDataset, check_workers, read_batches
 from . import weight_args
+from .steps import _RAN_OUT
 
 
 def prepare_x(model, x, what):
@@ -299,6 +300,10 @@ class DatasetBatches:
     def _pass(self, gen):
         if self.given_steps is None:
             yield from self._new_iter(gen)
+            if self._card is None:
+                # Keras's EpochIterator reads a source of unknown length (a generator, a
+                # filtered dataset) until it stops, and warns each time it does.
+                self._ran_out()
             return
         if self._it is None:
             self._it, self._seen = self._new_iter(gen), 0
@@ -318,10 +323,7 @@ class DatasetBatches:
 
     @staticmethod
     def _ran_out():
-        warnings.warn("Your input ran out of data; interrupting training. Make sure that your "
-                      "dataset can generate at least `steps_per_epoch * epochs` batches. You "
-                      "may need to use the `.repeat()` function when building your dataset.",
-                      stacklevel=4)
+        warnings.warn(_RAN_OUT, stacklevel=4)
 
     def epoch(self, gen=None):
         """(x, y, idx, sample weights or None) per batch: the rows are the whole batch."""

@@ -15,9 +15,10 @@ import warnings
 
 import numpy as np
 
+# Keras's EpochIterator._interrupted_warning, word for word (one text for every kind of data)
 _RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset "
-            "can generate at least `steps_per_epoch * epochs` batches. You may need to use the "
-            "`.repeat()` function when building your dataset.")
+            "or generator can generate at least `steps_per_epoch * epochs` batches. You may "
+            "need to use the `.repeat()` function when building your dataset.")
 
 
 def batch_size_for(batch_size, n, steps):

@@ -487,8 +487,8 @@ def save_keras(model, filepath, overwrite=True):
     """model.save("x.keras"): Keras 3's zip, which tf.keras.models.load_model opens."""
     config = keras_model_config(model)
     cc = keras_compile_config(model)
-    if cc is not None:
-        config["compile_config"] = cc
+    # Keras 3 (tf 2.21) writes {} for a model that was never compiled
+    config["compile_config"] = cc if cc is not None else {}
     _check_weights(model)
     weights = _h5_bytes(lambda f: _fill_weights_store(f, model))
     meta = {"keras_version": KERAS_VERSION,
