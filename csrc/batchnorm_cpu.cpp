@@ -19,24 +19,20 @@ int64_t num_blocks(int64_t M) {
     return (M + kBatchNormRows - 1) / kBatchNormRows;
 }
 
-// Grow-only scratch of the calling thread (the kernels are called outside parallel regions):
-// after the first step at the largest batch, a training step allocates nothing here.
+// The calling thread's scratch (common.h's thread_scratch; the kernels are called outside
+// parallel regions): after the first step at the largest batch, a training step allocates
+// nothing here. Small, short-lived values use scratch<T>; what must outlive calls of the
+// helpers that use it has its own: the per-block sums, and the per-channel coefficients
+// (inv, shift; or k, a, b).
 template <class T>
 T* scratch(size_t n) {
-    static thread_local std::vector<T> buf;
-    if (buf.size() < n) buf.resize(n);
-    return buf.data();
+    return thread_scratch<struct BnShort, T>(n);
 }
-
-// Two more, for what must outlive calls of the helpers that use scratch: the per-block sums,
-// and the per-channel coefficients (inv, shift; or k, a, b).
-std::vector<double>& sums_scratch() {
-    static thread_local std::vector<double> buf;
-    return buf;
+double* sums_scratch(size_t n) {
+    return thread_scratch<struct BnSums, double>(n);
 }
-std::vector<float>& affine_scratch() {
-    static thread_local std::vector<float> buf;
-    return buf;
+float* coef_scratch(size_t n) {
+    return thread_scratch<struct BnCoefs, float>(n);
 }
 
 // The statistics' sums run over a block's rows for kChunk channels at a time, so the
@@ -196,15 +192,11 @@ void batchnorm_forward(float* out, float* mean, float* rstd, float* moving_mean,
                        const float* inp, const float* gamma, const float* beta, int64_t M, int C,
                        double eps, double momentum, bool training) {
     CNNFAST_CHECK(M > 0 && C > 0, "batchnorm_forward: sizes must be positive");
-    std::vector<float>& affine = affine_scratch();
-    affine.resize(std::max(affine.size(), 2 * (size_t)C));
-    float* inv = affine.data();
+    float* inv = coef_scratch(2 * (size_t)C);
     float* shift = inv + C;
     double* part = nullptr;
     if (training) {
-        std::vector<double>& sums = sums_scratch();
-        sums.resize(std::max(sums.size(), (size_t)num_blocks(M) * 2 * C));
-        part = sums.data();
+        part = sums_scratch((size_t)num_blocks(M) * 2 * C);
         batchnorm_block_moments(part, inp, 0, num_blocks(M), M, C);
     }
     batchnorm_statistics(mean, rstd, inv, shift, moving_mean, moving_var, part, inp, gamma, beta, M,
@@ -245,15 +237,11 @@ void batchnorm_backward(float* dinp, float* dgamma, float* dbeta, const float* d
     const bool need_sums = dgamma || dbeta || (dinp && training);
     double* part = nullptr;
     if (need_sums) {
-        std::vector<double>& sums = sums_scratch();
-        sums.resize(std::max(sums.size(), (size_t)nb * 2 * C));
-        part = sums.data();
+        part = sums_scratch((size_t)nb * 2 * C);
         block_grad_sums(part, dout, inp, mean, rstd, M, C);
     }
     // dinp = k * (dout - a - xhat * b) (training) or k * dout (inference), per channel.
-    std::vector<float>& co = affine_scratch();
-    co.resize(std::max(co.size(), 3 * (size_t)C));
-    float* k = co.data();
+    float* k = coef_scratch(3 * (size_t)C);
     float* a = k + C;
     float* b = a + C;
     batchnorm_grad_coefficients(k, a, b, dgamma, dbeta, part, rstd, gamma, M, C);

@@ -12,25 +12,13 @@ namespace cnnfast {
 
 namespace {
 
-// v where keep, else +0.0f, as a bit mask: pool2d_cpu.cpp's maxpool2d_backward writes exactly
-// this value into each cell of the pool's input gradient (tiled windows).
-inline float masked(float v, bool keep) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    bits &= -(uint32_t)keep;
-    std::memcpy(&v, &bits, sizeof bits);
-    return v;
+// The calling thread's scratch (common.h's thread_scratch; called outside parallel regions):
+// after the first step at the largest batch nothing is allocated here.
+double* sums_scratch(size_t n) {
+    return thread_scratch<struct BnPoolSums, double>(n);
 }
-
-// Grow-only scratch of the calling thread (called outside parallel regions), as in
-// batchnorm_cpu.cpp: after the first step at the largest batch nothing is allocated here.
-std::vector<double>& sums_scratch() {
-    static thread_local std::vector<double> buf;
-    return buf;
-}
-std::vector<float>& coef_scratch() {
-    static thread_local std::vector<float> buf;
-    return buf;
+float* coef_scratch(size_t n) {
+    return thread_scratch<struct BnPoolCoefs, float>(n);
 }
 
 // (The loops live in the CNNFAST_CLONES functions below, which inline the per-window and
@@ -320,14 +308,11 @@ void batchnorm_maxpool_forward(float* out, int32_t* argmax, float* xwin, float* 
     const int C = p.C;
     const int64_t M = (int64_t)p.N * p.H * p.W;
     if (training && !part) {
-        std::vector<double>& sums = sums_scratch();
-        sums.resize(std::max(sums.size(), (size_t)batchnorm_blocks(M) * 2 * C));
-        batchnorm_block_moments(sums.data(), inp, 0, batchnorm_blocks(M), M, C);
-        part = sums.data();
+        double* sums = sums_scratch((size_t)batchnorm_blocks(M) * 2 * C);
+        batchnorm_block_moments(sums, inp, 0, batchnorm_blocks(M), M, C);
+        part = sums;
     }
-    std::vector<float>& co = coef_scratch();
-    co.resize(std::max(co.size(), 2 * (size_t)C));
-    float* inv = co.data();
+    float* inv = coef_scratch(2 * (size_t)C);
     float* shift = inv + C;
     batchnorm_statistics(mean, rstd, inv, shift, moving_mean, moving_var, part, inp, gamma, beta, M,
                          C, eps, momentum, training);
@@ -345,14 +330,10 @@ void batchnorm_maxpool_backward(float* dinp, float* dgamma, float* dbeta, const 
     const bool need_sums = dgamma || dbeta || (dinp && training);
     double* part = nullptr;
     if (need_sums) {
-        std::vector<double>& sums = sums_scratch();
-        sums.resize(std::max(sums.size(), (size_t)batchnorm_blocks(M) * 2 * C));
-        part = sums.data();
+        part = sums_scratch((size_t)batchnorm_blocks(M) * 2 * C);
         grad_sums(part, dout, argmax, xwin, pooled, mean, rstd, p);
     }
-    std::vector<float>& co = coef_scratch();
-    co.resize(std::max(co.size(), 3 * (size_t)C));
-    float* k = co.data();
+    float* k = coef_scratch(3 * (size_t)C);
     float* a = k + C;
     float* b = a + C;
     batchnorm_grad_coefficients(k, a, b, dgamma, dbeta, part, rstd, gamma, M, C);

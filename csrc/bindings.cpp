@@ -349,6 +349,18 @@ void require_apart(const char* fn, const void* a, int64_t na, const char* an, co
         throw py::value_error(std::string(fn) + ": " + an + " must not overlap " + bn);
 }
 
+// The pool geometry over inp (N,H,W,C); ValueError unless its windows tile the input.
+Pool2DParams tiled_pool_params(const py::object& inp, std::pair<int, int> pool,
+                               std::pair<int, int> strides, const std::string& padding,
+                               const char* fn) {
+    const Pool2DParams p = pool_params_of<HostArrays>(inp, pool, strides, padding, fn, "inp");
+    if (!pool_windows_tile(p))
+        throw py::value_error(std::string(fn) +
+                              ": the pool's windows must tile its input (strides == pool_size, "
+                              "no leading padding)");
+    return p;
+}
+
 void bind_batchnorm_pool(py::module_& m) {
     using A = HostArrays;
     m.def(
@@ -358,11 +370,7 @@ void bind_batchnorm_pool(py::module_& m) {
            py::object beta, double eps, double momentum, bool training, bool relu,
            std::pair<int, int> pool, std::pair<int, int> strides, const std::string& padding) {
             const char* fn = "batchnorm_maxpool_forward";
-            const Pool2DParams p = pool_params_of<A>(inp, pool, strides, padding, fn, "inp");
-            if (!pool_windows_tile(p))
-                throw py::value_error(std::string(fn) +
-                                      ": the pool's windows must tile its input (strides == "
-                                      "pool_size, no leading padding)");
+            const Pool2DParams p = tiled_pool_params(inp, pool, strides, padding, fn);
             const std::vector<int64_t> os = {p.N, p.OH, p.OW, p.C};
             float* po = A::ptr<float>(out, fn, "out", true, os);
             int32_t* pa = A::opt_ptr<int32_t>(argmax, fn, "argmax", true, os);
@@ -399,11 +407,7 @@ void bind_batchnorm_pool(py::module_& m) {
            py::object gamma, bool training, bool relu_mask, std::pair<int, int> pool,
            std::pair<int, int> strides, const std::string& padding) {
             const char* fn = "batchnorm_maxpool_backward";
-            const Pool2DParams p = pool_params_of<A>(inp, pool, strides, padding, fn, "inp");
-            if (!pool_windows_tile(p))
-                throw py::value_error(std::string(fn) +
-                                      ": the pool's windows must tile its input (strides == "
-                                      "pool_size, no leading padding)");
+            const Pool2DParams p = tiled_pool_params(inp, pool, strides, padding, fn);
             const std::vector<int64_t> is = {p.N, p.H, p.W, p.C}, os = {p.N, p.OH, p.OW, p.C};
             float* pdi = A::opt_ptr<float>(dinp, fn, "dinp", true, is);
             float* pdg = A::opt_ptr<float>(dgamma, fn, "dgamma", true, {p.C});

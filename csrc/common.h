@@ -12,6 +12,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace cnnfast {
 
@@ -61,6 +62,28 @@ inline float select_bits(bool c, float a, float b) {
     float f;
     std::memcpy(&f, &r, 4);
     return f;
+}
+
+// v where keep, else +0.0f, as a bit mask (vectorises where a select would not). The max-pool
+// backward writes exactly this value into each cell of its input gradient, and the fused
+// BatchNorm + max-pool (batchnorm_pool_cpu.cpp) reads it back the same way.
+inline float masked(float v, bool keep) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    bits &= -(uint32_t)keep;
+    std::memcpy(&v, &bits, sizeof bits);
+    return v;
+}
+
+// The calling thread's grow-only scratch of at least n values, one buffer per Tag (a type the
+// caller declares, so that buffers in use at the same time are different ones): after the
+// first call at the largest size nothing is allocated. The pointer stays valid until the next
+// call with the same Tag and a larger n.
+template <class Tag, class T>
+T* thread_scratch(size_t n) {
+    static thread_local std::vector<T> buf;
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
 }
 
 enum class Padding : int { Valid = 0, Same = 1 };

@@ -60,15 +60,6 @@ void maxpool2d_forward(float* out, int32_t* argmax, const float* inp, const Pool
     }
 }
 
-// v where keep, else +0.0f, as a bit mask (vectorises where a select would not).
-static inline float masked(float v, bool keep) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    bits &= -(uint32_t)keep;
-    std::memcpy(&v, &bits, sizeof bits);
-    return v;
-}
-
 // Windows that tile the input (stride == pool, no leading padding) never overlap, so every input
 // cell gets at most one contribution and is written once, with no zero-fill pass and no
 // read-modify-write: the common 2x2/2 case. Other geometries scatter-add into a zeroed image.
@@ -231,9 +222,7 @@ void global_maxpool2d_backward(float* dinp, const float* dout, const float* inp,
         float* __restrict di = dinp + (size_t)n * HW * C;
         // First pass: the ties of each channel (counted in float, exact up to 2^24 cells), in
         // the calling thread's grow-only buffer (no allocation per call once it has grown).
-        static thread_local std::vector<float> gbuf;
-        if (gbuf.size() < (size_t)C) gbuf.resize(C);
-        float* __restrict g = gbuf.data();
+        float* __restrict g = thread_scratch<struct GlobalMaxTies, float>((size_t)C);
         std::fill(g, g + C, 0.0f);
         for (int k = 0; k < HW; ++k)
             for (int c = 0; c < C; ++c) g[c] += (float)(x[(size_t)k * C + c] == o[c]);
